@@ -1,0 +1,1 @@
+//! The embedded, file-backed cache store for running on one machine.

@@ -1,0 +1,1 @@
+//! In-process refresh queue for the local mode.

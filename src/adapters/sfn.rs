@@ -1,0 +1,1 @@
+//! Refresh requests as Step Functions executions.

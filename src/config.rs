@@ -1,0 +1,1 @@
+//! Typed configuration read once at start-up.

@@ -1,0 +1,146 @@
+use std::{fmt, time::Duration};
+
+use super::InvalidValue;
+
+/// One kind of cached upstream data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataType {
+    DrsSourceServers,
+    DrsQuotas,
+    DrsAccounts,
+    Ec2Subnets,
+    Ec2SecurityGroups,
+    Ec2InstanceProfiles,
+    Ec2InstanceTypes,
+}
+
+impl DataType {
+    pub const ALL: [DataType; 7] = [
+        Self::DrsSourceServers,
+        Self::DrsQuotas,
+        Self::DrsAccounts,
+        Self::Ec2Subnets,
+        Self::Ec2SecurityGroups,
+        Self::Ec2InstanceProfiles,
+        Self::Ec2InstanceTypes,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DrsSourceServers => "drs-source-servers",
+            Self::DrsQuotas => "drs-quotas",
+            Self::DrsAccounts => "drs-accounts",
+            Self::Ec2Subnets => "ec2-subnets",
+            Self::Ec2SecurityGroups => "ec2-security-groups",
+            Self::Ec2InstanceProfiles => "ec2-instance-profiles",
+            Self::Ec2InstanceTypes => "ec2-instance-types",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+            .ok_or(InvalidValue {
+                reason: "must be one of drs-source-servers, drs-quotas, drs-accounts, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types",
+            })
+    }
+
+    /// Data that is the same in every account is keyed by region only.
+    pub const fn is_account_independent(self) -> bool {
+        matches!(self, Self::Ec2InstanceTypes)
+    }
+
+    /// Freshness from the original design's TTL table.
+    pub const fn default_freshness(self) -> Duration {
+        match self {
+            Self::DrsSourceServers => Duration::from_secs(2 * 60),
+            Self::DrsQuotas => Duration::from_secs(5 * 60),
+            Self::DrsAccounts
+            | Self::Ec2Subnets
+            | Self::Ec2SecurityGroups
+            | Self::Ec2InstanceProfiles => Duration::from_secs(60 * 60),
+            Self::Ec2InstanceTypes => Duration::from_secs(24 * 60 * 60),
+        }
+    }
+
+    /// `DRS_SOURCE_SERVERS` for `drs-source-servers`: the stem of its env overrides.
+    pub fn env_stem(self) -> String {
+        self.as_str().replace('-', "_").to_ascii_uppercase()
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long data of one type is fresh, and how long after that it may still be
+/// served, marked stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub freshness: Duration,
+    pub stale_window: Duration,
+}
+
+impl TtlPolicy {
+    pub const DEFAULT_STALE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+}
+
+/// The policy of every data type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtlTable([TtlPolicy; 7]);
+
+impl Default for TtlTable {
+    fn default() -> Self {
+        Self(DataType::ALL.map(|t| TtlPolicy {
+            freshness: t.default_freshness(),
+            stale_window: TtlPolicy::DEFAULT_STALE_WINDOW,
+        }))
+    }
+}
+
+impl TtlTable {
+    pub fn policy(&self, data_type: DataType) -> TtlPolicy {
+        self.0[data_type as usize]
+    }
+
+    pub fn set(&mut self, data_type: DataType, policy: TtlPolicy) {
+        self.0[data_type as usize] = policy;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for t in DataType::ALL {
+            assert_eq!(DataType::parse(t.as_str()), Ok(t));
+        }
+        assert!(DataType::parse("drs-quota").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_original_ttl_table() {
+        let table = TtlTable::default();
+        let secs = |t| table.policy(t).freshness.as_secs();
+        assert_eq!(secs(DataType::DrsSourceServers), 120);
+        assert_eq!(secs(DataType::DrsQuotas), 300);
+        assert_eq!(secs(DataType::DrsAccounts), 3600);
+        assert_eq!(secs(DataType::Ec2Subnets), 3600);
+        assert_eq!(secs(DataType::Ec2SecurityGroups), 3600);
+        assert_eq!(secs(DataType::Ec2InstanceProfiles), 3600);
+        assert_eq!(secs(DataType::Ec2InstanceTypes), 86_400);
+        for t in DataType::ALL {
+            assert_eq!(table.policy(t).stale_window.as_secs(), 86_400);
+        }
+    }
+
+    #[test]
+    fn env_stem_is_screaming_snake() {
+        assert_eq!(DataType::Ec2InstanceTypes.env_stem(), "EC2_INSTANCE_TYPES");
+    }
+}

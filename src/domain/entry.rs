@@ -1,0 +1,322 @@
+use std::{fmt, str::FromStr};
+
+use bytes::Bytes;
+
+use super::{CacheKey, Freshness, Timestamp, TtlPolicy};
+
+/// Orders the writes of one key: taken when a fetch starts (microseconds since the
+/// Unix epoch), so a refresh that started later always carries the larger version,
+/// whichever finishes first. A store never lets a smaller version replace a larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version of a fetch starting now.
+    pub fn at_fetch_start() -> Self {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        Self(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+
+    pub const fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A content hash of a cached body: equal bodies have equal tags.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(Box<str>);
+
+impl ETag {
+    /// The tag of `body`: 128 bits of its BLAKE3 hash, in hex.
+    pub fn of(body: &[u8]) -> Self {
+        let hash = blake3::hash(body);
+        let hex = hash.to_hex();
+        Self(hex[..32].into())
+    }
+
+    /// A tag read back from a store.
+    pub fn from_stored(raw: &str) -> Self {
+        Self(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// A body fetched from upstream.
+    Ready,
+    /// DRS answered that it is not initialized in this account and region: a
+    /// state to report, not a failure.
+    DrsNotInitialized,
+    /// Refreshes were attempted but none has succeeded yet: only the attempt is
+    /// recorded.
+    NoData,
+}
+
+impl EntryState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "READY",
+            Self::DrsNotInitialized => "DRS_NOT_INITIALIZED",
+            Self::NoData => "NO_DATA",
+        }
+    }
+}
+
+impl FromStr for EntryState {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Ready, Self::DrsNotInitialized, Self::NoData]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(UnknownName)
+    }
+}
+
+/// A stored name that this version of the code does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown name")]
+pub struct UnknownName;
+
+/// The stable kinds a refresh failure is classified into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefreshErrorKind {
+    Throttled,
+    AccessDenied,
+    NotInitialized,
+    RegionNotEnabled,
+    Upstream,
+}
+
+impl RefreshErrorKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Throttled => "Throttled",
+            Self::AccessDenied => "AccessDenied",
+            Self::NotInitialized => "NotInitialized",
+            Self::RegionNotEnabled => "RegionNotEnabled",
+            Self::Upstream => "Upstream",
+        }
+    }
+}
+
+impl FromStr for RefreshErrorKind {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Self::Throttled,
+            Self::AccessDenied,
+            Self::NotInitialized,
+            Self::RegionNotEnabled,
+            Self::Upstream,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or(UnknownName)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFailure {
+    pub kind: RefreshErrorKind,
+    pub message: String,
+}
+
+/// The last time a refresh of a key was attempted, and how it failed if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshAttempt {
+    pub at: Timestamp,
+    pub failure: Option<RefreshFailure>,
+}
+
+/// Everything known about an entry except its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub key: CacheKey,
+    pub version: Version,
+    pub etag: ETag,
+    pub state: EntryState,
+    /// When this version was written.
+    pub created_at: Timestamp,
+    /// When the data was fetched from upstream.
+    pub fetched_at: Timestamp,
+    /// End of freshness.
+    pub expires_at: Timestamp,
+    /// End of the stale window: after this the entry is not served (and DynamoDB
+    /// may delete it).
+    pub stale_until: Timestamp,
+    /// Number of records in the body (servers, subnets, ...).
+    pub item_count: u64,
+    pub last_attempt: Option<RefreshAttempt>,
+}
+
+impl EntryMeta {
+    pub fn freshness(&self, now: Timestamp) -> Freshness {
+        Freshness::of(now, self.expires_at, self.stale_until)
+    }
+
+    /// Seconds since the data was fetched.
+    pub fn age(&self, now: Timestamp) -> u64 {
+        now.secs_since(self.fetched_at)
+    }
+}
+
+/// A cached body with its metadata. The body is the JSON document the reader
+/// serves for the unfiltered request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub meta: EntryMeta,
+    pub body: Bytes,
+}
+
+impl CacheEntry {
+    /// A freshly fetched body, fresh from `fetched_at` as `policy` says.
+    pub fn fetched(
+        key: CacheKey,
+        version: Version,
+        body: Bytes,
+        item_count: u64,
+        fetched_at: Timestamp,
+        policy: TtlPolicy,
+    ) -> Self {
+        Self::with_state(
+            key,
+            version,
+            EntryState::Ready,
+            body,
+            item_count,
+            fetched_at,
+            policy,
+        )
+    }
+
+    /// A target where DRS is not initialized: no body, but a state the reader
+    /// reports, with the same freshness as data would have.
+    pub fn drs_not_initialized(
+        key: CacheKey,
+        version: Version,
+        fetched_at: Timestamp,
+        policy: TtlPolicy,
+    ) -> Self {
+        let state = EntryState::DrsNotInitialized;
+        Self::with_state(key, version, state, Bytes::new(), 0, fetched_at, policy)
+    }
+
+    fn with_state(
+        key: CacheKey,
+        version: Version,
+        state: EntryState,
+        body: Bytes,
+        item_count: u64,
+        fetched_at: Timestamp,
+        policy: TtlPolicy,
+    ) -> Self {
+        let expires_at = fetched_at.plus(policy.freshness);
+        Self {
+            meta: EntryMeta {
+                key,
+                version,
+                etag: ETag::of(&body),
+                state,
+                created_at: fetched_at,
+                fetched_at,
+                expires_at,
+                stale_until: expires_at.plus(policy.stale_window),
+                item_count,
+                last_attempt: Some(RefreshAttempt {
+                    at: fetched_at,
+                    failure: None,
+                }),
+            },
+            body,
+        }
+    }
+}
+
+/// A refresh that fetched exactly the stored body again: only its freshness moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub version: Version,
+    pub etag: ETag,
+    pub fetched_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub stale_until: Timestamp,
+}
+
+impl Extension {
+    pub fn new(version: Version, etag: ETag, fetched_at: Timestamp, policy: TtlPolicy) -> Self {
+        let expires_at = fetched_at.plus(policy.freshness);
+        Self {
+            version,
+            etag,
+            fetched_at,
+            expires_at,
+            stale_until: expires_at.plus(policy.stale_window),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn etag_depends_only_on_content() {
+        assert_eq!(ETag::of(b"{\"a\":1}"), ETag::of(b"{\"a\":1}"));
+        assert_ne!(ETag::of(b"{\"a\":1}"), ETag::of(b"{\"a\":2}"));
+        assert_eq!(ETag::of(b"x").as_str().len(), 32);
+    }
+
+    #[test]
+    fn a_fetched_entry_is_fresh_for_its_policy_then_stale_for_its_window() {
+        let policy = TtlPolicy {
+            freshness: Duration::from_secs(120),
+            stale_window: Duration::from_secs(3600),
+        };
+        let key = CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap();
+        let at = Timestamp::from_unix_secs(1_000);
+        let e = CacheEntry::fetched(
+            key,
+            Version::from_raw(1),
+            Bytes::from_static(b"{}"),
+            0,
+            at,
+            policy,
+        );
+        assert_eq!(e.meta.expires_at.unix_secs(), 1_120);
+        assert_eq!(e.meta.stale_until.unix_secs(), 4_720);
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for s in [
+            EntryState::Ready,
+            EntryState::DrsNotInitialized,
+            EntryState::NoData,
+        ] {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        assert_eq!("Throttled".parse(), Ok(RefreshErrorKind::Throttled));
+        assert!("Other".parse::<RefreshErrorKind>().is_err());
+    }
+}

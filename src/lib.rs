@@ -1,0 +1,8 @@
+//! drs-cache: AWS DRS and EC2 metadata served from a cache that is kept fresh in
+//! the background.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod ports;
+pub mod read;

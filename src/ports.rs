@@ -1,0 +1,124 @@
+//! The capabilities the use cases need, in domain types. Adapters implement them;
+//! no AWS type appears here.
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    CacheEntry, CacheKey, DataType, EntryMeta, Extension, RefreshAttempt, Version,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where cache entries live. Every write is conditional on the version, so an
+/// older refresh never replaces a newer one, and nothing but `put` changes a body.
+#[async_trait]
+pub trait CacheStore: Send + Sync {
+    /// The entry under `key`, body included. A body stored in several chunks is
+    /// returned whole and from one version, never mixed.
+    async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError>;
+
+    /// Stores `entry` unless the stored version is the same or newer.
+    async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError>;
+
+    /// Moves the freshness of an unchanged body forward without rewriting it:
+    /// only when an entry with this `etag` and an older version is stored.
+    async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError>;
+
+    /// Records a refresh attempt (and its failure) on the entry, creating a
+    /// body-less `NoData` entry if there is none. Never changes a body, version or
+    /// freshness, and never replaces a later attempt with an earlier one.
+    async fn record_attempt(
+        &self,
+        key: &CacheKey,
+        attempt: &RefreshAttempt,
+    ) -> Result<(), StoreError>;
+
+    /// The metadata of every entry of `data_type`, a page at a time, oldest
+    /// `created_at` first. Pass the returned cursor to get the next page.
+    async fn list(
+        &self,
+        data_type: DataType,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<MetaPage, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// The store holds this version or a newer one, which was kept.
+    Superseded {
+        stored: Version,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendOutcome {
+    Extended,
+    /// The store holds this version or a newer one, which was kept.
+    Superseded {
+        stored: Version,
+    },
+    /// No entry, or one with another body: the caller must `put` the body.
+    Changed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaPage {
+    pub entries: Vec<EntryMeta>,
+    /// Cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or refused the request; retrying may work.
+    #[error("cache store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// What is stored cannot be read back; it is left as it is.
+    #[error("cache entry {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// A list cursor that this store did not hand out.
+    #[error("invalid list cursor")]
+    InvalidCursor,
+}
+
+/// Why a refresh is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefreshReason {
+    Schedule,
+    Event,
+    Manual,
+    /// A reader found the target missing or stale.
+    Miss,
+}
+
+impl RefreshReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Event => "event",
+            Self::Manual => "manual",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// Asks the refresh side to refresh a target soon. Requests for the same target
+/// close together may be collapsed into one refresh.
+#[async_trait]
+pub trait RefreshTrigger: Send + Sync {
+    async fn request_refresh(
+        &self,
+        key: &CacheKey,
+        reason: RefreshReason,
+    ) -> Result<(), TriggerError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("refresh request for {key} failed")]
+pub struct TriggerError {
+    pub key: String,
+    #[source]
+    pub source: BoxError,
+}

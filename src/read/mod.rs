@@ -1,0 +1,1 @@
+//! The read side: serve cached data, never call upstream.
