@@ -2,7 +2,10 @@
 //! the background.
 
 pub mod adapters;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod read;
+pub mod telemetry;

@@ -1,1 +1,145 @@
-//! In-process refresh queue for the local mode.
+//! In-process refresh queue for the local mode: requests wait here until the
+//! local refresher takes them. A target already waiting is not queued twice.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::{
+    domain::CacheKey,
+    ports::{RefreshReason, RefreshTrigger, TriggerError},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRequest {
+    pub key: CacheKey,
+    pub reason: RefreshReason,
+}
+
+type Pending = Arc<Mutex<HashSet<CacheKey>>>;
+
+/// The sending side, handed to the reader as its `RefreshTrigger`.
+#[derive(Clone)]
+pub struct LocalRefreshQueue {
+    tx: mpsc::Sender<RefreshRequest>,
+    pending: Pending,
+}
+
+/// The receiving side, for the local refresher.
+pub struct LocalRefreshReceiver {
+    rx: mpsc::Receiver<RefreshRequest>,
+    pending: Pending,
+}
+
+/// The queue refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the local refresh queue is full")]
+    Full,
+    #[error("the local refresher has stopped")]
+    Closed,
+}
+
+impl LocalRefreshQueue {
+    /// A queue holding at most `capacity` waiting targets.
+    pub fn new(capacity: usize) -> (Self, LocalRefreshReceiver) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let pending = Pending::default();
+        (
+            Self {
+                tx,
+                pending: pending.clone(),
+            },
+            LocalRefreshReceiver { rx, pending },
+        )
+    }
+}
+
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashSet<CacheKey>> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[async_trait]
+impl RefreshTrigger for LocalRefreshQueue {
+    async fn request_refresh(
+        &self,
+        key: &CacheKey,
+        reason: RefreshReason,
+    ) -> Result<(), TriggerError> {
+        if !lock(&self.pending).insert(key.clone()) {
+            return Ok(());
+        }
+        let request = RefreshRequest {
+            key: key.clone(),
+            reason,
+        };
+        self.tx.try_send(request).map_err(|e| {
+            lock(&self.pending).remove(key);
+            let error = match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+            };
+            TriggerError {
+                key: key.to_string(),
+                source: Box::new(error),
+            }
+        })
+    }
+}
+
+impl LocalRefreshReceiver {
+    /// The next request; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<RefreshRequest> {
+        let request = self.rx.recv().await?;
+        lock(&self.pending).remove(&request.key);
+        Some(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_target_is_queued_once_and_again_after_it_is_taken() {
+        let (queue, mut rx) = LocalRefreshQueue::new(8);
+        let key = CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap();
+        for _ in 0..5 {
+            queue
+                .request_refresh(&key, RefreshReason::Miss)
+                .await
+                .unwrap();
+        }
+        assert_eq!(rx.recv().await.unwrap().key, key);
+        assert!(
+            rx.rx.try_recv().is_err(),
+            "burst collapsed into one request"
+        );
+        queue
+            .request_refresh(&key, RefreshReason::Miss)
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap().reason, RefreshReason::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_an_error_not_a_wait() {
+        let (queue, _rx) = LocalRefreshQueue::new(1);
+        let a = CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap();
+        let b = CacheKey::parse("drs-quotas#us-east-2#123456789012").unwrap();
+        queue
+            .request_refresh(&a, RefreshReason::Miss)
+            .await
+            .unwrap();
+        assert!(
+            queue
+                .request_refresh(&b, RefreshReason::Miss)
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,1 +1,162 @@
-//! Refresh requests as Step Functions executions.
+//! Refresh requests as Step Functions executions of the refresh workflow.
+//!
+//! Executions are named from the target and a time window, so a burst of
+//! requests for one target within the window starts one execution: Step
+//! Functions refuses a second execution with the same name.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sfn::{Client, error::SdkError, operation::start_execution::StartExecutionError};
+use serde_json::json;
+
+use crate::{
+    domain::{CacheKey, Timestamp},
+    ports::{RefreshReason, RefreshTrigger, TriggerError},
+};
+
+/// Step Functions limits execution names to 80 characters.
+const MAX_NAME: usize = 80;
+
+pub struct StepFunctionsTrigger {
+    client: Client,
+    state_machine_arn: String,
+    window: Duration,
+}
+
+impl StepFunctionsTrigger {
+    /// Requests for one target within `window` share one execution.
+    pub fn new(client: Client, state_machine_arn: impl Into<String>, window: Duration) -> Self {
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+            window,
+        }
+    }
+}
+
+/// `{reason}-{dataType}-{region}-{account}-{window number}`: the same for every
+/// request for one target within one window, and a valid execution name.
+pub fn execution_name(
+    key: &CacheKey,
+    reason: RefreshReason,
+    now: Timestamp,
+    window: Duration,
+) -> String {
+    let window_secs = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
+    let slot = now.unix_secs().div_euclid(window_secs);
+    let name = format!(
+        "{}-{}-{}-{}-{slot}",
+        reason.as_str(),
+        key.data_type(),
+        key.region(),
+        key.scope()
+    );
+    if name.len() <= MAX_NAME {
+        name
+    } else {
+        let hash = blake3::hash(name.as_bytes()).to_hex();
+        format!("{}-{}-{}", reason.as_str(), &hash[..32], slot)
+    }
+}
+
+/// The workflow input for a refresh of `key`.
+pub fn execution_input(key: &CacheKey, reason: RefreshReason) -> String {
+    json!({
+        "reason": reason.as_str(),
+        "targets": [{
+            "dataType": key.data_type().as_str(),
+            "region": key.region().as_str(),
+            "accountId": key.scope().as_str(),
+        }],
+    })
+    .to_string()
+}
+
+#[async_trait]
+impl RefreshTrigger for StepFunctionsTrigger {
+    #[tracing::instrument(skip_all, fields(cache_key = %key))]
+    async fn request_refresh(
+        &self,
+        key: &CacheKey,
+        reason: RefreshReason,
+    ) -> Result<(), TriggerError> {
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(execution_name(key, reason, Timestamp::now(), self.window))
+            .input(execution_input(key, reason))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another request for this target already started this window's run.
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(TriggerError {
+                key: key.to_string(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(raw: &str) -> CacheKey {
+        CacheKey::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn requests_within_one_window_share_a_name() {
+        let k = key("drs-source-servers#us-east-1#123456789012");
+        let w = Duration::from_secs(60);
+        let at = |s| Timestamp::from_unix_secs(s);
+        let a = execution_name(&k, RefreshReason::Miss, at(1_700_000_040), w);
+        assert_eq!(a, "miss-drs-source-servers-us-east-1-123456789012-28333334");
+        assert_eq!(
+            a,
+            execution_name(&k, RefreshReason::Miss, at(1_700_000_099), w)
+        );
+        assert_ne!(
+            a,
+            execution_name(&k, RefreshReason::Miss, at(1_700_000_100), w)
+        );
+        let other = key("drs-quotas#us-east-1#123456789012");
+        assert_ne!(
+            a,
+            execution_name(&other, RefreshReason::Miss, at(1_700_000_040), w)
+        );
+    }
+
+    #[test]
+    fn names_are_valid_for_every_key() {
+        let k = key("ec2-instance-profiles#us-isob-southeast-12#123456789012");
+        let name = execution_name(
+            &k,
+            RefreshReason::Manual,
+            Timestamp::from_unix_secs(i64::MAX),
+            Duration::ZERO,
+        );
+        assert!(name.len() <= MAX_NAME, "{name}");
+        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn input_names_the_target() {
+        let input: serde_json::Value = serde_json::from_str(&execution_input(
+            &key("ec2-instance-types#eu-west-1#global"),
+            RefreshReason::Miss,
+        ))
+        .unwrap();
+        assert_eq!(input["reason"], "miss");
+        assert_eq!(input["targets"][0]["accountId"], "global");
+        assert_eq!(input["targets"][0]["dataType"], "ec2-instance-types");
+    }
+}

@@ -18,7 +18,7 @@ pub use entry::{
 pub use freshness::Freshness;
 pub use key::{CacheKey, KeyError};
 pub use region::Region;
-pub use time::Timestamp;
+pub use time::{Clock, SystemClock, Timestamp};
 
 /// Why a value given to a domain constructor was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -64,13 +64,13 @@ pub struct EncodedPayload {
 
 /// Encodes `body` for storage, compressing all but small bodies.
 pub fn encode(body: &[u8]) -> EncodedPayload {
-    if body.len() > COMPRESS_ABOVE {
-        if let Ok(bytes) = zstd::bulk::compress(body, ZSTD_LEVEL) {
-            return EncodedPayload {
-                encoding: Encoding::ZstdJson,
-                bytes,
-            };
-        }
+    if body.len() > COMPRESS_ABOVE
+        && let Ok(bytes) = zstd::bulk::compress(body, ZSTD_LEVEL)
+    {
+        return EncodedPayload {
+            encoding: Encoding::ZstdJson,
+            bytes,
+        };
     }
     EncodedPayload {
         encoding: Encoding::Json,

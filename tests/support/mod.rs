@@ -1,4 +1,7 @@
 //! Helpers shared by the black-box tests. Each test binary uses a part of them.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod store_contract;
+pub mod proxy;
+pub mod reader;

@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use drs_cache::{
     domain::{
-        AccountId, CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, Region,
-        RefreshAttempt, RefreshErrorKind, RefreshFailure, Timestamp, TtlPolicy, Version,
+        AccountId, CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt,
+        RefreshErrorKind, RefreshFailure, Region, Timestamp, TtlPolicy, Version,
     },
     ports::{CacheStore, ExtendOutcome, PutOutcome, StoreError},
 };
@@ -86,7 +86,9 @@ pub fn incompressible_body(bytes: usize, tag: u64) -> Bytes {
     let mut raw = vec![0u8; bytes / 2];
     rand::rng().fill_bytes(&mut raw);
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Bytes::from(format!("{{\"tag\":{tag},\"noise\":\"{hex}\",\"end\":{tag}}}"))
+    Bytes::from(format!(
+        "{{\"tag\":{tag},\"noise\":\"{hex}\",\"end\":{tag}}}"
+    ))
 }
 
 pub async fn missing_key_reads_as_none(store: &dyn CacheStore) {
@@ -94,7 +96,12 @@ pub async fn missing_key_reads_as_none(store: &dyn CacheStore) {
 }
 
 pub async fn put_then_get_round_trips_meta_and_body(store: &dyn CacheStore) {
-    let e = entry(quotas_key(), 7, &b"{\"replicatingServers\":3}"[..], 1_700_000_000);
+    let e = entry(
+        quotas_key(),
+        7,
+        &b"{\"replicatingServers\":3}"[..],
+        1_700_000_000,
+    );
     assert_eq!(store.put(&e).await.unwrap(), PutOutcome::Written);
     assert_eq!(store.get(&quotas_key()).await.unwrap(), Some(e));
 }
@@ -158,9 +165,18 @@ pub async fn body_moves_between_chunked_and_single_item(store: &dyn CacheStore) 
     ];
     for (i, body) in bodies.into_iter().enumerate() {
         let version = i as u64 + 1;
-        let e = entry(k.clone(), version, body.clone(), 1_700_000_000 + version as i64);
+        let e = entry(
+            k.clone(),
+            version,
+            body.clone(),
+            1_700_000_000 + version as i64,
+        );
         assert_eq!(store.put(&e).await.unwrap(), PutOutcome::Written);
-        assert_eq!(store.get(&k).await.unwrap().unwrap(), e, "version {version}");
+        assert_eq!(
+            store.get(&k).await.unwrap().unwrap(),
+            e,
+            "version {version}"
+        );
     }
 }
 
@@ -169,7 +185,14 @@ pub async fn body_moves_between_chunked_and_single_item(store: &dyn CacheStore) 
 pub async fn concurrent_readers_never_see_mixed_versions(store: &dyn CacheStore) {
     let k = key(DataType::DrsSourceServers, "ap-southeast-2", "111122223333");
     let versions: Vec<CacheEntry> = (1..=6)
-        .map(|v| entry(k.clone(), v, incompressible_body(1_200_000, v), 1_700_000_000))
+        .map(|v| {
+            entry(
+                k.clone(),
+                v,
+                incompressible_body(1_200_000, v),
+                1_700_000_000,
+            )
+        })
         .collect();
     store.put(&versions[0]).await.unwrap();
 
@@ -178,7 +201,11 @@ pub async fn concurrent_readers_never_see_mixed_versions(store: &dyn CacheStore)
         for _ in 0..40 {
             let got = store.get(&k).await.unwrap().expect("entry present");
             let v = got.meta.version.get();
-            assert_eq!(got.meta.etag, ETag::of(&got.body), "body of another version");
+            assert_eq!(
+                got.meta.etag,
+                ETag::of(&got.body),
+                "body of another version"
+            );
             assert_eq!(got, versions[v as usize - 1], "mixed read at version {v}");
             seen += 1;
         }
@@ -200,8 +227,16 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
     store.put(&original).await.unwrap();
 
     let later = Timestamp::from_unix_secs(1_700_000_600);
-    let ext = Extension::new(Version::from_raw(11), original.meta.etag.clone(), later, policy());
-    assert_eq!(store.extend(&k, &ext).await.unwrap(), ExtendOutcome::Extended);
+    let ext = Extension::new(
+        Version::from_raw(11),
+        original.meta.etag.clone(),
+        later,
+        policy(),
+    );
+    assert_eq!(
+        store.extend(&k, &ext).await.unwrap(),
+        ExtendOutcome::Extended
+    );
     let got = store.get(&k).await.unwrap().unwrap();
     assert_eq!(got.body, original.body);
     assert_eq!(got.meta.version, Version::from_raw(11));
@@ -210,7 +245,12 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
     assert_eq!(got.meta.stale_until, ext.stale_until);
     assert_eq!(got.meta.created_at, original.meta.created_at);
 
-    let older = Extension::new(Version::from_raw(9), original.meta.etag.clone(), later, policy());
+    let older = Extension::new(
+        Version::from_raw(9),
+        original.meta.etag.clone(),
+        later,
+        policy(),
+    );
     assert_eq!(
         store.extend(&k, &older).await.unwrap(),
         ExtendOutcome::Superseded {
@@ -218,11 +258,20 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
         }
     );
     let other = Extension::new(Version::from_raw(12), ETag::of(b"other"), later, policy());
-    assert_eq!(store.extend(&k, &other).await.unwrap(), ExtendOutcome::Changed);
+    assert_eq!(
+        store.extend(&k, &other).await.unwrap(),
+        ExtendOutcome::Changed
+    );
     let missing = key(DataType::DrsQuotas, "us-east-2", "111122223333");
-    assert_eq!(store.extend(&missing, &other).await.unwrap(), ExtendOutcome::Changed);
+    assert_eq!(
+        store.extend(&missing, &other).await.unwrap(),
+        ExtendOutcome::Changed
+    );
     assert_eq!(store.get(&missing).await.unwrap(), None);
-    assert_eq!(store.get(&k).await.unwrap().unwrap().meta.version, Version::from_raw(11));
+    assert_eq!(
+        store.get(&k).await.unwrap().unwrap().meta.version,
+        Version::from_raw(11)
+    );
 }
 
 fn failure(at: i64, kind: RefreshErrorKind) -> RefreshAttempt {
@@ -237,7 +286,12 @@ fn failure(at: i64, kind: RefreshErrorKind) -> RefreshAttempt {
 
 pub async fn record_attempt_keeps_body_version_and_freshness(store: &dyn CacheStore) {
     let k = quotas_key();
-    let original = entry(k.clone(), 10, incompressible_body(800_000, 10), 1_700_000_000);
+    let original = entry(
+        k.clone(),
+        10,
+        incompressible_body(800_000, 10),
+        1_700_000_000,
+    );
     store.put(&original).await.unwrap();
 
     let denied = failure(1_700_000_900, RefreshErrorKind::AccessDenied);
@@ -250,7 +304,10 @@ pub async fn record_attempt_keeps_body_version_and_freshness(store: &dyn CacheSt
 
     let earlier = failure(1_700_000_500, RefreshErrorKind::Throttled);
     store.record_attempt(&k, &earlier).await.unwrap();
-    assert_eq!(store.get(&k).await.unwrap().unwrap().meta.last_attempt, Some(denied));
+    assert_eq!(
+        store.get(&k).await.unwrap().unwrap().meta.last_attempt,
+        Some(denied)
+    );
 }
 
 pub async fn record_attempt_on_missing_key_creates_no_data_entry(store: &dyn CacheStore) {
@@ -262,7 +319,12 @@ pub async fn record_attempt_on_missing_key_creates_no_data_entry(store: &dyn Cac
     assert_eq!(got.meta.last_attempt, Some(denied));
     assert!(got.body.is_empty());
 
-    let first = entry(k.clone(), 1, &b"{\"accounts\":[],\"count\":0}"[..], 1_700_000_100);
+    let first = entry(
+        k.clone(),
+        1,
+        &b"{\"accounts\":[],\"count\":0}"[..],
+        1_700_000_100,
+    );
     assert_eq!(store.put(&first).await.unwrap(), PutOutcome::Written);
     assert_eq!(store.get(&k).await.unwrap(), Some(first));
 }
@@ -274,13 +336,23 @@ pub async fn list_pages_through_every_entry_of_one_type(store: &dyn CacheStore) 
     for (i, region) in regions.iter().enumerate() {
         for (j, account) in accounts.iter().enumerate().take(if i == 2 { 1 } else { 3 }) {
             let created = 1_700_000_000 + (i * 10 + j) as i64;
-            let e = entry(key(DataType::Ec2Subnets, region, account), 1, &b"{}"[..], created);
+            let e = entry(
+                key(DataType::Ec2Subnets, region, account),
+                1,
+                &b"{}"[..],
+                created,
+            );
             store.put(&e).await.unwrap();
             expected.push(e.meta);
         }
     }
     for region in regions {
-        let other = entry(key(DataType::Ec2SecurityGroups, region, accounts[0]), 1, &b"{}"[..], 1);
+        let other = entry(
+            key(DataType::Ec2SecurityGroups, region, accounts[0]),
+            1,
+            &b"{}"[..],
+            1,
+        );
         store.put(&other).await.unwrap();
     }
 

@@ -1,0 +1,131 @@
+//! Batch requests that DynamoDB may answer only in part: the unprocessed part is
+//! sent again after a growing, jittered pause, a bounded number of times.
+
+use std::{future::Future, time::Duration};
+
+use crate::ports::StoreError;
+
+/// How often and after which pauses the unprocessed part is sent again.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Backoff {
+    /// Sends after the first before giving up.
+    pub retries: u32,
+    pub first_pause: Duration,
+    pub max_pause: Duration,
+}
+
+impl Backoff {
+    /// About ten seconds of retrying in all.
+    pub const DEFAULT: Self = Self {
+        retries: 8,
+        first_pause: Duration::from_millis(50),
+        max_pause: Duration::from_secs(2),
+    };
+
+    /// Exponential backoff with "equal jitter": half fixed, half random.
+    fn pause(&self, retry: u32) -> Duration {
+        let full = self
+            .first_pause
+            .saturating_mul(1 << retry.min(16))
+            .min(self.max_pause);
+        let half = full / 2;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let half_nanos = u32::try_from(half.as_nanos()).unwrap_or(u32::MAX).max(1);
+        half + Duration::from_nanos(u64::from(nanos % half_nanos))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DynamoDB left {left} batch requests unprocessed after {retries} retries")]
+pub(super) struct Unprocessed {
+    left: usize,
+    retries: u32,
+}
+
+/// Sends `pending` with `send`, which answers what it processed and what it left,
+/// until nothing is left. Returns everything processed.
+pub(super) async fn until_processed<T, O, F, Fut>(
+    backoff: Backoff,
+    mut pending: Vec<T>,
+    mut send: F,
+) -> Result<Vec<O>, StoreError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(Vec<O>, Vec<T>), StoreError>>,
+{
+    let mut done = Vec::new();
+    let mut retries = 0;
+    while !pending.is_empty() {
+        if retries > 0 {
+            tokio::time::sleep(backoff.pause(retries)).await;
+        }
+        let (processed, left) = send(pending).await?;
+        done.extend(processed);
+        pending = left;
+        if !pending.is_empty() {
+            retries += 1;
+            if retries > backoff.retries {
+                return Err(StoreError::Unavailable(Box::new(Unprocessed {
+                    left: pending.len(),
+                    retries: backoff.retries,
+                })));
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn unprocessed_requests_are_sent_again_until_done() {
+        let sent = Mutex::new(Vec::new());
+        let got = until_processed(Backoff::DEFAULT, vec![1, 2, 3, 4], |batch: Vec<u32>| {
+            sent.lock().unwrap().push(batch.clone());
+            async move {
+                // Process the first request of each batch only.
+                let (first, rest) = batch.split_at(1);
+                Ok((first.to_vec(), rest.to_vec()))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, [1, 2, 3, 4]);
+        assert_eq!(
+            *sent.lock().unwrap(),
+            [vec![1, 2, 3, 4], vec![2, 3, 4], vec![3, 4], vec![4]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_never_completes_is_an_error() {
+        let backoff = Backoff {
+            retries: 3,
+            first_pause: Duration::from_millis(1),
+            max_pause: Duration::from_millis(2),
+        };
+        let sends = Mutex::new(0);
+        let got = until_processed(backoff, vec![1u32], |batch| {
+            *sends.lock().unwrap() += 1;
+            async move { Ok((Vec::<u32>::new(), batch)) }
+        })
+        .await;
+        assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+        assert_eq!(*sends.lock().unwrap(), 4);
+    }
+
+    #[test]
+    fn pauses_grow_and_stay_capped() {
+        let b = Backoff::DEFAULT;
+        assert!(b.pause(1) <= b.first_pause * 2);
+        assert!(b.pause(1) >= b.first_pause);
+        assert!(b.pause(30) <= b.max_pause);
+        assert!(b.pause(30) >= b.max_pause / 2);
+    }
+}

@@ -1,1 +1,0 @@
-//! The embedded, file-backed cache store for running on one machine.

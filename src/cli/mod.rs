@@ -1,0 +1,78 @@
+//! The `drs-cache` command line: run the reader locally, prepare a table.
+
+mod serve;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{adapters::dynamodb, app, config::Env};
+
+#[derive(Debug, Parser)]
+#[command(name = "drs-cache", version, about = "Cached AWS DRS and EC2 metadata")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the reader API over HTTP.
+    Serve {
+        /// Where cached entries live.
+        #[arg(long, value_enum, default_value_t = StoreKind::Embedded)]
+        store: StoreKind,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Embedded store file [env: EMBEDDED_STORE_PATH, default: drs-cache.redb].
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// DynamoDB table [env: CACHE_TABLE_NAME, default: drs-cache].
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Create the cache table with its documented schema on the DynamoDB endpoint
+    /// the environment names (AWS_ENDPOINT_URL for moto or DynamoDB Local).
+    CreateTable {
+        /// Table name [env: CACHE_TABLE_NAME, default: drs-cache].
+        #[arg(long)]
+        table: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Dynamodb,
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let env = Env::process();
+    match cli.command {
+        Command::Serve {
+            store,
+            listen,
+            path,
+            table,
+        } => {
+            let choice = match store {
+                StoreKind::Embedded => {
+                    app::StoreChoice::Embedded(path.unwrap_or_else(|| env.embedded_path()))
+                }
+                StoreKind::Dynamodb => app::StoreChoice::DynamoDb {
+                    table: table.unwrap_or_else(|| env.table_name()),
+                },
+            };
+            serve::run(&env, &choice, listen).await
+        }
+        Command::CreateTable { table } => {
+            let table = table.unwrap_or_else(|| env.table_name());
+            let client = aws_sdk_dynamodb::Client::new(&app::aws_config().await);
+            dynamodb::create_table(&client, &table).await?;
+            tracing::info!(%table, "cache table ready");
+            Ok(())
+        }
+    }
+}

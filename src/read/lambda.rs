@@ -1,0 +1,185 @@
+//! The reader as a Lambda function: API Gateway REST (v1) and HTTP API (v2)
+//! proxy events, and direct invocations `{"operation", "queryParams"}`.
+
+use std::collections::BTreeMap;
+
+use http::{Method, StatusCode, header};
+use lambda_http::{
+    Body,
+    aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse},
+    request::{LambdaRequest, RequestOrigin},
+};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, value::RawValue};
+
+use super::{ApiRequest, ApiResponse, Router};
+
+/// What the reader function returns, shaped for its caller.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReaderResponse {
+    RestApi(ApiGatewayProxyResponse),
+    HttpApi(ApiGatewayV2httpResponse),
+    Direct(DirectResponse),
+}
+
+/// A direct invocation's answer: the body and how it was served.
+#[derive(Debug, Serialize)]
+pub struct DirectResponse {
+    pub data: Box<RawValue>,
+    pub cache: CacheInfo,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheInfo {
+    pub tier: String,
+    pub status: String,
+    pub age_seconds: u64,
+    pub etag: String,
+}
+
+/// A failed invocation, typed for the caller (`errorType` is a stable code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct InvocationError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        Diagnostic {
+            error_type: e.code,
+            error_message: e.message,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DirectInvocation {
+    operation: String,
+    #[serde(default)]
+    query_params: BTreeMap<String, Value>,
+}
+
+/// Handles one invocation of the reader function.
+pub async fn handle(
+    router: &Router,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<ReaderResponse, InvocationError> {
+    let raw = event.payload.get();
+    if let Ok(probe) = serde_json::from_str::<Value>(raw)
+        && probe.get("operation").is_some()
+    {
+        return direct(router, raw).await.map(ReaderResponse::Direct);
+    }
+    let request: LambdaRequest = serde_json::from_str(raw).map_err(|e| InvocationError {
+        code: "InvalidInput".into(),
+        message: format!(
+            "expected an API Gateway proxy event or {{\"operation\", \"queryParams\"}}: {e}"
+        ),
+    })?;
+    let origin = request.request_origin();
+    let http_request: http::Request<Body> = request.into();
+    let response = router.handle(&ApiRequest::from_http(&http_request)).await;
+    Ok(gateway_response(&origin, response))
+}
+
+async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, InvocationError> {
+    let invalid = |message: String| InvocationError {
+        code: "INVALID_PARAMETER".into(),
+        message,
+    };
+    let call: DirectInvocation =
+        serde_json::from_str(raw).map_err(|e| invalid(format!("invocation: {e}")))?;
+    let path = if call.operation.starts_with('/') {
+        call.operation.clone()
+    } else {
+        format!("/{}", call.operation.replacen('-', "/", 1))
+    };
+    let mut query = Vec::with_capacity(call.query_params.len());
+    for (name, value) in call.query_params {
+        match value {
+            Value::String(s) => query.push((name, s)),
+            Value::Null => {}
+            _ => return Err(invalid(format!("queryParams.{name} must be a string"))),
+        }
+    }
+    let request = ApiRequest {
+        method: Method::GET,
+        path,
+        query,
+        if_none_match: None,
+    };
+    let response = router.handle(&request).await;
+    if response.status() != StatusCode::OK {
+        return Err(error_of(&response));
+    }
+    let text = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let cache = CacheInfo {
+        tier: text("x-cache"),
+        status: text("x-cache-status"),
+        age_seconds: text(header::AGE.as_str()).parse().unwrap_or(0),
+        etag: text(header::ETAG.as_str()).trim_matches('"').to_owned(),
+    };
+    let body = String::from_utf8(response.into_body().to_vec()).map_err(|_| InvocationError {
+        code: "CACHE_UNAVAILABLE".into(),
+        message: "cached body is not UTF-8".into(),
+    })?;
+    let data = RawValue::from_string(body).map_err(|_| InvocationError {
+        code: "CACHE_UNAVAILABLE".into(),
+        message: "cached body is not JSON".into(),
+    })?;
+    Ok(DirectResponse { data, cache })
+}
+
+/// The error code and message of an error response.
+fn error_of(response: &ApiResponse) -> InvocationError {
+    let doc: Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    InvocationError {
+        code: doc["error"]
+            .as_str()
+            .unwrap_or("CACHE_UNAVAILABLE")
+            .to_owned(),
+        message: doc["message"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+fn gateway_response(origin: &RequestOrigin, response: ApiResponse) -> ReaderResponse {
+    let (parts, bytes) = response.into_parts();
+    let body = (!bytes.is_empty()).then(|| match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Body::Text(text),
+        Err(e) => Body::Binary(e.into_bytes()),
+    });
+    let is_base64_encoded = matches!(body, Some(Body::Binary(_)));
+    let status_code = i64::from(parts.status.as_u16());
+    match origin {
+        RequestOrigin::ApiGatewayV2 => {
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = status_code;
+            r.headers = parts.headers;
+            r.body = body;
+            r.is_base64_encoded = is_base64_encoded;
+            ReaderResponse::HttpApi(r)
+        }
+        _ => {
+            let mut r = ApiGatewayProxyResponse::default();
+            r.status_code = status_code;
+            // REST APIs merge both header maps; use one so nothing is repeated.
+            r.multi_value_headers = parts.headers;
+            r.body = body;
+            r.is_base64_encoded = is_base64_encoded;
+            ReaderResponse::RestApi(r)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Turns a route and its query parameters into a validated read of one target.
+
+use crate::domain::{AccountId, CacheKey, DataType, Region};
+
+use super::Filter;
+
+/// A validated read: which entry, and which part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub key: CacheKey,
+    pub filter: Option<Filter>,
+}
+
+/// Why a request cannot be served, before any cache is consulted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("no route for {path}")]
+    NotFound { path: String },
+    #[error("{method} is not allowed here; use GET")]
+    MethodNotAllowed { method: String },
+    #[error("query parameter {field} is required")]
+    Missing { field: &'static str },
+    #[error("query parameter {field} {reason}")]
+    Invalid {
+        field: String,
+        reason: &'static str,
+        value: String,
+    },
+}
+
+/// The data type served at `path` (a trailing slash is tolerated).
+pub fn route(path: &str) -> Option<DataType> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    Some(match path {
+        "/drs/source-servers" => DataType::DrsSourceServers,
+        "/drs/quotas" => DataType::DrsQuotas,
+        "/drs/accounts" => DataType::DrsAccounts,
+        "/ec2/subnets" => DataType::Ec2Subnets,
+        "/ec2/security-groups" => DataType::Ec2SecurityGroups,
+        "/ec2/instance-profiles" => DataType::Ec2InstanceProfiles,
+        "/ec2/instance-types" => DataType::Ec2InstanceTypes,
+        _ => return None,
+    })
+}
+
+/// The query parameters `data_type` accepts besides `region` and `accountId`.
+fn filter_fields(data_type: DataType) -> &'static [&'static str] {
+    match data_type {
+        DataType::Ec2Subnets => &["vpcId", "availabilityZone"],
+        DataType::Ec2SecurityGroups => &["vpcId"],
+        DataType::Ec2InstanceTypes => &["instanceFamily"],
+        _ => &[],
+    }
+}
+
+impl ReadRequest {
+    /// Validates the query of a read of `data_type`. `accountId` falls back to
+    /// `default_account`, the deployment's own account.
+    pub fn parse<'a>(
+        data_type: DataType,
+        query: impl IntoIterator<Item = (&'a str, &'a str)>,
+        default_account: Option<AccountId>,
+    ) -> Result<Self, RequestError> {
+        let mut region = None;
+        let mut account = None;
+        let mut filter = Filter::default();
+        let allowed = filter_fields(data_type);
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in query {
+            let invalid = |reason| RequestError::Invalid {
+                field: name.to_owned(),
+                reason,
+                value: truncated(value),
+            };
+            if seen.contains(&name) {
+                return Err(invalid("is given more than once"));
+            }
+            seen.push(name);
+            match name {
+                "region" => {
+                    region = Some(Region::parse(value).map_err(|e| invalid(e.reason))?);
+                }
+                "accountId" => {
+                    account = Some(AccountId::parse(value).map_err(|e| invalid(e.reason))?);
+                }
+                _ if allowed.contains(&name) => {
+                    filter.add(name, value).map_err(invalid)?;
+                }
+                _ => return Err(invalid("is not a parameter of this endpoint")),
+            }
+        }
+        let region = region.ok_or(RequestError::Missing { field: "region" })?;
+        if let Some(zone) = filter.get("availabilityZone")
+            && !zone.starts_with(region.as_str())
+        {
+            return Err(RequestError::Invalid {
+                field: "availabilityZone".into(),
+                reason: "is not in the requested region",
+                value: truncated(zone),
+            });
+        }
+        let key = match CacheKey::global(data_type, region.clone()) {
+            Some(key) => key,
+            None => {
+                let account = account
+                    .or(default_account)
+                    .ok_or(RequestError::Missing { field: "accountId" })?;
+                CacheKey::new(data_type, region, account)
+            }
+        };
+        Ok(Self {
+            key,
+            filter: (!filter.is_empty()).then_some(filter),
+        })
+    }
+}
+
+/// An offending value as echoed back: at most 64 characters.
+fn truncated(value: &str) -> String {
+    value.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: DataType, q: &[(&str, &str)]) -> Result<ReadRequest, RequestError> {
+        ReadRequest::parse(t, q.iter().copied(), AccountId::parse("123456789012").ok())
+    }
+
+    #[test]
+    fn every_documented_path_routes() {
+        for t in DataType::ALL {
+            let path = format!("/{}", t.as_str().replacen('-', "/", 1));
+            assert_eq!(route(&path), Some(t), "{path}");
+            assert_eq!(route(&format!("{path}/")), Some(t));
+        }
+        assert_eq!(route("/drs/quota"), None);
+        assert_eq!(route("/"), None);
+    }
+
+    #[test]
+    fn account_defaults_to_the_deployment_account() {
+        let r = parse(DataType::DrsQuotas, &[("region", "us-east-1")]).unwrap();
+        assert_eq!(r.key.to_string(), "drs-quotas#us-east-1#123456789012");
+        let none = ReadRequest::parse(DataType::DrsQuotas, [("region", "us-east-1")], None);
+        assert_eq!(none, Err(RequestError::Missing { field: "accountId" }));
+    }
+
+    #[test]
+    fn instance_types_are_keyed_globally() {
+        let r = parse(
+            DataType::Ec2InstanceTypes,
+            &[("region", "eu-west-1"), ("instanceFamily", "m5")],
+        )
+        .unwrap();
+        assert_eq!(r.key.to_string(), "ec2-instance-types#eu-west-1#global");
+        assert!(r.filter.is_some());
+    }
+
+    #[test]
+    fn bad_parameters_name_the_field() {
+        let field = |q: &[(&str, &str)], t| match parse(t, q) {
+            Err(RequestError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let t = DataType::Ec2Subnets;
+        assert_eq!(field(&[("region", "nowhere")], t), "region");
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("accountId", "12")], t),
+            "accountId"
+        );
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("vpcId", "vpc-XYZ")], t),
+            "vpcId"
+        );
+        assert_eq!(
+            field(
+                &[("region", "us-east-1"), ("availabilityZone", "eu-west-1a")],
+                t
+            ),
+            "availabilityZone"
+        );
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("region", "us-east-1")], t),
+            "region"
+        );
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("colour", "red")], t),
+            "colour"
+        );
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("instanceFamily", "m5")], t),
+            "instanceFamily"
+        );
+        assert_eq!(
+            parse(t, &[]),
+            Err(RequestError::Missing { field: "region" })
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! A moto server for the tests of one test process: the one named by
+//! `MOTO_ENDPOINT`, or one started here on a free port that dies with the process.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+/// How long a started server may take to answer.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Servers tried before giving up, in case another process takes the port first.
+const START_ATTEMPTS: usize = 3;
+
+/// The endpoint URL of the moto server, such as `http://127.0.0.1:5123`.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start(),
+    })
+}
+
+/// A DynamoDB client for `endpoint` with dummy credentials in us-east-1. Nothing
+/// is read from the environment or profile files.
+pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A name no other test of any process uses, such as a table name.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn moto_server_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MOTO_SERVER_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let venv = PathBuf::from(home).join(".cache/drs-cache/tools/venv/bin/moto_server");
+        if venv.is_file() {
+            return venv;
+        }
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("moto_server"))
+            .find(|bin| bin.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "moto_server not found: set MOTO_ENDPOINT or MOTO_SERVER_BIN, or run the tests \
+             with scripts/test, which installs it"
+        )
+    })
+}
+
+fn start() -> String {
+    let bin = moto_server_bin();
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        match start_on_free_port(&bin) {
+            Ok(addr) => return format!("http://{addr}"),
+            Err(reason) => failures.push(reason),
+        }
+    }
+    panic!("moto server {} did not start: {failures:?}", bin.display())
+}
+
+fn start_on_free_port(bin: &PathBuf) -> Result<SocketAddr, String> {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?;
+    let exited = Arc::new(AtomicBool::new(false));
+    let (started, spawn_result) = mpsc::channel();
+    let mut command = Command::new(bin);
+    command
+        .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+        .stdin(Stdio::null());
+    if std::env::var_os("TEST_LOG").is_none() {
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions.
+    unsafe {
+        command.pre_exec(move || {
+            // Killed when the thread that spawned it ends, which is never before
+            // the test process ends.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the line above took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let exited_flag = Arc::clone(&exited);
+    std::thread::Builder::new()
+        .name(format!("moto-server-{}", addr.port()))
+        .spawn(move || {
+            match command.spawn() {
+                Ok(mut child) => {
+                    let _ = started.send(Ok(()));
+                    let _ = child.wait();
+                    exited_flag.store(true, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e.to_string()));
+                }
+            }
+            // PR_SET_PDEATHSIG fires when this thread ends: never end it.
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(|e| format!("no thread for moto: {e}"))?;
+    spawn_result
+        .recv()
+        .map_err(|e| format!("moto thread ended: {e}"))??;
+
+    let deadline = Instant::now() + START_DEADLINE;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if answers_http(addr) {
+            return Ok(addr);
+        }
+        if exited.load(Ordering::SeqCst) {
+            return Err(format!("moto on port {} exited", addr.port()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "moto on port {} did not answer in time",
+                addr.port()
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Whether an HTTP server answers a request on `addr`.
+fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let timeout = Some(Duration::from_secs(2));
+    if stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
+        return false;
+    }
+    let request =
+        format!("GET /moto-api/data.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
