@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use http::{Method, StatusCode, header};
 use lambda_http::{
-    Body,
+    Body, RequestExt,
     aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse},
     request::{LambdaRequest, RequestOrigin},
 };
@@ -83,9 +83,29 @@ pub async fn handle(
         ),
     })?;
     let origin = request.request_origin();
+    let stage = match &request {
+        LambdaRequest::ApiGatewayV1(r) => r.request_context.stage.clone(),
+        LambdaRequest::ApiGatewayV2(r) => r.request_context.stage.clone(),
+        _ => None,
+    };
     let http_request: http::Request<Body> = request.into();
-    let response = router.handle(&ApiRequest::from_http(&http_request)).await;
+    let mut api = ApiRequest::from_http(&http_request);
+    api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
+    let response = router.handle(&api).await;
     Ok(gateway_response(&origin, response))
+}
+
+/// The path a request was made to, without the API stage that HTTP APIs put
+/// in front of it (`/prod/drs/quotas` on stage `prod` is `/drs/quotas`).
+fn route_path<'a>(raw: &'a str, stage: Option<&str>) -> &'a str {
+    match stage {
+        Some(stage) if stage != "$default" => raw
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .filter(|rest| rest.starts_with('/'))
+            .unwrap_or(raw),
+        _ => raw,
+    }
 }
 
 async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, InvocationError> {
@@ -181,5 +201,19 @@ fn gateway_response(origin: &RequestOrigin, response: ApiResponse) -> ReaderResp
             r.is_base64_encoded = is_base64_encoded;
             ReaderResponse::RestApi(r)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_path;
+
+    #[test]
+    fn the_stage_is_not_part_of_the_route() {
+        assert_eq!(route_path("/prod/drs/quotas", Some("prod")), "/drs/quotas");
+        assert_eq!(route_path("/drs/quotas", Some("prod")), "/drs/quotas");
+        assert_eq!(route_path("/drs/quotas", Some("$default")), "/drs/quotas");
+        assert_eq!(route_path("/production/x", Some("prod")), "/production/x");
+        assert_eq!(route_path("/drs/quotas", None), "/drs/quotas");
     }
 }

@@ -2,6 +2,6 @@
 #![allow(dead_code)]
 
 pub mod moto;
-pub mod store_contract;
 pub mod proxy;
 pub mod reader;
+pub mod store_contract;

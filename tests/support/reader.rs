@@ -14,12 +14,12 @@ use bytes::Bytes;
 use drs_cache::{
     adapters::dynamodb::{DynamoDbStore, create_table},
     domain::{
-        AccountId, CacheEntry, CacheKey, DataType, Extension, RefreshAttempt, Region,
-        SystemClock, Timestamp, TtlPolicy, Version,
+        AccountId, CacheEntry, CacheKey, DataType, Extension, RefreshAttempt, Region, SystemClock,
+        Timestamp, TtlPolicy, Version,
     },
     ports::{
-        CacheStore, ExtendOutcome, MetaPage, PutOutcome, RefreshReason, RefreshTrigger,
-        StoreError, TriggerError,
+        CacheStore, ExtendOutcome, MetaPage, PutOutcome, RefreshReason, RefreshTrigger, StoreError,
+        TriggerError,
     },
     read::{ApiRequest, ApiResponse, ReadService, ReaderSettings, Router, metrics::Recorded},
 };
@@ -43,7 +43,11 @@ impl RecordingTrigger {
 
 #[async_trait]
 impl RefreshTrigger for RecordingTrigger {
-    async fn request_refresh(&self, key: &CacheKey, reason: RefreshReason) -> Result<(), TriggerError> {
+    async fn request_refresh(
+        &self,
+        key: &CacheKey,
+        reason: RefreshReason,
+    ) -> Result<(), TriggerError> {
         self.0.lock().unwrap().push((key.clone(), reason));
         Ok(())
     }
@@ -73,10 +77,19 @@ impl CacheStore for CountingStore {
     async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
         self.inner.extend(key, ext).await
     }
-    async fn record_attempt(&self, key: &CacheKey, attempt: &RefreshAttempt) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        key: &CacheKey,
+        attempt: &RefreshAttempt,
+    ) -> Result<(), StoreError> {
         self.inner.record_attempt(key, attempt).await
     }
-    async fn list(&self, data_type: DataType, cursor: Option<&str>, limit: u32) -> Result<MetaPage, StoreError> {
+    async fn list(
+        &self,
+        data_type: DataType,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<MetaPage, StoreError> {
         self.inner.list(data_type, cursor, limit).await
     }
 }
@@ -113,7 +126,12 @@ pub async fn harness(settings: ReaderSettings) -> Harness {
     });
     let trigger = Arc::new(RecordingTrigger::default());
     let metrics = Arc::new(Recorded::default());
-    let service = ReadService::new(reads.clone(), trigger.clone(), Arc::new(SystemClock), settings);
+    let service = ReadService::new(
+        reads.clone(),
+        trigger.clone(),
+        Arc::new(SystemClock),
+        settings,
+    );
     Harness {
         router: Router::new(Arc::new(service), metrics.clone()),
         writer: DynamoDbStore::new(admin, table),
@@ -130,9 +148,22 @@ impl Harness {
     }
 
     /// Stores `body` under `key`, fetched `age_secs` ago, with `policy`.
-    pub async fn cache(&self, key: &CacheKey, body: impl Into<Bytes>, age_secs: i64, policy: TtlPolicy) -> CacheEntry {
+    pub async fn cache(
+        &self,
+        key: &CacheKey,
+        body: impl Into<Bytes>,
+        age_secs: i64,
+        policy: TtlPolicy,
+    ) -> CacheEntry {
         let fetched = Timestamp::from_unix_secs(Timestamp::now().unix_secs() - age_secs);
-        let entry = CacheEntry::fetched(key.clone(), Version::at_fetch_start(), body.into(), 1, fetched, policy);
+        let entry = CacheEntry::fetched(
+            key.clone(),
+            Version::at_fetch_start(),
+            body.into(),
+            1,
+            fetched,
+            policy,
+        );
         assert_eq!(self.writer.put(&entry).await.unwrap(), PutOutcome::Written);
         entry
     }
@@ -143,7 +174,11 @@ impl Harness {
 }
 
 pub fn key(data_type: DataType, region: &str) -> CacheKey {
-    CacheKey::new(data_type, Region::parse(region).unwrap(), AccountId::parse(ACCOUNT).unwrap())
+    CacheKey::new(
+        data_type,
+        Region::parse(region).unwrap(),
+        AccountId::parse(ACCOUNT).unwrap(),
+    )
 }
 
 pub fn policy(freshness_secs: u64, stale_window_secs: u64) -> TtlPolicy {

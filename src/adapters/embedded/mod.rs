@@ -6,17 +6,20 @@
 //! one version under the metadata of another; no chunking is needed.
 //!
 //! - `heads`: cache key → the entry's metadata as JSON, with the attribute names
-//!   of the DynamoDB item (see `record`).
+//!   of the DynamoDB item (`record.rs`).
 //! - `bodies`: cache key → the body encoded by [`payload::encode`]; kept apart
 //!   so that `extend`, `record_attempt` and `list` never read or rewrite it.
 //! - `by_created`: (dataType, createdAt, cacheKey) → (): an index that `list`
 //!   walks in order, so a page costs its own size instead of a scan of every
 //!   entry. Writes that change `createdAt` move the entry's index row.
 //!
-//! redb is synchronous: every transaction runs on tokio's blocking pool.
+//! The tables and the writes that keep them consistent are in `tables.rs`; the
+//! list cursor is in `cursor.rs`. redb is synchronous: every transaction runs on
+//! tokio's blocking pool.
 
 mod cursor;
 mod record;
+mod tables;
 
 use std::{
     path::{Path, PathBuf},
@@ -25,12 +28,16 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase};
 use tracing::Span;
 
 use self::{
     cursor::Position,
-    record::{HeadRecord, RecordError, StoredHead},
+    record::RecordError,
+    tables::{
+        BODIES, BY_CREATED, Failure, HEADS, corrupt, create_tables, read_head, write_entry,
+        write_head,
+    },
 };
 use crate::{
     domain::{
@@ -39,10 +46,6 @@ use crate::{
     },
     ports::{CacheStore, ExtendOutcome, MetaPage, PutOutcome, StoreError},
 };
-
-const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("heads");
-const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("bodies");
-const BY_CREATED: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("by_created");
 
 /// A [`CacheStore`] in one local file. One process at a time may open a file.
 #[derive(Clone)]
@@ -118,15 +121,6 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?
             .map_err(StoreError::from)
     }
-}
-
-fn create_tables(db: &Database) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
-    txn.open_table(HEADS)?;
-    txn.open_table(BODIES)?;
-    txn.open_table(BY_CREATED)?;
-    txn.commit()?;
-    Ok(())
 }
 
 #[async_trait]
@@ -320,87 +314,6 @@ fn no_data(key: CacheKey, attempt: RefreshAttempt) -> EntryMeta {
         last_attempt: Some(attempt),
     }
 }
-
-fn read_head(
-    heads: &impl ReadableTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<StoredHead>, Failure> {
-    let Some(stored) = heads.get(key)? else {
-        return Ok(None);
-    };
-    let head = HeadRecord::from_json(key, stored.value()).map_err(|e| corrupt(key, &e))?;
-    Ok(Some(head))
-}
-
-fn write_head(
-    txn: &WriteTransaction,
-    key: &str,
-    meta: &EntryMeta,
-    encoding: payload::Encoding,
-) -> Result<(), Failure> {
-    let json = HeadRecord::new(meta, encoding).to_json();
-    txn.open_table(HEADS)?.insert(key, json.as_slice())?;
-    Ok(())
-}
-
-/// Writes head, body and index row of `meta`, replacing those of `old`.
-fn write_entry(
-    txn: &WriteTransaction,
-    key: &str,
-    old: Option<&StoredHead>,
-    meta: &EntryMeta,
-    body: &[u8],
-) -> Result<(), Failure> {
-    let encoded = payload::encode(body);
-    write_head(txn, key, meta, encoded.encoding)?;
-    txn.open_table(BODIES)?
-        .insert(key, encoded.bytes.as_slice())?;
-    let mut index = txn.open_table(BY_CREATED)?;
-    let dt = meta.key.data_type().as_str();
-    if let Some(old) = old {
-        index.remove((dt, old.meta.created_at.unix_secs(), key))?;
-    }
-    index.insert((dt, meta.created_at.unix_secs(), key), ())?;
-    Ok(())
-}
-
-fn corrupt(key: &str, e: &RecordError) -> Failure {
-    Failure::Store(StoreError::Corrupt {
-        key: key.to_owned(),
-        reason: e.chain(),
-    })
-}
-
-/// What a transaction can fail with: redb, or what it read.
-enum Failure {
-    Db(redb::Error),
-    Store(StoreError),
-}
-
-impl From<Failure> for StoreError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Db(e) => StoreError::Unavailable(Box::new(e)),
-            Failure::Store(e) => e,
-        }
-    }
-}
-
-macro_rules! redb_failures {
-    ($($t:ty),+) => {
-        $(impl From<$t> for Failure {
-            fn from(e: $t) -> Self {
-                Self::Db(e.into())
-            }
-        })+
-    };
-}
-redb_failures!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 #[cfg(test)]
 mod tests;

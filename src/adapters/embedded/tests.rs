@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use redb::TableDefinition;
+
 use super::*;
 use crate::domain::{Region, Timestamp};
 
