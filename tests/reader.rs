@@ -269,7 +269,9 @@ async fn a_chunked_multi_megabyte_body_is_served_whole() {
 #[tokio::test]
 async fn every_bad_request_is_a_4xx_naming_the_field() {
     let h = harness(ReaderSettings { default_account: None, ..settings() }).await;
-    let cases: &[(&str, &[(&str, &str)], u16, &str, &str)] = &[
+    // (path, query, status, error code, field named in details)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str, &'a str);
+    let cases: &[Case] = &[
         (SUBNETS, &[], 400, "MISSING_PARAMETER", "region"),
         (SUBNETS, &[("region", "us-east-1")], 400, "MISSING_PARAMETER", "accountId"),
         (SUBNETS, &[("region", "moon-base-1x"), ("accountId", ACCOUNT)], 400, "INVALID_PARAMETER", "region"),
