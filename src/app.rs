@@ -46,9 +46,17 @@ pub enum StartError {
 }
 
 /// The AWS configuration from the environment (region, credentials, and
-/// `AWS_ENDPOINT_URL*` for local emulators).
-pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// `AWS_ENDPOINT_URL*` for local emulators), loaded on first use and shared by
+/// every client the process builds.
+#[derive(Debug, Default)]
+pub struct Aws(tokio::sync::OnceCell<SdkConfig>);
+
+impl Aws {
+    pub async fn config(&self) -> &SdkConfig {
+        self.0
+            .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
+            .await
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -64,7 +72,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-pub async fn open_store(choice: &StoreChoice) -> Result<Arc<dyn CacheStore>, StartError> {
+pub async fn open_store(
+    aws: &Aws,
+    choice: &StoreChoice,
+) -> Result<Arc<dyn CacheStore>, StartError> {
     Ok(match choice {
         StoreChoice::Embedded(path) => {
             Arc::new(
@@ -75,7 +86,7 @@ pub async fn open_store(choice: &StoreChoice) -> Result<Arc<dyn CacheStore>, Sta
             )
         }
         StoreChoice::DynamoDb { table } => {
-            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+            let client = aws_sdk_dynamodb::Client::new(aws.config().await);
             Arc::new(DynamoDbStore::new(client, table.clone()))
         }
     })
@@ -85,10 +96,11 @@ pub async fn open_store(choice: &StoreChoice) -> Result<Arc<dyn CacheStore>, Sta
 /// (`REFRESH_STATE_MACHINE_ARN`), otherwise to an in-process queue whose
 /// receiver is returned for the local refresher.
 pub async fn refresh_trigger<F: Fn(&str) -> Option<String>>(
+    aws: &Aws,
     env: &Env<F>,
 ) -> (Arc<dyn RefreshTrigger>, Option<LocalRefreshReceiver>) {
     match env.optional("REFRESH_STATE_MACHINE_ARN") {
-        Some(arn) => (workflow_trigger(arn).await, None),
+        Some(arn) => (workflow_trigger(aws, arn).await, None),
         None => {
             let (queue, rx) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
             (Arc::new(queue), Some(rx))
@@ -97,8 +109,8 @@ pub async fn refresh_trigger<F: Fn(&str) -> Option<String>>(
 }
 
 /// Refresh requests as executions of the state machine `arn`.
-pub async fn workflow_trigger(arn: String) -> Arc<dyn RefreshTrigger> {
-    let client = aws_sdk_sfn::Client::new(&aws_config().await);
+pub async fn workflow_trigger(aws: &Aws, arn: String) -> Arc<dyn RefreshTrigger> {
+    let client = aws_sdk_sfn::Client::new(aws.config().await);
     Arc::new(StepFunctionsTrigger::new(
         client,
         arn,

@@ -17,12 +17,21 @@ fn event(name: &str) -> LambdaEvent<Box<RawValue>> {
 }
 
 fn raw(value: Value) -> LambdaEvent<Box<RawValue>> {
-    LambdaEvent::new(RawValue::from_string(value.to_string()).unwrap(), Context::default())
+    LambdaEvent::new(
+        RawValue::from_string(value.to_string()).unwrap(),
+        Context::default(),
+    )
 }
 
 async fn cached_quotas(h: &Harness) -> String {
     let body = r#"{"accountId":"123456789012","region":"us-east-1","replicatingServers":12}"#;
-    h.cache(&key(DataType::DrsQuotas, "us-east-1"), body, 0, policy(300, 86_400)).await;
+    h.cache(
+        &key(DataType::DrsQuotas, "us-east-1"),
+        body,
+        0,
+        policy(300, 86_400),
+    )
+    .await;
     body.to_owned()
 }
 
@@ -32,9 +41,17 @@ async fn a_rest_api_event_gets_a_rest_api_response() {
     let subnets = json!({"subnets": [
         {"subnetId": "subnet-1", "vpcId": "vpc-0000000a", "availabilityZone": "us-east-1a"},
         {"subnetId": "subnet-2", "vpcId": "vpc-0000000b", "availabilityZone": "us-east-1a"}], "count": 2});
-    h.cache(&key(DataType::Ec2Subnets, "us-east-1"), subnets.to_string(), 0, policy(3600, 86_400)).await;
+    h.cache(
+        &key(DataType::Ec2Subnets, "us-east-1"),
+        subnets.to_string(),
+        0,
+        policy(3600, 86_400),
+    )
+    .await;
 
-    let response = handle(&h.router, event("apigw-rest-get-subnets.json")).await.unwrap();
+    let response = handle(&h.router, event("apigw-rest-get-subnets.json"))
+        .await
+        .unwrap();
     assert!(matches!(response, ReaderResponse::RestApi(_)));
     let out = serde_json::to_value(&response).unwrap();
     assert_eq!(out["statusCode"], 200);
@@ -49,7 +66,9 @@ async fn a_rest_api_event_gets_a_rest_api_response() {
 async fn an_http_api_event_on_a_named_stage_gets_an_http_api_response() {
     let h = harness(settings()).await;
     let body = cached_quotas(&h).await;
-    let response = handle(&h.router, event("apigw-http-get-quotas.json")).await.unwrap();
+    let response = handle(&h.router, event("apigw-http-get-quotas.json"))
+        .await
+        .unwrap();
     assert!(matches!(response, ReaderResponse::HttpApi(_)));
     let out = serde_json::to_value(&response).unwrap();
     assert_eq!(out["statusCode"], 200);
@@ -60,7 +79,9 @@ async fn an_http_api_event_on_a_named_stage_gets_an_http_api_response() {
 #[tokio::test]
 async fn an_unknown_route_is_a_404_response_not_a_function_error() {
     let h = harness(settings()).await;
-    let response = handle(&h.router, event("apigw-http-get-unknown-route.json")).await.unwrap();
+    let response = handle(&h.router, event("apigw-http-get-unknown-route.json"))
+        .await
+        .unwrap();
     let out = serde_json::to_value(&response).unwrap();
     assert_eq!(out["statusCode"], 404);
     let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
@@ -71,7 +92,9 @@ async fn an_unknown_route_is_a_404_response_not_a_function_error() {
 async fn a_direct_invocation_gets_the_data_and_how_it_was_served() {
     let h = harness(settings()).await;
     cached_quotas(&h).await;
-    let response = handle(&h.router, event("direct-get-quotas.json")).await.unwrap();
+    let response = handle(&h.router, event("direct-get-quotas.json"))
+        .await
+        .unwrap();
     let out = serde_json::to_value(&response).unwrap();
     assert_eq!(out["data"]["replicatingServers"], 12);
     assert_eq!(out["cache"]["tier"], "store");
@@ -82,25 +105,47 @@ async fn a_direct_invocation_gets_the_data_and_how_it_was_served() {
 #[tokio::test]
 async fn a_bad_direct_invocation_is_a_typed_error_naming_the_field() {
     let h = harness(settings()).await;
-    let err = handle(&h.router, event("direct-bad-account.json")).await.unwrap_err();
+    let err = handle(&h.router, event("direct-bad-account.json"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "INVALID_PARAMETER");
     assert!(err.message.contains("accountId"), "{}", err.message);
 
-    let err = handle(&h.router, raw(json!({"operation": "drs-quotas", "queryParams": {"region": 1}})))
-        .await
-        .unwrap_err();
+    let err = handle(
+        &h.router,
+        raw(json!({"operation": "drs-quotas", "queryParams": {"region": 1}})),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, "INVALID_PARAMETER");
-    assert!(err.message.contains("queryParams.region"), "{}", err.message);
+    assert!(
+        err.message.contains("queryParams.region"),
+        "{}",
+        err.message
+    );
 
-    let err = handle(&h.router, raw(json!({"operation": "drs-quotas", "query": {}}))).await.unwrap_err();
+    let err = handle(
+        &h.router,
+        raw(json!({"operation": "drs-quotas", "query": {}})),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, "INVALID_PARAMETER");
 
-    let err = handle(&h.router, raw(json!({"operation": "nothing", "queryParams": {}}))).await.unwrap_err();
+    let err = handle(
+        &h.router,
+        raw(json!({"operation": "nothing", "queryParams": {}})),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, "NOT_FOUND");
 
-    let err = handle(&h.router, raw(json!({"operation": "drs-quotas", "queryParams": {"region": "us-east-9"}})))
-        .await
-        .unwrap_err();
+    let err = handle(
+        &h.router,
+        raw(json!({"operation": "drs-quotas", "queryParams": {"region": "us-east-9"}})),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, "NOT_CACHED");
 }
 

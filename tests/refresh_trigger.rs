@@ -39,12 +39,27 @@ async fn a_burst_of_requests_for_one_target_starts_one_execution() {
     let key = CacheKey::parse("drs-source-servers#us-east-1#123456789012").unwrap();
     let other = CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap();
     for _ in 0..5 {
-        trigger.request_refresh(&key, RefreshReason::Miss).await.unwrap();
+        trigger
+            .request_refresh(&key, RefreshReason::Miss)
+            .await
+            .unwrap();
     }
-    trigger.request_refresh(&other, RefreshReason::Miss).await.unwrap();
+    trigger
+        .request_refresh(&other, RefreshReason::Miss)
+        .await
+        .unwrap();
 
-    let executions = client.list_executions().state_machine_arn(arn).send().await.unwrap();
-    let mut names: Vec<_> = executions.executions().iter().map(|e| e.name().to_owned()).collect();
+    let executions = client
+        .list_executions()
+        .state_machine_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<_> = executions
+        .executions()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names[0].starts_with("miss-drs-quotas-us-east-1-123456789012-"));
@@ -69,5 +84,10 @@ async fn a_missing_state_machine_is_an_error() {
         Duration::from_secs(60),
     );
     let key = CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap();
-    assert!(trigger.request_refresh(&key, RefreshReason::Miss).await.is_err());
+    assert!(
+        trigger
+            .request_refresh(&key, RefreshReason::Miss)
+            .await
+            .is_err()
+    );
 }

@@ -49,7 +49,12 @@ impl Server {
             let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
             for line in lines.by_ref() {
                 if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                     break;
                 }
             }
@@ -64,13 +69,27 @@ impl Server {
     /// One HTTP/1.1 GET: status line, headers (lowercase names) and body.
     fn get(&self, target: &str) -> (u16, Vec<(String, String)>, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(stream, "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
         let mut raw = String::new();
         stream.read_to_string(&mut raw).unwrap();
         let (head, body) = raw.split_once("\r\n\r\n").unwrap();
         let mut head = head.lines();
-        let status = head.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = head
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers = head
             .filter_map(|l| l.split_once(": "))
             .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
@@ -92,7 +111,10 @@ impl Drop for Server {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v)
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v)
 }
 
 fn now() -> i64 {
@@ -106,19 +128,35 @@ async fn serve_answers_http_from_an_embedded_store_file() {
     let body = r#"{"instanceProfiles":[{"instanceProfileName":"drs-recovery","instanceProfileArn":"arn:aws:iam::123456789012:instance-profile/drs-recovery","roles":["drs-recovery-role"]}],"count":1}"#;
     {
         let store = EmbeddedStore::open(&path).unwrap();
-        let mut e = entry(key(DataType::Ec2InstanceProfiles, "us-east-1"), 1, body, now());
-        e = drs_cache::domain::CacheEntry::fetched(e.meta.key, e.meta.version, e.body, 1, e.meta.fetched_at, policy(3600, 86_400));
+        let mut e = entry(
+            key(DataType::Ec2InstanceProfiles, "us-east-1"),
+            1,
+            body,
+            now(),
+        );
+        e = drs_cache::domain::CacheEntry::fetched(
+            e.meta.key,
+            e.meta.version,
+            e.body,
+            1,
+            e.meta.fetched_at,
+            policy(3600, 86_400),
+        );
         store.put(&e).await.unwrap();
     }
     let path_arg = path.to_str().unwrap();
-    let server = Server::start(&["--store", "embedded", "--path", path_arg], &[("DEPLOYMENT_ACCOUNT_ID", "123456789012")]);
+    let server = Server::start(
+        &["--store", "embedded", "--path", path_arg],
+        &[("DEPLOYMENT_ACCOUNT_ID", "123456789012")],
+    );
 
     let (status, headers, got) = server.get("/ec2/instance-profiles?region=us-east-1");
     assert_eq!(status, 200);
     assert_eq!(got, body);
     assert_eq!(header(&headers, "x-cache"), "store");
     assert_eq!(header(&headers, "content-type"), "application/json");
-    let (_, headers, _) = server.get("/ec2/instance-profiles?region=us-east-1&accountId=123456789012");
+    let (_, headers, _) =
+        server.get("/ec2/instance-profiles?region=us-east-1&accountId=123456789012");
     assert_eq!(header(&headers, "x-cache"), "memory");
 
     let (status, _, got) = server.get("/ec2/instance-profiles?region=not%20a%20region");
@@ -148,12 +186,23 @@ async fn create_table_then_serve_from_dynamodb() {
             .stderr(Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success(), "create-table succeeds, also when the table exists");
+        assert!(
+            status.success(),
+            "create-table succeeds, also when the table exists"
+        );
     }
 
     let store = DynamoDbStore::new(moto::dynamodb_client(endpoint).await, table.clone());
     let body = r#"{"accounts":[{"accountId":"210987654321"}],"count":1}"#;
-    store.put(&entry(key(DataType::DrsAccounts, "eu-west-1"), 1, body, now())).await.unwrap();
+    store
+        .put(&entry(
+            key(DataType::DrsAccounts, "eu-west-1"),
+            1,
+            body,
+            now(),
+        ))
+        .await
+        .unwrap();
 
     let server = Server::start(&["--store", "dynamodb", "--table", &table], &aws_env);
     let (status, headers, got) = server.get("/drs/accounts?region=eu-west-1");

@@ -69,7 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CreateTable { table } => {
             let table = table.unwrap_or_else(|| env.table_name());
-            let client = aws_sdk_dynamodb::Client::new(&app::aws_config().await);
+            let client = aws_sdk_dynamodb::Client::new(app::Aws::default().config().await);
             dynamodb::create_table(&client, &table).await?;
             tracing::info!(%table, "cache table ready");
             Ok(())

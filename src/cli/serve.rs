@@ -17,7 +17,11 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let settings = env.reader_settings()?;
-    let (store, trigger) = tokio::join!(app::open_store(choice), app::refresh_trigger(env));
+    let aws = app::Aws::default();
+    let (store, trigger) = tokio::join!(
+        app::open_store(&aws, choice),
+        app::refresh_trigger(&aws, env)
+    );
     let (trigger, local_queue) = trigger;
     if let Some(mut queue) = local_queue {
         tokio::spawn(async move {
