@@ -532,4 +532,32 @@ async fn a_corrupt_cached_body_is_503_and_stays_untouched() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json(&r)["error"], "CACHE_UNAVAILABLE");
     assert_eq!(h.writer.get(&k).await.unwrap(), Some(entry));
+    assert_eq!(
+        h.trigger.requests(),
+        vec![(k, RefreshReason::Miss)],
+        "a new version will replace it"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_item_is_503_and_asks_for_a_new_version() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let h = harness(settings()).await;
+    let k = key(DataType::Ec2Subnets, "us-east-1");
+    let now = Timestamp::now().unix_secs().to_string();
+    h.admin
+        .put_item()
+        .table_name(&h.table)
+        .item("cacheKey", S(k.to_string()))
+        .item("dataType", S("ec2-subnets".into()))
+        .item("createdAt", N(now.clone()))
+        .item("expiresAt", N(now))
+        .item("encoding", S("rot13".into()))
+        .send()
+        .await
+        .unwrap();
+    let r = h.get(SUBNETS, &[("region", "us-east-1")]).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&r)["error"], "CACHE_UNAVAILABLE");
+    assert_eq!(h.trigger.requests(), vec![(k, RefreshReason::Miss)]);
 }

@@ -144,6 +144,7 @@ impl Router {
                 Ok(view) => (view.body.clone(), view.etag.as_str().to_owned()),
                 Err(e) => {
                     tracing::error!(cache_key = %read.key, error = %e, "cached body is not a valid view");
+                    self.service.request_refresh(&read.key).await;
                     return Err(self.error_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "CACHE_UNAVAILABLE",

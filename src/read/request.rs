@@ -91,7 +91,9 @@ impl ReadRequest {
         }
         let region = region.ok_or(RequestError::Missing { field: "region" })?;
         if let Some(zone) = filter.get("availabilityZone")
-            && !zone.starts_with(region.as_str())
+            && zone
+                .strip_prefix(region.as_str())
+                .is_none_or(|letter| letter.len() != 1)
         {
             return Err(RequestError::Invalid {
                 field: "availabilityZone".into(),
@@ -177,6 +179,13 @@ mod tests {
         assert_eq!(
             field(
                 &[("region", "us-east-1"), ("availabilityZone", "eu-west-1a")],
+                t
+            ),
+            "availabilityZone"
+        );
+        assert_eq!(
+            field(
+                &[("region", "us-east-1"), ("availabilityZone", "us-east-11a")],
                 t
             ),
             "availabilityZone"

@@ -253,7 +253,11 @@ impl ReadService {
         now: Timestamp,
         error: LoadError,
     ) -> Result<Served, ReadError> {
-        warn!(cache_key = %key, error = %error, "cache store read failed");
+        warn!(cache_key = %key, error = %error_chain(&error), "cache store read failed");
+        if matches!(&error, LoadError::Store(e) if matches!(**e, StoreError::Corrupt { .. })) {
+            // Only a new version can replace an unreadable one.
+            self.request_refresh(key).await;
+        }
         match self.memory.snapshot(key).await {
             Some(snapshot) if snapshot.meta.state == EntryState::Ready => Ok(Served {
                 age: snapshot.meta.age(now),
@@ -273,7 +277,7 @@ impl ReadService {
 
     /// Asks for a refresh of `key` unless this container asked recently. Returns
     /// whether a refresh is on its way (asked now or recently).
-    async fn request_refresh(&self, key: &CacheKey) -> bool {
+    pub(super) async fn request_refresh(&self, key: &CacheKey) -> bool {
         let entry = self.requested.entry_by_ref(key).or_insert(()).await;
         if !entry.is_fresh() {
             return true;
@@ -282,7 +286,7 @@ impl ReadService {
         match tokio::time::timeout(self.settings.trigger_timeout, request).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                warn!(cache_key = %key, error = %e, "refresh request failed");
+                warn!(cache_key = %key, error = %error_chain(&e), "refresh request failed");
                 self.requested.invalidate(key).await;
                 false
             }
@@ -293,4 +297,16 @@ impl ReadService {
             }
         }
     }
+}
+
+/// An error and all its causes, outermost first, for logs.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -98,6 +98,9 @@ pub struct Harness {
     pub router: Router,
     /// Writes straight to the table, never through the proxy.
     pub writer: DynamoDbStore,
+    /// The raw client and table, for writing items no store would write.
+    pub admin: aws_sdk_dynamodb::Client,
+    pub table: String,
     pub proxy: FaultProxy,
     pub reads: Arc<CountingStore>,
     pub trigger: Arc<RecordingTrigger>,
@@ -134,7 +137,9 @@ pub async fn harness(settings: ReaderSettings) -> Harness {
     );
     Harness {
         router: Router::new(Arc::new(service), metrics.clone()),
-        writer: DynamoDbStore::new(admin, table),
+        writer: DynamoDbStore::new(admin.clone(), table.clone()),
+        admin,
+        table,
         proxy,
         reads,
         trigger,
