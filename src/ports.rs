@@ -20,8 +20,18 @@ pub trait CacheStore: Send + Sync {
     /// Stores `entry` unless the stored version is the same or newer.
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError>;
 
-    /// Moves the freshness of an unchanged body forward without rewriting it:
-    /// only when an entry with this `etag` and an older version is stored.
+    /// Moves the freshness of an unchanged body forward without rewriting it.
+    /// The rules, in order:
+    ///
+    /// 1. If the stored version is the same as or newer than `ext.version`:
+    ///    `Superseded { stored }`, whatever the stored etag or state.
+    /// 2. Else, if there is no entry, the stored etag differs from `ext.etag`, or
+    ///    the entry is `NoData`: `Changed`, and nothing is written.
+    /// 3. Else `Extended`: `version`, `fetched_at`, `expires_at` and
+    ///    `stale_until` take the values of `ext`; the body, `created_at`, `state`
+    ///    and `item_count` are kept; `last_attempt` becomes
+    ///    `Some(RefreshAttempt { at: ext.fetched_at, failure: None })`, so a
+    ///    successful refresh clears a recorded failure.
     async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError>;
 
     /// Records a refresh attempt (and its failure) on the entry, creating a

@@ -34,6 +34,8 @@ macro_rules! store_contract_tests {
             body_moves_between_chunked_and_single_item,
             concurrent_readers_never_see_mixed_versions,
             extend_moves_freshness_of_an_unchanged_body_only,
+            extend_of_a_newer_stored_version_is_superseded_whatever_the_etag,
+            extend_of_a_no_data_entry_is_changed_unless_superseded,
             record_attempt_keeps_body_version_and_freshness,
             record_attempt_on_missing_key_creates_no_data_entry,
             list_pages_through_every_entry_of_one_type,
@@ -221,10 +223,18 @@ pub async fn concurrent_readers_never_see_mixed_versions(store: &dyn CacheStore)
     assert_eq!(store.get(&k).await.unwrap().as_ref(), versions.last());
 }
 
+/// Rule 3 of `CacheStore::extend`: only the freshness and version move, and the
+/// refresh clears a recorded failure.
 pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheStore) {
     let k = quotas_key();
     let original = entry(k.clone(), 10, &b"{\"v\":1}"[..], 1_700_000_000);
     store.put(&original).await.unwrap();
+    let throttled = failure(1_700_000_300, RefreshErrorKind::Throttled);
+    store.record_attempt(&k, &throttled).await.unwrap();
+    assert_eq!(
+        store.get(&k).await.unwrap().unwrap().meta.last_attempt,
+        Some(throttled)
+    );
 
     let later = Timestamp::from_unix_secs(1_700_000_600);
     let ext = Extension::new(
@@ -237,13 +247,25 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
         store.extend(&k, &ext).await.unwrap(),
         ExtendOutcome::Extended
     );
+    let mut expected = original.clone();
+    expected.meta.version = Version::from_raw(11);
+    expected.meta.fetched_at = later;
+    expected.meta.expires_at = ext.expires_at;
+    expected.meta.stale_until = ext.stale_until;
+    expected.meta.last_attempt = Some(RefreshAttempt {
+        at: later,
+        failure: None,
+    });
     let got = store.get(&k).await.unwrap().unwrap();
     assert_eq!(got.body, original.body);
-    assert_eq!(got.meta.version, Version::from_raw(11));
-    assert_eq!(got.meta.fetched_at, later);
-    assert_eq!(got.meta.expires_at, ext.expires_at);
-    assert_eq!(got.meta.stale_until, ext.stale_until);
     assert_eq!(got.meta.created_at, original.meta.created_at);
+    assert_eq!(got.meta.state, original.meta.state);
+    assert_eq!(got.meta.item_count, original.meta.item_count);
+    assert_eq!(
+        got.meta.last_attempt, expected.meta.last_attempt,
+        "failure cleared"
+    );
+    assert_eq!(got, expected);
 
     let older = Extension::new(
         Version::from_raw(9),
@@ -268,10 +290,71 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
         ExtendOutcome::Changed
     );
     assert_eq!(store.get(&missing).await.unwrap(), None);
-    assert_eq!(
-        store.get(&k).await.unwrap().unwrap().meta.version,
-        Version::from_raw(11)
+    assert_eq!(store.get(&k).await.unwrap(), Some(expected));
+}
+
+/// Rule 1 of `CacheStore::extend`: a stored version the same or newer wins,
+/// whatever its etag, and nothing is written.
+pub async fn extend_of_a_newer_stored_version_is_superseded_whatever_the_etag(
+    store: &dyn CacheStore,
+) {
+    let k = quotas_key();
+    let stored = entry(k.clone(), 10, &b"{\"v\":10}"[..], 1_700_000_000);
+    store.put(&stored).await.unwrap();
+
+    let later = Timestamp::from_unix_secs(1_700_000_600);
+    for version in [9, 10] {
+        let ext = Extension::new(
+            Version::from_raw(version),
+            ETag::of(b"{\"v\":\"another body\"}"),
+            later,
+            policy(),
+        );
+        assert_ne!(ext.etag, stored.meta.etag);
+        assert_eq!(
+            store.extend(&k, &ext).await.unwrap(),
+            ExtendOutcome::Superseded {
+                stored: Version::from_raw(10)
+            },
+            "extension of version {version}"
+        );
+    }
+    assert_eq!(store.get(&k).await.unwrap(), Some(stored));
+}
+
+/// Rules 1 and 2 of `CacheStore::extend` on the body-less entry that
+/// `record_attempt` leaves: never extended.
+pub async fn extend_of_a_no_data_entry_is_changed_unless_superseded(store: &dyn CacheStore) {
+    let k = key(DataType::DrsAccounts, "us-east-1", "999988887777");
+    let denied = failure(1_700_000_000, RefreshErrorKind::AccessDenied);
+    store.record_attempt(&k, &denied).await.unwrap();
+    let no_data = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(no_data.meta.state, EntryState::NoData);
+
+    let later = Timestamp::from_unix_secs(1_700_000_600);
+    let same_etag = Extension::new(
+        no_data.meta.version,
+        no_data.meta.etag.clone(),
+        later,
+        policy(),
     );
+    assert_eq!(
+        store.extend(&k, &same_etag).await.unwrap(),
+        ExtendOutcome::Superseded {
+            stored: no_data.meta.version
+        }
+    );
+    let newer = Extension::new(
+        Version::from_raw(no_data.meta.version.get() + 1),
+        no_data.meta.etag.clone(),
+        later,
+        policy(),
+    );
+    assert_eq!(
+        store.extend(&k, &newer).await.unwrap(),
+        ExtendOutcome::Changed
+    );
+    assert_eq!(store.get(&k).await.unwrap(), Some(no_data));
 }
 
 fn failure(at: i64, kind: RefreshErrorKind) -> RefreshAttempt {

@@ -376,13 +376,14 @@ impl CacheStore for DynamoDbStore {
             let chunks = item::chunk_keys_of(&head);
             let chunk_set = head.get(attr::CHUNK_SET).cloned();
             let meta = item::entry_meta(&head).map_err(|e| corrupt(raw_key.clone(), e))?;
-            if meta.state == EntryState::NoData || meta.etag != ext.etag {
-                return Ok(ExtendOutcome::Changed);
-            }
+            // The version first: a newer entry wins whatever its body.
             if meta.version >= ext.version {
                 return Ok(ExtendOutcome::Superseded {
                     stored: meta.version,
                 });
+            }
+            if meta.state == EntryState::NoData || meta.etag != ext.etag {
+                return Ok(ExtendOutcome::Changed);
             }
             // Chunks outlive their head: raise theirs before the head's.
             if let Some(chunks) = &chunks {

@@ -176,15 +176,13 @@ impl CacheStore for EmbeddedStore {
             let Some(head) = read_head(&txn.open_table(HEADS)?, &key)? else {
                 return Ok(ExtendOutcome::Changed);
             };
-            if head.meta.state == EntryState::NoData {
-                return Ok(ExtendOutcome::Changed);
-            }
+            // The version first: a newer entry wins whatever its body.
             if head.meta.version >= ext.version {
                 return Ok(ExtendOutcome::Superseded {
                     stored: head.meta.version,
                 });
             }
-            if head.meta.etag != ext.etag {
+            if head.meta.state == EntryState::NoData || head.meta.etag != ext.etag {
                 return Ok(ExtendOutcome::Changed);
             }
             let meta = EntryMeta {
@@ -192,6 +190,11 @@ impl CacheStore for EmbeddedStore {
                 fetched_at: ext.fetched_at,
                 expires_at: ext.expires_at,
                 stale_until: ext.stale_until,
+                // A successful refresh: any recorded failure is cleared.
+                last_attempt: Some(RefreshAttempt {
+                    at: ext.fetched_at,
+                    failure: None,
+                }),
                 ..head.meta
             };
             write_head(&txn, &key, &meta, head.encoding)?;
