@@ -15,7 +15,7 @@ use serde_json::json;
 use std::time::Duration;
 use support::{
     proxy::Mode,
-    reader::{ACCOUNT, harness, header, json, key, policy, settings},
+    reader::{ACCOUNT, Harness, harness, header, json, key, policy, settings},
     store_contract::incompressible_body,
 };
 
@@ -33,6 +33,13 @@ fn subnets_body() -> Bytes {
         subnet("subnet-0000000000000003c", "vpc-0000000b", "us-east-1a"),
     ];
     Bytes::from(json!({"subnets": subnets, "count": 3}).to_string())
+}
+
+/// Fresh subnets of us-east-1 in the table.
+async fn cache_subnets(h: &Harness) -> CacheEntry {
+    let entry = key(DataType::Ec2Subnets, "us-east-1");
+    h.cache(&entry, subnets_body(), 0, policy(3600, 86_400))
+        .await
 }
 
 #[tokio::test]
@@ -170,14 +177,7 @@ async fn a_store_outage_serves_the_memory_copy_marked_stale() {
             ..settings()
         })
         .await;
-        let entry = h
-            .cache(
-                &key(DataType::Ec2Subnets, "us-east-1"),
-                subnets_body(),
-                0,
-                policy(3600, 86_400),
-            )
-            .await;
+        let entry = cache_subnets(&h).await;
         let loaded = h.get(SUBNETS, &[("region", "us-east-1")]).await;
         assert_eq!(header(&loaded, "x-cache"), "store");
 
@@ -199,13 +199,7 @@ async fn a_store_outage_without_a_memory_copy_is_503_with_retry_after() {
             ..settings()
         })
         .await;
-        h.cache(
-            &key(DataType::Ec2Subnets, "us-east-1"),
-            subnets_body(),
-            0,
-            policy(3600, 86_400),
-        )
-        .await;
+        cache_subnets(&h).await;
         h.outage(mode);
         let r = h.get(SUBNETS, &[("region", "us-east-1")]).await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{mode:?}");
@@ -295,13 +289,7 @@ async fn drs_not_initialized_is_reported_as_such() {
 #[tokio::test]
 async fn concurrent_misses_read_the_store_once() {
     let h = harness(settings()).await;
-    h.cache(
-        &key(DataType::Ec2Subnets, "us-east-1"),
-        subnets_body(),
-        0,
-        policy(3600, 86_400),
-    )
-    .await;
+    cache_subnets(&h).await;
     let reads = (0..32).map(|_| h.get(SUBNETS, &[("region", "us-east-1")]));
     let responses = futures::future::join_all(reads).await;
     assert!(responses.iter().all(|r| r.status() == StatusCode::OK));
@@ -316,13 +304,7 @@ async fn concurrent_misses_read_the_store_once() {
 #[tokio::test]
 async fn filters_apply_to_the_cached_region_snapshot() {
     let h = harness(settings()).await;
-    h.cache(
-        &key(DataType::Ec2Subnets, "us-east-1"),
-        subnets_body(),
-        0,
-        policy(3600, 86_400),
-    )
-    .await;
+    cache_subnets(&h).await;
     let r = h
         .get(
             SUBNETS,
