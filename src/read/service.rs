@@ -151,10 +151,6 @@ impl ReadService {
         &self.memory
     }
 
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
     /// The servable snapshot of `key`.
     #[instrument(skip_all, fields(cache_key = %key))]
     pub async fn read(&self, key: &CacheKey) -> Result<Served, ReadError> {
@@ -283,19 +279,15 @@ impl ReadService {
             return true;
         }
         let request = self.trigger.request_refresh(key, RefreshReason::Miss);
-        match tokio::time::timeout(self.settings.trigger_timeout, request).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                warn!(cache_key = %key, error = %error_chain(&e), "refresh request failed");
-                self.requested.invalidate(key).await;
-                false
-            }
-            Err(_) => {
-                warn!(cache_key = %key, "refresh request timed out");
-                self.requested.invalidate(key).await;
-                false
-            }
-        }
+        let failure = match tokio::time::timeout(self.settings.trigger_timeout, request).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => error_chain(&e),
+            Err(_) => "timed out".to_owned(),
+        };
+        warn!(cache_key = %key, error = %failure, "refresh request failed");
+        // Not on its way after all: the next read may ask again.
+        self.requested.invalidate(key).await;
+        false
     }
 }
 
