@@ -11,11 +11,15 @@ use crate::{
         embedded::EmbeddedStore,
         local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
         sfn::StepFunctionsTrigger,
+        upstream::{
+            AccountAccess, AwsUpstream, Credentials, RetrySettings, SetupError, UpstreamConfig,
+        },
     },
     config::{ConfigError, Env},
-    domain::SystemClock,
+    domain::{AccountId, SystemClock},
     ports::{CacheStore, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
+    refresh::{RefreshSettings, Refresher, Upstream, metrics::EmfRefreshMetrics},
 };
 
 /// The cache table name when `CACHE_TABLE_NAME` is unset.
@@ -24,6 +28,10 @@ pub const DEFAULT_TABLE: &str = "drs-cache";
 pub const DEFAULT_EMBEDDED_PATH: &str = "drs-cache.redb";
 /// Requests for one target within this window start one workflow execution.
 pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
+/// The role assumed in other accounts when `CROSS_ACCOUNT_ROLE_NAME` is unset.
+pub const DEFAULT_ROLE_NAME: &str = "drs-cache-reader";
+/// The STS session name of assumed roles.
+pub const SESSION_NAME: &str = "drs-cache-refresher";
 /// Targets waiting in the local refresh queue at most.
 pub const LOCAL_QUEUE_CAPACITY: usize = 10_000;
 
@@ -37,6 +45,8 @@ pub enum StoreChoice {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot reach upstream AWS")]
+    Upstream(#[from] SetupError),
     #[error("cannot open the embedded store at {path}")]
     Embedded {
         path: String,
@@ -69,6 +79,52 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.optional("EMBEDDED_STORE_PATH")
             .unwrap_or_else(|| DEFAULT_EMBEDDED_PATH.into())
             .into()
+    }
+
+    /// How accounts other than `own` are reached: the role
+    /// `CROSS_ACCOUNT_ROLE_NAME` with `CROSS_ACCOUNT_EXTERNAL_ID`.
+    pub fn account_access(&self, own: AccountId) -> Result<AccountAccess, ConfigError> {
+        let external_id = self.optional("CROSS_ACCOUNT_EXTERNAL_ID");
+        if external_id.as_ref().is_some_and(|id| id.len() < 2) {
+            return Err(ConfigError {
+                var: "CROSS_ACCOUNT_EXTERNAL_ID".into(),
+                reason: "must be at least 2 characters, as STS requires".into(),
+            });
+        }
+        Ok(AccountAccess {
+            own_account: Some(own),
+            others: Credentials::AssumeRole {
+                role_name: self
+                    .optional("CROSS_ACCOUNT_ROLE_NAME")
+                    .unwrap_or_else(|| DEFAULT_ROLE_NAME.into()),
+                external_id,
+                session_name: SESSION_NAME.into(),
+            },
+        })
+    }
+
+    /// Paging and retries of upstream calls: `UPSTREAM_MAX_ATTEMPTS` and
+    /// `UPSTREAM_MAX_RETRY_AFTER_SECONDS`.
+    pub fn upstream_config(&self) -> Result<UpstreamConfig, ConfigError> {
+        let d = RetrySettings::default();
+        let max_attempts = self.number("UPSTREAM_MAX_ATTEMPTS", d.max_attempts)?;
+        if max_attempts == 0 {
+            return Err(ConfigError {
+                var: "UPSTREAM_MAX_ATTEMPTS".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let max_retry_after = Duration::from_secs(self.number(
+            "UPSTREAM_MAX_RETRY_AFTER_SECONDS",
+            d.max_retry_after.as_secs(),
+        )?);
+        Ok(UpstreamConfig {
+            retry: RetrySettings {
+                max_attempts,
+                max_retry_after,
+            },
+            ..UpstreamConfig::default()
+        })
     }
 }
 
@@ -116,6 +172,44 @@ pub async fn workflow_trigger(aws: &Aws, arn: String) -> Arc<dyn RefreshTrigger>
         arn,
         REFRESH_REQUEST_WINDOW,
     ))
+}
+
+/// The refresher of the `refresher` Lambda: the DynamoDB table
+/// `CACHE_TABLE_NAME` and the AWS upstream of the deployment's account.
+pub async fn refresher<F: Fn(&str) -> Option<String>>(
+    aws: &Aws,
+    env: &Env<F>,
+) -> Result<Refresher, StartError> {
+    let settings = env.refresh_settings()?;
+    let table = env.required("CACHE_TABLE_NAME")?;
+    let store = open_store(aws, &StoreChoice::DynamoDb { table }).await?;
+    let upstream = AwsUpstream::new(
+        aws.config().await.clone(),
+        env.account_access(settings.home_account)?,
+        env.upstream_config()?,
+    )?;
+    Ok(refresher_over(store, upstream, settings))
+}
+
+/// A refresher writing to `store` from the AWS upstream `upstream`.
+pub fn refresher_over(
+    store: Arc<dyn CacheStore>,
+    upstream: AwsUpstream,
+    settings: RefreshSettings,
+) -> Refresher {
+    let upstream = Arc::new(upstream);
+    let sources = Upstream {
+        drs: upstream.clone(),
+        ec2: upstream.clone(),
+        iam: upstream,
+    };
+    Refresher::new(
+        store,
+        sources,
+        Arc::new(SystemClock),
+        Arc::new(EmfRefreshMetrics),
+        settings,
+    )
 }
 
 pub fn reader_router(

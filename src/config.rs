@@ -3,9 +3,13 @@
 use std::{str::FromStr, time::Duration};
 
 use crate::{
-    domain::{AccountId, DataType, TtlPolicy, TtlTable},
+    domain::{AccountId, DataType, TtlPolicy, TtlTable, capacity::QuotaThresholds},
     read::ReaderSettings,
+    refresh::RefreshSettings,
 };
+
+/// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
+pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
 
 /// A variable that is missing or does not parse, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +88,51 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 d.refresh_request_interval,
             )?,
             trigger_timeout: self.millis("REFRESH_REQUEST_TIMEOUT_MS", d.trigger_timeout)?,
+        })
+    }
+
+    /// What the refresher needs: `DEPLOYMENT_ACCOUNT_ID` (required), the TTL
+    /// table, the DRS limits and status thresholds (`DRS_MAX_REPLICATING_SERVERS`,
+    /// `DRS_MAX_SOURCE_SERVERS`, `QUOTA_WARNING_PERCENT`, `QUOTA_CRITICAL_PERCENT`)
+    /// and `REFRESH_CONCURRENCY`.
+    pub fn refresh_settings(&self) -> Result<RefreshSettings, ConfigError> {
+        let home_account = self.deployment_account()?.ok_or_else(|| ConfigError {
+            var: "DEPLOYMENT_ACCOUNT_ID".into(),
+            reason: "is required".into(),
+        })?;
+        self.refresh_settings_or(home_account)
+    }
+
+    /// As [`Self::refresh_settings`], with `home_account` where
+    /// `DEPLOYMENT_ACCOUNT_ID` is unset (the local mode).
+    pub fn refresh_settings_or(
+        &self,
+        home_account: AccountId,
+    ) -> Result<RefreshSettings, ConfigError> {
+        let home_account = self.deployment_account()?.unwrap_or(home_account);
+        let defaults = QuotaThresholds::default();
+        let quota_limits = QuotaThresholds::new(
+            self.number("DRS_MAX_REPLICATING_SERVERS", defaults.max_replicating())?,
+            self.number("DRS_MAX_SOURCE_SERVERS", defaults.max_source_servers())?,
+            self.number("QUOTA_WARNING_PERCENT", 80)?,
+            self.number("QUOTA_CRITICAL_PERCENT", 90)?,
+        )
+        .map_err(|e| ConfigError {
+            var: "QUOTA_WARNING_PERCENT".into(),
+            reason: format!("and its companions: {}", e.reason),
+        })?;
+        let concurrency = self.number("REFRESH_CONCURRENCY", DEFAULT_REFRESH_CONCURRENCY)?;
+        if concurrency == 0 {
+            return Err(ConfigError {
+                var: "REFRESH_CONCURRENCY".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(RefreshSettings {
+            ttl: self.ttl_table()?,
+            quota_limits,
+            concurrency,
+            home_account,
         })
     }
 
@@ -181,5 +230,34 @@ mod tests {
             .reader_settings()
             .unwrap_err();
         assert_eq!(err.var, "MEMORY_TTL_SECONDS");
+    }
+
+    #[test]
+    fn the_refresher_needs_its_account_and_takes_its_limits_from_env() {
+        let err = env(&[]).refresh_settings().unwrap_err();
+        assert_eq!(err.var, "DEPLOYMENT_ACCOUNT_ID");
+        let s = env(&[
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("DRS_MAX_REPLICATING_SERVERS", "100"),
+            ("REFRESH_CONCURRENCY", "4"),
+        ])
+        .refresh_settings()
+        .unwrap();
+        assert_eq!(s.quota_limits.max_replicating(), 100);
+        assert_eq!(s.concurrency, 4);
+        let err = env(&[
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("QUOTA_WARNING_PERCENT", "95"),
+        ])
+        .refresh_settings()
+        .unwrap_err();
+        assert!(err.reason.contains("warning <= critical"), "{err}");
+        let err = env(&[
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("REFRESH_CONCURRENCY", "0"),
+        ])
+        .refresh_settings()
+        .unwrap_err();
+        assert_eq!(err.var, "REFRESH_CONCURRENCY");
     }
 }

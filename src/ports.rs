@@ -3,8 +3,14 @@
 
 use async_trait::async_trait;
 
+use std::time::Duration;
+
 use crate::domain::{
-    CacheEntry, CacheKey, DataType, EntryMeta, Extension, RefreshAttempt, Version,
+    AccountId, CacheEntry, CacheKey, DataType, EntryMeta, Extension, RefreshAttempt,
+    RefreshErrorKind, Region, Version,
+    inventory::{
+        InstanceProfile, InstanceType, SecurityGroup, SourceServer, StagingAccount, Subnet,
+    },
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,4 +137,63 @@ pub struct TriggerError {
     pub key: String,
     #[source]
     pub source: BoxError,
+}
+
+/// Where an upstream fetch runs: one account in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub account: AccountId,
+    pub region: Region,
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.account, self.region)
+    }
+}
+
+/// Every record of one upstream listing, and how many pages it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched<T> {
+    pub items: Vec<T>,
+    pub pages: u32,
+}
+
+/// AWS Elastic Disaster Recovery, read through every page.
+#[async_trait]
+pub trait DrsSource: Send + Sync {
+    async fn source_servers(&self, scope: &Scope) -> Result<Fetched<SourceServer>, SourceError>;
+    async fn staging_accounts(&self, scope: &Scope)
+    -> Result<Fetched<StagingAccount>, SourceError>;
+}
+
+/// Amazon EC2, read through every page.
+#[async_trait]
+pub trait Ec2Source: Send + Sync {
+    async fn subnets(&self, scope: &Scope) -> Result<Fetched<Subnet>, SourceError>;
+    async fn security_groups(&self, scope: &Scope) -> Result<Fetched<SecurityGroup>, SourceError>;
+    async fn instance_types(&self, scope: &Scope) -> Result<Fetched<InstanceType>, SourceError>;
+}
+
+/// AWS IAM, which is global: one listing per account serves every region.
+#[async_trait]
+pub trait IamSource: Send + Sync {
+    async fn instance_profiles(
+        &self,
+        account: &AccountId,
+    ) -> Result<Fetched<InstanceProfile>, SourceError>;
+}
+
+/// An upstream call that failed, classified into a kind the workflow acts on.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {kind}: {message}")]
+pub struct SourceError {
+    pub kind: RefreshErrorKind,
+    /// The upstream operation, such as `DescribeSourceServers`.
+    pub operation: &'static str,
+    pub message: String,
+    /// How long the upstream asked callers to wait (`Retry-After`), if it did.
+    pub retry_after: Option<Duration>,
+    #[source]
+    pub source: Option<BoxError>,
 }

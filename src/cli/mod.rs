@@ -1,5 +1,6 @@
 //! The `drs-cache` command line: run the reader locally, prepare a table.
 
+mod local;
 mod serve;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -31,6 +32,10 @@ enum Command {
         /// DynamoDB table [env: CACHE_TABLE_NAME, default: drs-cache].
         #[arg(long)]
         table: Option<String>,
+        /// Fleet simulator configuration (JSON) for the local refresher, used
+        /// when no REFRESH_STATE_MACHINE_ARN is set.
+        #[arg(long)]
+        sim_config: Option<PathBuf>,
     },
     /// Create the cache table with its documented schema on the DynamoDB endpoint
     /// the environment names (AWS_ENDPOINT_URL for moto or DynamoDB Local).
@@ -56,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             path,
             table,
+            sim_config,
         } => {
             let choice = match store {
                 StoreKind::Embedded => {
@@ -65,7 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     table: table.unwrap_or_else(|| env.table_name()),
                 },
             };
-            serve::run(&env, &choice, listen).await
+            serve::run(&env, &choice, listen, sim_config.as_deref()).await
         }
         Command::CreateTable { table } => {
             let table = table.unwrap_or_else(|| env.table_name());

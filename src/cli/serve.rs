@@ -1,36 +1,49 @@
 //! `drs-cache serve`: the reader on a local HTTP port.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use tokio::net::TcpListener;
 use tracing::info;
 
+use super::local;
 use crate::{
     app::{self, StoreChoice},
     config::Env,
     read::{metrics::EmfStdout, server},
+    sim,
 };
 
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     choice: &StoreChoice,
     listen: SocketAddr,
+    sim_config: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let settings = env.reader_settings()?;
+    let mut settings = env.reader_settings()?;
     let aws = app::Aws::default();
     let (store, trigger) = tokio::join!(
         app::open_store(&aws, choice),
         app::refresh_trigger(&aws, env)
     );
+    let store = store?;
     let (trigger, local_queue) = trigger;
-    if let Some(mut queue) = local_queue {
-        tokio::spawn(async move {
-            while let Some(request) = queue.recv().await {
-                info!(cache_key = %request.key, reason = request.reason.as_str(), "refresh requested");
-            }
-        });
-    }
-    let router = app::reader_router(store?, trigger, settings, Arc::new(EmfStdout));
+    // Without a workflow, refreshes run here, against the fleet simulator.
+    let _simulator = match local_queue {
+        Some(queue) => {
+            let home = settings
+                .default_account
+                .unwrap_or_else(sim::default_account);
+            settings.default_account = Some(home);
+            let refresh = env.refresh_settings_or(home)?;
+            let concurrency = refresh.concurrency;
+            let sim = local::sim_config(sim_config, home)?;
+            let (refresher, simulator) = local::start(store.clone(), refresh, sim).await?;
+            tokio::spawn(local::drain(Arc::new(refresher), queue, concurrency));
+            Some(simulator)
+        }
+        None => None,
+    };
+    let router = app::reader_router(store, trigger, settings, Arc::new(EmfStdout));
     let listener = TcpListener::bind(listen).await?;
     server::serve(listener, router, shutdown_signal()).await?;
     info!("reader stopped");

@@ -64,6 +64,20 @@ impl DataType {
         }
     }
 
+    /// The record list and count fields of this type's view, such as
+    /// `("subnets", "count")`; quotas are one object and have none.
+    pub const fn record_list(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Self::DrsSourceServers => ("servers", "serverCount"),
+            Self::DrsAccounts => ("accounts", "count"),
+            Self::Ec2Subnets => ("subnets", "count"),
+            Self::Ec2SecurityGroups => ("securityGroups", "count"),
+            Self::Ec2InstanceProfiles => ("instanceProfiles", "count"),
+            Self::Ec2InstanceTypes => ("instanceTypes", "count"),
+            Self::DrsQuotas => return None,
+        })
+    }
+
     /// `DRS_SOURCE_SERVERS` for `drs-source-servers`: the stem of its env overrides.
     pub fn env_stem(self) -> String {
         self.as_str().replace('-', "_").to_ascii_uppercase()

@@ -117,6 +117,12 @@ impl RefreshErrorKind {
     }
 }
 
+impl fmt::Display for RefreshErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for RefreshErrorKind {
     type Err = UnknownName;
 
@@ -270,6 +276,17 @@ impl Extension {
             fetched_at,
             expires_at,
             stale_until: expires_at.plus(policy.stale_window),
+        }
+    }
+
+    /// The extension that gives a stored body the version and freshness of `meta`.
+    pub fn of(meta: &EntryMeta) -> Self {
+        Self {
+            version: meta.version,
+            etag: meta.etag.clone(),
+            fetched_at: meta.fetched_at,
+            expires_at: meta.expires_at,
+            stale_until: meta.stale_until,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Pure types and rules: what is cached, under which key, and how fresh it is.
 
 mod account;
+pub mod capacity;
 mod data_type;
 mod entry;
 mod freshness;
+pub mod inventory;
 mod key;
 pub mod payload;
 mod region;

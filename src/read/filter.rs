@@ -46,7 +46,7 @@ impl Filter {
     /// The snapshot `body` of `data_type` with only the matching records, and
     /// its count updated.
     pub fn apply(&self, data_type: DataType, body: &[u8]) -> Result<Bytes, serde_json::Error> {
-        let Some((list, count)) = collection(data_type) else {
+        let Some((list, count)) = data_type.record_list() else {
             return Ok(Bytes::copy_from_slice(body));
         };
         let mut doc: Map<String, Value> = serde_json::from_slice(body)?;
@@ -65,19 +65,6 @@ impl Filter {
         doc.insert(list.to_owned(), Value::Array(kept));
         serde_json::to_vec(&doc).map(Bytes::from)
     }
-}
-
-/// The record list and count fields of a data type's view; quotas have none.
-fn collection(data_type: DataType) -> Option<(&'static str, &'static str)> {
-    Some(match data_type {
-        DataType::DrsSourceServers => ("servers", "serverCount"),
-        DataType::DrsAccounts => ("accounts", "count"),
-        DataType::Ec2Subnets => ("subnets", "count"),
-        DataType::Ec2SecurityGroups => ("securityGroups", "count"),
-        DataType::Ec2InstanceProfiles => ("instanceProfiles", "count"),
-        DataType::Ec2InstanceTypes => ("instanceTypes", "count"),
-        DataType::DrsQuotas => return None,
-    })
 }
 
 fn is_vpc_id(v: &str) -> bool {

@@ -185,6 +185,14 @@ impl Router {
             "stale"
         };
         headers.insert("x-cache-status", HeaderValue::from_static(status));
+        // The data served is older than a refresh that failed since: say why.
+        let failure = served.snapshot.meta.last_attempt.as_ref();
+        if let Some(failure) = failure.and_then(|a| a.failure.as_ref()) {
+            headers.insert(
+                "x-refresh-error",
+                HeaderValue::from_static(failure.kind.as_str()),
+            );
+        }
         Ok(response)
     }
 

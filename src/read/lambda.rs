@@ -9,7 +9,7 @@ use lambda_http::{
     aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse},
     request::{LambdaRequest, RequestOrigin},
 };
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 
@@ -40,22 +40,7 @@ pub struct CacheInfo {
     pub etag: String,
 }
 
-/// A failed invocation, typed for the caller (`errorType` is a stable code).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct InvocationError {
-    pub code: String,
-    pub message: String,
-}
-
-impl From<InvocationError> for Diagnostic {
-    fn from(e: InvocationError) -> Self {
-        Diagnostic {
-            error_type: e.code,
-            error_message: e.message,
-        }
-    }
-}
+pub use crate::invocation::InvocationError;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -2,17 +2,18 @@
 //! which CloudWatch turns into metrics without any API call.
 
 use std::{
-    io::Write,
     sync::Mutex,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use serde::Serialize;
 
-use crate::domain::DataType;
+use crate::{
+    domain::DataType,
+    emf::{self, MetricDef},
+};
 
-/// The namespace of the original design's metrics.
-pub const NAMESPACE: &str = "DROrchestration/QueryCache";
+pub use crate::emf::NAMESPACE;
 
 /// What one read did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +50,7 @@ pub struct EmfStdout;
 
 impl MetricsSink for EmfStdout {
     fn record(&self, outcome: &ReadOutcome) {
-        let mut line = emf_line(outcome, SystemTime::now());
-        line.push(b'\n');
-        // A lost metric line must never fail a read.
-        let _ = std::io::stdout().lock().write_all(&line);
+        emf::emit(emf_line(outcome, SystemTime::now()));
     }
 }
 
@@ -76,36 +74,8 @@ impl MetricsSink for Recorded {
 }
 
 #[derive(Serialize)]
-struct MetricDef {
-    #[serde(rename = "Name")]
-    name: &'static str,
-    #[serde(rename = "Unit")]
-    unit: &'static str,
-}
-
-#[derive(Serialize)]
-struct Directive {
-    #[serde(rename = "Namespace")]
-    namespace: &'static str,
-    #[serde(rename = "Dimensions")]
-    dimensions: [[&'static str; 1]; 1],
-    #[serde(rename = "Metrics")]
-    metrics: Vec<MetricDef>,
-}
-
-#[derive(Serialize)]
-struct Metadata {
-    #[serde(rename = "Timestamp")]
-    timestamp: u128,
-    #[serde(rename = "CloudWatchMetrics")]
-    cloudwatch_metrics: [Directive; 1],
-}
-
-#[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Line {
-    #[serde(rename = "_aws")]
-    aws: Metadata,
     data_type: &'static str,
     tier: Option<&'static str>,
     cache_status: &'static str,
@@ -134,7 +104,7 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         ReadResult::Unavailable => "unavailable",
         _ => "error",
     };
-    let metric = |name, unit| MetricDef { name, unit };
+    let metric = MetricDef::new;
     let mut metrics = vec![
         metric("CacheHit", "Count"),
         metric("MemoryHit", "Count"),
@@ -148,14 +118,6 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         metrics.push(metric("DataAge", "Seconds"));
     }
     let line = Line {
-        aws: Metadata {
-            timestamp: at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()),
-            cloudwatch_metrics: [Directive {
-                namespace: NAMESPACE,
-                dimensions: [["DataType"]],
-                metrics,
-            }],
-        },
         data_type: outcome.data_type.as_str(),
         tier,
         cache_status: status,
@@ -168,11 +130,13 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         data_age: outcome.data_age,
         cache_latency: outcome.latency.as_secs_f64() * 1000.0,
     };
-    serde_json::to_vec(&line).unwrap_or_default()
+    emf::line(at, &[&["DataType"]], &metrics, &line)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use serde_json::Value;
 
     use super::*;

@@ -4,4 +4,5 @@
 pub mod moto;
 pub mod proxy;
 pub mod reader;
+pub mod refresh;
 pub mod store_contract;

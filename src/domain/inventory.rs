@@ -1,0 +1,174 @@
+//! The upstream records the cache holds, one type per data type, in the shape the
+//! reader serves them. Adapters build them from AWS types; the refresher wraps
+//! them into views.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The DRS `stagingArea.status` of a server extended from a staging account.
+pub const STAGING_STATUS_EXTENDED: &str = "EXTENDED";
+
+/// One DRS source server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceServer {
+    #[serde(rename = "sourceServerID")]
+    pub source_server_id: String,
+    pub hostname: Option<String>,
+    pub fqdn: Option<String>,
+    /// The `Name` tag.
+    pub name_tag: Option<String>,
+    /// The EC2 instance the server replicates, when it is one.
+    pub source_instance_id: Option<String>,
+    /// The first IP of the primary network interface.
+    pub source_ip: Option<String>,
+    pub os: Option<String>,
+    /// The DRS data replication state, such as `CONTINUOUS` or `STALLED`.
+    pub replication_state: Option<String>,
+    /// Replication lag as DRS reports it (ISO-8601 duration).
+    pub lag_duration: Option<String>,
+    /// When the agent was last seen by DRS.
+    pub last_seen: Option<String>,
+    pub last_launch_result: Option<String>,
+    /// The DRS `stagingArea.status`: `EXTENDED`, `NOT_EXTENDED`, ...
+    pub staging_status: Option<String>,
+    pub hardware: Hardware,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl SourceServer {
+    /// A server extended from a staging account replicates there, so it does not
+    /// use this account's replication capacity.
+    pub fn is_extended(&self) -> bool {
+        self.staging_status.as_deref() == Some(STAGING_STATUS_EXTENDED)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hardware {
+    pub total_cores: u64,
+    #[serde(rename = "ramGiB")]
+    pub ram_gib: f64,
+    #[serde(rename = "totalDiskGiB")]
+    pub total_disk_gib: f64,
+}
+
+impl Hardware {
+    /// From raw byte counts, in GiB rounded to two decimals.
+    pub fn from_bytes(total_cores: u64, ram_bytes: u64, disk_bytes: u64) -> Self {
+        Self {
+            total_cores,
+            ram_gib: gib(ram_bytes),
+            total_disk_gib: gib(disk_bytes),
+        }
+    }
+}
+
+fn gib(bytes: u64) -> f64 {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    // Precision loss above 2^53 bytes is irrelevant at two decimals.
+    #[allow(clippy::cast_precision_loss)]
+    let raw = bytes as f64 / GIB;
+    (raw * 100.0).round() / 100.0
+}
+
+/// An account DRS stages replication in for this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StagingAccount {
+    pub account_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subnet {
+    pub subnet_id: String,
+    /// The `Name` tag.
+    pub subnet_name: Option<String>,
+    pub vpc_id: Option<String>,
+    pub cidr_block: Option<String>,
+    pub availability_zone: Option<String>,
+    pub available_ip_address_count: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroup {
+    pub group_id: String,
+    pub group_name: Option<String>,
+    pub description: Option<String>,
+    pub vpc_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceProfile {
+    pub instance_profile_name: String,
+    pub instance_profile_arn: String,
+    /// Names of the roles in the profile.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceType {
+    pub instance_type: String,
+    pub vcpus: Option<i64>,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: Option<i64>,
+    /// The part of the name before the first `.` (`m5` for `m5.large`).
+    pub instance_family: String,
+    pub network_performance: Option<String>,
+}
+
+impl InstanceType {
+    /// The family of an instance type name: `c6gn` for `c6gn.medium`.
+    pub fn family_of(name: &str) -> &str {
+        name.split_once('.').map_or(name, |(family, _)| family)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardware_is_reported_in_gib_with_two_decimals() {
+        let h = Hardware::from_bytes(8, 16 * 1024 * 1024 * 1024, 1_610_612_736 + 512);
+        assert_eq!(h.ram_gib, 16.0);
+        assert_eq!(h.total_disk_gib, 1.5);
+    }
+
+    #[test]
+    fn family_is_the_name_before_the_first_dot() {
+        assert_eq!(InstanceType::family_of("c6gn.medium"), "c6gn");
+        assert_eq!(InstanceType::family_of("u-6tb1.112xlarge"), "u-6tb1");
+        assert_eq!(InstanceType::family_of("odd"), "odd");
+    }
+
+    #[test]
+    fn only_an_extended_staging_status_marks_a_server_extended() {
+        let mut s = SourceServer {
+            source_server_id: "s-1".into(),
+            hostname: None,
+            fqdn: None,
+            name_tag: None,
+            source_instance_id: None,
+            source_ip: None,
+            os: None,
+            replication_state: None,
+            lag_duration: None,
+            last_seen: None,
+            last_launch_result: None,
+            staging_status: Some("NOT_EXTENDED".into()),
+            hardware: Hardware::from_bytes(0, 0, 0),
+            tags: BTreeMap::new(),
+        };
+        assert!(!s.is_extended());
+        s.staging_status = Some(STAGING_STATUS_EXTENDED.into());
+        assert!(s.is_extended());
+    }
+}

@@ -1,0 +1,129 @@
+//! Refresh metrics as CloudWatch Embedded Metric Format: one line per key.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::{
+    emf::{self, MetricDef},
+    ports::RefreshReason,
+};
+
+use super::summary::{KeySummary, Status};
+
+/// Where refresh outcomes go.
+pub trait RefreshMetrics: Send + Sync {
+    fn record(&self, reason: RefreshReason, summary: &KeySummary);
+}
+
+/// Writes EMF lines to standard output, where Lambda sends them to CloudWatch Logs.
+#[derive(Debug, Default)]
+pub struct EmfRefreshMetrics;
+
+impl RefreshMetrics for EmfRefreshMetrics {
+    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
+        emf::emit(emf_line(reason, summary, SystemTime::now()));
+    }
+}
+
+const METRICS: [MetricDef; 6] = [
+    MetricDef::new("RefreshCount", "Count"),
+    MetricDef::new("RefreshChanged", "Count"),
+    MetricDef::new("RefreshDuration", "Milliseconds"),
+    MetricDef::new("RefreshItems", "Count"),
+    MetricDef::new("RefreshBytes", "Bytes"),
+    MetricDef::new("UpstreamPages", "Count"),
+];
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Line<'a> {
+    data_type: &'static str,
+    /// The status, or the failure kind for a failed refresh.
+    outcome: &'static str,
+    reason: &'static str,
+    cache_key: String,
+    refresh_count: u8,
+    refresh_changed: u8,
+    refresh_duration: u64,
+    refresh_items: u64,
+    refresh_bytes: u64,
+    upstream_pages: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+}
+
+/// The EMF document of one key's refresh, by data type and by outcome.
+pub fn emf_line(reason: RefreshReason, summary: &KeySummary, at: SystemTime) -> Vec<u8> {
+    let outcome = match (&summary.error, summary.status) {
+        (Some(failure), _) => failure.kind.as_str(),
+        (None, Status::Refreshed) => "refreshed",
+        (None, Status::Unchanged) => "unchanged",
+        (None, Status::Superseded) => "superseded",
+        (None, Status::NotInitialized) => "not_initialized",
+        (None, Status::Failed) => "failed",
+    };
+    let line = Line {
+        data_type: summary.cache_key.data_type().as_str(),
+        outcome,
+        reason: reason.as_str(),
+        cache_key: summary.cache_key.to_string(),
+        refresh_count: 1,
+        refresh_changed: u8::from(summary.changed),
+        refresh_duration: summary.duration_ms,
+        refresh_items: summary.items,
+        refresh_bytes: summary.bytes,
+        upstream_pages: summary.pages,
+        error_message: summary.error.as_ref().map(|e| e.message.as_str()),
+    };
+    emf::line(
+        at,
+        &[&["DataType"], &["DataType", "Outcome"]],
+        &METRICS,
+        &line,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{
+        domain::{CacheKey, RefreshErrorKind},
+        refresh::summary::{FailureKind, FailureSummary},
+    };
+
+    #[test]
+    fn a_failed_refresh_is_counted_under_its_kind_with_every_declared_metric() {
+        let summary = KeySummary {
+            cache_key: CacheKey::parse("ec2-subnets#us-east-1#111122223333").unwrap(),
+            status: Status::Failed,
+            changed: false,
+            items: 0,
+            bytes: 0,
+            pages: 2,
+            duration_ms: 40,
+            error: Some(FailureSummary::new(
+                FailureKind::Upstream(RefreshErrorKind::AccessDenied),
+                "denied",
+            )),
+        };
+        let doc: Value = serde_json::from_slice(&emf_line(
+            RefreshReason::Schedule,
+            &summary,
+            SystemTime::now(),
+        ))
+        .unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], emf::NAMESPACE);
+        assert_eq!(directive["Dimensions"][1][1], "Outcome");
+        assert_eq!(doc["Outcome"], "AccessDenied");
+        assert_eq!(doc["DataType"], "ec2-subnets");
+        assert_eq!(doc["Reason"], "schedule");
+        assert_eq!(doc["UpstreamPages"], 2);
+        for m in directive["Metrics"].as_array().unwrap() {
+            assert!(doc.get(m["Name"].as_str().unwrap()).is_some(), "{m}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The refresh use case: fetch a batch of targets from upstream, shape each into
+//! its view, and write it to the cache store without ever losing newer data.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::{StreamExt, stream};
+
+use crate::{
+    domain::{
+        AccountId, CacheEntry, CacheKey, Clock, DataType, EntryState, Extension, RefreshAttempt,
+        RefreshErrorKind, RefreshFailure, Timestamp, TtlTable, Version, capacity::QuotaThresholds,
+    },
+    ports::{
+        CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
+        RefreshReason, SourceError,
+    },
+};
+
+use super::{
+    jobs::{self, Fetch, Job},
+    metrics::RefreshMetrics,
+    summary::{BatchReport, FailureKind, FailureSummary, KeySummary, Status},
+    views::{self, View},
+};
+
+/// The upstream systems a refresh reads.
+#[derive(Clone)]
+pub struct Upstream {
+    pub drs: Arc<dyn DrsSource>,
+    pub ec2: Arc<dyn Ec2Source>,
+    pub iam: Arc<dyn IamSource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Freshness and stale window per data type.
+    pub ttl: TtlTable,
+    pub quota_limits: QuotaThresholds,
+    /// Fetches of one batch running at once.
+    pub concurrency: usize,
+    /// The deployment's own account: fetches account-independent data.
+    pub home_account: AccountId,
+}
+
+pub struct Refresher {
+    store: Arc<dyn CacheStore>,
+    upstream: Upstream,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn RefreshMetrics>,
+    settings: RefreshSettings,
+}
+
+/// Views fetched for the keys of one job.
+struct Shaped {
+    pages: u32,
+    views: Vec<(CacheKey, View)>,
+}
+
+impl Refresher {
+    pub fn new(
+        store: Arc<dyn CacheStore>,
+        upstream: Upstream,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<dyn RefreshMetrics>,
+        settings: RefreshSettings,
+    ) -> Self {
+        Self {
+            store,
+            upstream,
+            clock,
+            metrics,
+            settings,
+        }
+    }
+
+    pub fn home_account(&self) -> AccountId {
+        self.settings.home_account
+    }
+
+    /// Refreshes `targets`, at most `concurrency` fetches at once. Every key is
+    /// reported; a failure is recorded on its entry and never touches its body.
+    #[tracing::instrument(skip_all, fields(targets = targets.len(), reason = reason.as_str()))]
+    pub async fn refresh(&self, targets: &[CacheKey], reason: RefreshReason) -> BatchReport {
+        let jobs = jobs::plan(targets, self.settings.home_account);
+        let results: Vec<Vec<KeySummary>> = stream::iter(jobs)
+            .map(|job| self.run(job))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let results: Vec<KeySummary> = results.into_iter().flatten().collect();
+        for summary in &results {
+            self.metrics.record(reason, summary);
+        }
+        BatchReport::new(results)
+    }
+
+    #[tracing::instrument(skip_all, fields(operation = job.fetch.operation(), keys = job.keys.len()))]
+    async fn run(&self, job: Job) -> Vec<KeySummary> {
+        let started = Instant::now();
+        let version = Version::at_fetch_start();
+        let fetched_at = self.clock.now();
+        let fetched = self.fetch(&job).await;
+        let mut summaries = Vec::with_capacity(job.keys.len());
+        match fetched {
+            Ok(shaped) => {
+                for (key, view) in shaped.views {
+                    let policy = self.settings.ttl.policy(key.data_type());
+                    let entry = CacheEntry::fetched(
+                        key, version, view.body, view.items, fetched_at, policy,
+                    );
+                    summaries.push(self.write(entry, shaped.pages, started).await);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, kind = %error.kind, "upstream fetch failed");
+                for key in job.keys {
+                    let summary = if error.kind == RefreshErrorKind::NotInitialized
+                        && is_drs(key.data_type())
+                    {
+                        let policy = self.settings.ttl.policy(key.data_type());
+                        let entry =
+                            CacheEntry::drs_not_initialized(key, version, fetched_at, policy);
+                        self.write(entry, 1, started).await
+                    } else {
+                        self.record_failure(key, &error, fetched_at, started).await
+                    };
+                    summaries.push(summary);
+                }
+            }
+        }
+        summaries
+    }
+
+    async fn fetch(&self, job: &Job) -> Result<Shaped, SourceError> {
+        let up = &self.upstream;
+        let keys = &job.keys;
+        Ok(match &job.fetch {
+            Fetch::SourceServers(scope) => {
+                let fetched = up.drs.source_servers(scope).await?;
+                let limits = &self.settings.quota_limits;
+                let views = keys
+                    .iter()
+                    .map(|key| {
+                        let view = match key.data_type() {
+                            DataType::DrsQuotas => {
+                                views::quotas(&scope.account, &scope.region, &fetched.items, limits)
+                            }
+                            other => views::list(other, &scope.region, &fetched.items),
+                        };
+                        (key.clone(), view)
+                    })
+                    .collect();
+                Shaped {
+                    pages: fetched.pages,
+                    views,
+                }
+            }
+            Fetch::StagingAccounts(scope) => one_view(keys, up.drs.staging_accounts(scope).await?),
+            Fetch::Subnets(scope) => one_view(keys, up.ec2.subnets(scope).await?),
+            Fetch::SecurityGroups(scope) => one_view(keys, up.ec2.security_groups(scope).await?),
+            Fetch::InstanceTypes(scope) => one_view(keys, up.ec2.instance_types(scope).await?),
+            // IAM is global: one body serves every region of the account.
+            Fetch::InstanceProfiles(account) => {
+                one_view(keys, up.iam.instance_profiles(account).await?)
+            }
+        })
+    }
+
+    /// Writes `entry` unless a refresh that started later already did: only the
+    /// freshness moves when the stored body is the same.
+    async fn write(&self, entry: CacheEntry, pages: u32, started: Instant) -> KeySummary {
+        let ext = Extension::of(&entry.meta);
+        let key = entry.meta.key.clone();
+        let items = entry.meta.item_count;
+        let bytes = entry.body.len() as u64;
+        let not_initialized = entry.meta.state == EntryState::DrsNotInitialized;
+        let outcome = match self.store.extend(&key, &ext).await {
+            Ok(ExtendOutcome::Extended) => Ok(Status::Unchanged),
+            Ok(ExtendOutcome::Superseded { .. }) => Ok(Status::Superseded),
+            Ok(ExtendOutcome::Changed) => match self.store.put(&entry).await {
+                Ok(PutOutcome::Written) => Ok(Status::Refreshed),
+                Ok(PutOutcome::Superseded { .. }) => Ok(Status::Superseded),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let (status, error) = match outcome {
+            Ok(Status::Refreshed | Status::Unchanged) if not_initialized => {
+                (Status::NotInitialized, None)
+            }
+            Ok(status) => (status, None),
+            Err(e) => {
+                tracing::error!(cache_key = %key, error = %e, "cache store write failed");
+                let message = error_chain(&e);
+                let failure = FailureSummary::new(FailureKind::StoreUnavailable, &message);
+                (Status::Failed, Some(failure))
+            }
+        };
+        KeySummary {
+            changed: status == Status::Refreshed,
+            cache_key: key,
+            status,
+            items,
+            bytes,
+            pages,
+            duration_ms: elapsed_ms(started),
+            error,
+        }
+    }
+
+    /// Records the failed attempt on the entry, leaving its body as it is.
+    async fn record_failure(
+        &self,
+        key: CacheKey,
+        error: &SourceError,
+        at: Timestamp,
+        started: Instant,
+    ) -> KeySummary {
+        let message = error_chain(error);
+        let attempt = RefreshAttempt {
+            at,
+            failure: Some(RefreshFailure {
+                kind: error.kind,
+                message: FailureSummary::new(FailureKind::Upstream(error.kind), &message).message,
+            }),
+        };
+        let mut failure = FailureSummary::new(FailureKind::Upstream(error.kind), &message);
+        if let Err(e) = self.store.record_attempt(&key, &attempt).await {
+            tracing::error!(cache_key = %key, error = %e, "cannot record the failed attempt");
+            failure.message = format!("{}; not recorded: {e}", failure.message);
+        }
+        KeySummary {
+            cache_key: key,
+            status: Status::Failed,
+            changed: false,
+            items: 0,
+            bytes: 0,
+            pages: 0,
+            duration_ms: elapsed_ms(started),
+            error: Some(failure),
+        }
+    }
+}
+
+/// The view of the records of `fetched`, serialized once for every key of the job.
+fn one_view<T: serde::Serialize>(keys: &[CacheKey], fetched: Fetched<T>) -> Shaped {
+    let views = match keys.first() {
+        Some(first) => {
+            let view = views::list(first.data_type(), first.region(), &fetched.items);
+            keys.iter().map(|k| (k.clone(), view.clone())).collect()
+        }
+        None => Vec::new(),
+    };
+    Shaped {
+        pages: fetched.pages,
+        views,
+    }
+}
+
+const fn is_drs(data_type: DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::DrsSourceServers | DataType::DrsQuotas | DataType::DrsAccounts
+    )
+}
+
+/// The error and its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

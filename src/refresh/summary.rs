@@ -1,0 +1,195 @@
+//! What a refresh reports: one small summary per cache key, never the payload
+//! (Step Functions caps state data at 256 KB).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::domain::{CacheKey, RefreshErrorKind};
+
+/// Longest error message kept in a summary.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A new body was written.
+    Refreshed,
+    /// Upstream returned the body already stored: only its freshness moved.
+    Unchanged,
+    /// A refresh that started later had already written this key: kept.
+    Superseded,
+    /// DRS is not initialized in this account and region: stored as a state.
+    NotInitialized,
+    Failed,
+}
+
+/// Why a key could not be refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    Upstream(RefreshErrorKind),
+    /// The cache store refused or could not be reached.
+    StoreUnavailable,
+}
+
+impl FailureKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Upstream(kind) => kind.as_str(),
+            Self::StoreUnavailable => "StoreUnavailable",
+        }
+    }
+
+    /// Worth retrying soon: the same request may succeed.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Upstream(RefreshErrorKind::Throttled | RefreshErrorKind::Upstream)
+                | Self::StoreUnavailable
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FailureKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureSummary {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl FailureSummary {
+    pub fn new(kind: FailureKind, message: &str) -> Self {
+        let message = match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}...", &message[..cut]),
+            None => message.to_owned(),
+        };
+        Self { kind, message }
+    }
+}
+
+/// The outcome of refreshing one cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySummary {
+    #[serde(serialize_with = "display")]
+    pub cache_key: CacheKey,
+    pub status: Status,
+    /// The stored body changed.
+    pub changed: bool,
+    /// Records in the body (servers, subnets, ...).
+    pub items: u64,
+    /// Size of the JSON body.
+    pub bytes: u64,
+    /// Upstream pages read by the fetch that fed this key.
+    pub pages: u32,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<FailureSummary>,
+}
+
+fn display<S: serde::Serializer>(key: &CacheKey, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(key)
+}
+
+/// The outcome of a batch: counts, and one summary per key written or attempted
+/// (a `drs-quotas` target also writes `drs-source-servers` from the same fetch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReport {
+    pub refreshed: usize,
+    pub unchanged: usize,
+    pub superseded: usize,
+    pub not_initialized: usize,
+    pub failed: usize,
+    pub results: Vec<KeySummary>,
+}
+
+impl BatchReport {
+    pub fn new(results: Vec<KeySummary>) -> Self {
+        let count = |s| results.iter().filter(|r| r.status == s).count();
+        Self {
+            refreshed: count(Status::Refreshed),
+            unchanged: count(Status::Unchanged),
+            superseded: count(Status::Superseded),
+            not_initialized: count(Status::NotInitialized),
+            failed: count(Status::Failed),
+            results,
+        }
+    }
+
+    /// The failure that decides how the workflow treats the batch: a transient
+    /// one if any (so the batch is retried), else the first permanent one.
+    pub fn decisive_failure(&self) -> Option<FailureKind> {
+        let failures = || self.results.iter().filter_map(|r| r.error.as_ref());
+        failures()
+            .find(|f| f.kind.is_transient())
+            .or_else(|| failures().next())
+            .map(|f| f.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(status: Status, error: Option<FailureKind>) -> KeySummary {
+        KeySummary {
+            cache_key: CacheKey::parse("drs-accounts#us-east-1#111122223333").unwrap(),
+            status,
+            changed: false,
+            items: 0,
+            bytes: 0,
+            pages: 1,
+            duration_ms: 3,
+            error: error.map(|k| FailureSummary::new(k, "boom")),
+        }
+    }
+
+    #[test]
+    fn a_transient_failure_decides_over_a_permanent_one() {
+        let report = BatchReport::new(vec![
+            summary(Status::Refreshed, None),
+            summary(
+                Status::Failed,
+                Some(FailureKind::Upstream(RefreshErrorKind::AccessDenied)),
+            ),
+            summary(
+                Status::Failed,
+                Some(FailureKind::Upstream(RefreshErrorKind::Throttled)),
+            ),
+        ]);
+        assert_eq!(report.refreshed, 1);
+        assert_eq!(report.failed, 2);
+        assert_eq!(
+            report.decisive_failure(),
+            Some(FailureKind::Upstream(RefreshErrorKind::Throttled))
+        );
+        let ok = BatchReport::new(vec![summary(Status::Unchanged, None)]);
+        assert_eq!(ok.decisive_failure(), None);
+    }
+
+    #[test]
+    fn long_messages_are_cut_and_the_summary_serializes_small() {
+        let long = "x".repeat(5000);
+        let f = FailureSummary::new(FailureKind::StoreUnavailable, &long);
+        assert_eq!(f.message.len(), MAX_MESSAGE_CHARS + 3);
+        let json =
+            serde_json::to_value(summary(Status::Failed, Some(FailureKind::StoreUnavailable)))
+                .unwrap();
+        assert_eq!(json["cacheKey"], "drs-accounts#us-east-1#111122223333");
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["error"]["kind"], "StoreUnavailable");
+        assert_eq!(json["durationMs"], 3);
+    }
+}

@@ -1,0 +1,194 @@
+//! The documents the reader serves, built from upstream records and serialized
+//! once per refresh.
+
+use bytes::Bytes;
+use serde::{Serialize, ser::SerializeMap};
+
+use crate::domain::{
+    AccountId, DataType, Region,
+    capacity::{Capacity, QuotaThresholds},
+    inventory::SourceServer,
+};
+
+/// A serialized view and the number of records in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub body: Bytes,
+    pub items: u64,
+}
+
+/// The view of a record list: `{"<list>": [...], "<count>": n}` with the list and
+/// count fields of `data_type` (plus `region` for source servers, as the API
+/// documents). Quotas, which have no record list, are built by [`quotas`].
+pub fn list<T: Serialize>(data_type: DataType, region: &Region, records: &[T]) -> View {
+    debug_assert!(
+        data_type.record_list().is_some(),
+        "{data_type} is not a list"
+    );
+    let (list_field, count_field) = data_type.record_list().unwrap_or(("items", "count"));
+    let document = ListDocument {
+        list_field,
+        count_field,
+        region: (data_type == DataType::DrsSourceServers).then_some(region.as_str()),
+        records,
+    };
+    View {
+        body: to_bytes(&document),
+        items: records.len() as u64,
+    }
+}
+
+struct ListDocument<'a, T> {
+    list_field: &'static str,
+    count_field: &'static str,
+    region: Option<&'a str>,
+    records: &'a [T],
+}
+
+impl<T: Serialize> Serialize for ListDocument<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(self.list_field, self.records)?;
+        if let Some(region) = self.region {
+            map.serialize_entry("region", region)?;
+        }
+        map.serialize_entry(self.count_field, &self.records.len())?;
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaDocument<'a> {
+    account_id: &'a str,
+    region: &'a str,
+    total_source_servers: u64,
+    replicating_servers: u64,
+    max_replicating_servers: u64,
+    max_source_servers: u64,
+    available_replicating_slots: u64,
+    utilization_percent: f64,
+    status: &'static str,
+    extended_servers: u64,
+    servers_by_replication_state: &'a std::collections::BTreeMap<String, u64>,
+}
+
+/// The replication capacity view of one account and region, computed from the
+/// same servers as the source-server view.
+pub fn quotas(
+    account: &AccountId,
+    region: &Region,
+    servers: &[SourceServer],
+    limits: &QuotaThresholds,
+) -> View {
+    let capacity = Capacity::of(servers);
+    let document = QuotaDocument {
+        account_id: account.as_str(),
+        region: region.as_str(),
+        total_source_servers: capacity.total_source_servers,
+        replicating_servers: capacity.replicating_servers,
+        max_replicating_servers: limits.max_replicating(),
+        max_source_servers: limits.max_source_servers(),
+        available_replicating_slots: capacity.available_replicating_slots(limits),
+        utilization_percent: capacity.utilization_percent(limits),
+        status: capacity.status(limits).as_str(),
+        extended_servers: capacity.extended_servers,
+        servers_by_replication_state: &capacity.by_replication_state,
+    };
+    View {
+        body: to_bytes(&document),
+        items: capacity.total_source_servers,
+    }
+}
+
+fn to_bytes<T: Serialize>(document: &T) -> Bytes {
+    // Maps with string keys, strings and numbers: serializing cannot fail, and
+    // a non-finite float is written as null by serde_json.
+    Bytes::from(serde_json::to_vec(document).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::inventory::{Hardware, Subnet};
+
+    fn region() -> Region {
+        Region::parse("eu-west-1").unwrap()
+    }
+
+    #[test]
+    fn a_list_view_has_the_fields_the_reader_filters_on() {
+        let subnet = Subnet {
+            subnet_id: "subnet-1".into(),
+            subnet_name: Some("app-a".into()),
+            vpc_id: Some("vpc-0000000a".into()),
+            cidr_block: Some("10.0.0.0/24".into()),
+            availability_zone: Some("eu-west-1a".into()),
+            available_ip_address_count: Some(250),
+            tags: BTreeMap::from([("Name".into(), "app-a".into())]),
+        };
+        let view = list(DataType::Ec2Subnets, &region(), &[subnet]);
+        let doc: Value = serde_json::from_slice(&view.body).unwrap();
+        assert_eq!(view.items, 1);
+        assert_eq!(doc["count"], 1);
+        assert_eq!(doc["subnets"][0]["subnetName"], "app-a");
+        assert_eq!(doc["subnets"][0]["availableIpAddressCount"], 250);
+        assert!(doc.get("region").is_none());
+    }
+
+    #[test]
+    fn the_source_server_view_names_its_region_and_count() {
+        let server = SourceServer {
+            source_server_id: "s-1234567890abcdef0".into(),
+            hostname: Some("web-1".into()),
+            fqdn: None,
+            name_tag: None,
+            source_instance_id: None,
+            source_ip: None,
+            os: None,
+            replication_state: Some("STALLED".into()),
+            lag_duration: None,
+            last_seen: None,
+            last_launch_result: None,
+            staging_status: None,
+            hardware: Hardware::from_bytes(4, 8 << 30, 100 << 30),
+            tags: BTreeMap::new(),
+        };
+        let view = list(
+            DataType::DrsSourceServers,
+            &region(),
+            std::slice::from_ref(&server),
+        );
+        let doc: Value = serde_json::from_slice(&view.body).unwrap();
+        assert_eq!(doc["region"], "eu-west-1");
+        assert_eq!(doc["serverCount"], 1);
+        let s = &doc["servers"][0];
+        assert_eq!(s["sourceServerID"], "s-1234567890abcdef0");
+        assert_eq!(s["hardware"]["ramGiB"], 8.0);
+        assert_eq!(s["hardware"]["totalDiskGiB"], 100.0);
+        assert_eq!(s["hardware"]["totalCores"], 4);
+        assert!(s["fqdn"].is_null());
+
+        let account = AccountId::parse("111122223333").unwrap();
+        let q = quotas(&account, &region(), &[server], &QuotaThresholds::default());
+        let doc: Value = serde_json::from_slice(&q.body).unwrap();
+        assert_eq!(doc["accountId"], "111122223333");
+        assert_eq!(doc["totalSourceServers"], 1);
+        assert_eq!(doc["replicatingServers"], 0);
+        assert_eq!(doc["availableReplicatingSlots"], 300);
+        assert_eq!(doc["maxSourceServers"], 4000);
+        assert_eq!(doc["status"], "OK");
+        assert_eq!(doc["serversByReplicationState"]["STALLED"], 1);
+    }
+
+    #[test]
+    fn equal_records_serialize_to_equal_bytes() {
+        let a = list(DataType::DrsAccounts, &region(), &["x", "y"]);
+        let b = list(DataType::DrsAccounts, &region(), &["x", "y"]);
+        assert_eq!(a, b);
+    }
+}
