@@ -43,11 +43,14 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the log until the listening line, then drains it so the server
+        // Reads the log until the reader's listening line, then drains it so the server
         // never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
             for line in lines.by_ref() {
+                if !line.contains("reader listening") {
+                    continue;
+                }
                 if let Some(rest) = line.split("addr=").nth(1) {
                     let _ = tx.send(
                         rest.split_whitespace()
@@ -216,5 +219,62 @@ async fn create_table_then_serve_from_dynamodb() {
     let err: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(err["error"], "NOT_CACHED");
     assert_eq!(err["details"]["refreshRequested"], true);
+    assert!(server.stop().success());
+}
+
+/// Asks for `target` until it is served (`200`), for at most `deadline`.
+fn get_until_served(
+    server: &Server,
+    target: &str,
+    deadline: Duration,
+) -> (u16, Vec<(String, String)>, String) {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = server.get(target);
+        if answer.0 == 200 || started.elapsed() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn serve_without_a_workflow_refreshes_misses_locally_from_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.redb");
+    let sim_config = dir.path().join("sim.json");
+    std::fs::write(&sim_config, r#"{"seed": 7, "defaults": {"servers": 120}}"#).unwrap();
+    let server = Server::start(
+        &[
+            "--store",
+            "embedded",
+            "--path",
+            path.to_str().unwrap(),
+            "--sim-config",
+            sim_config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // Never cached: 503, and the miss asks the local refresher for it.
+    let (status, _, got) = server.get("/drs/source-servers?region=eu-west-1");
+    assert_eq!(status, 503, "{got}");
+    let err: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(err["details"]["refreshRequested"], true);
+
+    let (status, headers, got) = get_until_served(
+        &server,
+        "/drs/source-servers?region=eu-west-1",
+        Duration::from_secs(30),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(header(&headers, "x-cache-status"), "fresh");
+    let servers: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(servers["serverCount"], 120);
+    assert_eq!(servers["region"], "eu-west-1");
+    // The same fetch wrote the quota view.
+    let (status, _, got) = server.get("/drs/quotas?region=eu-west-1");
+    assert_eq!(status, 200, "{got}");
+    let quotas: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(quotas["totalSourceServers"], 120);
     assert!(server.stop().success());
 }

@@ -18,32 +18,15 @@ impl DrsSource for AwsUpstream {
     async fn source_servers(&self, scope: &Scope) -> Result<Fetched<SourceServer>, SourceError> {
         const OPERATION: &str = "DescribeSourceServers";
         let drs = self.drs(scope, OPERATION).await?;
-        let mut pages = drs
+        let pages = drs
             .client
             .describe_source_servers()
             .max_results(self.config().page_sizes.source_servers)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| drs.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            let items = page.items.unwrap_or_default();
-            fetched.items.reserve(items.len());
-            for raw in items {
-                let server = SourceServer::try_from(raw).map_err(|e| e.in_answer_of(OPERATION))?;
-                fetched.items.push(server);
-            }
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        drs.every_page(OPERATION, pages, |page| page.items.unwrap_or_default())
     }
 
     #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
@@ -53,33 +36,24 @@ impl DrsSource for AwsUpstream {
     ) -> Result<Fetched<StagingAccount>, SourceError> {
         const OPERATION: &str = "ListStagingAccounts";
         let drs = self.drs(scope, OPERATION).await?;
-        let mut pages = drs
+        let pages = drs
             .client
             .list_staging_accounts()
             .max_results(self.config().page_sizes.staging_accounts)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| drs.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            for account in page.accounts.unwrap_or_default() {
-                let account_id = account
-                    .account_id
-                    .ok_or(MissingField("accountID"))
-                    .map_err(|e| e.in_answer_of(OPERATION))?;
-                fetched.items.push(StagingAccount { account_id });
-            }
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        drs.every_page(OPERATION, pages, |page| page.accounts.unwrap_or_default())
+    }
+}
+
+impl TryFrom<types::Account> for StagingAccount {
+    type Error = MissingField;
+
+    fn try_from(account: types::Account) -> Result<Self, Self::Error> {
+        let account_id = account.account_id.ok_or(MissingField("accountID"))?;
+        Ok(Self { account_id })
     }
 }
 

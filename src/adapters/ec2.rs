@@ -18,90 +18,49 @@ impl Ec2Source for AwsUpstream {
     async fn subnets(&self, scope: &Scope) -> Result<Fetched<Subnet>, SourceError> {
         const OPERATION: &str = "DescribeSubnets";
         let ec2 = self.ec2(scope, OPERATION).await?;
-        let mut pages = ec2
+        let pages = ec2
             .client
             .describe_subnets()
             .max_results(self.config().page_sizes.subnets)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ec2.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            for raw in page.subnets.unwrap_or_default() {
-                let subnet = Subnet::try_from(raw).map_err(|e| e.in_answer_of(OPERATION))?;
-                fetched.items.push(subnet);
-            }
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        ec2.every_page(OPERATION, pages, |page| page.subnets.unwrap_or_default())
     }
 
     #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
     async fn security_groups(&self, scope: &Scope) -> Result<Fetched<SecurityGroup>, SourceError> {
         const OPERATION: &str = "DescribeSecurityGroups";
         let ec2 = self.ec2(scope, OPERATION).await?;
-        let mut pages = ec2
+        let pages = ec2
             .client
             .describe_security_groups()
             .max_results(self.config().page_sizes.security_groups)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ec2.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            for raw in page.security_groups.unwrap_or_default() {
-                let group = SecurityGroup::try_from(raw).map_err(|e| e.in_answer_of(OPERATION))?;
-                fetched.items.push(group);
-            }
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        ec2.every_page(OPERATION, pages, |page| {
+            page.security_groups.unwrap_or_default()
+        })
     }
 
     #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
     async fn instance_types(&self, scope: &Scope) -> Result<Fetched<InstanceType>, SourceError> {
         const OPERATION: &str = "DescribeInstanceTypes";
         let ec2 = self.ec2(scope, OPERATION).await?;
-        let mut pages = ec2
+        let pages = ec2
             .client
             .describe_instance_types()
             .max_results(self.config().page_sizes.instance_types)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ec2.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            for raw in page.instance_types.unwrap_or_default() {
-                let info = InstanceType::try_from(raw).map_err(|e| e.in_answer_of(OPERATION))?;
-                fetched.items.push(info);
-            }
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        ec2.every_page(OPERATION, pages, |page| {
+            page.instance_types.unwrap_or_default()
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types;
 
 use crate::{
-    adapters::upstream::AwsUpstream,
+    adapters::upstream::{AwsUpstream, MissingField},
     domain::{AccountId, inventory::InstanceProfile},
     ports::{Fetched, IamSource, SourceError},
 };
@@ -19,41 +19,28 @@ impl IamSource for AwsUpstream {
     ) -> Result<Fetched<InstanceProfile>, SourceError> {
         const OPERATION: &str = "ListInstanceProfiles";
         let iam = self.iam(account, OPERATION).await?;
-        let mut pages = iam
+        let pages = iam
             .client
             .list_instance_profiles()
             .max_items(self.config().page_sizes.instance_profiles)
             .into_paginator()
-            .send();
-        let mut fetched = Fetched {
-            items: Vec::new(),
-            pages: 0,
-        };
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| iam.fail(OPERATION, e))?;
-            fetched.pages += 1;
-            fetched.items.extend(
-                page.instance_profiles
-                    .into_iter()
-                    .map(InstanceProfile::from),
-            );
-        }
-        tracing::debug!(
-            items = fetched.items.len(),
-            pages = fetched.pages,
-            "fetched"
-        );
-        Ok(fetched)
+            .send()
+            .try_collect()
+            .await;
+        iam.every_page(OPERATION, pages, |page| page.instance_profiles)
     }
 }
 
-impl From<types::InstanceProfile> for InstanceProfile {
-    fn from(p: types::InstanceProfile) -> Self {
-        Self {
+impl TryFrom<types::InstanceProfile> for InstanceProfile {
+    type Error = MissingField;
+
+    /// IAM's required members are never absent, so this never fails.
+    fn try_from(p: types::InstanceProfile) -> Result<Self, MissingField> {
+        Ok(Self {
             instance_profile_name: p.instance_profile_name,
             instance_profile_arn: p.arn,
             roles: p.roles.into_iter().map(|r| r.role_name).collect(),
-        }
+        })
     }
 }
 
@@ -86,7 +73,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            InstanceProfile::from(raw),
+            InstanceProfile::try_from(raw).unwrap(),
             InstanceProfile {
                 instance_profile_name: "drs-recovery".into(),
                 instance_profile_arn: "arn:aws:iam::123456789012:instance-profile/drs-recovery"

@@ -44,6 +44,7 @@ fn local_key(account: &AccountId) -> String {
 pub async fn start(
     store: Arc<dyn CacheStore>,
     settings: RefreshSettings,
+    upstream: UpstreamConfig,
     config: SimConfig,
 ) -> anyhow::Result<(Refresher, SimHandle)> {
     let home = settings.home_account;
@@ -70,7 +71,7 @@ pub async fn start(
         own_account: Some(home),
         others: crate::adapters::upstream::Credentials::Static(others),
     };
-    let upstream = AwsUpstream::new(base, access, UpstreamConfig::default())?;
+    let upstream = AwsUpstream::new(base, access, upstream)?;
     Ok((app::refresher_over(store, upstream, settings), sim))
 }
 

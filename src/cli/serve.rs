@@ -37,7 +37,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
             let refresh = env.refresh_settings_or(home)?;
             let concurrency = refresh.concurrency;
             let sim = local::sim_config(sim_config, home)?;
-            let (refresher, simulator) = local::start(store.clone(), refresh, sim).await?;
+            let upstream = env.upstream_config()?;
+            let (refresher, simulator) =
+                local::start(store.clone(), refresh, upstream, sim).await?;
             tokio::spawn(local::drain(Arc::new(refresher), queue, concurrency));
             Some(simulator)
         }

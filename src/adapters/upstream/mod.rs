@@ -32,7 +32,7 @@ pub use retry::{RetryAfterClassifier, RetrySettings};
 
 use crate::{
     domain::{AccountId, RefreshErrorKind},
-    ports::{Scope, SourceError},
+    ports::{Fetched, Scope, SourceError},
 };
 
 /// Items asked for per page of each listing (the API maximum by default).
@@ -141,6 +141,35 @@ impl<C> Connection<C> {
     }
 }
 
+impl<C> Connection<C> {
+    /// The records of every page of a listing made through this client, each
+    /// converted to its domain type; a failed page or record fails the listing.
+    pub(crate) fn every_page<P, E, Raw, T>(
+        &self,
+        operation: &'static str,
+        pages: Result<Vec<P>, SdkError<E, HttpResponse>>,
+        records: impl Fn(P) -> Vec<Raw>,
+    ) -> Result<Fetched<T>, SourceError>
+    where
+        E: std::error::Error + aws_sdk_sts::error::ProvideErrorMetadata + Send + Sync + 'static,
+        T: TryFrom<Raw, Error = MissingField>,
+    {
+        let pages = pages.map_err(|e| self.fail(operation, e))?;
+        let count = u32::try_from(pages.len()).unwrap_or(u32::MAX);
+        let items = pages
+            .into_iter()
+            .flat_map(records)
+            .map(T::try_from)
+            .collect::<Result<Vec<T>, MissingField>>()
+            .map_err(|e| e.in_answer_of(operation))?;
+        tracing::debug!(items = items.len(), pages = count, "fetched");
+        Ok(Fetched {
+            items,
+            pages: count,
+        })
+    }
+}
+
 /// An answer that lacks a field every record must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an answer item has no {0}")]
@@ -209,29 +238,24 @@ impl AwsUpstream {
         scope: &Scope,
         operation: &'static str,
     ) -> Result<Connection<aws_sdk_drs::Client>, SourceError> {
-        if let Some(found) = lock(&self.drs).get(scope) {
-            return Ok(found.clone());
-        }
-        let account = self
-            .account(
-                &scope.account,
-                Partition::of(scope.region.as_str()),
-                operation,
-            )
-            .await?;
-        let conf = aws_sdk_drs::config::Builder::from(&account.sdk)
-            .region(Region::new(scope.region.as_str().to_owned()))
-            .retry_config(self.config.retry.retry_config())
-            .retry_classifier(self.config.retry.classifier())
-            .build();
-        let built = Connection {
-            client: aws_sdk_drs::Client::from_conf(conf),
-            role_arn: account.role_arn,
-        };
-        Ok(lock(&self.drs)
-            .entry(scope.clone())
-            .or_insert(built)
-            .clone())
+        let retry = self.config.retry;
+        let partition = Partition::of(scope.region.as_str());
+        self.connection(
+            &self.drs,
+            scope,
+            &scope.account,
+            partition,
+            operation,
+            |sdk| {
+                let conf = aws_sdk_drs::config::Builder::from(sdk)
+                    .region(Region::new(scope.region.as_str().to_owned()))
+                    .retry_config(retry.retry_config())
+                    .retry_classifier(retry.classifier())
+                    .build();
+                aws_sdk_drs::Client::from_conf(conf)
+            },
+        )
+        .await
     }
 
     pub(crate) async fn ec2(
@@ -239,52 +263,64 @@ impl AwsUpstream {
         scope: &Scope,
         operation: &'static str,
     ) -> Result<Connection<aws_sdk_ec2::Client>, SourceError> {
-        if let Some(found) = lock(&self.ec2).get(scope) {
-            return Ok(found.clone());
-        }
-        let account = self
-            .account(
-                &scope.account,
-                Partition::of(scope.region.as_str()),
-                operation,
-            )
-            .await?;
-        let conf = aws_sdk_ec2::config::Builder::from(&account.sdk)
-            .region(Region::new(scope.region.as_str().to_owned()))
-            .retry_config(self.config.retry.retry_config())
-            .retry_classifier(self.config.retry.classifier())
-            .build();
-        let built = Connection {
-            client: aws_sdk_ec2::Client::from_conf(conf),
-            role_arn: account.role_arn,
-        };
-        Ok(lock(&self.ec2)
-            .entry(scope.clone())
-            .or_insert(built)
-            .clone())
+        let retry = self.config.retry;
+        let partition = Partition::of(scope.region.as_str());
+        self.connection(
+            &self.ec2,
+            scope,
+            &scope.account,
+            partition,
+            operation,
+            |sdk| {
+                let conf = aws_sdk_ec2::config::Builder::from(sdk)
+                    .region(Region::new(scope.region.as_str().to_owned()))
+                    .retry_config(retry.retry_config())
+                    .retry_classifier(retry.classifier())
+                    .build();
+                aws_sdk_ec2::Client::from_conf(conf)
+            },
+        )
+        .await
     }
 
     /// IAM is global: one client per account, in the base region's partition.
     pub(crate) async fn iam(
         &self,
-        account_id: &AccountId,
+        account: &AccountId,
         operation: &'static str,
     ) -> Result<Connection<aws_sdk_iam::Client>, SourceError> {
-        if let Some(found) = lock(&self.iam).get(account_id) {
+        let retry = self.config.retry;
+        let partition = self.base_partition;
+        self.connection(&self.iam, account, account, partition, operation, |sdk| {
+            let conf = aws_sdk_iam::config::Builder::from(sdk)
+                .retry_config(retry.retry_config())
+                .retry_classifier(retry.classifier())
+                .build();
+            aws_sdk_iam::Client::from_conf(conf)
+        })
+        .await
+    }
+
+    /// The client kept in `clients` under `key`, built with `build` from the
+    /// config of `account` on first use.
+    async fn connection<K: std::hash::Hash + Eq + Clone, C: Clone>(
+        &self,
+        clients: &Mutex<HashMap<K, Connection<C>>>,
+        key: &K,
+        account: &AccountId,
+        partition: Partition,
+        operation: &'static str,
+        build: impl FnOnce(&SdkConfig) -> C,
+    ) -> Result<Connection<C>, SourceError> {
+        if let Some(found) = lock(clients).get(key) {
             return Ok(found.clone());
         }
-        let account = self
-            .account(account_id, self.base_partition, operation)
-            .await?;
-        let conf = aws_sdk_iam::config::Builder::from(&account.sdk)
-            .retry_config(self.config.retry.retry_config())
-            .retry_classifier(self.config.retry.classifier())
-            .build();
+        let account = self.account(account, partition, operation).await?;
         let built = Connection {
-            client: aws_sdk_iam::Client::from_conf(conf),
+            client: build(&account.sdk),
             role_arn: account.role_arn,
         };
-        Ok(lock(&self.iam).entry(*account_id).or_insert(built).clone())
+        Ok(lock(clients).entry(key.clone()).or_insert(built).clone())
     }
 
     /// The shared config of `account` in `partition`, made once.
