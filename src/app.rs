@@ -17,9 +17,13 @@ use crate::{
     },
     config::{ConfigError, Env},
     domain::{AccountId, SystemClock},
-    ports::{CacheStore, RefreshTrigger},
+    plan::Planner,
+    ports::{CacheStorage, CacheStore, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
-    refresh::{RefreshSettings, Refresher, Upstream, metrics::EmfRefreshMetrics},
+    refresh::{
+        RefreshSettings, Refresher, Upstream,
+        metrics::{EmfRefreshMetrics, RefreshMetrics},
+    },
 };
 
 /// The cache table name when `CACHE_TABLE_NAME` is unset.
@@ -128,10 +132,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// The cache store `choice` names, which also keeps refresh leases.
 pub async fn open_store(
     aws: &Aws,
     choice: &StoreChoice,
-) -> Result<Arc<dyn CacheStore>, StartError> {
+) -> Result<Arc<dyn CacheStorage>, StartError> {
     Ok(match choice {
         StoreChoice::Embedded(path) => {
             Arc::new(
@@ -188,7 +193,12 @@ pub async fn refresher<F: Fn(&str) -> Option<String>>(
         env.account_access(settings.home_account)?,
         env.upstream_config()?,
     )?;
-    Ok(refresher_over(store, upstream, settings))
+    Ok(refresher_over(
+        store,
+        upstream,
+        settings,
+        Arc::new(EmfRefreshMetrics),
+    ))
 }
 
 /// A refresher writing to `store` from the AWS upstream `upstream`.
@@ -196,6 +206,7 @@ pub fn refresher_over(
     store: Arc<dyn CacheStore>,
     upstream: AwsUpstream,
     settings: RefreshSettings,
+    metrics: Arc<dyn RefreshMetrics>,
 ) -> Refresher {
     let upstream = Arc::new(upstream);
     let sources = Upstream {
@@ -203,13 +214,24 @@ pub fn refresher_over(
         ec2: upstream.clone(),
         iam: upstream,
     };
-    Refresher::new(
+    Refresher::new(store, sources, Arc::new(SystemClock), metrics, settings)
+}
+
+/// The planner of the `planner` Lambda: store metadata and leases in the
+/// DynamoDB table `CACHE_TABLE_NAME`.
+pub async fn planner<F: Fn(&str) -> Option<String>>(
+    aws: &Aws,
+    env: &Env<F>,
+) -> Result<Planner, StartError> {
+    let config = env.plan_config(None)?;
+    let table = env.required("CACHE_TABLE_NAME")?;
+    let store = open_store(aws, &StoreChoice::DynamoDb { table }).await?;
+    Ok(Planner::new(
+        store.clone(),
         store,
-        sources,
         Arc::new(SystemClock),
-        Arc::new(EmfRefreshMetrics),
-        settings,
-    )
+        config,
+    ))
 }
 
 pub fn reader_router(

@@ -3,13 +3,22 @@
 use std::{str::FromStr, time::Duration};
 
 use crate::{
-    domain::{AccountId, DataType, TtlPolicy, TtlTable, capacity::QuotaThresholds},
+    domain::{AccountId, DataType, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
+    plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
 };
 
 /// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
 pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
+
+/// The local mode's defaults where the planner's variables are unset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPlan {
+    pub home: AccountId,
+    pub accounts: Vec<AccountId>,
+    pub regions: Vec<Region>,
+}
 
 /// A variable that is missing or does not parse, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +145,87 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// What the planner plans over: `DEPLOYMENT_ACCOUNT_ID` (required, or `home`
+    /// when given), `ACCOUNT_IDS` (comma-separated; default the deployment's
+    /// account), `REGIONS` (comma-separated, required), `DATA_TYPES` (default
+    /// all), `SCHEDULE_INTERVAL_SECONDS` (60), `REFRESH_AHEAD_MARGIN_SECONDS`
+    /// (30), `FAILURE_BACKOFF_SECONDS` (300), `LEASE_SECONDS` (30) and
+    /// `REFRESH_BATCH_SIZE` (10).
+    pub fn plan_config(&self, local: Option<LocalPlan>) -> Result<PlanConfig, ConfigError> {
+        let home = match (self.deployment_account()?, local.as_ref().map(|l| l.home)) {
+            (Some(account), _) | (None, Some(account)) => account,
+            (None, None) => {
+                return Err(ConfigError {
+                    var: "DEPLOYMENT_ACCOUNT_ID".into(),
+                    reason: "is required".into(),
+                });
+            }
+        };
+        let accounts = match self.list("ACCOUNT_IDS", |raw| {
+            AccountId::parse(raw).map_err(|e| e.reason)
+        })? {
+            Some(accounts) => accounts,
+            None => local
+                .as_ref()
+                .map_or_else(|| vec![home], |l| l.accounts.clone()),
+        };
+        let regions = match self.list("REGIONS", |raw| Region::parse(raw).map_err(|e| e.reason))? {
+            Some(regions) => regions,
+            None => local.map(|l| l.regions).ok_or_else(|| ConfigError {
+                var: "REGIONS".into(),
+                reason: "is required: the regions to refresh, comma-separated".into(),
+            })?,
+        };
+        let data_types = self
+            .list("DATA_TYPES", |raw| {
+                DataType::parse(raw).map_err(|e| e.reason)
+            })?
+            .unwrap_or_else(|| DataType::ALL.to_vec());
+        let batch_size = self.number("REFRESH_BATCH_SIZE", 10usize)?;
+        if batch_size == 0 {
+            return Err(ConfigError {
+                var: "REFRESH_BATCH_SIZE".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(PlanConfig {
+            home,
+            accounts,
+            regions,
+            data_types,
+            schedule_interval: self
+                .seconds("SCHEDULE_INTERVAL_SECONDS", Duration::from_secs(60))?,
+            refresh_ahead_margin: self
+                .seconds("REFRESH_AHEAD_MARGIN_SECONDS", Duration::from_secs(30))?,
+            failure_backoff: self.seconds("FAILURE_BACKOFF_SECONDS", Duration::from_secs(300))?,
+            lease: self.seconds("LEASE_SECONDS", Duration::from_secs(30))?,
+            batch_size,
+            list_page: 100,
+        })
+    }
+
+    /// A comma-separated list, each item parsed; `None` when unset.
+    fn list<T: PartialEq>(
+        &self,
+        var: &str,
+        parse: impl Fn(&str) -> Result<T, &'static str>,
+    ) -> Result<Option<Vec<T>>, ConfigError> {
+        let Some(raw) = self.optional(var) else {
+            return Ok(None);
+        };
+        let mut items = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let value = parse(item).map_err(|reason| ConfigError {
+                var: var.to_owned(),
+                reason: format!("item {item:?} {reason}"),
+            })?;
+            if !items.contains(&value) {
+                items.push(value);
+            }
+        }
+        Ok(Some(items))
+    }
+
     /// Freshness and stale window of every data type: the defaults, overridden
     /// by `FRESHNESS_{TYPE}_SECONDS` and `STALE_WINDOW_{TYPE}_SECONDS` (TYPE as in
     /// `DRS_SOURCE_SERVERS`).
@@ -230,6 +320,38 @@ mod tests {
             .reader_settings()
             .unwrap_err();
         assert_eq!(err.var, "MEMORY_TTL_SECONDS");
+    }
+
+    #[test]
+    fn the_planner_reads_its_accounts_regions_and_types() {
+        let c = env(&[
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("ACCOUNT_IDS", "123456789012, 210987654321,123456789012"),
+            ("REGIONS", "us-east-1,eu-west-1"),
+            ("DATA_TYPES", "drs-quotas"),
+        ])
+        .plan_config(None)
+        .unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.regions.len(), 2);
+        assert_eq!(c.data_types, [DataType::DrsQuotas]);
+        assert_eq!(c.batch_size, 10);
+        let err = env(&[("DEPLOYMENT_ACCOUNT_ID", "123456789012")])
+            .plan_config(None)
+            .unwrap_err();
+        assert_eq!(err.var, "REGIONS");
+        let local = LocalPlan {
+            home: AccountId::parse("123456789012").unwrap(),
+            accounts: vec![AccountId::parse("123456789012").unwrap()],
+            regions: vec![Region::parse("eu-west-1").unwrap()],
+        };
+        let c = env(&[]).plan_config(Some(local.clone())).unwrap();
+        assert_eq!(c.regions, local.regions);
+        let err = env(&[("REGIONS", "us-east-1,mars")])
+            .plan_config(Some(local))
+            .unwrap_err();
+        assert_eq!(err.var, "REGIONS");
+        assert!(err.reason.contains("\"mars\""), "{err}");
     }
 
     #[test]

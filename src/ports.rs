@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::domain::{
     AccountId, CacheEntry, CacheKey, DataType, EntryMeta, Extension, RefreshAttempt,
-    RefreshErrorKind, Region, Version,
+    RefreshErrorKind, Region, Timestamp, Version,
     inventory::{
         InstanceProfile, InstanceType, SecurityGroup, SourceServer, StagingAccount, Subnet,
     },
@@ -120,6 +120,28 @@ impl RefreshReason {
     }
 }
 
+/// What an invalidation refreshes: every configured target matching the parts
+/// given (none given: everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Invalidation {
+    pub data_type: Option<DataType>,
+    pub region: Option<Region>,
+    pub account: Option<AccountId>,
+}
+
+impl std::fmt::Display for Invalidation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |p: Option<&str>| p.unwrap_or("*").to_owned();
+        write!(
+            f,
+            "{}#{}#{}",
+            part(self.data_type.map(DataType::as_str)),
+            part(self.region.as_ref().map(Region::as_str)),
+            part(self.account.as_ref().map(AccountId::as_str)),
+        )
+    }
+}
+
 /// Asks the refresh side to refresh a target soon. Requests for the same target
 /// close together may be collapsed into one refresh.
 #[async_trait]
@@ -129,11 +151,15 @@ pub trait RefreshTrigger: Send + Sync {
         key: &CacheKey,
         reason: RefreshReason,
     ) -> Result<(), TriggerError>;
+
+    /// Asks for a refresh of every configured target `invalidation` matches.
+    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError>;
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("refresh request for {key} failed")]
 pub struct TriggerError {
+    /// The cache key, or the invalidation, asked for.
     pub key: String,
     #[source]
     pub source: BoxError,
@@ -197,3 +223,25 @@ pub struct SourceError {
     #[source]
     pub source: Option<BoxError>,
 }
+
+/// Short claims on targets that collapse bursts: a target claimed and not yet
+/// released is not planned again until its claim runs out.
+#[async_trait]
+pub trait RefreshLeases: Send + Sync {
+    /// Claims each of `keys` until `until`, unless a claim on it runs past `now`.
+    /// Returns the keys this call claimed, in the order given; concurrent calls
+    /// never both claim one key. A call that fails leaves no claim of its own in
+    /// place (the DynamoDB store releases what it wrote, best effort; a claim it
+    /// could not release runs out at `until`).
+    async fn claim(
+        &self,
+        keys: &[CacheKey],
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CacheKey>, StoreError>;
+}
+
+/// A cache store that also keeps refresh leases, as both stores do.
+pub trait CacheStorage: CacheStore + RefreshLeases {}
+
+impl<T: CacheStore + RefreshLeases> CacheStorage for T {}

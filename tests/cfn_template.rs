@@ -1,20 +1,28 @@
-//! The read side's CloudFormation template agrees with the code: the cache table
-//! is the one `create_table` makes, the HTTP API has a route for every path the
-//! reader serves, and the reader function gets the variables it reads.
+//! The CloudFormation template agrees with the code: the cache table is the one
+//! `create_table` makes, the HTTP API has a route for every path the reader
+//! serves, each function runs its own package with the variables it reads and a
+//! role allowing what it calls, and the schedule starts runs the planner
+//! understands. (tests/statemachine.rs checks the workflow's definition and its
+//! substitutions, tests/event_rules.rs the EventBridge rules.)
 
 mod support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
+    time::Duration,
 };
 
+use bytes::Bytes;
 use drs_cache::{
-    adapters::{dynamodb::INDEX_BY_DATA_TYPE, local_queue::LocalRefreshQueue},
+    adapters::{
+        dynamodb::INDEX_BY_DATA_TYPE, local_queue::LocalRefreshQueue, upstream::Credentials,
+    },
     app::{self, StoreChoice},
-    config::Env,
-    domain::DataType,
-    read::{ApiRequest, ReaderSettings, metrics::Recorded},
+    config::{DEFAULT_REFRESH_CONCURRENCY, Env},
+    domain::{AccountId, DataType},
+    plan::trigger::{self, Trigger},
+    read::{ApiRequest, ReaderSettings, http::INVALIDATE_PATH, metrics::Recorded},
 };
 use http::{Method, StatusCode};
 use serde_norway::Value;
@@ -22,6 +30,18 @@ use support::moto;
 
 const TEMPLATE: &str = include_str!("../cfn/drs-cache.yaml");
 const READER_MAIN: &str = include_str!("../src/bin/reader.rs");
+const CARGO_TOML: &str = include_str!("../Cargo.toml");
+/// Where the functions read their variables (`Env` methods and the mains).
+const CONFIG_SOURCES: [&str; 5] = [
+    include_str!("../src/config.rs"),
+    include_str!("../src/app.rs"),
+    include_str!("../src/bin/reader.rs"),
+    include_str!("../src/bin/planner.rs"),
+    include_str!("../src/bin/refresher.rs"),
+];
+/// The account and region of the stack these tests evaluate the template for.
+const STACK_ACCOUNT: &str = "111122223333";
+const STACK_REGION: &str = "eu-west-1";
 
 fn template() -> Value {
     serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML")
@@ -331,7 +351,11 @@ fn the_table_is_a_disposable_encrypted_cache() {
 
 // --- the HTTP API --------------------------------------------------------------
 
-/// `GET` route keys of the API, each checked to lead to the reader.
+/// The route that asks for a refresh by hand.
+const INVALIDATE_ROUTE: &str = "POST /cache/invalidate";
+
+/// Route keys of the API, each checked to lead to the reader and to be
+/// authorized as `ApiAuthorization` says.
 fn template_routes(template: &Value) -> BTreeSet<String> {
     let integration = properties(template, "ReaderIntegration");
     assert_eq!(text(integration, "IntegrationType"), "AWS_PROXY");
@@ -368,17 +392,19 @@ fn path_of(data_type: DataType) -> String {
 }
 
 #[test]
-fn every_path_the_reader_serves_has_a_route() {
+fn every_path_the_reader_serves_has_a_route_and_so_does_invalidation() {
     let routes = template_routes(&template());
     let expected: BTreeSet<String> = DataType::ALL
         .iter()
         .map(|&t| format!("GET {}", path_of(t)))
+        .chain([INVALIDATE_ROUTE.to_owned()])
         .collect();
     assert_eq!(routes, expected);
 }
 
 #[tokio::test]
 async fn every_route_reaches_a_path_the_reader_serves() {
+    assert_eq!(INVALIDATE_ROUTE, format!("POST {INVALIDATE_PATH}"));
     let dir = tempfile::TempDir::new().unwrap();
     let choice = StoreChoice::Embedded(dir.path().join("cache.redb"));
     let store = app::open_store(&app::Aws::default(), &choice)
@@ -391,21 +417,36 @@ async fn every_route_reaches_a_path_the_reader_serves() {
         ReaderSettings::default(),
         Arc::new(Recorded::default()),
     );
-    let status = |path: &str| {
+    let status = |method: Method, path: &str, body: &'static str| {
         let request = ApiRequest {
-            method: Method::GET,
+            method,
             path: path.to_owned(),
             query: Vec::new(),
             if_none_match: None,
+            body: Bytes::from_static(body.as_bytes()),
         };
         let router = &router;
         async move { router.handle(&request).await.status() }
     };
-    assert_eq!(status("/drs/nothing-here").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status(Method::GET, "/drs/nothing-here", "").await,
+        StatusCode::NOT_FOUND
+    );
     for route in template_routes(&template()) {
-        let path = route.strip_prefix("GET ").expect("GET routes only");
-        // Without `region` the reader refuses the request, but it knows the path.
-        assert_eq!(status(path).await, StatusCode::BAD_REQUEST, "{route}");
+        let (method, path) = route.split_once(' ').unwrap();
+        let answer = match method {
+            // Without `region` the reader refuses the request, but it knows the path.
+            "GET" => status(Method::GET, path, "").await,
+            "POST" => status(Method::POST, path, r#"{"dataType": "drs-quotas"}"#).await,
+            other => panic!("{route}: method {other}"),
+        };
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&answer),
+            "{route}: {answer}"
+        );
+        if method == "GET" {
+            assert_eq!(answer, StatusCode::BAD_REQUEST, "{route}");
+        }
     }
 }
 
@@ -422,46 +463,76 @@ fn the_api_serves_paths_as_the_reader_sees_them() {
         "HTTP",
         "the reader parses HTTP API (v2) events"
     );
-    let permission = properties(&t, "ReaderInvokePermission");
-    assert_eq!(text(permission, "Principal"), "apigateway.amazonaws.com");
-    assert!(is_get_att(
-        field(permission, "FunctionName"),
-        "ReaderFunction",
-        "Arn"
-    ));
+    // API Gateway may invoke the reader for the reads and for invalidation.
+    let mut allowed = BTreeSet::new();
+    for (id, permission) in resources_of(&t, "AWS::Lambda::Permission") {
+        let props = field(permission, "Properties");
+        assert_eq!(text(props, "Principal"), "apigateway.amazonaws.com", "{id}");
+        assert!(
+            is_get_att(field(props, "FunctionName"), "ReaderFunction", "Arn"),
+            "{id}"
+        );
+        let Some((f, arn)) = intrinsic(field(props, "SourceArn")) else {
+            panic!("{id}: SourceArn")
+        };
+        assert_eq!(f, "Sub", "{id}");
+        let arn = arn.as_str().unwrap();
+        let prefix =
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/";
+        allowed.insert(
+            arn.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{id}: {arn}"))
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        allowed,
+        BTreeSet::from(["GET/*".to_owned(), "POST/cache/invalidate".to_owned()])
+    );
 }
 
-// --- the reader function ---------------------------------------------------------
+// --- the functions ---------------------------------------------------------------
 
-/// Evaluates the intrinsics the function's environment uses, as CloudFormation
-/// would for a stack in `account` with the given parameter values.
+/// Evaluates the intrinsics the functions' environments use, as CloudFormation
+/// would for a stack in `STACK_ACCOUNT` and `STACK_REGION` with the given
+/// parameter values.
 struct Stack<'a> {
     template: &'a Value,
     parameters: BTreeMap<&'a str, &'a str>,
-    account: &'a str,
 }
 
-impl Stack<'_> {
+impl<'a> Stack<'a> {
+    fn new(template: &'a Value, parameters: &[(&'a str, &'a str)]) -> Self {
+        Self {
+            template,
+            parameters: parameters.iter().copied().collect(),
+        }
+    }
+
     fn resolve(&self, value: &Value) -> String {
-        if let Value::String(s) = value {
-            return s.clone();
+        match value {
+            Value::String(s) => return s.clone(),
+            Value::Number(n) => return n.to_string(),
+            _ => {}
         }
         match intrinsic(value) {
             Some((f, arg)) if f == "Ref" => {
                 let name = arg.as_str().expect("Ref takes a name");
-                if name == "AWS::AccountId" {
-                    return self.account.to_owned();
+                match name {
+                    "AWS::AccountId" => return STACK_ACCOUNT.to_owned(),
+                    "AWS::Region" => return STACK_REGION.to_owned(),
+                    _ => {}
                 }
                 if let Some(value) = self.parameters.get(name) {
                     return (*value).to_owned();
                 }
                 let parameter = self.template.get("Parameters").and_then(|p| p.get(name));
                 match parameter {
-                    Some(p) => p
-                        .get("Default")
-                        .and_then(Value::as_str)
-                        .unwrap_or_else(|| panic!("parameter {name} needs a value"))
-                        .to_owned(),
+                    Some(p) => match p.get("Default") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        _ => panic!("parameter {name} needs a value"),
+                    },
                     // A resource: its physical ID.
                     None => format!("physical-id-of-{name}"),
                 }
@@ -496,10 +567,10 @@ impl Stack<'_> {
         }
     }
 
-    /// The function's environment variables, evaluated.
-    fn function_environment(&self) -> BTreeMap<String, String> {
+    /// A function's environment variables, evaluated.
+    fn environment(&self, function: &str) -> BTreeMap<String, String> {
         let variables = field(
-            field(properties(self.template, "ReaderFunction"), "Environment"),
+            field(properties(self.template, function), "Environment"),
             "Variables",
         );
         variables
@@ -514,6 +585,16 @@ impl Stack<'_> {
             })
             .collect()
     }
+
+    /// `Env` over a function's environment, as the function reads it.
+    fn env(&self, function: &str) -> Env<impl Fn(&str) -> Option<String> + use<>> {
+        let environment = self.environment(function);
+        Env(move |name: &str| environment.get(name).cloned())
+    }
+}
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).unwrap()
 }
 
 /// The variables `src/bin/reader.rs` reads with `env.required(..)`.
@@ -526,39 +607,30 @@ fn required_by_reader() -> BTreeSet<&'static str> {
 }
 
 #[test]
-fn the_function_gets_every_variable_the_reader_requires() {
+fn the_reader_gets_every_variable_it_requires() {
     let t = template();
-    let stack = Stack {
-        template: &t,
-        parameters: BTreeMap::from([(
-            "RefreshStateMachineArn",
-            "arn:aws:states:us-east-1:111122223333:stateMachine:refresh",
-        )]),
-        account: "111122223333",
-    };
-    let environment = stack.function_environment();
+    let stack = Stack::new(&t, &[]);
+    let environment = stack.environment("ReaderFunction");
     let required = required_by_reader();
     assert!(
         required.contains("CACHE_TABLE_NAME") && required.contains("REFRESH_STATE_MACHINE_ARN"),
         "reader.rs requires {required:?}"
     );
-    let env = Env(|name: &str| environment.get(name).cloned());
+    let env = stack.env("ReaderFunction");
     for var in &required {
         env.required(var)
             .unwrap_or_else(|e| panic!("{e} on the function"));
     }
     assert_eq!(env.table_name(), "physical-id-of-QueryCacheTable");
+    // The stack's own workflow (Ref of a state machine is its ARN).
     assert_eq!(
         environment["REFRESH_STATE_MACHINE_ARN"],
-        "arn:aws:states:us-east-1:111122223333:stateMachine:refresh"
+        "physical-id-of-RefreshStateMachine"
     );
     // Reader settings keep the code's defaults, and the default account is the
     // stack's own.
     let settings = env.reader_settings().expect("settings the reader accepts");
-    assert_eq!(
-        settings.default_account.map(|a| a.as_str().to_owned()),
-        Some("111122223333".into())
-    );
+    assert_eq!(settings.default_account, Some(account(STACK_ACCOUNT)));
     assert_eq!(settings.memory_ttl, ReaderSettings::default().memory_ttl);
     assert_eq!(
         settings.store_timeout,
@@ -567,50 +639,211 @@ fn the_function_gets_every_variable_the_reader_requires() {
 }
 
 #[test]
-fn a_deployment_account_parameter_overrides_the_stack_account() {
+fn a_deployment_account_parameter_overrides_the_stack_account_for_reads_only() {
     let t = template();
-    let stack = Stack {
-        template: &t,
-        parameters: BTreeMap::from([
-            ("DeploymentAccountId", "444455556666"),
-            (
-                "RefreshStateMachineArn",
-                "arn:aws:states:us-east-1:111122223333:stateMachine:refresh",
-            ),
-        ]),
-        account: "111122223333",
-    };
-    let environment = stack.function_environment();
-    let settings = Env(|name: &str| environment.get(name).cloned())
-        .reader_settings()
-        .unwrap();
+    let stack = Stack::new(&t, &[("DeploymentAccountId", "444455556666")]);
+    let settings = stack.env("ReaderFunction").reader_settings().unwrap();
+    assert_eq!(settings.default_account, Some(account("444455556666")));
+    // The functions read this stack's account with their own credentials, so
+    // that is their home account whatever the reader serves by default ...
+    let refresher = stack.env("RefresherFunction").refresh_settings().unwrap();
+    assert_eq!(refresher.home_account, account(STACK_ACCOUNT));
+    let plan = stack.env("PlannerFunction").plan_config(None).unwrap();
+    assert_eq!(plan.home, account(STACK_ACCOUNT));
+    // ... and the account the reader serves is the one kept fresh.
+    assert_eq!(plan.accounts, [account("444455556666")]);
+}
+
+#[test]
+fn the_planner_gets_the_variables_it_reads() {
+    let t = template();
+    // Defaults: the deployment's account and the stack's region, every type.
+    let config = Stack::new(&t, &[])
+        .env("PlannerFunction")
+        .plan_config(None)
+        .expect("a configuration the planner accepts");
+    assert_eq!(config.home, account(STACK_ACCOUNT));
+    assert_eq!(config.accounts, [account(STACK_ACCOUNT)]);
     assert_eq!(
-        settings.default_account.map(|a| a.as_str().to_owned()),
-        Some("444455556666".into())
+        config
+            .regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+        [STACK_REGION]
+    );
+    assert_eq!(config.data_types, DataType::ALL);
+    assert_eq!(config.schedule_interval, Duration::from_secs(60));
+    assert_eq!(config.batch_size, 10);
+    // Every parameter reaches it.
+    let config = Stack::new(
+        &t,
+        &[
+            ("AccountIds", "111111111111,222222222222"),
+            ("Regions", "us-east-1,ap-southeast-2"),
+            ("DataTypes", "drs-quotas,ec2-subnets"),
+            ("ScheduleExpression", "rate(5 minutes)"),
+            ("ScheduleIntervalSeconds", "300"),
+            ("RefreshBatchSize", "25"),
+        ],
+    )
+    .env("PlannerFunction")
+    .plan_config(None)
+    .unwrap();
+    assert_eq!(
+        config.accounts,
+        [account("111111111111"), account("222222222222")]
+    );
+    assert_eq!(
+        config
+            .regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+        ["us-east-1", "ap-southeast-2"]
+    );
+    assert_eq!(
+        config.data_types,
+        [DataType::DrsQuotas, DataType::Ec2Subnets]
+    );
+    assert_eq!(config.schedule_interval, Duration::from_secs(300));
+    assert_eq!(config.batch_size, 25);
+    assert_eq!(
+        Stack::new(&t, &[]).env("PlannerFunction").table_name(),
+        "physical-id-of-QueryCacheTable"
     );
 }
 
 #[test]
-fn the_function_runs_the_reader_package() {
+fn the_data_types_default_is_every_type_and_each_is_allowed() {
     let t = template();
-    let function = properties(&t, "ReaderFunction");
-    assert_eq!(text(function, "Runtime"), "provided.al2023");
-    assert_eq!(text(function, "Handler"), "bootstrap");
-    assert_eq!(text(field(function, "LoggingConfig"), "LogFormat"), "JSON");
-    assert!(is_ref(&list(function, "Architectures")[0], "Architecture"));
-    assert!(is_ref(
-        field(field(function, "Code"), "S3Key"),
-        "ReaderCodeKey"
-    ));
-    assert!(is_get_att(field(function, "Role"), "ReaderRole", "Arn"));
+    let parameter = field(field(&t, "Parameters"), "DataTypes");
+    let default: Vec<&str> = text(parameter, "Default").split(',').collect();
+    let all: Vec<&str> = DataType::ALL.iter().map(|d| d.as_str()).collect();
+    assert_eq!(default, all);
+    let pattern = text(parameter, "AllowedPattern");
+    for data_type in all {
+        assert!(pattern.contains(data_type), "{data_type} not allowed");
+    }
 }
 
 #[test]
-fn the_role_allows_reads_and_refresh_requests_only() {
+fn the_refresher_gets_the_variables_it_reads() {
     let t = template();
-    let role = properties(&t, "ReaderRole");
+    let env = Stack::new(&t, &[]).env("RefresherFunction");
+    assert_eq!(
+        env.required("CACHE_TABLE_NAME").unwrap(),
+        "physical-id-of-QueryCacheTable"
+    );
+    let settings = env
+        .refresh_settings()
+        .expect("settings the refresher accepts");
+    assert_eq!(settings.home_account, account(STACK_ACCOUNT));
+    assert_eq!(settings.concurrency, DEFAULT_REFRESH_CONCURRENCY);
+    env.upstream_config().expect("upstream settings");
+    let access = env.account_access(settings.home_account).unwrap();
+    assert_eq!(access.own_account, Some(account(STACK_ACCOUNT)));
+    let Credentials::AssumeRole {
+        role_name,
+        external_id,
+        ..
+    } = access.others
+    else {
+        panic!("other accounts are reached with AssumeRole")
+    };
+    assert_eq!(role_name, app::DEFAULT_ROLE_NAME);
+    assert_eq!(external_id, None, "an empty parameter is no ExternalId");
+
+    let env = Stack::new(
+        &t,
+        &[
+            ("CrossAccountRoleName", "dr-metadata-reader"),
+            ("CrossAccountExternalId", "drs-cache-prod"),
+            ("RefreshConcurrency", "16"),
+        ],
+    )
+    .env("RefresherFunction");
+    let settings = env.refresh_settings().unwrap();
+    assert_eq!(settings.concurrency, 16);
+    let Credentials::AssumeRole {
+        role_name,
+        external_id,
+        ..
+    } = env.account_access(settings.home_account).unwrap().others
+    else {
+        panic!("other accounts are reached with AssumeRole")
+    };
+    assert_eq!(role_name, "dr-metadata-reader");
+    assert_eq!(external_id.as_deref(), Some("drs-cache-prod"));
+}
+
+#[test]
+fn every_variable_set_on_a_function_is_one_the_code_reads() {
+    let t = template();
+    let stack = Stack::new(&t, &[]);
+    for function in ["ReaderFunction", "PlannerFunction", "RefresherFunction"] {
+        for var in stack.environment(function).keys() {
+            let quoted = format!("\"{var}\"");
+            assert!(
+                CONFIG_SOURCES.iter().any(|s| s.contains(&quoted)),
+                "{function} sets {var}, which no code reads"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_function_runs_its_own_package() {
+    let t = template();
+    for (function, bin, key, role) in [
+        ("ReaderFunction", "reader", "ReaderCodeKey", "ReaderRole"),
+        (
+            "PlannerFunction",
+            "planner",
+            "PlannerCodeKey",
+            "PlannerRole",
+        ),
+        (
+            "RefresherFunction",
+            "refresher",
+            "RefresherCodeKey",
+            "RefresherRole",
+        ),
+    ] {
+        let props = properties(&t, function);
+        assert_eq!(text(props, "Runtime"), "provided.al2023", "{function}");
+        assert_eq!(text(props, "Handler"), "bootstrap", "{function}");
+        assert_eq!(
+            text(field(props, "LoggingConfig"), "LogFormat"),
+            "JSON",
+            "{function}"
+        );
+        assert!(is_ref(&list(props, "Architectures")[0], "Architecture"));
+        let code = field(props, "Code");
+        assert!(is_ref(field(code, "S3Bucket"), "CodeBucket"), "{function}");
+        assert!(is_ref(field(code, "S3Key"), key), "{function}");
+        assert!(is_get_att(field(props, "Role"), role, "Arn"), "{function}");
+        // Named like the binary and its `target/lambda/{bin}/` package.
+        let name = format!("${{ProjectName}}-{bin}-${{Environment}}");
+        assert!(is_sub(field(props, "FunctionName"), &name), "{function}");
+        assert!(
+            CARGO_TOML.contains(&format!("name = \"{bin}\"")),
+            "no [[bin]] {bin} in Cargo.toml"
+        );
+    }
+}
+
+// --- roles ---------------------------------------------------------------------------
+
+/// The actions a role's inline policies allow, each with the resources named
+/// (a policy under `!If` counts as present).
+fn granted<'a>(template: &'a Value, role: &str) -> BTreeMap<String, Vec<&'a Value>> {
     let mut granted: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for policy in list(role, "Policies") {
+    for policy in list(properties(template, role), "Policies") {
+        let policy = match intrinsic(policy) {
+            Some((f, arg)) if f == "If" => &arg.as_sequence().expect("If takes a list")[1],
+            _ => policy,
+        };
         for statement in list(field(policy, "PolicyDocument"), "Statement") {
             assert_eq!(text(statement, "Effect"), "Allow");
             let actions: Vec<&str> = match field(statement, "Action") {
@@ -618,18 +851,41 @@ fn the_role_allows_reads_and_refresh_requests_only() {
                 Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
                 other => panic!("Action {other:?}"),
             };
+            let resources: Vec<&Value> = match field(statement, "Resource") {
+                Value::Sequence(items) => items.iter().collect(),
+                one => vec![one],
+            };
             for action in actions {
                 granted
                     .entry(action.to_owned())
                     .or_default()
-                    .push(field(statement, "Resource"));
+                    .extend(resources.iter().copied());
             }
         }
     }
+    granted
+}
+
+fn actions<'a>(granted: &'a BTreeMap<String, Vec<&Value>>) -> Vec<&'a str> {
+    granted.keys().map(String::as_str).collect()
+}
+
+fn is_sub(value: &Value, text: &str) -> bool {
+    matches!(intrinsic(value), Some((f, arg)) if f == "Sub" && arg.as_str() == Some(text))
+}
+
+fn is_table(value: &Value) -> bool {
+    is_get_att(value, "QueryCacheTable", "Arn")
+}
+
+#[test]
+fn the_reader_role_allows_reads_and_refresh_requests_only() {
+    let t = template();
+    let granted = granted(&t, "ReaderRole");
     // `DynamoDbStore::get` reads a head with GetItem and its chunks with
     // BatchGetItem; refresh requests are StartExecution.
     assert_eq!(
-        granted.keys().map(String::as_str).collect::<Vec<_>>(),
+        actions(&granted),
         [
             "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
@@ -637,17 +893,220 @@ fn the_role_allows_reads_and_refresh_requests_only() {
         ]
     );
     for action in ["dynamodb:GetItem", "dynamodb:BatchGetItem"] {
-        let resources = &granted[action];
-        assert!(
-            resources
-                .iter()
-                .all(|r| is_get_att(r, "QueryCacheTable", "Arn")),
-            "{action} on {resources:?}"
-        );
+        assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
     }
     assert!(
         granted["states:StartExecution"]
             .iter()
-            .all(|r| is_ref(r, "RefreshStateMachineArn"))
+            .all(|r| is_ref(r, "RefreshStateMachine"))
+    );
+}
+
+#[test]
+fn the_planner_role_reads_the_table_and_writes_leases_and_calls_nothing_upstream() {
+    let t = template();
+    let granted = granted(&t, "PlannerRole");
+    assert_eq!(
+        actions(&granted),
+        [
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ]
+    );
+    let query = &granted["dynamodb:Query"];
+    assert!(query.iter().any(|r| is_table(r)));
+    assert!(
+        query
+            .iter()
+            .any(|r| is_sub(r, "${QueryCacheTable.Arn}/index/*")),
+        "Query on the dataType index"
+    );
+    for action in [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ] {
+        assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
+    }
+}
+
+#[test]
+fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_account_role() {
+    let t = template();
+    let granted = granted(&t, "RefresherRole");
+    let mut expected = vec![
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "drs:DescribeSourceServers",
+        "drs:ListStagingAccounts",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "iam:ListInstanceProfiles",
+        "sts:AssumeRole",
+    ];
+    expected.sort_unstable();
+    assert_eq!(actions(&granted), expected);
+    for (action, resources) in &granted {
+        if action.starts_with("dynamodb:") {
+            assert!(resources.iter().all(|r| is_table(r)), "{action}");
+        }
+    }
+    // The role app::account_access builds ARNs for.
+    assert!(granted["sts:AssumeRole"].iter().all(|r| is_sub(
+        r,
+        "arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"
+    )));
+    let parameter = field(field(&t, "Parameters"), "CrossAccountRoleName");
+    assert_eq!(text(parameter, "Default"), app::DEFAULT_ROLE_NAME);
+}
+
+#[test]
+fn the_workflow_role_invokes_both_functions_and_runs_its_own_child_executions() {
+    let t = template();
+    let granted = granted(&t, "RefreshStateMachineRole");
+    let invoke = &granted["lambda:InvokeFunction"];
+    for function in ["PlannerFunction", "RefresherFunction"] {
+        assert!(
+            invoke.iter().any(|r| is_get_att(r, function, "Arn")),
+            "{function}"
+        );
+    }
+    // The Distributed Map starts, describes and stops executions of this very
+    // state machine, named by its name to avoid a circular dependency.
+    let name = intrinsic(field(
+        properties(&t, "RefreshStateMachine"),
+        "StateMachineName",
+    ))
+    .and_then(|(f, arg)| (f == "Sub").then(|| arg.as_str().unwrap().to_owned()))
+    .expect("StateMachineName is a !Sub");
+    let machine = format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"
+    );
+    let executions = format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}/*"
+    );
+    assert!(
+        granted["states:StartExecution"]
+            .iter()
+            .all(|r| is_sub(r, &machine))
+    );
+    for action in ["states:DescribeExecution", "states:StopExecution"] {
+        assert!(
+            granted[action].iter().all(|r| is_sub(r, &executions)),
+            "{action}"
+        );
+    }
+    // Nothing else but log delivery (when logging is on).
+    for action in granted.keys() {
+        assert!(
+            action.starts_with("logs:")
+                || action == "lambda:InvokeFunction"
+                || action.starts_with("states:"),
+            "{action}"
+        );
+    }
+}
+
+#[test]
+fn schedules_and_rules_may_only_start_the_workflow() {
+    let t = template();
+    for role in ["RefreshScheduleRole", "RefreshEventRuleRole"] {
+        let granted = granted(&t, role);
+        assert_eq!(actions(&granted), ["states:StartExecution"], "{role}");
+        assert!(
+            granted["states:StartExecution"]
+                .iter()
+                .all(|r| is_ref(r, "RefreshStateMachine")),
+            "{role}"
+        );
+    }
+}
+
+// --- the schedule ----------------------------------------------------------------------
+
+/// The period of a `rate(...)` expression.
+fn rate_period(expression: &str) -> Duration {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|e| e.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{expression} is not a rate"));
+    let (count, unit) = inner.split_once(' ').expect("rate(N unit)");
+    let count: u64 = count.parse().expect("a count");
+    let unit = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => panic!("unit {other}"),
+    };
+    Duration::from_secs(count * unit)
+}
+
+#[test]
+fn the_schedule_starts_a_scheduled_run_as_often_as_the_planner_is_told() {
+    let t = template();
+    let schedule = properties(&t, "RefreshSchedule");
+    assert!(is_ref(
+        field(schedule, "ScheduleExpression"),
+        "ScheduleExpression"
+    ));
+    let target = field(schedule, "Target");
+    assert!(is_ref(field(target, "Arn"), "RefreshStateMachine"));
+    assert!(is_get_att(
+        field(target, "RoleArn"),
+        "RefreshScheduleRole",
+        "Arn"
+    ));
+    // The input, with the time Scheduler puts in, is a scheduled tick.
+    let input: serde_json::Value = serde_json::from_str(text(target, "Input")).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"trigger": "schedule", "time": "<aws.scheduler.scheduled-time>"})
+    );
+    let mut tick = input.clone();
+    tick["time"] = "2024-05-14T09:00:00Z".into();
+    assert_eq!(
+        trigger::parse(&tick, account(STACK_ACCOUNT)),
+        Ok(Trigger::Schedule)
+    );
+    // The planner's notion of the period matches the expression's.
+    let parameters = field(&t, "Parameters");
+    let expression = text(field(parameters, "ScheduleExpression"), "Default");
+    assert_eq!(expression, "rate(1 minute)");
+    let config = Stack::new(&t, &[])
+        .env("PlannerFunction")
+        .plan_config(None)
+        .unwrap();
+    assert_eq!(config.schedule_interval, rate_period(expression));
+}
+
+#[test]
+fn the_outputs_name_the_workflow_and_every_function() {
+    let t = template();
+    let outputs = field(&t, "Outputs");
+    assert!(is_ref(
+        field(field(outputs, "RefreshStateMachineArn"), "Value"),
+        "RefreshStateMachine"
+    ));
+    for function in ["ReaderFunction", "PlannerFunction", "RefresherFunction"] {
+        let output = field(outputs, &format!("{function}Arn"));
+        assert!(
+            is_get_att(field(output, "Value"), function, "Arn"),
+            "{function}"
+        );
+    }
+    // The reader's workflow is this stack's own now.
+    assert!(
+        field(&t, "Parameters")
+            .get("RefreshStateMachineArn")
+            .is_none()
     );
 }

@@ -5,9 +5,10 @@ mod support;
 use bytes::Bytes;
 use drs_cache::{
     domain::{
-        CacheEntry, DataType, RefreshAttempt, RefreshErrorKind, RefreshFailure, Timestamp, Version,
+        CacheEntry, DataType, RefreshAttempt, RefreshErrorKind, RefreshFailure, Region, Timestamp,
+        Version,
     },
-    ports::{CacheStore, RefreshReason},
+    ports::{CacheStore, Invalidation, RefreshReason},
     read::{ApiRequest, ReaderSettings, metrics::ReadResult},
 };
 use http::StatusCode;
@@ -542,4 +543,71 @@ async fn an_unreadable_item_is_503_and_asks_for_a_new_version() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json(&r)["error"], "CACHE_UNAVAILABLE");
     assert_eq!(h.trigger.requests(), vec![(k, RefreshReason::Miss)]);
+}
+
+fn post(path: &str, body: &'static str) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::POST,
+        body: Bytes::from_static(body.as_bytes()),
+        ..ApiRequest::get(path, &[])
+    }
+}
+
+#[tokio::test]
+async fn an_invalidation_is_accepted_and_passed_to_the_refresh_side() {
+    let h = harness(settings()).await;
+    let response = h
+        .router
+        .handle(&post(
+            "/cache/invalidate",
+            r#"{"dataType":"drs-quotas","region":"us-east-1"}"#,
+        ))
+        .await;
+    assert_eq!(response.status(), 202);
+    let body = json(&response);
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["invalidation"]["dataType"], "drs-quotas");
+    assert!(body["invalidation"]["accountId"].is_null());
+    let everything = h.router.handle(&post("/cache/invalidate/", "")).await;
+    assert_eq!(everything.status(), 202);
+    assert_eq!(
+        h.trigger.invalidations(),
+        [
+            Invalidation {
+                data_type: Some(DataType::DrsQuotas),
+                region: Some(Region::parse("us-east-1").unwrap()),
+                account: None,
+            },
+            Invalidation::default(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bad_invalidation_is_a_4xx_naming_the_field_and_asks_for_nothing() {
+    let h = harness(settings()).await;
+    for (body, field) in [
+        (r#"{"dataType":"drs-quota"}"#, "dataType"),
+        (r#"{"region":"Mars"}"#, "region"),
+        (r#"{"accountId":"1"}"#, "accountId"),
+        (r#"{"accountId":123456789012}"#, "accountId"),
+        (r#"{"all":"yes"}"#, "all"),
+        ("dataType=drs-quotas", "body"),
+    ] {
+        let response = h.router.handle(&post("/cache/invalidate", body)).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error = json(&response);
+        assert_eq!(error["error"], "INVALID_PARAMETER", "{body}");
+        assert_eq!(error["details"]["field"], field, "{body}");
+    }
+    let get = h.get("/cache/invalidate", &[]).await;
+    assert_eq!(get.status(), 405);
+    assert_eq!(header(&get, "allow"), "POST");
+    let post_read = h
+        .router
+        .handle(&post("/drs/quotas", r#"{"region":"us-east-1"}"#))
+        .await;
+    assert_eq!(post_read.status(), 405);
+    assert_eq!(header(&post_read, "allow"), "GET");
+    assert!(h.trigger.invalidations().is_empty());
 }

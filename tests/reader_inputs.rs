@@ -18,8 +18,18 @@ fn path() -> impl Strategy<Value = String> {
         Just("/ec2/subnets/".to_owned()),
         Just("/ec2/instance-types".to_owned()),
         Just("/health".to_owned()),
+        Just("/cache/invalidate".to_owned()),
         "/[a-z0-9/%#?.-]{0,30}",
         "\\PC{0,40}",
+    ]
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        Just(br#"{"dataType":"drs-quotas","region":"us-east-1"}"#.to_vec()),
+        "\\{\"(dataType|region|accountId|x)\":\"[a-z0-9-]{0,16}\"\\}".prop_map(String::into_bytes),
+        prop::collection::vec(any::<u8>(), 0..64),
     ]
 }
 
@@ -51,6 +61,7 @@ proptest! {
         query in prop::collection::vec(param(), 0..6),
         post in any::<bool>(),
         if_none_match in prop::option::of("\\PC{0,40}"),
+        body in body(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -63,11 +74,12 @@ proptest! {
                 path,
                 query,
                 if_none_match,
+                body: body.into(),
             };
             router.handle(&request).await
         });
         let status = response.status().as_u16();
-        prop_assert!([200, 400, 404, 405, 503].contains(&status), "status {}", status);
+        prop_assert!([200, 202, 400, 404, 405, 503].contains(&status), "status {}", status);
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         if status >= 400 {
             prop_assert!(body["error"].is_string());

@@ -256,23 +256,23 @@ async fn serve_without_a_workflow_refreshes_misses_locally_from_the_simulator() 
         &[],
     );
     // Never cached: 503, and the miss asks the local refresher for it.
-    let (status, _, got) = server.get("/drs/source-servers?region=eu-west-1");
+    let (status, _, got) = server.get("/drs/source-servers?region=us-east-1");
     assert_eq!(status, 503, "{got}");
     let err: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(err["details"]["refreshRequested"], true);
 
     let (status, headers, got) = get_until_served(
         &server,
-        "/drs/source-servers?region=eu-west-1",
+        "/drs/source-servers?region=us-east-1",
         Duration::from_secs(30),
     );
     assert_eq!(status, 200, "{got}");
     assert_eq!(header(&headers, "x-cache-status"), "fresh");
     let servers: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(servers["serverCount"], 120);
-    assert_eq!(servers["region"], "eu-west-1");
+    assert_eq!(servers["region"], "us-east-1");
     // The same fetch wrote the quota view.
-    let (status, _, got) = server.get("/drs/quotas?region=eu-west-1");
+    let (status, _, got) = server.get("/drs/quotas?region=us-east-1");
     assert_eq!(status, 200, "{got}");
     let quotas: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(quotas["totalSourceServers"], 120);

@@ -3,19 +3,34 @@
 
 mod support;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
-use aws_sdk_dynamodb::{Client, primitives::Blob, types::AttributeValue};
+use aws_sdk_dynamodb::{
+    Client,
+    config::{
+        ConfigBag, Intercept, RuntimeComponents, interceptors::BeforeTransmitInterceptorContextRef,
+        retry::RetryConfig,
+    },
+    primitives::Blob,
+    types::AttributeValue,
+};
 use drs_cache::{
     adapters::dynamodb::{DynamoDbStore, INDEX_BY_DATA_TYPE, create_table},
     domain::{
         CacheEntry, CacheKey, DataType, ETag, Extension, RefreshAttempt, RefreshErrorKind,
         RefreshFailure, Timestamp, Version,
     },
-    ports::{CacheStore, ExtendOutcome, PutOutcome, StoreError},
+    ports::{BoxError, CacheStore, ExtendOutcome, PutOutcome, RefreshLeases, StoreError},
 };
 use support::{
     moto,
+    proxy::{FaultProxy, Mode},
     store_contract::{TestStore, entry, incompressible_body, key, policy},
 };
 
@@ -55,10 +70,7 @@ async fn new_table() -> Table {
 
 async fn make_store() -> TestStore {
     let table = new_table().await;
-    TestStore {
-        store: Arc::new(table.store),
-        _guard: Box::new(()),
-    }
+    TestStore::new(table.store, ())
 }
 
 impl Table {
@@ -112,7 +124,7 @@ impl Table {
             .await
             .iter()
             .map(|item| text(item, "cacheKey").to_owned())
-            .filter(|k| CacheKey::parse(k).is_err())
+            .filter(|k| CacheKey::parse(k).is_err() && !k.starts_with("lease#"))
             .collect();
         keys.sort();
         keys
@@ -565,4 +577,204 @@ async fn a_cursor_is_valid_only_for_its_data_type() {
             .await,
         Err(StoreError::InvalidCursor)
     ));
+}
+
+/// Times to claim at, as seconds after one moment near now.
+fn lease_clock() -> impl Fn(i64) -> Timestamp {
+    let start = Timestamp::now().unix_secs();
+    move |offset| Timestamp::from_unix_secs(start + offset)
+}
+
+#[tokio::test]
+async fn a_lease_item_has_no_data_type_and_expires_by_ttl() {
+    let t = new_table().await;
+    let at = lease_clock();
+    let k = servers_key();
+    let e = entry(k.clone(), 1, &b"{\"items\":[]}"[..], 1_700_000_000);
+    t.store.put(&e).await.unwrap();
+    let (now, until) = (at(0), at(60));
+    assert_eq!(
+        t.store
+            .claim(std::slice::from_ref(&k), now, until)
+            .await
+            .unwrap(),
+        vec![k.clone()]
+    );
+
+    let lease = t
+        .raw_get("lease#drs-source-servers#us-west-2#111122223333")
+        .await
+        .expect("a lease item");
+    assert_eq!(
+        shape(&lease),
+        BTreeMap::from([
+            ("cacheKey", "S"),
+            ("leaseUntil", "N"),
+            ("claimId", "S"),
+            ("ttl", "N")
+        ])
+    );
+    assert_eq!(number(&lease, "leaseUntil"), until.unix_secs());
+    let ttl = number(&lease, "ttl");
+    assert!(ttl >= until.unix_secs(), "ttl {ttl} before the lease ends");
+    assert!(
+        ttl <= until.unix_secs() + 86_400,
+        "ttl {ttl} keeps it too long"
+    );
+    let claim_id = text(&lease, "claimId");
+    assert_eq!(claim_id.len(), 16, "{claim_id}");
+
+    // The head is untouched, and only the head is indexed.
+    assert_eq!(
+        t.raw_get(&k.to_string()).await.unwrap()["version"]
+            .as_n()
+            .unwrap(),
+        "1"
+    );
+    let indexed = t
+        .client
+        .query()
+        .table_name(&t.name)
+        .index_name(INDEX_BY_DATA_TYPE)
+        .key_condition_expression("dataType = :t")
+        .expression_attribute_values(":t", AttributeValue::S("drs-source-servers".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(indexed.items().len(), 1, "only the head is indexed");
+    assert_eq!(t.scan().await.len(), 2, "one head and one lease");
+    assert_eq!(t.chunk_keys().await, Vec::<String>::new());
+
+    // A new claim after the end replaces the item with its own.
+    let (later, later_until) = (until, at(120));
+    assert_eq!(
+        t.store
+            .claim(std::slice::from_ref(&k), later, later_until)
+            .await
+            .unwrap(),
+        vec![k.clone()]
+    );
+    let lease2 = t
+        .raw_get("lease#drs-source-servers#us-west-2#111122223333")
+        .await
+        .unwrap();
+    assert_eq!(number(&lease2, "leaseUntil"), later_until.unix_secs());
+    assert_ne!(text(&lease2, "claimId"), claim_id);
+}
+
+#[tokio::test]
+async fn a_claim_on_an_unreachable_table_is_unavailable() {
+    let t = new_table().await;
+    let at = lease_clock();
+    let proxy = FaultProxy::start(moto::endpoint()).await;
+    let config = moto::dynamodb_client(&proxy.url())
+        .await
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let store = DynamoDbStore::new(Client::from_conf(config), t.name.clone());
+    proxy.set(Mode::Refuse);
+
+    let got = store.claim(&[servers_key()], at(0), at(60)).await;
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+    proxy.set(Mode::Forward);
+    assert_eq!(t.scan().await.len(), 0, "nothing was claimed");
+}
+
+/// Fails the PutItem requests that mention `fail`, counting every PutItem sent;
+/// every other request goes.
+#[derive(Debug)]
+struct FailPutsOf {
+    fail: &'static str,
+    puts: Arc<AtomicUsize>,
+}
+
+impl Intercept for FailPutsOf {
+    fn name(&self) -> &'static str {
+        "FailPutsOf"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let is_put = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".PutItem"));
+        if !is_put {
+            return Ok(());
+        }
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        let body = request.body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains(self.fail) {
+            return Err(format!("injected failure of the PutItem of {}", self.fail).into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
+    let t = new_table().await;
+    let at = lease_clock();
+    let puts = Arc::new(AtomicUsize::new(0));
+    let config = t
+        .client
+        .config()
+        .to_builder()
+        .interceptor(FailPutsOf {
+            fail: "999999999999",
+            puts: puts.clone(),
+        })
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let failing = DynamoDbStore::new(Client::from_conf(config), t.name.clone());
+    let (now, until) = (at(0), at(60));
+    let keys: Vec<CacheKey> = (0..30)
+        .map(|i| {
+            key(
+                DataType::DrsQuotas,
+                "us-east-1",
+                &format!("{:012}", 100 + i),
+            )
+        })
+        .collect();
+    let held = key(DataType::DrsQuotas, "us-east-2", "111122223333");
+    let bad = key(DataType::DrsQuotas, "us-east-1", "999999999999");
+    assert_eq!(
+        t.store
+            .claim(std::slice::from_ref(&held), now, until)
+            .await
+            .unwrap(),
+        vec![held.clone()]
+    );
+
+    // Some keys before the failing one, some after it (some of those in flight).
+    let mut call = vec![held.clone()];
+    call.extend_from_slice(&keys[..10]);
+    call.push(bad.clone());
+    call.extend_from_slice(&keys[10..]);
+    let got = failing.claim(&call, now, until).await;
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+    // At most those in flight when the failure was seen are sent after it.
+    let sent = puts.load(Ordering::SeqCst);
+    assert!(sent < call.len(), "{sent} of {} claims sent", call.len());
+
+    // Everything the failed call claimed is free again; the lease of another
+    // claim is not.
+    let leases: Vec<String> = t
+        .scan()
+        .await
+        .iter()
+        .map(|item| text(item, "cacheKey").to_owned())
+        .collect();
+    assert_eq!(leases, [format!("lease#{held}")]);
+    let mut again = keys.clone();
+    again.push(held.clone());
+    assert_eq!(t.store.claim(&again, now, until).await.unwrap(), keys);
 }

@@ -1,14 +1,14 @@
 //! The embedded store: the shared store contract, plus what only a file-backed
-//! store has (reopening, locking).
+//! store has (reopening, locking, files of earlier versions).
 
 mod support;
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, time::Duration};
 
 use drs_cache::{
     adapters::embedded::{EmbeddedStore, OpenError},
-    domain::{DataType, ETag},
-    ports::{CacheStore, PutOutcome, StoreError},
+    domain::{DataType, ETag, Timestamp},
+    ports::{CacheStore, PutOutcome, RefreshLeases, StoreError},
 };
 use support::store_contract::{TestStore, entry, incompressible_body, key};
 use tempfile::TempDir;
@@ -33,10 +33,7 @@ async fn make_store() -> TestStore {
     init_test_log();
     let dir = TempDir::new().unwrap();
     let store = EmbeddedStore::open(dir.path().join("cache.redb")).unwrap();
-    TestStore {
-        store: Arc::new(store),
-        _guard: Box::new(dir),
-    }
+    TestStore::new(store, dir)
 }
 
 fn cache_file(dir: &TempDir) -> std::path::PathBuf {
@@ -137,4 +134,83 @@ fn opening_a_file_that_is_not_a_store_is_an_error() {
     std::fs::write(&path, vec![0x5a_u8; 64 * 1024]).unwrap();
     let err = open_error(EmbeddedStore::open(&path));
     assert!(matches!(err, OpenError::Open { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn leases_survive_reopening_the_file() {
+    init_test_log();
+    let dir = TempDir::new().unwrap();
+    let k = key(DataType::DrsQuotas, "us-east-1", "111122223333");
+    let now = Timestamp::now();
+    let until = now.plus(Duration::from_secs(60));
+    {
+        let store = open(&cache_file(&dir));
+        assert_eq!(
+            store
+                .claim(std::slice::from_ref(&k), now, until)
+                .await
+                .unwrap(),
+            vec![k.clone()]
+        );
+    }
+
+    let store = open(&cache_file(&dir));
+    assert_eq!(
+        store
+            .claim(std::slice::from_ref(&k), now, until)
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        store
+            .claim(std::slice::from_ref(&k), until, until)
+            .await
+            .unwrap(),
+        [k]
+    );
+}
+
+/// A file written before leases existed has no `leases` table: opening it adds
+/// one and keeps the entries.
+#[tokio::test]
+async fn a_file_without_a_leases_table_gets_one_on_open() {
+    init_test_log();
+    let dir = TempDir::new().unwrap();
+    let k = key(DataType::Ec2Subnets, "eu-west-1", "111122223333");
+    let e = entry(
+        k.clone(),
+        1,
+        &b"{\"subnets\":[],\"count\":0}"[..],
+        1_700_000_000,
+    );
+    {
+        let store = open(&cache_file(&dir));
+        store.put(&e).await.unwrap();
+    }
+    {
+        let db = redb::Database::open(cache_file(&dir)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let leases: redb::TableDefinition<&str, i64> = redb::TableDefinition::new("leases");
+        assert!(
+            txn.delete_table(leases).unwrap(),
+            "the store has a leases table"
+        );
+        txn.commit().unwrap();
+    }
+
+    let store = open(&cache_file(&dir));
+    assert_eq!(store.get(&k).await.unwrap(), Some(e));
+    let now = Timestamp::now();
+    assert_eq!(
+        store
+            .claim(
+                std::slice::from_ref(&k),
+                now,
+                now.plus(Duration::from_secs(60))
+            )
+            .await
+            .unwrap(),
+        [k]
+    );
 }

@@ -11,16 +11,23 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::CacheKey,
-    ports::{RefreshReason, RefreshTrigger, TriggerError},
+    ports::{Invalidation, RefreshReason, RefreshTrigger, TriggerError},
 };
 
+/// What the local refresher is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshRequest {
-    pub key: CacheKey,
-    pub reason: RefreshReason,
+pub enum RefreshRequest {
+    /// Refresh one target.
+    Target {
+        key: CacheKey,
+        reason: RefreshReason,
+    },
+    /// Refresh every configured target an invalidation matches.
+    Invalidation(Invalidation),
 }
 
-type Pending = Arc<Mutex<HashSet<CacheKey>>>;
+/// What is waiting: targets, and invalidations by their description.
+type Pending = Arc<Mutex<HashSet<String>>>;
 
 /// The sending side, handed to the reader as its `RefreshTrigger`.
 #[derive(Clone)]
@@ -59,8 +66,39 @@ impl LocalRefreshQueue {
     }
 }
 
-fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashSet<CacheKey>> {
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashSet<String>> {
     p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LocalRefreshQueue {
+    /// Queues `request` unless the same one is waiting.
+    fn send(&self, request: RefreshRequest) -> Result<(), TriggerError> {
+        let id = request.id();
+        if !lock(&self.pending).insert(id.clone()) {
+            return Ok(());
+        }
+        self.tx.try_send(request).map_err(|e| {
+            lock(&self.pending).remove(&id);
+            let error = match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+            };
+            TriggerError {
+                key: id,
+                source: Box::new(error),
+            }
+        })
+    }
+}
+
+impl RefreshRequest {
+    /// Equal for requests that do the same work.
+    fn id(&self) -> String {
+        match self {
+            Self::Target { key, .. } => key.to_string(),
+            Self::Invalidation(inv) => format!("invalidate {inv}"),
+        }
+    }
 }
 
 #[async_trait]
@@ -70,24 +108,14 @@ impl RefreshTrigger for LocalRefreshQueue {
         key: &CacheKey,
         reason: RefreshReason,
     ) -> Result<(), TriggerError> {
-        if !lock(&self.pending).insert(key.clone()) {
-            return Ok(());
-        }
-        let request = RefreshRequest {
+        self.send(RefreshRequest::Target {
             key: key.clone(),
             reason,
-        };
-        self.tx.try_send(request).map_err(|e| {
-            lock(&self.pending).remove(key);
-            let error = match e {
-                mpsc::error::TrySendError::Full(_) => QueueError::Full,
-                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
-            };
-            TriggerError {
-                key: key.to_string(),
-                source: Box::new(error),
-            }
         })
+    }
+
+    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError> {
+        self.send(RefreshRequest::Invalidation(invalidation.clone()))
     }
 }
 
@@ -95,7 +123,7 @@ impl LocalRefreshReceiver {
     /// The next request; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<RefreshRequest> {
         let request = self.rx.recv().await?;
-        lock(&self.pending).remove(&request.key);
+        lock(&self.pending).remove(&request.id());
         Some(request)
     }
 }
@@ -114,7 +142,13 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(rx.recv().await.unwrap().key, key);
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            RefreshRequest::Target {
+                key: key.clone(),
+                reason: RefreshReason::Miss
+            }
+        );
         assert!(
             rx.rx.try_recv().is_err(),
             "burst collapsed into one request"
@@ -123,7 +157,13 @@ mod tests {
             .request_refresh(&key, RefreshReason::Miss)
             .await
             .unwrap();
-        assert_eq!(rx.recv().await.unwrap().reason, RefreshReason::Miss);
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            RefreshRequest::Target {
+                reason: RefreshReason::Miss,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

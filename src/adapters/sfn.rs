@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     domain::{CacheKey, Timestamp},
-    ports::{RefreshReason, RefreshTrigger, TriggerError},
+    ports::{Invalidation, RefreshReason, RefreshTrigger, TriggerError},
 };
 
 /// Step Functions limits execution names to 80 characters.
@@ -73,6 +73,68 @@ pub fn execution_input(key: &CacheKey, reason: RefreshReason) -> String {
     .to_string()
 }
 
+/// `manual-{dataType}-{region}-{account}-{window number}` (`all` for a part not
+/// given): one execution per invalidation per window.
+pub fn invalidation_name(invalidation: &Invalidation, now: Timestamp, window: Duration) -> String {
+    let window_secs = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
+    let slot = now.unix_secs().div_euclid(window_secs);
+    let part = |p: Option<&str>| p.unwrap_or("all").to_owned();
+    let name = format!(
+        "manual-{}-{}-{}-{slot}",
+        part(invalidation.data_type.map(|t| t.as_str())),
+        part(invalidation.region.as_ref().map(|r| r.as_str())),
+        part(invalidation.account.as_ref().map(|a| a.as_str())),
+    );
+    if name.len() <= MAX_NAME {
+        name
+    } else {
+        let hash = blake3::hash(name.as_bytes()).to_hex();
+        format!("manual-{}-{slot}", &hash[..32])
+    }
+}
+
+/// The workflow input of an invalidation: a manual trigger for the planner.
+pub fn invalidation_input(invalidation: &Invalidation) -> String {
+    let mut input = json!({"trigger": "manual"});
+    if let Some(t) = invalidation.data_type {
+        input["dataType"] = json!(t.as_str());
+    }
+    if let Some(r) = &invalidation.region {
+        input["region"] = json!(r.as_str());
+    }
+    if let Some(a) = &invalidation.account {
+        input["accountId"] = json!(a.as_str());
+    }
+    input.to_string()
+}
+
+impl StepFunctionsTrigger {
+    /// Starts an execution named `name`; one that already exists is this
+    /// window's run of the same request.
+    async fn start(&self, name: String, input: String, asked: String) -> Result<(), TriggerError> {
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(TriggerError {
+                key: asked,
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl RefreshTrigger for StepFunctionsTrigger {
     #[tracing::instrument(skip_all, fields(cache_key = %key))]
@@ -81,27 +143,16 @@ impl RefreshTrigger for StepFunctionsTrigger {
         key: &CacheKey,
         reason: RefreshReason,
     ) -> Result<(), TriggerError> {
-        let result = self
-            .client
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(execution_name(key, reason, Timestamp::now(), self.window))
-            .input(execution_input(key, reason))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Another request for this target already started this window's run.
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(TriggerError {
-                key: key.to_string(),
-                source: Box::new(e),
-            }),
-        }
+        let name = execution_name(key, reason, Timestamp::now(), self.window);
+        self.start(name, execution_input(key, reason), key.to_string())
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(invalidation = %invalidation))]
+    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError> {
+        let name = invalidation_name(invalidation, Timestamp::now(), self.window);
+        let input = invalidation_input(invalidation);
+        self.start(name, input, invalidation.to_string()).await
     }
 }
 
@@ -146,6 +197,23 @@ mod tests {
         );
         assert!(name.len() <= MAX_NAME, "{name}");
         assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn an_invalidation_starts_a_manual_run_named_by_its_parts() {
+        let inv = Invalidation {
+            data_type: Some(crate::domain::DataType::Ec2Subnets),
+            region: None,
+            account: None,
+        };
+        let at = Timestamp::from_unix_secs(1_700_000_040);
+        let name = invalidation_name(&inv, at, Duration::from_secs(60));
+        assert_eq!(name, "manual-ec2-subnets-all-all-28333334");
+        let input: serde_json::Value = serde_json::from_str(&invalidation_input(&inv)).unwrap();
+        assert_eq!(
+            input,
+            serde_json::json!({"trigger": "manual", "dataType": "ec2-subnets"})
+        );
     }
 
     #[test]

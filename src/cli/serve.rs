@@ -5,11 +5,12 @@ use std::{net::SocketAddr, path::Path, sync::Arc};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use super::local;
+use super::local::{self, LocalRefresh};
 use crate::{
     app::{self, StoreChoice},
     config::Env,
     read::{metrics::EmfStdout, server},
+    refresh::metrics::EmfRefreshMetrics,
     sim,
 };
 
@@ -27,21 +28,20 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     );
     let store = store?;
     let (trigger, local_queue) = trigger;
-    // Without a workflow, refreshes run here, against the fleet simulator.
-    let _simulator = match local_queue {
+    // Without a workflow, the workflow's steps run here, against the simulator.
+    let _local = match local_queue {
         Some(queue) => {
             let home = settings
                 .default_account
                 .unwrap_or_else(sim::default_account);
             settings.default_account = Some(home);
-            let refresh = env.refresh_settings_or(home)?;
-            let concurrency = refresh.concurrency;
             let sim = local::sim_config(sim_config, home)?;
-            let upstream = env.upstream_config()?;
-            let (refresher, simulator) =
-                local::start(store.clone(), refresh, upstream, sim).await?;
-            tokio::spawn(local::drain(Arc::new(refresher), queue, concurrency));
-            Some(simulator)
+            let metrics = Arc::new(EmfRefreshMetrics);
+            let local =
+                Arc::new(LocalRefresh::start(env, store.clone(), home, sim, metrics).await?);
+            tokio::spawn(local.clone().drain(queue));
+            tokio::spawn(local.clone().tick_forever());
+            Some(local)
         }
         None => None,
     };

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::domain::RefreshAttempt;
 
 use super::{
-    ReadRequest, RequestError,
+    ReadRequest, RequestError, invalidate,
     metrics::{MetricsSink, ReadOutcome, ReadResult},
     request::route,
     service::{ReadError, ReadService, Served, Tier},
@@ -24,7 +24,12 @@ pub struct ApiRequest {
     /// Decoded query parameters, in order, repeats kept.
     pub query: Vec<(String, String)>,
     pub if_none_match: Option<String>,
+    /// The request body; empty for reads.
+    pub body: Bytes,
 }
+
+/// Where invalidations are posted.
+pub const INVALIDATE_PATH: &str = "/cache/invalidate";
 
 pub type ApiResponse = Response<Bytes>;
 
@@ -38,11 +43,13 @@ impl ApiRequest {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
             if_none_match: None,
+            body: Bytes::new(),
         }
     }
 
-    /// Reads method, path, query and `If-None-Match` from an HTTP request.
-    pub fn from_http<B>(req: &http::Request<B>) -> Self {
+    /// Reads method, path, query and `If-None-Match` from an HTTP request,
+    /// with `body` as its body.
+    pub fn from_http<B>(req: &http::Request<B>, body: Bytes) -> Self {
         Self {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
@@ -56,6 +63,7 @@ impl ApiRequest {
                 .get(header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            body,
         }
     }
 }
@@ -78,6 +86,9 @@ impl Router {
         if req.method == Method::GET && req.path == "/health" {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
         }
+        if req.path.strip_suffix('/').unwrap_or(&req.path) == INVALIDATE_PATH {
+            return self.invalidate(req).await;
+        }
         let Some(data_type) = route(&req.path) else {
             return request_error(&RequestError::NotFound {
                 path: truncated_path(&req.path),
@@ -86,6 +97,7 @@ impl Router {
         if req.method != Method::GET {
             return request_error(&RequestError::MethodNotAllowed {
                 method: req.method.to_string(),
+                allow: "GET",
             });
         }
         let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -239,6 +251,42 @@ impl Router {
         }
     }
 
+    /// `POST /cache/invalidate`: asks the refresh side to refresh every
+    /// configured target the body matches; `202` once the request is taken.
+    async fn invalidate(&self, req: &ApiRequest) -> ApiResponse {
+        if req.method != Method::POST {
+            return request_error(&RequestError::MethodNotAllowed {
+                method: req.method.to_string(),
+                allow: "POST",
+            });
+        }
+        let invalidation = match invalidate::parse(&req.body) {
+            Ok(invalidation) => invalidation,
+            Err(e) => return request_error(&e),
+        };
+        let scope = json!({
+            "dataType": invalidation.data_type.map(|t| t.as_str()),
+            "region": invalidation.region.as_ref().map(|r| r.as_str()),
+            "accountId": invalidation.account.as_ref().map(|a| a.as_str()),
+        });
+        match self.service.invalidate(&invalidation).await {
+            Ok(()) => json_response(
+                StatusCode::ACCEPTED,
+                &json!({"status": "accepted", "invalidation": scope}),
+            ),
+            Err(reason) => {
+                tracing::warn!(%invalidation, error = %reason, "invalidation not taken");
+                self.error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "REFRESH_UNAVAILABLE",
+                    "the refresh workflow did not take the invalidation; retry later".into(),
+                    json!({"invalidation": scope}),
+                    true,
+                )
+            }
+        }
+    }
+
     fn error_response(
         &self,
         status: StatusCode,
@@ -276,7 +324,7 @@ pub fn request_error(e: &RequestError) -> ApiResponse {
             message,
             json!({"path": path}),
         ),
-        RequestError::MethodNotAllowed { method } => {
+        RequestError::MethodNotAllowed { method, allow } => {
             let mut r = error_body(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
@@ -284,7 +332,7 @@ pub fn request_error(e: &RequestError) -> ApiResponse {
                 json!({"method": method}),
             );
             r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             r
         }
         RequestError::Missing { field } => error_body(
@@ -356,7 +404,7 @@ mod tests {
             .header("if-none-match", "\"e\"")
             .body(())
             .unwrap();
-        let api = ApiRequest::from_http(&req);
+        let api = ApiRequest::from_http(&req, Bytes::new());
         assert_eq!(api.path, "/ec2/subnets");
         assert_eq!(
             api.query,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use http::{Method, StatusCode, header};
 use lambda_http::{
     Body, RequestExt,
@@ -74,7 +75,8 @@ pub async fn handle(
         _ => None,
     };
     let http_request: http::Request<Body> = request.into();
-    let mut api = ApiRequest::from_http(&http_request);
+    let body = Bytes::copy_from_slice(http_request.body());
+    let mut api = ApiRequest::from_http(&http_request, body);
     api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
     let response = router.handle(&api).await;
     Ok(gateway_response(&origin, response))
@@ -118,6 +120,7 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
         path,
         query,
         if_none_match: None,
+        body: Bytes::new(),
     };
     let response = router.handle(&request).await;
     if response.status() != StatusCode::OK {

@@ -3,6 +3,7 @@
 
 mod filter;
 pub mod http;
+mod invalidate;
 pub mod lambda;
 mod memory;
 pub mod metrics;

@@ -16,8 +16,8 @@ pub struct ReadRequest {
 pub enum RequestError {
     #[error("no route for {path}")]
     NotFound { path: String },
-    #[error("{method} is not allowed here; use GET")]
-    MethodNotAllowed { method: String },
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("query parameter {field} is required")]
     Missing { field: &'static str },
     #[error("query parameter {field} {reason}")]

@@ -2,13 +2,13 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use super::{ApiRequest, Router};
+use super::{ApiRequest, RequestError, Router, http::request_error, invalidate};
 
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -29,8 +29,20 @@ pub async fn serve(
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let router = router.clone();
                 async move {
-                    let api = ApiRequest::from_http(&req);
-                    let response = router.handle(&api).await;
+                    let (parts, body) = req.into_parts();
+                    let limited = Limited::new(body, invalidate::MAX_BODY_BYTES + 1);
+                    let response = match limited.collect().await {
+                        Ok(body) => {
+                            let req = http::Request::from_parts(parts, ());
+                            let api = ApiRequest::from_http(&req, body.to_bytes());
+                            router.handle(&api).await
+                        }
+                        Err(_) => request_error(&RequestError::Invalid {
+                            field: "body".into(),
+                            reason: "could not be read whole, or is larger than 4 KiB",
+                            value: String::new(),
+                        }),
+                    };
                     Ok::<_, Infallible>(response.map(Full::new))
                 }
             });

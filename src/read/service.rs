@@ -10,7 +10,8 @@ use tracing::{instrument, warn};
 
 use crate::{
     domain::{AccountId, CacheKey, Clock, EntryState, Freshness, RefreshAttempt, Timestamp},
-    ports::{CacheStore, RefreshReason, RefreshTrigger, StoreError},
+    errors,
+    ports::{CacheStore, Invalidation, RefreshReason, RefreshTrigger, StoreError},
 };
 
 use super::memory::{MemoryTier, Snapshot};
@@ -249,7 +250,7 @@ impl ReadService {
         now: Timestamp,
         error: LoadError,
     ) -> Result<Served, ReadError> {
-        warn!(cache_key = %key, error = %error_chain(&error), "cache store read failed");
+        warn!(cache_key = %key, error = %errors::chain(&error), "cache store read failed");
         if matches!(&error, LoadError::Store(e) if matches!(**e, StoreError::Corrupt { .. })) {
             // Only a new version can replace an unreadable one.
             self.request_refresh(key).await;
@@ -271,6 +272,17 @@ impl ReadService {
         }
     }
 
+    /// Asks the refresh side to refresh what `invalidation` matches, waiting at
+    /// most the trigger timeout. The error says why the request was not taken.
+    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<(), String> {
+        let request = self.trigger.request_invalidation(invalidation);
+        match tokio::time::timeout(self.settings.trigger_timeout, request).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(errors::chain(&e)),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+
     /// Asks for a refresh of `key` unless this container asked recently. Returns
     /// whether a refresh is on its way (asked now or recently).
     pub(super) async fn request_refresh(&self, key: &CacheKey) -> bool {
@@ -281,7 +293,7 @@ impl ReadService {
         let request = self.trigger.request_refresh(key, RefreshReason::Miss);
         let failure = match tokio::time::timeout(self.settings.trigger_timeout, request).await {
             Ok(Ok(())) => return true,
-            Ok(Err(e)) => error_chain(&e),
+            Ok(Err(e)) => errors::chain(&e),
             Err(_) => "timed out".to_owned(),
         };
         warn!(cache_key = %key, error = %failure, "refresh request failed");
@@ -289,16 +301,4 @@ impl ReadService {
         self.requested.invalidate(key).await;
         false
     }
-}
-
-/// An error and all its causes, outermost first, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

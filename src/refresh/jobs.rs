@@ -43,6 +43,18 @@ impl Fetch {
         }
     }
 
+    /// The account the fetch runs in.
+    pub fn account(&self) -> AccountId {
+        match self {
+            Self::SourceServers(scope)
+            | Self::StagingAccounts(scope)
+            | Self::Subnets(scope)
+            | Self::SecurityGroups(scope)
+            | Self::InstanceTypes(scope) => scope.account,
+            Self::InstanceProfiles(account) => *account,
+        }
+    }
+
     /// The upstream operation, for logs and errors.
     pub const fn operation(&self) -> &'static str {
         match self {

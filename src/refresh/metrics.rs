@@ -26,6 +26,27 @@ impl RefreshMetrics for EmfRefreshMetrics {
     }
 }
 
+/// Writes each outcome as a debug log line instead: for the command line, whose
+/// standard output is its result.
+#[derive(Debug, Default)]
+pub struct LoggedRefreshMetrics;
+
+impl RefreshMetrics for LoggedRefreshMetrics {
+    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
+        tracing::debug!(
+            cache_key = %summary.cache_key,
+            reason = reason.as_str(),
+            status = ?summary.status,
+            items = summary.items,
+            bytes = summary.bytes,
+            pages = summary.pages,
+            duration_ms = summary.duration_ms,
+            error = summary.error.as_ref().map(|e| e.kind.as_str()),
+            "key refreshed"
+        );
+    }
+}
+
 const METRICS: [MetricDef; 6] = [
     MetricDef::new("RefreshCount", "Count"),
     MetricDef::new("RefreshChanged", "Count"),

@@ -10,6 +10,7 @@ use crate::{
         AccountId, CacheEntry, CacheKey, Clock, DataType, EntryState, Extension, RefreshAttempt,
         RefreshErrorKind, RefreshFailure, Timestamp, TtlTable, Version, capacity::QuotaThresholds,
     },
+    errors,
     ports::{
         CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
         RefreshReason, SourceError,
@@ -191,7 +192,7 @@ impl Refresher {
             Ok(status) => (status, None),
             Err(e) => {
                 tracing::error!(cache_key = %key, error = %e, "cache store write failed");
-                let message = error_chain(&e);
+                let message = errors::chain(&e);
                 let failure = FailureSummary::new(FailureKind::StoreUnavailable, &message);
                 (Status::Failed, Some(failure))
             }
@@ -216,7 +217,7 @@ impl Refresher {
         at: Timestamp,
         started: Instant,
     ) -> KeySummary {
-        let message = error_chain(error);
+        let message = errors::chain(error);
         let attempt = RefreshAttempt {
             at,
             failure: Some(RefreshFailure {
@@ -262,21 +263,6 @@ const fn is_drs(data_type: DataType) -> bool {
         data_type,
         DataType::DrsSourceServers | DataType::DrsQuotas | DataType::DrsAccounts
     )
-}
-
-/// The error and its causes, as one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod plan;
 pub mod proxy;
 pub mod reader;
 pub mod refresh;
 pub mod store_contract;
+pub mod workflow;

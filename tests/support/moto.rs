@@ -81,10 +81,17 @@ fn moto_server_bin() -> PathBuf {
 }
 
 fn start() -> String {
+    start_with_env(&[])
+}
+
+/// Starts a moto server of this process alone, with `envs` added to its
+/// environment (such as `MOTO_PORT`, where its Step Functions engine sends
+/// Lambda invocations); its endpoint URL. It dies with the process.
+pub fn start_with_env(envs: &[(&str, &str)]) -> String {
     let bin = moto_server_bin();
     let mut failures = Vec::new();
     for _ in 0..START_ATTEMPTS {
-        match start_on_free_port(&bin) {
+        match start_on_free_port(&bin, envs) {
             Ok(addr) => return format!("http://{addr}"),
             Err(reason) => failures.push(reason),
         }
@@ -92,7 +99,7 @@ fn start() -> String {
     panic!("moto server {} did not start: {failures:?}", bin.display())
 }
 
-fn start_on_free_port(bin: &PathBuf) -> Result<SocketAddr, String> {
+fn start_on_free_port(bin: &PathBuf, envs: &[(&str, &str)]) -> Result<SocketAddr, String> {
     let addr = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no free port: {e}"))?;
@@ -101,6 +108,7 @@ fn start_on_free_port(bin: &PathBuf) -> Result<SocketAddr, String> {
     let mut command = Command::new(bin);
     command
         .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+        .envs(envs.iter().copied())
         .stdin(Stdio::null());
     if std::env::var_os("TEST_LOG").is_none() {
         command.stdout(Stdio::null()).stderr(Stdio::null());

@@ -18,8 +18,8 @@ use drs_cache::{
         Timestamp, TtlPolicy, Version,
     },
     ports::{
-        CacheStore, ExtendOutcome, MetaPage, PutOutcome, RefreshReason, RefreshTrigger, StoreError,
-        TriggerError,
+        CacheStore, ExtendOutcome, Invalidation, MetaPage, PutOutcome, RefreshReason,
+        RefreshTrigger, StoreError, TriggerError,
     },
     read::{ApiRequest, ApiResponse, ReadService, ReaderSettings, Router, metrics::Recorded},
 };
@@ -33,11 +33,18 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// Records refresh requests instead of starting workflows.
 #[derive(Default)]
-pub struct RecordingTrigger(Mutex<Vec<(CacheKey, RefreshReason)>>);
+pub struct RecordingTrigger(
+    Mutex<Vec<(CacheKey, RefreshReason)>>,
+    Mutex<Vec<Invalidation>>,
+);
 
 impl RecordingTrigger {
     pub fn requests(&self) -> Vec<(CacheKey, RefreshReason)> {
         self.0.lock().unwrap().clone()
+    }
+
+    pub fn invalidations(&self) -> Vec<Invalidation> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -49,6 +56,11 @@ impl RefreshTrigger for RecordingTrigger {
         reason: RefreshReason,
     ) -> Result<(), TriggerError> {
         self.0.lock().unwrap().push((key.clone(), reason));
+        Ok(())
+    }
+
+    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError> {
+        self.1.lock().unwrap().push(invalidation.clone());
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ use drs_cache::{
     },
     app,
     domain::{AccountId, CacheKey, SystemClock, TtlTable, capacity::QuotaThresholds},
-    ports::{CacheStore, RefreshReason},
+    ports::{CacheStorage, RefreshReason},
     read::{ApiRequest, ApiResponse, ReaderSettings, metrics::Recorded},
     refresh::{
         RefreshSettings, Refresher, Upstream,
@@ -101,7 +101,7 @@ pub fn settings() -> RefreshSettings {
 }
 
 /// A fresh cache table on moto.
-pub async fn table_store() -> Arc<dyn CacheStore> {
+pub async fn table_store() -> Arc<dyn CacheStorage> {
     let client = moto::dynamodb_client(moto::endpoint()).await;
     let table = moto::unique_name("refresh");
     create_table(&client, &table).await.unwrap();
@@ -110,7 +110,7 @@ pub async fn table_store() -> Arc<dyn CacheStore> {
 
 pub struct Rig {
     pub sim: SimHandle,
-    pub store: Arc<dyn CacheStore>,
+    pub store: Arc<dyn CacheStorage>,
     pub refresher: Refresher,
     pub metrics: Arc<RecordedRefreshes>,
     router: drs_cache::read::Router,
@@ -188,16 +188,7 @@ impl Rig {
 
     /// `GET path?query` through the reader.
     pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> ApiResponse {
-        let request = ApiRequest {
-            method: http::Method::GET,
-            path: path.to_owned(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            if_none_match: None,
-        };
-        self.router.handle(&request).await
+        self.router.handle(&ApiRequest::get(path, query)).await
     }
 
     /// The JSON body of a `200` answer to `GET path?query`.

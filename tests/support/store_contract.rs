@@ -1,5 +1,5 @@
-//! The behaviour every `CacheStore` adapter must have. Each adapter's test file
-//! runs all of it through `store_contract_tests!`.
+//! The behaviour every `CacheStore` and `RefreshLeases` adapter must have. Each
+//! adapter's test file runs all of it through `store_contract_tests!`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,14 +9,30 @@ use drs_cache::{
         AccountId, CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt,
         RefreshErrorKind, RefreshFailure, Region, Timestamp, TtlPolicy, Version,
     },
-    ports::{CacheStore, ExtendOutcome, PutOutcome, StoreError},
+    ports::{CacheStore, ExtendOutcome, PutOutcome, RefreshLeases, StoreError},
 };
 use rand::RngCore;
 
 /// A store under test and whatever must stay alive while it is used.
 pub struct TestStore {
     pub store: Arc<dyn CacheStore>,
+    /// The same store, as refresh leases.
+    pub leases: Arc<dyn RefreshLeases>,
     pub _guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl TestStore {
+    pub fn new<S>(store: S, guard: impl std::any::Any + Send + Sync) -> Self
+    where
+        S: CacheStore + RefreshLeases + 'static,
+    {
+        let store = Arc::new(store);
+        Self {
+            store: store.clone(),
+            leases: store,
+            _guard: Box::new(guard),
+        }
+    }
 }
 
 /// Runs every contract test against the store `$make` (an async fn returning a
@@ -41,6 +57,14 @@ macro_rules! store_contract_tests {
             list_pages_through_every_entry_of_one_type,
             list_rejects_a_foreign_cursor,
         );
+        $crate::store_contract_tests!(@lease_tests $make;
+            a_fresh_key_is_claimed,
+            a_claimed_key_is_claimed_again_only_once_its_claim_runs_out,
+            claims_are_per_key_and_keep_the_order_given,
+            a_key_given_twice_in_one_call_is_claimed_once,
+            concurrent_claims_of_one_key_claim_it_once,
+            leases_never_show_in_or_disturb_cache_entries,
+        );
     };
     (@tests $make:path; $($name:ident),+ $(,)?) => {
         $(
@@ -48,6 +72,15 @@ macro_rules! store_contract_tests {
             async fn $name() {
                 let s = $make().await;
                 support::store_contract::$name(&*s.store).await;
+            }
+        )+
+    };
+    (@lease_tests $make:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let s = $make().await;
+                support::store_contract::$name(&*s.store, &*s.leases).await;
             }
         )+
     };
@@ -465,4 +498,219 @@ pub async fn list_rejects_a_foreign_cursor(store: &dyn CacheStore) {
         .list(DataType::Ec2Subnets, Some("not-a-cursor"), 10)
         .await;
     assert!(matches!(got, Err(StoreError::InvalidCursor)), "{got:?}");
+}
+
+/// Times to claim at, as seconds after one moment: now, so that no store treats
+/// the leases as long expired.
+fn lease_clock() -> impl Fn(i64) -> Timestamp {
+    let start = Timestamp::now().unix_secs();
+    move |offset| Timestamp::from_unix_secs(start + offset)
+}
+
+async fn claim(
+    leases: &dyn RefreshLeases,
+    keys: &[&CacheKey],
+    now: Timestamp,
+    until: Timestamp,
+) -> Vec<CacheKey> {
+    let keys: Vec<CacheKey> = keys.iter().map(|&k| k.clone()).collect();
+    leases.claim(&keys, now, until).await.unwrap()
+}
+
+pub async fn a_fresh_key_is_claimed(_: &dyn CacheStore, leases: &dyn RefreshLeases) {
+    let at = lease_clock();
+    let (now, until) = (at(0), at(60));
+    let k = quotas_key();
+    assert_eq!(claim(leases, &[&k], now, until).await, vec![k.clone()]);
+    assert_eq!(claim(leases, &[], now, until).await, []);
+}
+
+pub async fn a_claimed_key_is_claimed_again_only_once_its_claim_runs_out(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let k = quotas_key();
+    let start = at(0);
+    let until = at(60);
+    assert_eq!(claim(leases, &[&k], start, until).await, vec![k.clone()]);
+
+    // Held until its end, whatever `until` the later calls ask for.
+    for now in [start, at(1), at(59)] {
+        let later = Timestamp::from_unix_secs(now.unix_secs() + 60);
+        assert_eq!(
+            claim(leases, &[&k], now, later).await,
+            [],
+            "claimed again at {} of a lease until {}",
+            now.unix_secs(),
+            until.unix_secs()
+        );
+    }
+
+    // Free at its end: `now >= until`.
+    let second_until = at(120);
+    assert_eq!(
+        claim(leases, &[&k], until, second_until).await,
+        vec![k.clone()]
+    );
+    assert_eq!(claim(leases, &[&k], at(119), at(179)).await, []);
+    // And after its end.
+    assert_eq!(
+        claim(leases, &[&k], at(500), at(560)).await,
+        vec![k.clone()]
+    );
+}
+
+pub async fn claims_are_per_key_and_keep_the_order_given(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let (now, until) = (at(0), at(60));
+    let a = key(DataType::Ec2Subnets, "us-east-1", "111122223333");
+    let b = key(DataType::Ec2Subnets, "us-east-1", "444455556666");
+    let c = key(DataType::DrsSourceServers, "eu-west-1", "111122223333");
+    let d = key(DataType::Ec2InstanceTypes, "eu-west-1", "111122223333");
+    assert_eq!(claim(leases, &[&a], now, until).await, vec![a.clone()]);
+    assert_eq!(claim(leases, &[&a, &b], now, until).await, vec![b.clone()]);
+    assert_eq!(
+        claim(leases, &[&c, &a, &b, &d], now, until).await,
+        [c.clone(), d.clone()]
+    );
+
+    // Many keys at once, more than are claimed concurrently, in order.
+    let many: Vec<CacheKey> = (0..40)
+        .map(|i| {
+            key(
+                DataType::DrsQuotas,
+                "us-east-1",
+                &format!("{:012}", 100 + i),
+            )
+        })
+        .collect();
+    let mut reversed = many.clone();
+    reversed.reverse();
+    assert_eq!(leases.claim(&reversed, now, until).await.unwrap(), reversed);
+    let mut mixed = vec![a.clone()];
+    mixed.extend(many.iter().cloned());
+    mixed.push(key(DataType::DrsQuotas, "us-east-2", "111122223333"));
+    assert_eq!(
+        leases.claim(&mixed, now, until).await.unwrap(),
+        [key(DataType::DrsQuotas, "us-east-2", "111122223333")]
+    );
+}
+
+pub async fn a_key_given_twice_in_one_call_is_claimed_once(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let (now, until) = (at(0), at(60));
+    let a = key(DataType::Ec2Subnets, "us-east-1", "111122223333");
+    let b = key(DataType::Ec2SecurityGroups, "us-east-1", "111122223333");
+    assert_eq!(
+        claim(leases, &[&a, &b, &a, &b, &a], now, until).await,
+        [a.clone(), b.clone()]
+    );
+    // Even with a lease that ends at once, the second mention is not a claim.
+    let c = key(DataType::DrsAccounts, "us-east-1", "111122223333");
+    assert_eq!(claim(leases, &[&c, &c], now, now).await, vec![c.clone()]);
+}
+
+/// Twenty planners claim one shared target, each with a target of its own, at
+/// the same moment: the shared one is claimed by exactly one of them.
+pub async fn concurrent_claims_of_one_key_claim_it_once(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let (now, until) = (at(0), at(60));
+    let shared = quotas_key();
+    let calls = (0..20).map(|i| {
+        let own = key(
+            DataType::DrsSourceServers,
+            "us-east-1",
+            &format!("{:012}", 500 + i),
+        );
+        let keys = if i % 2 == 0 {
+            vec![shared.clone(), own.clone()]
+        } else {
+            vec![own.clone(), shared.clone()]
+        };
+        async move { (own, leases.claim(&keys, now, until).await.unwrap()) }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut winners = 0;
+    for (own, claimed) in answers {
+        assert!(claimed.contains(&own), "{own} not claimed: {claimed:?}");
+        match claimed.len() {
+            1 => {}
+            2 => winners += 1,
+            _ => panic!("{claimed:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "the shared key was claimed {winners} times");
+    assert_eq!(claim(leases, &[&shared], now, until).await, []);
+}
+
+/// Leases and entries live side by side under the same cache keys without
+/// seeing each other.
+pub async fn leases_never_show_in_or_disturb_cache_entries(
+    store: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let (now, until) = (at(0), at(60));
+    let k = key(DataType::Ec2Subnets, "us-east-1", "111122223333");
+    let e = entry(
+        k.clone(),
+        3,
+        &b"{\"subnets\":[],\"count\":0}"[..],
+        1_700_000_000,
+    );
+    store.put(&e).await.unwrap();
+    assert_eq!(claim(leases, &[&k], now, until).await, vec![k.clone()]);
+    assert_eq!(store.get(&k).await.unwrap(), Some(e.clone()));
+
+    // A key with only a lease has no entry, and lists nothing.
+    let only_leased = key(DataType::Ec2SecurityGroups, "us-east-1", "111122223333");
+    assert_eq!(
+        claim(leases, &[&only_leased], now, until).await,
+        vec![only_leased.clone()]
+    );
+    assert_eq!(store.get(&only_leased).await.unwrap(), None);
+    let page = store.list(DataType::Ec2Subnets, None, 100).await.unwrap();
+    assert_eq!(page.entries, vec![e.meta.clone()]);
+    assert_eq!(page.next, None);
+    let page = store
+        .list(DataType::Ec2SecurityGroups, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.entries, []);
+
+    // Entries are written as before, and writing them leaves the lease held.
+    let attempt = failure(1_700_000_100, RefreshErrorKind::Throttled);
+    store.record_attempt(&k, &attempt).await.unwrap();
+    let newer = entry(
+        k.clone(),
+        4,
+        &b"{\"subnets\":[],\"count\":1}"[..],
+        1_700_000_200,
+    );
+    assert_eq!(store.put(&newer).await.unwrap(), PutOutcome::Written);
+    assert_eq!(store.get(&k).await.unwrap(), Some(newer.clone()));
+    let ext = Extension::new(
+        Version::from_raw(5),
+        newer.meta.etag.clone(),
+        Timestamp::from_unix_secs(1_700_000_300),
+        policy(),
+    );
+    assert_eq!(
+        store.extend(&k, &ext).await.unwrap(),
+        ExtendOutcome::Extended
+    );
+    assert_eq!(claim(leases, &[&k, &only_leased], now, until).await, []);
+    let page = store.list(DataType::Ec2Subnets, None, 100).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].version, Version::from_raw(5));
 }

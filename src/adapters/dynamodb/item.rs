@@ -34,6 +34,8 @@ pub(super) mod attr {
     pub const DATA: &str = "data";
     pub const CHUNK_COUNT: &str = "chunkCount";
     pub const CHUNK_SET: &str = "chunkSet";
+    pub const LEASE_UNTIL: &str = "leaseUntil";
+    pub const CLAIM_ID: &str = "claimId";
 }
 
 /// An encoded payload up to this size is stored inline in the head item, and a
@@ -47,6 +49,10 @@ pub(super) const MAX_ERROR_MESSAGE_BYTES: usize = 4_096;
 /// DynamoDB's TTL sweep (which may lag by days) never removes a chunk before its
 /// head.
 pub(super) const CHUNK_TTL_MARGIN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Lease items expire this long after their lease ends. The lease is decided by
+/// `leaseUntil` alone; the margin only keeps the last claim of a target visible
+/// for a while, for whoever wonders why it was or was not refreshed.
+pub(super) const LEASE_TTL_MARGIN: Duration = Duration::from_secs(60 * 60);
 /// A head names at most this many chunks: the largest body a decode accepts.
 const MAX_CHUNKS: u64 = MAX_BODY_BYTES / CHUNK_BYTES as u64 + 1;
 
@@ -254,6 +260,27 @@ pub(super) fn chunk_data(mut item: Item) -> Result<(String, Vec<u8>), ItemError>
     }
 }
 
+/// The key of the lease item of `key`: `lease#{key}`. It has four `#`-separated
+/// parts, so it never parses as a cache key, and it starts with `lease`, which
+/// no data type (and so no chunk key) does.
+pub(super) fn lease_key(key: &CacheKey) -> String {
+    format!("lease#{key}")
+}
+
+/// A lease item: its key, when the lease ends, which claim wrote it, and its
+/// expiry. Without `dataType` it never appears in the `dataType` index.
+pub(super) fn lease_item(key: &CacheKey, claim_id: &str, until: Timestamp) -> Item {
+    Item::from([
+        (attr::CACHE_KEY.into(), s(lease_key(key))),
+        (attr::LEASE_UNTIL.into(), n(until.unix_secs())),
+        (attr::CLAIM_ID.into(), s(claim_id)),
+        (
+            attr::TTL.into(),
+            n(until.plus(LEASE_TTL_MARGIN).unix_secs()),
+        ),
+    ])
+}
+
 /// Keeps at most `MAX_ERROR_MESSAGE_BYTES` of `message`, cut at a character
 /// boundary.
 pub(super) fn truncate_message(message: &str) -> &str {
@@ -455,6 +482,32 @@ mod tests {
     fn chunk_keys_never_parse_as_cache_keys() {
         let key = chunk_key("ec2-instance-types#us-east-1#global", "v1-00ff", 0);
         assert!(CacheKey::parse(&key).is_err());
+    }
+
+    #[test]
+    fn lease_keys_are_neither_cache_keys_nor_chunk_keys() {
+        for data_type in DataType::ALL {
+            assert!(!data_type.as_str().starts_with("lease"), "{data_type}");
+        }
+        let key = entry(b"{}").meta.key;
+        let lease = lease_key(&key);
+        assert_eq!(lease, "lease#drs-quotas#us-east-1#111122223333");
+        assert!(CacheKey::parse(&lease).is_err());
+        assert_ne!(lease, chunk_key(&key.to_string(), "v1-00ff", 0));
+    }
+
+    #[test]
+    fn a_lease_item_is_not_indexed_and_outlives_its_lease() {
+        let key = entry(b"{}").meta.key;
+        let until = Timestamp::from_unix_secs(1_700_000_060);
+        let item = lease_item(&key, "0123456789abcdef", until);
+        assert!(!item.contains_key(attr::DATA_TYPE));
+        assert_eq!(number::<i64>(&item, attr::LEASE_UNTIL), Ok(1_700_000_060));
+        assert_eq!(string(&item, attr::CLAIM_ID), Ok("0123456789abcdef"));
+        assert_eq!(
+            number::<i64>(&item, attr::TTL),
+            Ok(1_700_000_060 + LEASE_TTL_MARGIN.as_secs() as i64)
+        );
     }
 
     #[test]

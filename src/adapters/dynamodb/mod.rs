@@ -1,9 +1,11 @@
 //! The DynamoDB cache table: one head item per cache key holding the metadata and
-//! a small payload inline, and immutable chunk items for larger payloads.
+//! a small payload inline, immutable chunk items for larger payloads, and small
+//! lease items that collapse bursts of refresh requests (`lease.rs`).
 //! `docs/data-model.md` describes the items and why a reader never mixes versions.
 
 mod batch;
 mod item;
+mod lease;
 mod table;
 
 use std::{
@@ -55,7 +57,8 @@ const GET_BATCH: usize = 40;
 /// Chunk ttl updates of one extension in flight at once.
 const CONCURRENT_UPDATES: usize = 16;
 
-/// A `CacheStore` on a DynamoDB table created by [`create_table`].
+/// A `CacheStore` and `RefreshLeases` on a DynamoDB table created by
+/// [`create_table`].
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: Client,
@@ -583,6 +586,11 @@ impl CacheStore for DynamoDbStore {
 /// A name for the chunks of one write, unique to it: two writes of the same
 /// version never share chunks, so the loser can delete its own.
 fn new_chunk_set(version: Version) -> String {
+    format!("v{}-{}", version.get(), unique_id())
+}
+
+/// 16 hex digits that no other call of this or another process draws.
+fn unique_id() -> String {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     // Seeded randomly per process by the standard library.
     let mut random = std::collections::hash_map::RandomState::new().build_hasher();
@@ -594,8 +602,7 @@ fn new_chunk_set(version: Version) -> String {
     id.update(&random.finish().to_le_bytes());
     id.update(&nanos.to_le_bytes());
     id.update(&std::process::id().to_le_bytes());
-    let hex = id.finalize().to_hex();
-    format!("v{}-{}", version.get(), &hex[..16])
+    id.finalize().to_hex()[..16].to_owned()
 }
 
 fn unavailable(e: impl Into<crate::ports::BoxError>) -> StoreError {

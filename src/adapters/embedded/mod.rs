@@ -1,7 +1,7 @@
 //! The embedded, file-backed cache store for running on one machine: a
 //! [`CacheStore`] on a single [redb](https://docs.rs/redb) file.
 //!
-//! Three tables, all written in one redb write transaction per operation, so a
+//! Four tables, all written in one redb write transaction per operation, so a
 //! reader sees every change of an operation or none of it and never a body of
 //! one version under the metadata of another; no chunking is needed.
 //!
@@ -12,12 +12,17 @@
 //! - `by_created`: (dataType, createdAt, cacheKey) → (): an index that `list`
 //!   walks in order, so a page costs its own size instead of a scan of every
 //!   entry. Writes that change `createdAt` move the entry's index row.
+//! - `leases`: cache key → the end of its refresh lease in epoch seconds
+//!   ([`RefreshLeases`](crate::ports::RefreshLeases), `lease.rs`). Apart from
+//!   the entries, so a lease never shows in or changes one. A claim of many keys
+//!   is one transaction: concurrent claims run one after the other.
 //!
 //! The tables and the writes that keep them consistent are in `tables.rs`; the
 //! list cursor is in `cursor.rs`. redb is synchronous: every transaction runs on
 //! tokio's blocking pool.
 
 mod cursor;
+mod lease;
 mod record;
 mod tables;
 
@@ -47,7 +52,8 @@ use crate::{
     ports::{CacheStore, ExtendOutcome, MetaPage, PutOutcome, StoreError},
 };
 
-/// A [`CacheStore`] in one local file. One process at a time may open a file.
+/// A [`CacheStore`] and [`RefreshLeases`](crate::ports::RefreshLeases) in one
+/// local file. One process at a time may open a file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,

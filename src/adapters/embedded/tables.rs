@@ -13,12 +13,15 @@ pub(super) const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("hea
 pub(super) const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("bodies");
 pub(super) const BY_CREATED: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("by_created");
+/// Cache key → end of its refresh lease, in epoch seconds.
+pub(super) const LEASES: TableDefinition<&str, i64> = TableDefinition::new("leases");
 
 pub(super) fn create_tables(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     txn.open_table(HEADS)?;
     txn.open_table(BODIES)?;
     txn.open_table(BY_CREATED)?;
+    txn.open_table(LEASES)?;
     txn.commit()?;
     Ok(())
 }

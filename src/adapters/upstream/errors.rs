@@ -8,7 +8,7 @@ use aws_smithy_runtime_api::{
     http::Headers,
 };
 
-use crate::{domain::RefreshErrorKind, ports::SourceError};
+use crate::{domain::RefreshErrorKind, errors, ports::SourceError};
 
 const THROTTLED: &[&str] = &[
     "ThrottlingException",
@@ -122,26 +122,10 @@ where
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
         (None, _) => match status {
-            Some(status) => format!("HTTP {status}: {}", chain(error)),
-            None => chain(error),
+            Some(status) => format!("HTTP {status}: {}", errors::chain(error)),
+            None => errors::chain(error),
         },
     }
-}
-
-/// The messages of an error and its causes, `outer: inner: ...`.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let next = e.to_string();
-        // Some wrappers repeat their cause's message.
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        cause = e.source();
-    }
-    text
 }
 
 /// The STS error behind a call that failed because its credentials could not be
@@ -248,7 +232,7 @@ mod tests {
             })),
         };
         assert_eq!(
-            chain(&error),
+            errors::chain(&error),
             "dispatch failure: io error: connection refused"
         );
     }

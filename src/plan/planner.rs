@@ -1,0 +1,286 @@
+//! The plan use case: turn a trigger into the deduplicated targets to refresh,
+//! claimed so that a burst of triggers refreshes each target once, and packed
+//! into batches for the refresher.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use crate::{
+    domain::{AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Region, Timestamp},
+    ports::{CacheStore, Invalidation, RefreshLeases, RefreshReason, StoreError},
+    refresh::jobs::Fetch,
+};
+
+use super::trigger::Trigger;
+
+/// What this deployment refreshes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// The deployment's own account (fetches account-independent data).
+    pub home: AccountId,
+    /// Accounts served; events from any other are ignored.
+    pub accounts: Vec<AccountId>,
+    pub regions: Vec<Region>,
+    /// Data types this deployment keeps.
+    pub data_types: Vec<DataType>,
+    /// The period of the scheduled tick.
+    pub schedule_interval: Duration,
+    /// Data expiring within a tick plus this margin is refreshed ahead.
+    pub refresh_ahead_margin: Duration,
+    /// A target whose last refresh failed waits this long before a tick plans it
+    /// again.
+    pub failure_backoff: Duration,
+    /// How long a planned target is not planned again (bursts collapse).
+    pub lease: Duration,
+    /// Most targets per refresher invocation.
+    pub batch_size: usize,
+    /// Entries listed per store page when a tick reads metadata.
+    pub list_page: u32,
+}
+
+/// The targets of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub reason: RefreshReason,
+    pub targets: Vec<CacheKey>,
+    /// Targets asked for but not planned: claimed by a run shortly before, or
+    /// outside this deployment's configuration.
+    pub skipped: usize,
+    /// Why nothing was planned, when the trigger was ignored.
+    pub ignored: Option<String>,
+}
+
+pub struct Planner {
+    store: Arc<dyn CacheStore>,
+    leases: Arc<dyn RefreshLeases>,
+    clock: Arc<dyn Clock>,
+    config: PlanConfig,
+}
+
+impl Planner {
+    pub fn new(
+        store: Arc<dyn CacheStore>,
+        leases: Arc<dyn RefreshLeases>,
+        clock: Arc<dyn Clock>,
+        config: PlanConfig,
+    ) -> Self {
+        Self {
+            store,
+            leases,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &PlanConfig {
+        &self.config
+    }
+
+    #[tracing::instrument(skip_all, fields(reason = trigger.reason().as_str()))]
+    pub async fn plan(&self, trigger: &Trigger) -> Result<Plan, StoreError> {
+        let now = self.clock.now();
+        let reason = trigger.reason();
+        let asked: Vec<CacheKey> = match trigger {
+            Trigger::Schedule => self.due(now).await?,
+            Trigger::Change {
+                account,
+                region,
+                data_types,
+            } => data_types
+                .iter()
+                .map(|t| CacheKey::new(*t, region.clone(), *account))
+                .collect(),
+            Trigger::ProfilesChanged { account } => self
+                .config
+                .regions
+                .iter()
+                .map(|r| CacheKey::new(DataType::Ec2InstanceProfiles, r.clone(), *account))
+                .collect(),
+            Trigger::Manual(Invalidation {
+                data_type,
+                region,
+                account,
+            }) => self
+                .configured()
+                .filter(|k| data_type.is_none_or(|t| k.data_type() == t))
+                .filter(|k| region.as_ref().is_none_or(|r| k.region() == r))
+                .filter(|k| account.is_none_or(|a| k.scope().account().is_none_or(|ka| ka == a)))
+                .collect(),
+            Trigger::Targets { keys, .. } => keys.clone(),
+            Trigger::Ignored { why } => {
+                tracing::info!(why = %why, "event ignored");
+                return Ok(Plan {
+                    reason,
+                    targets: Vec::new(),
+                    skipped: 0,
+                    ignored: Some(why.clone()),
+                });
+            }
+        };
+        let mut wanted = Vec::with_capacity(asked.len());
+        for key in &asked {
+            if self.is_configured(key) && !wanted.contains(key) {
+                wanted.push(key.clone());
+            }
+        }
+        let outside = asked.len() - wanted.len();
+        if outside > 0 {
+            tracing::info!(
+                outside,
+                "targets outside this deployment's configuration skipped"
+            );
+        }
+        let claimed = self
+            .leases
+            .claim(&wanted, now, now.plus(self.config.lease))
+            .await?;
+        let skipped = asked.len() - claimed.len();
+        Ok(Plan {
+            reason,
+            targets: claimed,
+            skipped,
+            ignored: None,
+        })
+    }
+
+    /// Every target this deployment keeps.
+    pub fn configured(&self) -> impl Iterator<Item = CacheKey> + '_ {
+        let c = &self.config;
+        c.regions.iter().flat_map(move |region| {
+            c.data_types.iter().flat_map(move |t| {
+                let accounts: &[AccountId] = if t.is_account_independent() {
+                    std::slice::from_ref(&c.home)
+                } else {
+                    &c.accounts
+                };
+                accounts
+                    .iter()
+                    .map(move |a| CacheKey::new(*t, region.clone(), *a))
+            })
+        })
+    }
+
+    fn is_configured(&self, key: &CacheKey) -> bool {
+        let c = &self.config;
+        c.data_types.contains(&key.data_type())
+            && c.regions.contains(key.region())
+            && key
+                .scope()
+                .account()
+                .is_none_or(|a| c.accounts.contains(&a))
+    }
+
+    /// Configured targets never cached, holding no data, or expiring before the
+    /// next tick plus the margin; a target whose last refresh failed waits out
+    /// the failure backoff.
+    async fn due(&self, now: Timestamp) -> Result<Vec<CacheKey>, StoreError> {
+        let c = &self.config;
+        let horizon = now.plus(c.schedule_interval + c.refresh_ahead_margin);
+        let mut stored: HashMap<CacheKey, EntryMeta> = HashMap::new();
+        for data_type in &c.data_types {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .list(*data_type, cursor.as_deref(), c.list_page)
+                    .await?;
+                stored.extend(page.entries.into_iter().map(|m| (m.key.clone(), m)));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(self
+            .configured()
+            .filter(|key| match stored.get(key) {
+                None => true,
+                Some(meta) => {
+                    let failed_recently = meta
+                        .last_attempt
+                        .as_ref()
+                        .is_some_and(|a| a.failure.is_some() && a.at.plus(c.failure_backoff) > now);
+                    !failed_recently
+                        && (meta.state == EntryState::NoData || meta.expires_at <= horizon)
+                }
+            })
+            .collect())
+    }
+}
+
+/// Packs `targets` into batches of at most `size` targets, one account per
+/// batch (so an account that fails never fails another's batch), keeping the
+/// targets that share an upstream fetch (a source-server listing, an account's
+/// instance profiles) together so the refresher fetches them once; such a group
+/// is never split, even when larger than `size`.
+pub fn batches(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<CacheKey>> {
+    let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
+    for key in targets {
+        let fetch = Fetch::of(key, home);
+        match groups.iter_mut().find(|(f, _)| *f == fetch) {
+            Some((_, keys)) => keys.push(key.clone()),
+            None => groups.push((fetch, vec![key.clone()])),
+        }
+    }
+    // Stable: the order of first appearance within each account.
+    groups.sort_by_key(|(fetch, _)| fetch.account());
+    let size = size.max(1);
+    let mut out: Vec<(AccountId, Vec<CacheKey>)> = Vec::new();
+    for (fetch, keys) in groups {
+        let account = fetch.account();
+        match out.last_mut() {
+            Some((a, batch)) if *a == account && batch.len() + keys.len() <= size => {
+                batch.extend(keys);
+            }
+            _ => out.push((account, keys)),
+        }
+    }
+    out.into_iter().map(|(_, batch)| batch).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(raw: &str) -> CacheKey {
+        CacheKey::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn targets_sharing_a_fetch_stay_in_one_batch() {
+        let home = AccountId::parse("999999999999").unwrap();
+        let targets = [
+            key("drs-source-servers#us-east-1#111122223333"),
+            key("ec2-subnets#us-east-1#111122223333"),
+            key("drs-quotas#us-east-1#111122223333"),
+            key("ec2-instance-profiles#us-east-1#111122223333"),
+            key("ec2-instance-profiles#eu-west-1#111122223333"),
+        ];
+        let out = batches(&targets, home, 2);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], [targets[0].clone(), targets[2].clone()]);
+        assert_eq!(out[1], [targets[1].clone()]);
+        assert_eq!(out[2], [targets[3].clone(), targets[4].clone()]);
+        let all: usize = batches(&targets, home, 10).iter().map(Vec::len).sum();
+        assert_eq!(all, 5);
+    }
+
+    #[test]
+    fn a_batch_holds_one_account() {
+        let home = AccountId::parse("999999999999").unwrap();
+        let targets = [
+            key("ec2-subnets#us-east-1#111122223333"),
+            key("ec2-subnets#us-east-1#444455556666"),
+            key("ec2-security-groups#us-east-1#111122223333"),
+            key("ec2-instance-types#us-east-1#global"),
+        ];
+        let out = batches(&targets, home, 10);
+        assert_eq!(
+            out,
+            [
+                vec![targets[0].clone(), targets[2].clone()],
+                vec![targets[1].clone()],
+                vec![targets[3].clone()],
+            ]
+        );
+    }
+}

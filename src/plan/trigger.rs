@@ -1,0 +1,381 @@
+//! What started a refresh run, read from the workflow's execution input: a
+//! scheduled tick, a DRS or CloudTrail event from EventBridge, a manual
+//! invalidation, or the reader's request for exact targets.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    domain::{AccountId, CacheKey, DataType, Region},
+    ports::{Invalidation, RefreshReason},
+    refresh::target::{TargetSpec, parse_reason},
+};
+
+/// DRS event detail-types that change source servers or capacity.
+pub const DRS_DETAIL_TYPES: [&str; 6] = [
+    "DRS Source Server Data Replication Stalled Change",
+    "DRS Source Server Launch Result",
+    "DRS PIT Snapshot Taken",
+    "DRS Recovery Instance Failback State Change",
+    "DRS Source Network Protection Status Change",
+    "DRS Source Network Recovery Result",
+];
+
+/// CloudTrail event names that change subnets.
+pub const SUBNET_EVENTS: [&str; 3] = ["CreateSubnet", "DeleteSubnet", "ModifySubnetAttribute"];
+
+/// CloudTrail event names that change security groups.
+pub const SECURITY_GROUP_EVENTS: [&str; 7] = [
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "ModifySecurityGroupRules",
+];
+
+/// CloudTrail event names that change instance profiles.
+pub const INSTANCE_PROFILE_EVENTS: [&str; 4] = [
+    "CreateInstanceProfile",
+    "DeleteInstanceProfile",
+    "AddRoleToInstanceProfile",
+    "RemoveRoleFromInstanceProfile",
+];
+
+const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A scheduled tick: refresh what is due.
+    Schedule,
+    /// `data_types` of one account and region changed.
+    Change {
+        account: AccountId,
+        region: Region,
+        data_types: Vec<DataType>,
+    },
+    /// Instance profiles of an account changed (IAM is global: every region).
+    ProfilesChanged { account: AccountId },
+    /// `POST /cache/invalidate`: every configured target matching the parts given.
+    Manual(Invalidation),
+    /// Exact targets, such as the reader's misses.
+    Targets {
+        reason: RefreshReason,
+        keys: Vec<CacheKey>,
+    },
+    /// An event this deployment does not act on.
+    Ignored { why: String },
+}
+
+impl Trigger {
+    pub fn reason(&self) -> RefreshReason {
+        match self {
+            Self::Schedule => RefreshReason::Schedule,
+            Self::Change { .. } | Self::ProfilesChanged { .. } | Self::Ignored { .. } => {
+                RefreshReason::Event
+            }
+            Self::Manual(_) => RefreshReason::Manual,
+            Self::Targets { reason, .. } => *reason,
+        }
+    }
+}
+
+/// An input that claims to be a trigger but is malformed, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {reason}")]
+pub struct TriggerError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> TriggerError {
+    TriggerError {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManualInput {
+    #[allow(dead_code)]
+    trigger: String,
+    #[serde(default)]
+    data_type: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    account_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsInput {
+    reason: String,
+    targets: Vec<TargetSpec>,
+}
+
+/// Reads a trigger. Our own inputs (`trigger`, `targets`) must be well formed;
+/// any other event is either one the workflow acts on or `Ignored`.
+pub fn parse(input: &Value, home: AccountId) -> Result<Trigger, TriggerError> {
+    match input.get("trigger").and_then(Value::as_str) {
+        Some("schedule") => return Ok(Trigger::Schedule),
+        Some("manual") => return manual(input),
+        Some(other) => {
+            return Err(invalid(
+                "trigger",
+                format!("{other:?} is not schedule or manual"),
+            ));
+        }
+        None => {}
+    }
+    if input.get("targets").is_some() {
+        return targets(input, home);
+    }
+    Ok(event(input))
+}
+
+fn manual(input: &Value) -> Result<Trigger, TriggerError> {
+    let m: ManualInput = serde_json::from_value(input.clone())
+        .map_err(|e| invalid("invalidation", e.to_string()))?;
+    Ok(Trigger::Manual(Invalidation {
+        data_type: m
+            .data_type
+            .map(|t| DataType::parse(&t).map_err(|e| invalid("dataType", e.reason)))
+            .transpose()?,
+        region: m
+            .region
+            .map(|r| Region::parse(&r).map_err(|e| invalid("region", e.reason)))
+            .transpose()?,
+        account: m
+            .account_id
+            .map(|a| AccountId::parse(&a).map_err(|e| invalid("accountId", e.reason)))
+            .transpose()?,
+    }))
+}
+
+fn targets(input: &Value, home: AccountId) -> Result<Trigger, TriggerError> {
+    let t: TargetsInput =
+        serde_json::from_value(input.clone()).map_err(|e| invalid("targets", e.to_string()))?;
+    let reason = parse_reason(&t.reason)
+        .ok_or_else(|| invalid("reason", "must be one of schedule, event, manual, miss"))?;
+    let keys = t
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            spec.to_key(home, i)
+                .map_err(|e| invalid(&e.field, e.reason))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Trigger::Targets { reason, keys })
+}
+
+/// An EventBridge event: DRS, CloudTrail (EC2, IAM), or a scheduled event.
+fn event(input: &Value) -> Trigger {
+    let text = |v: &Value, path: &str| v.pointer(path).and_then(Value::as_str).map(str::to_owned);
+    let (source, detail_type) = (text(input, "/source"), text(input, "/detail-type"));
+    let ignored = |why: String| Trigger::Ignored { why };
+    match (source.as_deref(), detail_type.as_deref()) {
+        (Some("aws.events" | "aws.scheduler"), Some("Scheduled Event")) => Trigger::Schedule,
+        (Some("aws.drs"), Some(detail)) if DRS_DETAIL_TYPES.contains(&detail) => {
+            // The source server's ARN names its account and region.
+            let arn = text(input, "/resources/0");
+            let (region, account) = arn
+                .as_deref()
+                .and_then(arn_region_and_account)
+                .map(|(r, a)| (Some(r), Some(a)))
+                .unwrap_or((text(input, "/region"), text(input, "/account")));
+            match located(region.as_deref(), account.as_deref()) {
+                Some((account, region)) => Trigger::Change {
+                    account,
+                    region,
+                    data_types: vec![DataType::DrsSourceServers, DataType::DrsQuotas],
+                },
+                None => ignored(format!(
+                    "DRS event {detail:?} names no valid account and region"
+                )),
+            }
+        }
+        (Some("aws.ec2"), Some(CLOUDTRAIL)) => {
+            let name = text(input, "/detail/eventName").unwrap_or_default();
+            let data_type = if SUBNET_EVENTS.contains(&name.as_str()) {
+                DataType::Ec2Subnets
+            } else if SECURITY_GROUP_EVENTS.contains(&name.as_str()) {
+                DataType::Ec2SecurityGroups
+            } else {
+                return ignored(format!("EC2 call {name:?} changes nothing cached"));
+            };
+            let region = text(input, "/detail/awsRegion").or_else(|| text(input, "/region"));
+            let account =
+                text(input, "/detail/recipientAccountId").or_else(|| text(input, "/account"));
+            match located(region.as_deref(), account.as_deref()) {
+                Some((account, region)) => Trigger::Change {
+                    account,
+                    region,
+                    data_types: vec![data_type],
+                },
+                None => ignored(format!(
+                    "EC2 call {name:?} names no valid account and region"
+                )),
+            }
+        }
+        (Some("aws.iam"), Some(CLOUDTRAIL)) => {
+            let name = text(input, "/detail/eventName").unwrap_or_default();
+            if !INSTANCE_PROFILE_EVENTS.contains(&name.as_str()) {
+                return ignored(format!("IAM call {name:?} changes nothing cached"));
+            }
+            let account =
+                text(input, "/detail/recipientAccountId").or_else(|| text(input, "/account"));
+            match account.as_deref().map(AccountId::parse) {
+                Some(Ok(account)) => Trigger::ProfilesChanged { account },
+                _ => ignored(format!("IAM call {name:?} names no valid account")),
+            }
+        }
+        (source, detail) => ignored(format!(
+            "event from {} of type {} is not one the workflow acts on",
+            source.unwrap_or("no source"),
+            detail.unwrap_or("none")
+        )),
+    }
+}
+
+fn located(region: Option<&str>, account: Option<&str>) -> Option<(AccountId, Region)> {
+    Some((
+        AccountId::parse(account?).ok()?,
+        Region::parse(region?).ok()?,
+    ))
+}
+
+/// `arn:partition:service:region:account:resource` → (region, account).
+fn arn_region_and_account(arn: &str) -> Option<(String, String)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_), Some(_), Some(region), Some(account), Some(_)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some((region.to_owned(), account.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn home() -> AccountId {
+        AccountId::parse("999999999999").unwrap()
+    }
+
+    #[test]
+    fn a_drs_event_names_the_account_and_region_of_its_source_server() {
+        let event = json!({
+            "source": "aws.drs",
+            "detail-type": "DRS Source Server Data Replication Stalled Change",
+            "account": "111111111111", "region": "eu-west-1",
+            "resources": ["arn:aws:drs:us-west-2:222233334444:source-server/s-1234567890abcdef0"],
+            "detail": {"state": "STALLED"}
+        });
+        assert_eq!(
+            parse(&event, home()).unwrap(),
+            Trigger::Change {
+                account: AccountId::parse("222233334444").unwrap(),
+                region: Region::parse("us-west-2").unwrap(),
+                data_types: vec![DataType::DrsSourceServers, DataType::DrsQuotas],
+            }
+        );
+    }
+
+    #[test]
+    fn cloudtrail_calls_map_to_the_data_they_change() {
+        let call = |source: &str, name: &str| {
+            json!({
+                "source": source, "detail-type": "AWS API Call via CloudTrail",
+                "account": "111122223333", "region": "us-east-1",
+                "detail": {"eventName": name, "awsRegion": "us-east-1",
+                           "recipientAccountId": "111122223333"}
+            })
+        };
+        let types = |t: Trigger| match t {
+            Trigger::Change { data_types, .. } => data_types,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            types(parse(&call("aws.ec2", "CreateSubnet"), home()).unwrap()),
+            [DataType::Ec2Subnets]
+        );
+        assert_eq!(
+            types(parse(&call("aws.ec2", "ModifySecurityGroupRules"), home()).unwrap()),
+            [DataType::Ec2SecurityGroups]
+        );
+        assert!(matches!(
+            parse(&call("aws.iam", "AddRoleToInstanceProfile"), home()).unwrap(),
+            Trigger::ProfilesChanged { .. }
+        ));
+        assert!(matches!(
+            parse(&call("aws.ec2", "RunInstances"), home()).unwrap(),
+            Trigger::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_events_are_ignored_not_errors() {
+        for event in [
+            json!({"source": "aws.s3", "detail-type": "Object Created"}),
+            json!({"source": "aws.drs", "detail-type": "DRS Something Else"}),
+            json!({}),
+        ] {
+            assert!(
+                matches!(parse(&event, home()), Ok(Trigger::Ignored { .. })),
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn our_own_inputs_must_be_well_formed() {
+        assert_eq!(
+            parse(
+                &json!({"trigger": "schedule", "time": "2026-11-29T10:00:00Z"}),
+                home()
+            ),
+            Ok(Trigger::Schedule)
+        );
+        assert_eq!(
+            parse(
+                &json!({"trigger": "manual", "dataType": "drs-quotas"}),
+                home()
+            ),
+            Ok(Trigger::Manual(Invalidation {
+                data_type: Some(DataType::DrsQuotas),
+                region: None,
+                account: None
+            }))
+        );
+        let e = parse(&json!({"trigger": "manual", "region": "moon"}), home()).unwrap_err();
+        assert_eq!(e.field, "region");
+        let e = parse(&json!({"trigger": "often"}), home()).unwrap_err();
+        assert_eq!(e.field, "trigger");
+        let miss = json!({"reason": "miss", "targets": [
+            {"dataType": "ec2-subnets", "region": "us-east-1", "accountId": "111122223333"}]});
+        assert!(matches!(
+            parse(&miss, home()).unwrap(),
+            Trigger::Targets {
+                reason: RefreshReason::Miss,
+                ..
+            }
+        ));
+        let bad = json!({"reason": "miss", "targets": [{"dataType": "x", "region": "us-east-1"}]});
+        assert_eq!(
+            parse(&bad, home()).unwrap_err().field,
+            "targets[0].dataType"
+        );
+    }
+}
