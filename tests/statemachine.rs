@@ -452,9 +452,9 @@ fn transient_refresh_failures_are_retried_and_permanent_ones_caught() {
     assert_eq!(catchers.last().unwrap(), &["States.ALL"]);
     for catcher in batch["Catch"].as_array().unwrap() {
         assert_eq!(catcher["Next"], "Record failure");
-        assert!(
-            catcher.get("ResultPath").is_none(),
-            "Record failure reads $.Error"
+        assert_eq!(
+            catcher["ResultPath"], "$.caught",
+            "Record failure reads the error beside the batch"
         );
     }
     // Both planner calls retry the Lambda service errors with jitter.
@@ -500,7 +500,11 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
     assert_eq!(failure["Type"], "Pass");
     assert_eq!(
         failure["Parameters"],
-        json!({"failedBatch": true, "error.$": "$.Error"})
+        json!({
+            "failedBatch": true,
+            "error.$": "$.caught.Error",
+            "targets.$": "States.ArrayLength($.targets)"
+        })
     );
     // Both shapes are what the planner's summary reads.
     let counts_result: serde_json::Map<String, Value> = selected
@@ -509,11 +513,12 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
         .collect();
     let input: SummarizeInput = serde_json::from_value(json!({
         "reason": "schedule",
-        "results": [counts_result, {"failedBatch": true, "error": "AccessDenied"}]
+        "results": [counts_result, {"failedBatch": true, "error": "AccessDenied", "targets": 2}]
     }))
     .expect("the Map's results are a summarize input");
     let summary = RunSummary::of(input);
     assert_eq!(summary.failed_batches, 1);
+    assert_eq!(summary.failed_batch_targets, 2);
     assert_eq!(summary.keys.refreshed, 1);
 }
 
@@ -925,10 +930,10 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
         json!({"refreshed": 1, "unchanged": 0, "superseded": 0, "notInitialized": 0, "failed": 0});
     let expected_results = json!([
         refreshed,
-        {"failedBatch": true, "error": "AccessDenied"},
+        {"failedBatch": true, "error": "AccessDenied", "targets": 1},
         refreshed,
-        {"failedBatch": true, "error": "InvalidInput"},
-        {"failedBatch": true, "error": "Upstream"},
+        {"failedBatch": true, "error": "InvalidInput", "targets": 1},
+        {"failedBatch": true, "error": "Upstream", "targets": 1},
     ]);
     let summarized = functions
         .calls_of("PlannerFunction")

@@ -19,7 +19,7 @@ use std::{
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::types::Tag;
-use aws_sdk_sts::config::{Credentials as AwsCredentials, SharedCredentialsProvider};
+use aws_sdk_sts::config::Credentials as AwsCredentials;
 use bytes::Bytes;
 use drs_cache::{
     adapters::upstream::{
@@ -117,25 +117,7 @@ async fn writer_config(endpoint: &str, account_id: &str) -> SdkConfig {
     if account_id == ACCOUNT_A {
         return base;
     }
-    let assumed = aws_sdk_sts::Client::new(&base)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account_id}:role/{ROLE}"))
-        .role_session_name("test-writer")
-        .external_id(EXTERNAL_ID)
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials.unwrap();
-    let keys = AwsCredentials::new(
-        c.access_key_id,
-        c.secret_access_key,
-        Some(c.session_token),
-        None,
-        "test-writer",
-    );
-    base.to_builder()
-        .credentials_provider(SharedCredentialsProvider::new(keys))
-        .build()
+    support::refresh::assumed_config(&base, account_id, ROLE, EXTERNAL_ID).await
 }
 
 struct CreatedSubnet {

@@ -323,14 +323,21 @@ async fn an_account_denied_by_drs_is_recorded_while_the_other_completes() {
         "{summary}"
     );
     assert_eq!(summary["refreshed"], counted, "{summary}");
+    // The failed batches' targets are counted apart from the key totals.
+    let failing_targets: usize = batches
+        .iter()
+        .filter(|b| b.iter().any(denied))
+        .map(Vec::len)
+        .sum();
+    assert_eq!(summary["failedBatchTargets"], failing_targets, "{summary}");
     assert_eq!(
         rig.invocations_of(REFRESHER).len(),
         batches.len(),
         "AccessDenied is not retried"
     );
     // The refresher still wrote every key it could and said so in its error
-    // message (the report); "Record failure" keeps only the error type, so the
-    // run's totals leave out the keys of a caught batch.
+    // message (the report); "Record failure" keeps the error type and the
+    // batch's size, so the run's key totals leave out a caught batch's keys.
     let reported: u64 = rig
         .invocations_of(REFRESHER)
         .iter()

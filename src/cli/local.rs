@@ -71,8 +71,11 @@ impl LocalRefresh {
         let settings = env.refresh_settings_or(home)?;
         let home = settings.home_account;
         let mut accounts: Vec<AccountId> = vec![home];
-        accounts.extend(config.access_keys.values().filter(|a| **a != home));
-        accounts.dedup();
+        for account in config.access_keys.values() {
+            if !accounts.contains(account) {
+                accounts.push(*account);
+            }
+        }
         let plan = env.plan_config(Some(LocalPlan {
             home,
             accounts,

@@ -15,6 +15,10 @@ pub enum BatchResult {
         failed_batch: bool,
         #[serde(default)]
         error: Option<String>,
+        /// Targets the batch held: none of them is counted in the key totals
+        /// (the refresher recorded each key's outcome on its entry).
+        #[serde(default)]
+        targets: Option<u64>,
     },
     Counts(Counts),
 }
@@ -43,6 +47,9 @@ pub struct RunSummary {
     pub reason: String,
     pub batches: u64,
     pub failed_batches: u64,
+    /// Targets of the failed batches, whose keys `keys` does not count.
+    pub failed_batch_targets: u64,
+    /// Keys of the batches that ended normally.
     #[serde(flatten)]
     pub keys: Counts,
     /// Failed batches per error type.
@@ -55,6 +62,7 @@ impl RunSummary {
             reason: input.reason,
             batches: input.results.len() as u64,
             failed_batches: 0,
+            failed_batch_targets: 0,
             keys: Counts::default(),
             errors: BTreeMap::new(),
         };
@@ -68,8 +76,9 @@ impl RunSummary {
                     k.not_initialized += c.not_initialized;
                     k.failed += c.failed;
                 }
-                Some(BatchResult::Failed { error, .. }) => {
+                Some(BatchResult::Failed { error, targets, .. }) => {
                     summary.failed_batches += 1;
+                    summary.failed_batch_targets += targets.unwrap_or(0);
                     let error = error.unwrap_or_else(|| "Unknown".into());
                     *summary.errors.entry(error).or_default() += 1;
                 }
@@ -90,14 +99,16 @@ impl RunSummary {
             reason: &'a str,
             run_batches: u64,
             run_failed_batches: u64,
+            run_failed_batch_targets: u64,
             run_refreshed: u64,
             run_unchanged: u64,
             run_not_initialized: u64,
             run_failed: u64,
         }
-        const METRICS: [MetricDef; 6] = [
+        const METRICS: [MetricDef; 7] = [
             MetricDef::new("RunBatches", "Count"),
             MetricDef::new("RunFailedBatches", "Count"),
+            MetricDef::new("RunFailedBatchTargets", "Count"),
             MetricDef::new("RunRefreshed", "Count"),
             MetricDef::new("RunUnchanged", "Count"),
             MetricDef::new("RunNotInitialized", "Count"),
@@ -107,6 +118,7 @@ impl RunSummary {
             reason: &self.reason,
             run_batches: self.batches,
             run_failed_batches: self.failed_batches,
+            run_failed_batch_targets: self.failed_batch_targets,
             run_refreshed: self.keys.refreshed,
             run_unchanged: self.keys.unchanged,
             run_not_initialized: self.keys.not_initialized,
@@ -128,7 +140,7 @@ mod tests {
             "reason": "schedule",
             "results": [
                 {"refreshed": 3, "unchanged": 1, "superseded": 0, "notInitialized": 2, "failed": 0},
-                {"failedBatch": true, "error": "AccessDenied"},
+                {"failedBatch": true, "error": "AccessDenied", "targets": 3},
                 {"refreshed": 1, "unchanged": 4, "superseded": 1, "notInitialized": 0, "failed": 0},
                 null
             ]
@@ -137,6 +149,7 @@ mod tests {
         let s = RunSummary::of(input);
         assert_eq!(s.batches, 4);
         assert_eq!(s.failed_batches, 2);
+        assert_eq!(s.failed_batch_targets, 3);
         assert_eq!(s.keys.refreshed, 4);
         assert_eq!(s.keys.unchanged, 5);
         assert_eq!(s.keys.not_initialized, 2);

@@ -108,6 +108,20 @@ pub async fn table_store() -> Arc<dyn CacheStorage> {
     Arc::new(DynamoDbStore::new(client, table))
 }
 
+/// A reader over `store` for the home account, whose refresh requests are
+/// only recorded.
+pub fn reader(store: Arc<dyn CacheStorage>) -> drs_cache::read::Router {
+    app::reader_router(
+        store,
+        Arc::new(RecordingTrigger::default()),
+        ReaderSettings {
+            default_account: Some(home()),
+            ..ReaderSettings::default()
+        },
+        Arc::new(Recorded::default()),
+    )
+}
+
 pub struct Rig {
     pub sim: SimHandle,
     pub store: Arc<dyn CacheStorage>,
@@ -163,15 +177,7 @@ impl Rig {
             metrics.clone(),
             settings(),
         );
-        let router = app::reader_router(
-            store.clone(),
-            Arc::new(RecordingTrigger::default()),
-            ReaderSettings {
-                default_account: Some(home()),
-                ..ReaderSettings::default()
-            },
-            Arc::new(Recorded::default()),
-        );
+        let router = reader(store.clone());
         Self {
             sim,
             store,

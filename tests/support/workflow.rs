@@ -36,11 +36,10 @@ use drs_cache::{
         dynamodb::{DynamoDbStore, create_table},
         upstream::{AccountAccess, AwsUpstream, Credentials, RetrySettings, UpstreamConfig},
     },
-    app,
     domain::{AccountId, CacheEntry, CacheKey, DataType, Region, SystemClock, Timestamp},
     invocation::InvocationError,
     plan::{PlanConfig, Planner},
-    read::{ApiRequest, ApiResponse, ReaderSettings, metrics::Recorded},
+    read::{ApiRequest, ApiResponse},
     refresh::{Refresher, Upstream},
     sim::{SimConfig, SimHandle, Simulator},
 };
@@ -57,7 +56,6 @@ use serde_norway::Value as Yaml;
 use super::{
     moto,
     plan::ManualClock,
-    reader::RecordingTrigger,
     refresh::{Endpoints, RecordedRefreshes, assumed_config, home, sdk_config, settings},
 };
 
@@ -789,15 +787,7 @@ impl Rig {
             .expect("moto accepts the definition")
             .state_machine_arn()
             .to_owned();
-        let reader = app::reader_router(
-            store.clone(),
-            Arc::new(RecordingTrigger::default()),
-            ReaderSettings {
-                default_account: Some(home()),
-                ..ReaderSettings::default()
-            },
-            Arc::new(Recorded::default()),
-        );
+        let reader = super::refresh::reader(store.clone());
         Self {
             sim,
             store,
