@@ -33,16 +33,6 @@ const KEY_A: &str = "AKIAACCOUNTAAAAAAAAA";
 const KEY_B: &str = "AKIAACCOUNTBBBBBBBBB";
 const REGION: &str = "eu-west-1";
 
-/// Logs go to the test output only when `TEST_LOG` is set.
-fn init_test_log() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 fn account(raw: &str) -> AccountId {
     AccountId::parse(raw).unwrap()
 }
@@ -63,7 +53,7 @@ fn config() -> SimConfig {
 }
 
 async fn start(config: SimConfig) -> SimHandle {
-    init_test_log();
+    support::init_test_log();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     Simulator::start(listen, config).await.unwrap()
 }

@@ -38,16 +38,6 @@ type Item = std::collections::HashMap<String, AttributeValue>;
 
 store_contract_tests!(make_store);
 
-/// Logs go to the test output only when `TEST_LOG` is set.
-fn init_test_log() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 /// A fresh table on the moto server, with a store on it and a raw client.
 struct Table {
     client: Client,
@@ -56,7 +46,7 @@ struct Table {
 }
 
 async fn new_table() -> Table {
-    init_test_log();
+    support::init_test_log();
     let client = moto::dynamodb_client(moto::endpoint()).await;
     let name = moto::unique_name("cache");
     create_table(&client, &name).await.unwrap();

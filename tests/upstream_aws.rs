@@ -46,16 +46,6 @@ const ACCOUNT_B: &str = "210987654321";
 const ROLE: &str = "DrsCacheReader";
 const EXTERNAL_ID: &str = "drs-cache-test";
 
-/// Logs go to the test output only when `TEST_LOG` is set.
-fn init_test_log() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 fn account(raw: &str) -> AccountId {
     AccountId::parse(raw).unwrap()
 }
@@ -92,7 +82,7 @@ fn assume_role_access() -> AccountAccess {
 }
 
 async fn upstream_at(endpoint: &str, config: UpstreamConfig) -> AwsUpstream {
-    init_test_log();
+    support::init_test_log();
     AwsUpstream::new(base_config(endpoint).await, assume_role_access(), config).unwrap()
 }
 
