@@ -16,7 +16,7 @@ use drs_cache::{
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use support::{
-    plan::ManualClock,
+    plan::{ManualClock, RecordedRuns},
     refresh::{Endpoints, HOME, Rig, home, sdk_config},
 };
 
@@ -209,8 +209,10 @@ fn event(payload: Value) -> LambdaEvent<Value> {
 #[tokio::test]
 async fn the_planner_lambda_answers_batches_of_refresher_inputs_and_totals_the_run() {
     let (_rig, planner, _clock) = rig().await;
+    let runs = RecordedRuns::default();
     let out = handle(
         &planner,
+        &runs,
         event(json!({
             "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
             "detail-type": "DRS Source Server Data Replication Stalled Change",
@@ -232,8 +234,11 @@ async fn the_planner_lambda_answers_batches_of_refresher_inputs_and_totals_the_r
         json!({"dataType": "drs-source-servers", "region": "us-east-1", "accountId": HOME})
     );
 
+    // Planning records no run totals; summarizing does.
+    assert!(runs.take().is_empty());
     let totals = handle(
         &planner,
+        &runs,
         event(json!({"summarize": {"reason": "event", "results": [
             {"refreshed": 2, "unchanged": 0, "superseded": 0, "notInitialized": 0, "failed": 0},
             {"failedBatch": true, "error": "AccessDenied"}
@@ -245,9 +250,14 @@ async fn the_planner_lambda_answers_batches_of_refresher_inputs_and_totals_the_r
     assert_eq!(totals["refreshed"], 2);
     assert_eq!(totals["failedBatches"], 1);
     assert_eq!(totals["errors"]["AccessDenied"], 1);
+    let recorded = runs.take();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].keys.refreshed, 2);
+    assert_eq!(recorded[0].failed_batches, 1);
 
     let bad = handle(
         &planner,
+        &runs,
         event(json!({"trigger": "manual", "region": "moon"})),
     )
     .await

@@ -2,14 +2,11 @@
 //! execution input (a trigger) to plan the run, last with `{"summarize": ...}`
 //! to total the Map's results.
 
-use std::time::SystemTime;
-
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    emf,
     invocation::InvocationError,
     refresh::{lambda::INVALID_INPUT, target::TargetSpec},
 };
@@ -17,7 +14,7 @@ use crate::{
 use super::{
     Planner,
     planner::batches,
-    summary::{RunSummary, SummarizeInput},
+    summary::{RunMetrics, RunSummary, SummarizeInput},
     trigger,
 };
 
@@ -49,8 +46,10 @@ pub enum PlannerOutput {
     Summary(RunSummary),
 }
 
+/// Handles one invocation; a run's totals go to `metrics`.
 pub async fn handle(
     planner: &Planner,
+    metrics: &dyn RunMetrics,
     event: LambdaEvent<Value>,
 ) -> Result<PlannerOutput, InvocationError> {
     let invalid = |message: String| InvocationError::new(INVALID_INPUT, message);
@@ -58,7 +57,7 @@ pub async fn handle(
         let input: SummarizeInput =
             serde_json::from_value(input.clone()).map_err(|e| invalid(format!("summarize {e}")))?;
         let summary = RunSummary::of(input);
-        emf::emit(summary.emf_line(SystemTime::now()));
+        metrics.record(&summary);
         tracing::info!(?summary, "refresh run finished");
         return Ok(PlannerOutput::Summary(summary));
     }

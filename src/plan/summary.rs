@@ -6,6 +6,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::emf::{self, MetricDef};
 
+/// Where run totals go.
+pub trait RunMetrics: Send + Sync {
+    fn record(&self, summary: &RunSummary);
+}
+
+/// Writes the EMF line of each run to standard output, where Lambda sends it to
+/// CloudWatch Logs.
+#[derive(Debug, Default)]
+pub struct EmfRunMetrics;
+
+impl RunMetrics for EmfRunMetrics {
+    fn record(&self, summary: &RunSummary) {
+        emf::emit(summary.emf_line(SystemTime::now()));
+    }
+}
+
 /// One Map iteration's result: the refresher's counts, or a caught failure.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]

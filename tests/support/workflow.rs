@@ -55,7 +55,7 @@ use serde_norway::Value as Yaml;
 
 use super::{
     moto,
-    plan::ManualClock,
+    plan::{ManualClock, RecordedRuns},
     refresh::{Endpoints, RecordedRefreshes, assumed_config, home, sdk_config, settings},
 };
 
@@ -126,6 +126,8 @@ pub struct Invocation {
 struct Dispatch {
     runtime: tokio::runtime::Handle,
     planner: Arc<Planner>,
+    /// The run totals the planner's Summarize records.
+    runs: Arc<RecordedRuns>,
     refresher: Arc<Refresher>,
 }
 
@@ -397,9 +399,12 @@ impl RouterState {
             .spawn(async move {
                 let event = LambdaEvent::new(input, Context::default());
                 let result = match name.as_str() {
-                    PLANNER => drs_cache::plan::lambda::handle(&dispatch.planner, event)
-                        .await
-                        .map(|out| serde_json::to_value(out).unwrap()),
+                    PLANNER => {
+                        let runs = dispatch.runs.as_ref();
+                        drs_cache::plan::lambda::handle(&dispatch.planner, runs, event)
+                            .await
+                            .map(|out| serde_json::to_value(out).unwrap())
+                    }
                     REFRESHER => drs_cache::refresh::lambda::handle(&dispatch.refresher, event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
@@ -768,6 +773,7 @@ impl Rig {
         *lock(&harness.state.dispatch) = Some(Dispatch {
             runtime: tokio::runtime::Handle::current(),
             planner: planner.clone(),
+            runs: Arc::new(RecordedRuns::default()),
             refresher: refresher.clone(),
         });
         lock(&harness.state.forwarded).clear();
