@@ -64,6 +64,21 @@ async fn make_store() -> TestStore {
 }
 
 impl Table {
+    /// The items of `data_type` in the `dataType` index.
+    async fn indexed(&self, data_type: DataType) -> Vec<Item> {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .index_name(INDEX_BY_DATA_TYPE)
+            .key_condition_expression("dataType = :t")
+            .expression_attribute_values(":t", AttributeValue::S(data_type.as_str().into()))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+
     async fn raw_get(&self, key: &str) -> Option<Item> {
         self.client
             .get_item()
@@ -290,17 +305,11 @@ async fn chunk_items_are_not_listed_and_are_deleted_after_replacement() {
     t.store.put(&v1).await.unwrap();
     assert!(t.chunk_keys().await.len() >= 2);
 
-    let indexed = t
-        .client
-        .query()
-        .table_name(&t.name)
-        .index_name(INDEX_BY_DATA_TYPE)
-        .key_condition_expression("dataType = :t")
-        .expression_attribute_values(":t", AttributeValue::S("drs-source-servers".into()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(indexed.items().len(), 1, "only the head is indexed");
+    assert_eq!(
+        t.indexed(DataType::DrsSourceServers).await.len(),
+        1,
+        "only the head is indexed"
+    );
     let page = t
         .store
         .list(DataType::DrsSourceServers, None, 100)
@@ -621,17 +630,11 @@ async fn a_lease_item_has_no_data_type_and_expires_by_ttl() {
             .unwrap(),
         "1"
     );
-    let indexed = t
-        .client
-        .query()
-        .table_name(&t.name)
-        .index_name(INDEX_BY_DATA_TYPE)
-        .key_condition_expression("dataType = :t")
-        .expression_attribute_values(":t", AttributeValue::S("drs-source-servers".into()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(indexed.items().len(), 1, "only the head is indexed");
+    assert_eq!(
+        t.indexed(DataType::DrsSourceServers).await.len(),
+        1,
+        "only the head is indexed"
+    );
     assert_eq!(t.scan().await.len(), 2, "one head and one lease");
     assert_eq!(t.chunk_keys().await, Vec::<String>::new());
 
