@@ -20,7 +20,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use drs_cache::{
     adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
-    domain::{CacheEntry, CacheKey, DataType, Region, Timestamp, TtlPolicy, Version},
+    domain::{CacheEntry, CacheKey, DataType, Region, SystemClock, Timestamp, TtlPolicy, Version},
     ports::{CacheStore, PutOutcome},
     read::{
         ApiRequest, ApiResponse, ReaderSettings, Router,
@@ -262,7 +262,7 @@ fn fixture() -> Fixture {
     };
     let entry = CacheEntry::fetched(
         key,
-        Version::at_fetch_start(),
+        Version::at_fetch_start(&SystemClock),
         body,
         type_count as u64,
         Timestamp::now(),

@@ -16,8 +16,8 @@ use aws_sdk_drs::types::{
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use drs_cache::{
     domain::{
-        AccountId, CacheEntry, CacheKey, DataType, EntryMeta, Region, Timestamp, TtlPolicy,
-        Version, capacity::QuotaThresholds, inventory::SourceServer, payload,
+        AccountId, CacheEntry, CacheKey, DataType, EntryMeta, Region, SystemClock, Timestamp,
+        TtlPolicy, Version, capacity::QuotaThresholds, inventory::SourceServer, payload,
     },
     refresh::views,
 };
@@ -131,7 +131,7 @@ fn shape(servers: Vec<SdkSourceServer>) -> [(EntryMeta, payload::EncodedPayload)
         freshness: Duration::from_secs(120),
         stale_window: Duration::from_secs(86_400),
     };
-    let version = Version::at_fetch_start();
+    let version = Version::at_fetch_start(&SystemClock);
     let now = Timestamp::now();
     let servers_view = views::list(DataType::DrsSourceServers, &region, &records);
     let quota_view = views::quotas(&account, &region, &records, &QuotaThresholds::default());

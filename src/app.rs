@@ -1,24 +1,21 @@
-//! Builds the concrete adapters a process runs with, from its configuration.
-//! The Lambda functions and the CLI share it; use cases never see it.
+//! The composition root: builds the concrete adapters a process runs with, from
+//! its configuration. The Lambda functions and the CLI share it; use cases never
+//! see it.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::{
     adapters::{
+        aws::{AwsUpstream, SetupError},
         dynamodb::DynamoDbStore,
-        embedded::EmbeddedStore,
-        local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
         sfn::StepFunctionsTrigger,
-        upstream::{
-            AccountAccess, AwsUpstream, Credentials, RetrySettings, SetupError, UpstreamConfig,
-        },
     },
-    config::{ConfigError, Env},
-    domain::{AccountId, SystemClock},
+    config::{PlannerConfig, REFRESH_REQUEST_WINDOW, ReaderConfig, RefresherConfig},
+    domain::SystemClock,
     plan::Planner,
-    ports::{CacheStorage, CacheStore, RefreshTrigger},
+    ports::{CacheStore, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
         RefreshSettings, Refresher, Upstream,
@@ -26,38 +23,8 @@ use crate::{
     },
 };
 
-/// The cache table name when `CACHE_TABLE_NAME` is unset.
-pub const DEFAULT_TABLE: &str = "drs-cache";
-/// The embedded store file when `EMBEDDED_STORE_PATH` is unset.
-pub const DEFAULT_EMBEDDED_PATH: &str = "drs-cache.redb";
-/// Requests for one target within this window start one workflow execution.
-pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
-/// The role assumed in other accounts when `CROSS_ACCOUNT_ROLE_NAME` is unset.
-pub const DEFAULT_ROLE_NAME: &str = "drs-cache-reader";
-/// The STS session name of assumed roles.
-pub const SESSION_NAME: &str = "drs-cache-refresher";
-/// Targets waiting in the local refresh queue at most.
-pub const LOCAL_QUEUE_CAPACITY: usize = 10_000;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChoice {
-    Embedded(PathBuf),
-    DynamoDb { table: String },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("cannot reach upstream AWS")]
-    Upstream(#[from] SetupError),
-    #[error("cannot open the embedded store at {path}")]
-    Embedded {
-        path: String,
-        #[source]
-        source: crate::ports::StoreError,
-    },
-}
+#[cfg(feature = "local")]
+pub use local::{LocalRefresh, StartError, open_store};
 
 /// The AWS configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL*` for local emulators), loaded on first use and shared by
@@ -71,134 +38,60 @@ impl Aws {
             .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
             .await
     }
-}
 
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn table_name(&self) -> String {
-        self.optional("CACHE_TABLE_NAME")
-            .unwrap_or_else(|| DEFAULT_TABLE.into())
+    /// The cache table `table` on DynamoDB.
+    pub async fn table(&self, table: &str) -> Arc<DynamoDbStore> {
+        let client = aws_sdk_dynamodb::Client::new(self.config().await);
+        Arc::new(DynamoDbStore::new(client, table.to_owned()))
     }
 
-    pub fn embedded_path(&self) -> PathBuf {
-        self.optional("EMBEDDED_STORE_PATH")
-            .unwrap_or_else(|| DEFAULT_EMBEDDED_PATH.into())
-            .into()
-    }
-
-    /// How accounts other than `own` are reached: the role
-    /// `CROSS_ACCOUNT_ROLE_NAME` with `CROSS_ACCOUNT_EXTERNAL_ID`.
-    pub fn account_access(&self, own: AccountId) -> Result<AccountAccess, ConfigError> {
-        let external_id = self.optional("CROSS_ACCOUNT_EXTERNAL_ID");
-        if external_id.as_ref().is_some_and(|id| id.len() < 2) {
-            return Err(ConfigError {
-                var: "CROSS_ACCOUNT_EXTERNAL_ID".into(),
-                reason: "must be at least 2 characters, as STS requires".into(),
-            });
-        }
-        Ok(AccountAccess {
-            own_account: Some(own),
-            others: Credentials::AssumeRole {
-                role_name: self
-                    .optional("CROSS_ACCOUNT_ROLE_NAME")
-                    .unwrap_or_else(|| DEFAULT_ROLE_NAME.into()),
-                external_id,
-                session_name: SESSION_NAME.into(),
-            },
-        })
-    }
-
-    /// Paging and retries of upstream calls: `UPSTREAM_MAX_ATTEMPTS` and
-    /// `UPSTREAM_MAX_RETRY_AFTER_SECONDS`.
-    pub fn upstream_config(&self) -> Result<UpstreamConfig, ConfigError> {
-        let d = RetrySettings::default();
-        let max_attempts = self.number("UPSTREAM_MAX_ATTEMPTS", d.max_attempts)?;
-        if max_attempts == 0 {
-            return Err(ConfigError {
-                var: "UPSTREAM_MAX_ATTEMPTS".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let max_retry_after = Duration::from_secs(self.number(
-            "UPSTREAM_MAX_RETRY_AFTER_SECONDS",
-            d.max_retry_after.as_secs(),
-        )?);
-        Ok(UpstreamConfig {
-            retry: RetrySettings {
-                max_attempts,
-                max_retry_after,
-            },
-            ..UpstreamConfig::default()
-        })
+    /// Refresh requests as executions of the state machine `arn`.
+    pub async fn workflow_trigger(&self, arn: &str) -> Arc<dyn RefreshTrigger> {
+        let client = aws_sdk_sfn::Client::new(self.config().await);
+        Arc::new(StepFunctionsTrigger::new(
+            client,
+            arn,
+            REFRESH_REQUEST_WINDOW,
+        ))
     }
 }
 
-/// The cache store `choice` names, which also keeps refresh leases.
-pub async fn open_store(
-    aws: &Aws,
-    choice: &StoreChoice,
-) -> Result<Arc<dyn CacheStorage>, StartError> {
-    Ok(match choice {
-        StoreChoice::Embedded(path) => {
-            Arc::new(
-                EmbeddedStore::open(path).map_err(|source| StartError::Embedded {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            )
-        }
-        StoreChoice::DynamoDb { table } => {
-            let client = aws_sdk_dynamodb::Client::new(aws.config().await);
-            Arc::new(DynamoDbStore::new(client, table.clone()))
-        }
-    })
+/// The router of the `reader` Lambda: the DynamoDB table, the refresh
+/// workflow, EMF metrics on standard output.
+pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSink>) -> Router {
+    let (store, trigger) = tokio::join!(
+        aws.table(&config.table),
+        aws.workflow_trigger(&config.state_machine_arn)
+    );
+    reader_router(store, trigger, config.settings.clone(), metrics)
 }
 
-/// Refresh requests go to the workflow when one is configured
-/// (`REFRESH_STATE_MACHINE_ARN`), otherwise to an in-process queue whose
-/// receiver is returned for the local refresher.
-pub async fn refresh_trigger<F: Fn(&str) -> Option<String>>(
-    aws: &Aws,
-    env: &Env<F>,
-) -> (Arc<dyn RefreshTrigger>, Option<LocalRefreshReceiver>) {
-    match env.optional("REFRESH_STATE_MACHINE_ARN") {
-        Some(arn) => (workflow_trigger(aws, arn).await, None),
-        None => {
-            let (queue, rx) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
-            (Arc::new(queue), Some(rx))
-        }
-    }
-}
-
-/// Refresh requests as executions of the state machine `arn`.
-pub async fn workflow_trigger(aws: &Aws, arn: String) -> Arc<dyn RefreshTrigger> {
-    let client = aws_sdk_sfn::Client::new(aws.config().await);
-    Arc::new(StepFunctionsTrigger::new(
-        client,
-        arn,
-        REFRESH_REQUEST_WINDOW,
-    ))
-}
-
-/// The refresher of the `refresher` Lambda: the DynamoDB table
-/// `CACHE_TABLE_NAME` and the AWS upstream of the deployment's account.
-pub async fn refresher<F: Fn(&str) -> Option<String>>(
-    aws: &Aws,
-    env: &Env<F>,
-) -> Result<Refresher, StartError> {
-    let settings = env.refresh_settings()?;
-    let table = env.required("CACHE_TABLE_NAME")?;
-    let store = open_store(aws, &StoreChoice::DynamoDb { table }).await?;
+/// The refresher of the `refresher` Lambda: the DynamoDB table and the AWS
+/// upstream of the deployment's account.
+pub async fn refresher(aws: &Aws, config: &RefresherConfig) -> Result<Refresher, SetupError> {
     let upstream = AwsUpstream::new(
         aws.config().await.clone(),
-        env.account_access(settings.home_account)?,
-        env.upstream_config()?,
+        config.access.clone(),
+        config.upstream,
     )?;
     Ok(refresher_over(
-        store,
+        aws.table(&config.table).await,
         upstream,
-        settings,
+        config.settings.clone(),
         Arc::new(EmfRefreshMetrics),
     ))
+}
+
+/// The planner of the `planner` Lambda: store metadata and leases in the
+/// DynamoDB table.
+pub async fn planner(aws: &Aws, config: &PlannerConfig) -> Planner {
+    let store = aws.table(&config.table).await;
+    Planner::new(
+        store.clone(),
+        store,
+        Arc::new(SystemClock),
+        config.plan.clone(),
+    )
 }
 
 /// A refresher writing to `store` from the AWS upstream `upstream`.
@@ -217,23 +110,7 @@ pub fn refresher_over(
     Refresher::new(store, sources, Arc::new(SystemClock), metrics, settings)
 }
 
-/// The planner of the `planner` Lambda: store metadata and leases in the
-/// DynamoDB table `CACHE_TABLE_NAME`.
-pub async fn planner<F: Fn(&str) -> Option<String>>(
-    aws: &Aws,
-    env: &Env<F>,
-) -> Result<Planner, StartError> {
-    let config = env.plan_config(None)?;
-    let table = env.required("CACHE_TABLE_NAME")?;
-    let store = open_store(aws, &StoreChoice::DynamoDb { table }).await?;
-    Ok(Planner::new(
-        store.clone(),
-        store,
-        Arc::new(SystemClock),
-        config,
-    ))
-}
-
+/// A reader over `store`, asking `trigger` for refreshes.
 pub fn reader_router(
     store: Arc<dyn CacheStore>,
     trigger: Arc<dyn RefreshTrigger>,
@@ -242,4 +119,109 @@ pub fn reader_router(
 ) -> Router {
     let service = ReadService::new(store, trigger, Arc::new(SystemClock), settings);
     Router::new(Arc::new(service), metrics)
+}
+
+#[cfg(feature = "local")]
+mod local {
+    //! The local mode's wiring: the embedded store, and the workflow's steps in
+    //! process against the fleet simulator, read with the same AWS adapters as
+    //! in AWS.
+
+    use std::sync::Arc;
+
+    use aws_config::{BehaviorVersion, Region as SdkRegion};
+    use aws_sdk_sts::config::Credentials as SdkCredentials;
+    use drs_sim::{SimHandle, Simulator};
+
+    use super::{Aws, refresher_over};
+    use crate::{
+        adapters::{aws::AwsUpstream, embedded::EmbeddedStore},
+        config::{LOCAL_REGION, LOCAL_SECRET, LocalRefreshConfig, StoreChoice, local_key},
+        domain::SystemClock,
+        plan::Planner,
+        ports::{CacheStorage, StoreError},
+        refresh::{Refresher, metrics::RefreshMetrics},
+    };
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum StartError {
+        #[error("cannot open the embedded store at {path}")]
+        Embedded {
+            path: String,
+            #[source]
+            source: StoreError,
+        },
+        #[error("cannot start the fleet simulator")]
+        Simulator(#[source] std::io::Error),
+        #[error("cannot read the simulated fleet")]
+        Upstream(#[from] crate::adapters::aws::SetupError),
+    }
+
+    /// The cache store `choice` names, which also keeps refresh leases.
+    pub async fn open_store(
+        aws: &Aws,
+        choice: &StoreChoice,
+    ) -> Result<Arc<dyn CacheStorage>, StartError> {
+        Ok(match choice {
+            StoreChoice::Embedded(path) => Arc::new(EmbeddedStore::open(path).map_err(
+                |source| StartError::Embedded {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?),
+            StoreChoice::DynamoDb { table } => aws.table(table).await,
+        })
+    }
+
+    /// The planner and refresher of the local mode, and the simulator they read.
+    pub struct LocalRefresh {
+        pub planner: Planner,
+        pub refresher: Refresher,
+        /// Batches refreshing at once, as the workflow's Map.
+        pub concurrency: usize,
+        /// Kept so the simulator runs as long as this does.
+        _simulator: SimHandle,
+    }
+
+    impl LocalRefresh {
+        /// Starts the simulator on a free loopback port and the planner and
+        /// refresher over `store`, reading it with the same adapters as in AWS.
+        pub async fn start(
+            config: &LocalRefreshConfig,
+            store: Arc<dyn CacheStorage>,
+            metrics: Arc<dyn RefreshMetrics>,
+        ) -> Result<Self, StartError> {
+            let simulator = Simulator::start(([127, 0, 0, 1], 0).into(), config.fleet.clone())
+                .await
+                .map_err(StartError::Simulator)?;
+            tracing::info!(endpoint = %simulator.endpoint(), "fleet simulator serving DRS, EC2 and IAM");
+            let base = aws_config::defaults(BehaviorVersion::latest())
+                .region(SdkRegion::new(LOCAL_REGION))
+                .endpoint_url(simulator.endpoint())
+                .credentials_provider(SdkCredentials::new(
+                    local_key(&config.home),
+                    LOCAL_SECRET,
+                    None,
+                    None,
+                    "local",
+                ))
+                .load()
+                .await;
+            let upstream = AwsUpstream::new(base, config.access.clone(), config.upstream)?;
+            let refresher =
+                refresher_over(store.clone(), upstream, config.settings.clone(), metrics);
+            let planner = Planner::new(
+                store.clone(),
+                store,
+                Arc::new(SystemClock),
+                config.plan.clone(),
+            );
+            Ok(Self {
+                planner,
+                refresher,
+                concurrency: config.map_concurrency,
+                _simulator: simulator,
+            })
+        }
+    }
 }

@@ -99,33 +99,49 @@ pub enum StoreError {
     InvalidCursor,
 }
 
-/// Why a refresh is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a refresh is asked for, named in lower case (`miss`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum RefreshReason {
     Schedule,
     Event,
+    /// An operator's request, and a batch that names no reason.
+    #[default]
     Manual,
     /// A reader found the target missing or stale.
     Miss,
 }
 
 impl RefreshReason {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Schedule => "schedule",
-            Self::Event => "event",
-            Self::Manual => "manual",
-            Self::Miss => "miss",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 /// What an invalidation refreshes: every configured target matching the parts
-/// given (none given: everything).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+/// given (none given: everything). On the wire `{"dataType", "region",
+/// "accountId"}`, each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Invalidation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_type: Option<DataType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    #[serde(default, rename = "accountId", skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountId>,
 }
 
@@ -150,15 +166,18 @@ pub trait RefreshTrigger: Send + Sync {
         &self,
         key: &CacheKey,
         reason: RefreshReason,
-    ) -> Result<(), TriggerError>;
+    ) -> Result<(), RefreshRequestError>;
 
     /// Asks for a refresh of every configured target `invalidation` matches.
-    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError>;
+    async fn request_invalidation(
+        &self,
+        invalidation: &Invalidation,
+    ) -> Result<(), RefreshRequestError>;
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("refresh request for {key} failed")]
-pub struct TriggerError {
+pub struct RefreshRequestError {
     /// The cache key, or the invalidation, asked for.
     pub key: String,
     #[source]
@@ -167,12 +186,12 @@ pub struct TriggerError {
 
 /// Where an upstream fetch runs: one account in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Scope {
+pub struct AccountRegion {
     pub account: AccountId,
     pub region: Region,
 }
 
-impl std::fmt::Display for Scope {
+impl std::fmt::Display for AccountRegion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.account, self.region)
     }
@@ -188,17 +207,28 @@ pub struct Fetched<T> {
 /// AWS Elastic Disaster Recovery, read through every page.
 #[async_trait]
 pub trait DrsSource: Send + Sync {
-    async fn source_servers(&self, scope: &Scope) -> Result<Fetched<SourceServer>, SourceError>;
-    async fn staging_accounts(&self, scope: &Scope)
-    -> Result<Fetched<StagingAccount>, SourceError>;
+    async fn source_servers(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<SourceServer>, SourceError>;
+    async fn staging_accounts(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<StagingAccount>, SourceError>;
 }
 
 /// Amazon EC2, read through every page.
 #[async_trait]
 pub trait Ec2Source: Send + Sync {
-    async fn subnets(&self, scope: &Scope) -> Result<Fetched<Subnet>, SourceError>;
-    async fn security_groups(&self, scope: &Scope) -> Result<Fetched<SecurityGroup>, SourceError>;
-    async fn instance_types(&self, scope: &Scope) -> Result<Fetched<InstanceType>, SourceError>;
+    async fn subnets(&self, scope: &AccountRegion) -> Result<Fetched<Subnet>, SourceError>;
+    async fn security_groups(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<SecurityGroup>, SourceError>;
+    async fn instance_types(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<InstanceType>, SourceError>;
 }
 
 /// AWS IAM, which is global: one listing per account serves every region.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::CacheKey,
-    ports::{Invalidation, RefreshReason, RefreshTrigger, TriggerError},
+    ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
 };
 
 /// What the local refresher is asked to do.
@@ -72,7 +72,7 @@ fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashSet<String>> {
 
 impl LocalRefreshQueue {
     /// Queues `request` unless the same one is waiting.
-    fn send(&self, request: RefreshRequest) -> Result<(), TriggerError> {
+    fn send(&self, request: RefreshRequest) -> Result<(), RefreshRequestError> {
         let id = request.id();
         if !lock(&self.pending).insert(id.clone()) {
             return Ok(());
@@ -83,7 +83,7 @@ impl LocalRefreshQueue {
                 mpsc::error::TrySendError::Full(_) => QueueError::Full,
                 mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
             };
-            TriggerError {
+            RefreshRequestError {
                 key: id,
                 source: Box::new(error),
             }
@@ -107,14 +107,17 @@ impl RefreshTrigger for LocalRefreshQueue {
         &self,
         key: &CacheKey,
         reason: RefreshReason,
-    ) -> Result<(), TriggerError> {
+    ) -> Result<(), RefreshRequestError> {
         self.send(RefreshRequest::Target {
             key: key.clone(),
             reason,
         })
     }
 
-    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError> {
+    async fn request_invalidation(
+        &self,
+        invalidation: &Invalidation,
+    ) -> Result<(), RefreshRequestError> {
         self.send(RefreshRequest::Invalidation(invalidation.clone()))
     }
 }

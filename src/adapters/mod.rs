@@ -1,10 +1,9 @@
 //! One module per real system. AWS SDK types stay inside these modules.
 
-pub mod drs;
+pub mod aws;
 pub mod dynamodb;
-pub mod ec2;
+#[cfg(feature = "local")]
 pub mod embedded;
-pub mod iam;
+#[cfg(feature = "local")]
 pub mod local_queue;
 pub mod sfn;
-pub mod upstream;

@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use aws_sdk_sfn::{Client, error::SdkError, operation::start_execution::StartExecutionError};
-use serde_json::json;
-
 use crate::{
     domain::{CacheKey, Timestamp},
-    ports::{Invalidation, RefreshReason, RefreshTrigger, TriggerError},
+    ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
+    workflow::ExecutionInput,
 };
+use async_trait::async_trait;
+use aws_sdk_sfn::{Client, error::SdkError, operation::start_execution::StartExecutionError};
 
 /// Step Functions limits execution names to 80 characters.
 const MAX_NAME: usize = 80;
@@ -43,75 +42,50 @@ pub fn execution_name(
     now: Timestamp,
     window: Duration,
 ) -> String {
-    let window_secs = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
-    let slot = now.unix_secs().div_euclid(window_secs);
-    let name = format!(
-        "{}-{}-{}-{}-{slot}",
-        reason.as_str(),
-        key.data_type(),
-        key.region(),
-        key.scope()
-    );
-    if name.len() <= MAX_NAME {
-        name
-    } else {
-        let hash = blake3::hash(name.as_bytes()).to_hex();
-        format!("{}-{}-{}", reason.as_str(), &hash[..32], slot)
-    }
-}
-
-/// The workflow input for a refresh of `key`.
-pub fn execution_input(key: &CacheKey, reason: RefreshReason) -> String {
-    json!({
-        "reason": reason.as_str(),
-        "targets": [{
-            "dataType": key.data_type().as_str(),
-            "region": key.region().as_str(),
-            "accountId": key.scope().as_str(),
-        }],
-    })
-    .to_string()
+    let parts = format!("{}-{}-{}", key.data_type(), key.region(), key.scope());
+    bounded_name(reason.as_str(), &parts, slot(now, window))
 }
 
 /// `manual-{dataType}-{region}-{account}-{window number}` (`all` for a part not
 /// given): one execution per invalidation per window.
 pub fn invalidation_name(invalidation: &Invalidation, now: Timestamp, window: Duration) -> String {
-    let window_secs = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
-    let slot = now.unix_secs().div_euclid(window_secs);
     let part = |p: Option<&str>| p.unwrap_or("all").to_owned();
-    let name = format!(
-        "manual-{}-{}-{}-{slot}",
+    let parts = format!(
+        "{}-{}-{}",
         part(invalidation.data_type.map(|t| t.as_str())),
         part(invalidation.region.as_ref().map(|r| r.as_str())),
         part(invalidation.account.as_ref().map(|a| a.as_str())),
     );
+    bounded_name(RefreshReason::Manual.as_str(), &parts, slot(now, window))
+}
+
+/// The number of the `window` that `now` falls in.
+fn slot(now: Timestamp, window: Duration) -> i64 {
+    let window_secs = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
+    now.unix_secs().div_euclid(window_secs)
+}
+
+/// `{prefix}-{parts}-{slot}`, or with `parts` replaced by a hash of the whole
+/// name where that would be longer than Step Functions allows.
+fn bounded_name(prefix: &str, parts: &str, slot: i64) -> String {
+    let name = format!("{prefix}-{parts}-{slot}");
     if name.len() <= MAX_NAME {
         name
     } else {
         let hash = blake3::hash(name.as_bytes()).to_hex();
-        format!("manual-{}-{slot}", &hash[..32])
+        format!("{prefix}-{}-{slot}", &hash[..32])
     }
-}
-
-/// The workflow input of an invalidation: a manual trigger for the planner.
-pub fn invalidation_input(invalidation: &Invalidation) -> String {
-    let mut input = json!({"trigger": "manual"});
-    if let Some(t) = invalidation.data_type {
-        input["dataType"] = json!(t.as_str());
-    }
-    if let Some(r) = &invalidation.region {
-        input["region"] = json!(r.as_str());
-    }
-    if let Some(a) = &invalidation.account {
-        input["accountId"] = json!(a.as_str());
-    }
-    input.to_string()
 }
 
 impl StepFunctionsTrigger {
     /// Starts an execution named `name`; one that already exists is this
     /// window's run of the same request.
-    async fn start(&self, name: String, input: String, asked: String) -> Result<(), TriggerError> {
+    async fn start(
+        &self,
+        name: String,
+        input: String,
+        asked: String,
+    ) -> Result<(), RefreshRequestError> {
         let result = self
             .client
             .start_execution()
@@ -127,7 +101,7 @@ impl StepFunctionsTrigger {
             {
                 Ok(())
             }
-            Err(e) => Err(TriggerError {
+            Err(e) => Err(RefreshRequestError {
                 key: asked,
                 source: Box::new(e),
             }),
@@ -142,17 +116,21 @@ impl RefreshTrigger for StepFunctionsTrigger {
         &self,
         key: &CacheKey,
         reason: RefreshReason,
-    ) -> Result<(), TriggerError> {
+    ) -> Result<(), RefreshRequestError> {
         let name = execution_name(key, reason, Timestamp::now(), self.window);
-        self.start(name, execution_input(key, reason), key.to_string())
-            .await
+        let input = ExecutionInput::targets(reason, std::slice::from_ref(key));
+        self.start(name, input.to_json(), key.to_string()).await
     }
 
     #[tracing::instrument(skip_all, fields(invalidation = %invalidation))]
-    async fn request_invalidation(&self, invalidation: &Invalidation) -> Result<(), TriggerError> {
+    async fn request_invalidation(
+        &self,
+        invalidation: &Invalidation,
+    ) -> Result<(), RefreshRequestError> {
         let name = invalidation_name(invalidation, Timestamp::now(), self.window);
-        let input = invalidation_input(invalidation);
-        self.start(name, input, invalidation.to_string()).await
+        let input = ExecutionInput::invalidation(invalidation);
+        self.start(name, input.to_json(), invalidation.to_string())
+            .await
     }
 }
 
@@ -209,22 +187,13 @@ mod tests {
         let at = Timestamp::from_unix_secs(1_700_000_040);
         let name = invalidation_name(&inv, at, Duration::from_secs(60));
         assert_eq!(name, "manual-ec2-subnets-all-all-28333334");
-        let input: serde_json::Value = serde_json::from_str(&invalidation_input(&inv)).unwrap();
-        assert_eq!(
-            input,
-            serde_json::json!({"trigger": "manual", "dataType": "ec2-subnets"})
-        );
-    }
-
-    #[test]
-    fn input_names_the_target() {
-        let input: serde_json::Value = serde_json::from_str(&execution_input(
-            &key("ec2-instance-types#eu-west-1#global"),
-            RefreshReason::Miss,
-        ))
-        .unwrap();
-        assert_eq!(input["reason"], "miss");
-        assert_eq!(input["targets"][0]["accountId"], "global");
-        assert_eq!(input["targets"][0]["dataType"], "ec2-instance-types");
+        let long = Invalidation {
+            region: Some(crate::domain::Region::parse("us-isob-southeast-12").unwrap()),
+            account: Some(crate::domain::AccountId::parse("123456789012").unwrap()),
+            data_type: Some(crate::domain::DataType::Ec2InstanceProfiles),
+        };
+        let name = invalidation_name(&long, Timestamp::from_unix_secs(i64::MAX), Duration::ZERO);
+        assert!(name.len() <= MAX_NAME, "{name}");
+        assert!(name.starts_with("manual-"), "{name}");
     }
 }

@@ -3,7 +3,7 @@
 
 use drs_cache::{
     app,
-    config::Env,
+    config::PlannerConfig,
     plan::{lambda, summary::EmfRunMetrics},
 };
 use lambda_runtime::{Error, service_fn};
@@ -11,7 +11,8 @@ use lambda_runtime::{Error, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let planner = app::planner(&app::Aws::default(), &Env::process()).await?;
+    let config = PlannerConfig::from_env()?;
+    let planner = app::planner(&app::Aws::default(), &config).await;
     let metrics = EmfRunMetrics;
     lambda_runtime::run(service_fn(|event| {
         lambda::handle(&planner, &metrics, event)

@@ -1,9 +1,22 @@
 use std::{fmt, time::Duration};
 
-use super::InvalidValue;
+use super::{InvalidValue, by_name};
 
-/// One kind of cached upstream data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One kind of cached upstream data, named in kebab case (`drs-source-servers`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    strum::EnumCount,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum DataType {
     DrsSourceServers,
     DrsQuotas,
@@ -14,36 +27,21 @@ pub enum DataType {
     Ec2InstanceTypes,
 }
 
-impl DataType {
-    pub const ALL: [DataType; 7] = [
-        Self::DrsSourceServers,
-        Self::DrsQuotas,
-        Self::DrsAccounts,
-        Self::Ec2Subnets,
-        Self::Ec2SecurityGroups,
-        Self::Ec2InstanceProfiles,
-        Self::Ec2InstanceTypes,
-    ];
+/// Why a name is not a data type; lists every name (a test holds it to them).
+const UNKNOWN_DATA_TYPE: &str = "must be one of drs-source-servers, drs-quotas, drs-accounts, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types";
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::DrsSourceServers => "drs-source-servers",
-            Self::DrsQuotas => "drs-quotas",
-            Self::DrsAccounts => "drs-accounts",
-            Self::Ec2Subnets => "ec2-subnets",
-            Self::Ec2SecurityGroups => "ec2-security-groups",
-            Self::Ec2InstanceProfiles => "ec2-instance-profiles",
-            Self::Ec2InstanceTypes => "ec2-instance-types",
-        }
+impl DataType {
+    /// Every data type, in declaration order.
+    pub const ALL: &'static [DataType] = <Self as strum::VariantArray>::VARIANTS;
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == raw)
-            .ok_or(InvalidValue {
-                reason: "must be one of drs-source-servers, drs-quotas, drs-accounts, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types",
-            })
+        by_name(raw).map_err(|_| InvalidValue {
+            reason: UNKNOWN_DATA_TYPE,
+        })
     }
 
     /// Data that is the same in every account is keyed by region only.
@@ -104,12 +102,12 @@ impl TtlPolicy {
 
 /// The policy of every data type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TtlTable([TtlPolicy; 7]);
+pub struct TtlTable([TtlPolicy; <DataType as strum::EnumCount>::COUNT]);
 
 impl Default for TtlTable {
     fn default() -> Self {
-        Self(DataType::ALL.map(|t| TtlPolicy {
-            freshness: t.default_freshness(),
+        Self(std::array::from_fn(|i| TtlPolicy {
+            freshness: DataType::ALL[i].default_freshness(),
             stale_window: TtlPolicy::DEFAULT_STALE_WINDOW,
         }))
     }
@@ -131,10 +129,20 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for t in DataType::ALL {
+        for &t in DataType::ALL {
             assert_eq!(DataType::parse(t.as_str()), Ok(t));
         }
         assert!(DataType::parse("drs-quota").is_err());
+        assert_eq!(DataType::Ec2SecurityGroups.as_str(), "ec2-security-groups");
+    }
+
+    #[test]
+    fn the_refusal_names_every_data_type_in_order() {
+        let names: Vec<&str> = DataType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            UNKNOWN_DATA_TYPE,
+            format!("must be one of {}", names.join(", "))
+        );
     }
 
     #[test]
@@ -148,7 +156,7 @@ mod tests {
         assert_eq!(secs(DataType::Ec2SecurityGroups), 3600);
         assert_eq!(secs(DataType::Ec2InstanceProfiles), 3600);
         assert_eq!(secs(DataType::Ec2InstanceTypes), 86_400);
-        for t in DataType::ALL {
+        for &t in DataType::ALL {
             assert_eq!(table.policy(t).stale_window.as_secs(), 86_400);
         }
     }

@@ -2,7 +2,7 @@ use std::{fmt, str::FromStr};
 
 use bytes::Bytes;
 
-use super::{CacheKey, Freshness, Timestamp, TtlPolicy};
+use super::{CacheKey, Clock, Freshness, Timestamp, TtlPolicy, UnknownName, by_name};
 
 /// Orders the writes of one key: taken when a fetch starts (microseconds since the
 /// Unix epoch), so a refresh that started later always carries the larger version,
@@ -11,12 +11,9 @@ use super::{CacheKey, Freshness, Timestamp, TtlPolicy};
 pub struct Version(u64);
 
 impl Version {
-    /// The version of a fetch starting now.
-    pub fn at_fetch_start() -> Self {
-        let micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        Self(u64::try_from(micros).unwrap_or(u64::MAX))
+    /// The version of a fetch starting now, as `clock` tells the time.
+    pub fn at_fetch_start(clock: &dyn Clock) -> Self {
+        Self(clock.unix_micros())
     }
 
     pub const fn from_raw(raw: u64) -> Self {
@@ -56,8 +53,9 @@ impl fmt::Display for ETag {
     }
 }
 
-/// What an entry holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an entry holds, stored by its SCREAMING_SNAKE name (`DRS_NOT_INITIALIZED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum EntryState {
     /// A body fetched from upstream.
     Ready,
@@ -70,12 +68,8 @@ pub enum EntryState {
 }
 
 impl EntryState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "READY",
-            Self::DrsNotInitialized => "DRS_NOT_INITIALIZED",
-            Self::NoData => "NO_DATA",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -83,20 +77,23 @@ impl FromStr for EntryState {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Ready, Self::DrsNotInitialized, Self::NoData]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(UnknownName)
+        by_name(s)
     }
 }
 
-/// A stored name that this version of the code does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown name")]
-pub struct UnknownName;
-
-/// The stable kinds a refresh failure is classified into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The stable kinds a refresh failure is classified into, named as the
+/// workflow's Retry and Catch match them (`Throttled`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 pub enum RefreshErrorKind {
     Throttled,
     AccessDenied,
@@ -106,20 +103,8 @@ pub enum RefreshErrorKind {
 }
 
 impl RefreshErrorKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Throttled => "Throttled",
-            Self::AccessDenied => "AccessDenied",
-            Self::NotInitialized => "NotInitialized",
-            Self::RegionNotEnabled => "RegionNotEnabled",
-            Self::Upstream => "Upstream",
-        }
-    }
-}
-
-impl fmt::Display for RefreshErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -127,16 +112,7 @@ impl FromStr for RefreshErrorKind {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Throttled,
-            Self::AccessDenied,
-            Self::NotInitialized,
-            Self::RegionNotEnabled,
-            Self::Upstream,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or(UnknownName)
+        by_name(s)
     }
 }
 
@@ -326,12 +302,16 @@ mod tests {
 
     #[test]
     fn stored_names_round_trip() {
-        for s in [
-            EntryState::Ready,
-            EntryState::DrsNotInitialized,
-            EntryState::NoData,
-        ] {
+        use strum::VariantArray;
+        for &s in EntryState::VARIANTS {
             assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        assert_eq!(
+            EntryState::DrsNotInitialized.as_str(),
+            "DRS_NOT_INITIALIZED"
+        );
+        for &k in RefreshErrorKind::VARIANTS {
+            assert_eq!(k.as_str().parse(), Ok(k));
         }
         assert_eq!("Throttled".parse(), Ok(RefreshErrorKind::Throttled));
         assert!("Other".parse::<RefreshErrorKind>().is_err());

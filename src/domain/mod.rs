@@ -29,3 +29,42 @@ pub struct InvalidValue {
     /// What the value must look like, written for the caller.
     pub reason: &'static str,
 }
+
+/// A stored or given name that this version of the code does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown name")]
+pub struct UnknownName;
+
+/// The variant of `T` named `name`, by the names strum derives for `T`.
+pub fn by_name<T>(name: &str) -> Result<T, UnknownName>
+where
+    T: strum::VariantArray + Copy + Into<&'static str>,
+{
+    T::VARIANTS
+        .iter()
+        .copied()
+        .find(|v| (*v).into() == name)
+        .ok_or(UnknownName)
+}
+
+/// Serializes a validated type as its string and deserializes it through its
+/// `parse`, so a refused value is reported with the type's own reason (derives
+/// over `FromStr` would report strum's or serde's generic words instead).
+macro_rules! serde_as_str {
+    ($($t:ty),+ $(,)?) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                <$t>::parse(&raw).map_err(|e| serde::de::Error::custom(e.reason))
+            }
+        }
+    )+};
+}
+
+serde_as_str!(AccountId, Region, DataType);

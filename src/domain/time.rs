@@ -10,10 +10,12 @@ impl Timestamp {
     }
 
     pub fn now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Self(i64::try_from(secs).unwrap_or(i64::MAX))
+        SystemClock.now()
+    }
+
+    /// The whole second `micros` (microseconds since the epoch) falls in.
+    pub fn from_unix_micros(micros: u64) -> Self {
+        Self(i64::try_from(micros / 1_000_000).unwrap_or(i64::MAX))
     }
 
     pub const fn unix_secs(self) -> i64 {
@@ -33,7 +35,12 @@ impl Timestamp {
 
 /// Tells the time; tests substitute one they move by hand.
 pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
+    /// Microseconds since the Unix epoch.
+    fn unix_micros(&self) -> u64;
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.unix_micros())
+    }
 }
 
 /// The system's wall clock.
@@ -41,7 +48,10 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
+    fn unix_micros(&self) -> u64 {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        u64::try_from(micros).unwrap_or(u64::MAX)
     }
 }

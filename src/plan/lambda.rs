@@ -7,36 +7,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    invocation::InvocationError,
-    refresh::{lambda::INVALID_INPUT, target::TargetSpec},
+    errors,
+    invocation::{ErrorType, InvocationError},
+    workflow::{self, Batch, PlanOutput, SummarizeInput},
 };
 
 use super::{
     Planner,
-    planner::batches,
-    summary::{RunMetrics, RunSummary, SummarizeInput},
+    summary::{RunMetrics, RunSummary},
     trigger,
 };
-
-/// The plan of a run, as the workflow's Map reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanOutput {
-    pub reason: &'static str,
-    /// Number of targets planned.
-    pub targets: usize,
-    pub skipped: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ignored: Option<String>,
-    /// One refresher input per batch.
-    pub batches: Vec<Batch>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Batch {
-    pub reason: &'static str,
-    pub targets: Vec<TargetSpec>,
-}
 
 /// What one invocation answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,38 +32,37 @@ pub async fn handle(
     metrics: &dyn RunMetrics,
     event: LambdaEvent<Value>,
 ) -> Result<PlannerOutput, InvocationError> {
-    let invalid = |message: String| InvocationError::new(INVALID_INPUT, message);
+    let invalid = |e: workflow::InputError| InvocationError::new(ErrorType::InvalidInput, &e);
     if let Some(input) = event.payload.get("summarize") {
-        let input: SummarizeInput =
-            serde_json::from_value(input.clone()).map_err(|e| invalid(format!("summarize {e}")))?;
+        let input: SummarizeInput = workflow::from_json(input).map_err(|e| {
+            invalid(workflow::InputError {
+                field: format!("summarize.{}", e.field),
+                reason: e.reason,
+            })
+        })?;
         let summary = RunSummary::of(input);
         metrics.record(&summary);
         tracing::info!(?summary, "refresh run finished");
         return Ok(PlannerOutput::Summary(summary));
     }
-    let config = planner.config();
-    let trigger =
-        trigger::parse(&event.payload, config.home).map_err(|e| invalid(e.to_string()))?;
-    let plan = planner
-        .plan(&trigger)
-        .await
-        .map_err(|e| InvocationError::new("StoreUnavailable", e.to_string()))?;
-    let reason = plan.reason.as_str();
+    let trigger = trigger::parse(&event.payload, planner.config().home).map_err(invalid)?;
+    let plan = planner.plan(&trigger).await.map_err(|e| {
+        tracing::error!(error = %errors::chain(&e), "planning failed");
+        InvocationError::new(ErrorType::StoreUnavailable, &e)
+    })?;
     let output = PlanOutput {
-        reason,
-        targets: plan.targets.len(),
+        reason: plan.reason,
+        targets: plan.target_count(),
         skipped: plan.skipped,
-        ignored: plan.ignored,
-        batches: batches(&plan.targets, config.home, config.batch_size)
-            .into_iter()
-            .map(|keys| Batch {
-                reason,
-                targets: keys.iter().map(TargetSpec::of).collect(),
-            })
+        batches: plan
+            .batches
+            .iter()
+            .map(|keys| Batch::of(plan.reason, keys))
             .collect(),
+        ignored: plan.ignored,
     };
     tracing::info!(
-        reason,
+        reason = plan.reason.as_str(),
         targets = output.targets,
         skipped = output.skipped,
         batches = output.batches.len(),

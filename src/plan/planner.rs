@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use crate::{
     domain::{AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Region, Timestamp},
     ports::{CacheStore, Invalidation, RefreshLeases, RefreshReason, StoreError},
-    refresh::jobs::Fetch,
+    workflow,
 };
 
 use super::trigger::Trigger;
@@ -37,16 +37,28 @@ pub struct PlanConfig {
     pub list_page: u32,
 }
 
-/// The targets of one run.
+/// The targets of one run, packed into the refresher's batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub reason: RefreshReason,
-    pub targets: Vec<CacheKey>,
+    /// One refresher invocation each (see [`workflow::pack`]).
+    pub batches: Vec<Vec<CacheKey>>,
     /// Targets asked for but not planned: claimed by a run shortly before, or
     /// outside this deployment's configuration.
     pub skipped: usize,
     /// Why nothing was planned, when the trigger was ignored.
     pub ignored: Option<String>,
+}
+
+impl Plan {
+    /// Every target planned, batch after batch.
+    pub fn targets(&self) -> Vec<CacheKey> {
+        self.batches.iter().flatten().cloned().collect()
+    }
+
+    pub fn target_count(&self) -> usize {
+        self.batches.iter().map(Vec::len).sum()
+    }
 }
 
 pub struct Planner {
@@ -110,7 +122,7 @@ impl Planner {
                 tracing::info!(why = %why, "event ignored");
                 return Ok(Plan {
                     reason,
-                    targets: Vec::new(),
+                    batches: Vec::new(),
                     skipped: 0,
                     ignored: Some(why.clone()),
                 });
@@ -136,7 +148,7 @@ impl Planner {
         let skipped = asked.len() - claimed.len();
         Ok(Plan {
             reason,
-            targets: claimed,
+            batches: workflow::pack(&claimed, self.config.home, self.config.batch_size),
             skipped,
             ignored: None,
         })
@@ -204,83 +216,5 @@ impl Planner {
                 }
             })
             .collect())
-    }
-}
-
-/// Packs `targets` into batches of at most `size` targets, one account per
-/// batch (so an account that fails never fails another's batch), keeping the
-/// targets that share an upstream fetch (a source-server listing, an account's
-/// instance profiles) together so the refresher fetches them once; such a group
-/// is never split, even when larger than `size`.
-pub fn batches(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<CacheKey>> {
-    let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
-    for key in targets {
-        let fetch = Fetch::of(key, home);
-        match groups.iter_mut().find(|(f, _)| *f == fetch) {
-            Some((_, keys)) => keys.push(key.clone()),
-            None => groups.push((fetch, vec![key.clone()])),
-        }
-    }
-    // Stable: the order of first appearance within each account.
-    groups.sort_by_key(|(fetch, _)| fetch.account());
-    let size = size.max(1);
-    let mut out: Vec<(AccountId, Vec<CacheKey>)> = Vec::new();
-    for (fetch, keys) in groups {
-        let account = fetch.account();
-        match out.last_mut() {
-            Some((a, batch)) if *a == account && batch.len() + keys.len() <= size => {
-                batch.extend(keys);
-            }
-            _ => out.push((account, keys)),
-        }
-    }
-    out.into_iter().map(|(_, batch)| batch).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(raw: &str) -> CacheKey {
-        CacheKey::parse(raw).unwrap()
-    }
-
-    #[test]
-    fn targets_sharing_a_fetch_stay_in_one_batch() {
-        let home = AccountId::parse("999999999999").unwrap();
-        let targets = [
-            key("drs-source-servers#us-east-1#111122223333"),
-            key("ec2-subnets#us-east-1#111122223333"),
-            key("drs-quotas#us-east-1#111122223333"),
-            key("ec2-instance-profiles#us-east-1#111122223333"),
-            key("ec2-instance-profiles#eu-west-1#111122223333"),
-        ];
-        let out = batches(&targets, home, 2);
-        assert_eq!(out.len(), 3);
-        assert_eq!(out[0], [targets[0].clone(), targets[2].clone()]);
-        assert_eq!(out[1], [targets[1].clone()]);
-        assert_eq!(out[2], [targets[3].clone(), targets[4].clone()]);
-        let all: usize = batches(&targets, home, 10).iter().map(Vec::len).sum();
-        assert_eq!(all, 5);
-    }
-
-    #[test]
-    fn a_batch_holds_one_account() {
-        let home = AccountId::parse("999999999999").unwrap();
-        let targets = [
-            key("ec2-subnets#us-east-1#111122223333"),
-            key("ec2-subnets#us-east-1#444455556666"),
-            key("ec2-security-groups#us-east-1#111122223333"),
-            key("ec2-instance-types#us-east-1#global"),
-        ];
-        let out = batches(&targets, home, 10);
-        assert_eq!(
-            out,
-            [
-                vec![targets[0].clone(), targets[2].clone()],
-                vec![targets[1].clone()],
-                vec![targets[3].clone()],
-            ]
-        );
     }
 }

@@ -2,9 +2,13 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::emf::{self, MetricDef};
+use crate::{
+    emf::{self, MetricDef},
+    ports::RefreshReason,
+    workflow::{BatchResult, Counts, SummarizeInput},
+};
 
 /// Where run totals go.
 pub trait RunMetrics: Send + Sync {
@@ -22,45 +26,10 @@ impl RunMetrics for EmfRunMetrics {
     }
 }
 
-/// One Map iteration's result: the refresher's counts, or a caught failure.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum BatchResult {
-    Failed {
-        #[serde(rename = "failedBatch")]
-        failed_batch: bool,
-        #[serde(default)]
-        error: Option<String>,
-        /// Targets the batch held: none of them is counted in the key totals
-        /// (the refresher recorded each key's outcome on its entry).
-        #[serde(default)]
-        targets: Option<u64>,
-    },
-    Counts(Counts),
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Counts {
-    pub refreshed: u64,
-    pub unchanged: u64,
-    pub superseded: u64,
-    pub not_initialized: u64,
-    pub failed: u64,
-}
-
-/// What `Summarize` receives.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SummarizeInput {
-    pub reason: String,
-    /// A Distributed Map gives `null` for a child it gave up on.
-    pub results: Vec<Option<BatchResult>>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
-    pub reason: String,
+    pub reason: RefreshReason,
     pub batches: u64,
     pub failed_batches: u64,
     /// Targets of the failed batches, whose keys `keys` does not count.
@@ -84,14 +53,7 @@ impl RunSummary {
         };
         for result in input.results {
             match result {
-                Some(BatchResult::Counts(c)) => {
-                    let k = &mut summary.keys;
-                    k.refreshed += c.refreshed;
-                    k.unchanged += c.unchanged;
-                    k.superseded += c.superseded;
-                    k.not_initialized += c.not_initialized;
-                    k.failed += c.failed;
-                }
+                Some(BatchResult::Counts(counts)) => summary.keys += counts,
                 Some(BatchResult::Failed { error, targets, .. }) => {
                     summary.failed_batches += 1;
                     summary.failed_batch_targets += targets.unwrap_or(0);
@@ -111,8 +73,8 @@ impl RunSummary {
     pub fn emf_line(&self, at: SystemTime) -> Vec<u8> {
         #[derive(Serialize)]
         #[serde(rename_all = "PascalCase")]
-        struct Line<'a> {
-            reason: &'a str,
+        struct Line {
+            reason: &'static str,
             run_batches: u64,
             run_failed_batches: u64,
             run_failed_batch_targets: u64,
@@ -131,7 +93,7 @@ impl RunSummary {
             MetricDef::new("RunFailed", "Count"),
         ];
         let line = Line {
-            reason: &self.reason,
+            reason: self.reason.as_str(),
             run_batches: self.batches,
             run_failed_batches: self.failed_batches,
             run_failed_batch_targets: self.failed_batch_targets,

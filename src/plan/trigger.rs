@@ -2,13 +2,12 @@
 //! scheduled tick, a DRS or CloudTrail event from EventBridge, a manual
 //! invalidation, or the reader's request for exact targets.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
     domain::{AccountId, CacheKey, DataType, Region},
     ports::{Invalidation, RefreshReason},
-    refresh::target::{TargetSpec, parse_reason},
+    workflow::{ExecutionInput, InputError},
 };
 
 /// DRS event detail-types that change source servers or capacity.
@@ -81,95 +80,20 @@ impl Trigger {
     }
 }
 
-/// An input that claims to be a trigger but is malformed, with the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {reason}")]
-pub struct TriggerError {
-    pub field: String,
-    pub reason: String,
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> TriggerError {
-    TriggerError {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ManualInput {
-    #[allow(dead_code)]
-    trigger: String,
-    #[serde(default)]
-    data_type: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    account_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetsInput {
-    reason: String,
-    targets: Vec<TargetSpec>,
-}
-
 /// Reads a trigger. Our own inputs (`trigger`, `targets`) must be well formed;
 /// any other event is either one the workflow acts on or `Ignored`.
-pub fn parse(input: &Value, home: AccountId) -> Result<Trigger, TriggerError> {
-    match input.get("trigger").and_then(Value::as_str) {
-        Some("schedule") => return Ok(Trigger::Schedule),
-        Some("manual") => return manual(input),
-        Some(other) => {
-            return Err(invalid(
-                "trigger",
-                format!("{other:?} is not schedule or manual"),
-            ));
-        }
-        None => {}
-    }
-    if input.get("targets").is_some() {
-        return targets(input, home);
-    }
-    Ok(event(input))
-}
-
-fn manual(input: &Value) -> Result<Trigger, TriggerError> {
-    let m: ManualInput = serde_json::from_value(input.clone())
-        .map_err(|e| invalid("invalidation", e.to_string()))?;
-    Ok(Trigger::Manual(Invalidation {
-        data_type: m
-            .data_type
-            .map(|t| DataType::parse(&t).map_err(|e| invalid("dataType", e.reason)))
-            .transpose()?,
-        region: m
-            .region
-            .map(|r| Region::parse(&r).map_err(|e| invalid("region", e.reason)))
-            .transpose()?,
-        account: m
-            .account_id
-            .map(|a| AccountId::parse(&a).map_err(|e| invalid("accountId", e.reason)))
-            .transpose()?,
-    }))
-}
-
-fn targets(input: &Value, home: AccountId) -> Result<Trigger, TriggerError> {
-    let t: TargetsInput =
-        serde_json::from_value(input.clone()).map_err(|e| invalid("targets", e.to_string()))?;
-    let reason = parse_reason(&t.reason)
-        .ok_or_else(|| invalid("reason", "must be one of schedule, event, manual, miss"))?;
-    let keys = t
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            spec.to_key(home, i)
-                .map_err(|e| invalid(&e.field, e.reason))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Trigger::Targets { reason, keys })
+pub fn parse(input: &Value, home: AccountId) -> Result<Trigger, InputError> {
+    Ok(match ExecutionInput::parse(input)? {
+        Some(ExecutionInput::Trigger(trigger)) => match trigger.invalidation()? {
+            Some(invalidation) => Trigger::Manual(invalidation),
+            None => Trigger::Schedule,
+        },
+        Some(ExecutionInput::Targets(batch)) => Trigger::Targets {
+            reason: batch.reason,
+            keys: batch.keys(home)?,
+        },
+        None => event(input),
+    })
 }
 
 /// An EventBridge event: DRS, CloudTrail (EC2, IAM), or a scheduled event.

@@ -5,12 +5,14 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::domain::RefreshAttempt;
+use crate::{errors, text};
 
 use super::{
-    ReadRequest, RequestError, invalidate,
+    ApiError, ReadRequest,
+    error::{invalidation_json, json_response, render as render_error},
+    invalidate,
     metrics::{MetricsSink, ReadOutcome, ReadResult},
     request::route,
     service::{ReadError, ReadService, Served, Tier},
@@ -75,6 +77,9 @@ pub struct Router {
     metrics: Arc<dyn MetricsSink>,
 }
 
+/// Longest path echoed back in a 404.
+const MAX_PATH_CHARS: usize = 128;
+
 impl Router {
     pub fn new(service: Arc<ReadService>, metrics: Arc<dyn MetricsSink>) -> Self {
         Self { service, metrics }
@@ -82,54 +87,55 @@ impl Router {
 
     /// Answers one request. Never fails: every problem is an error response.
     pub async fn handle(&self, req: &ApiRequest) -> ApiResponse {
-        let started = Instant::now();
         if req.method == Method::GET && req.path == "/health" {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
         }
         if req.path.strip_suffix('/').unwrap_or(&req.path) == INVALIDATE_PATH {
             return self.invalidate(req).await;
         }
-        let Some(data_type) = route(&req.path) else {
-            return request_error(&RequestError::NotFound {
-                path: truncated_path(&req.path),
+        let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match self.read(&req.method, &req.path, query).await {
+            Ok(served) => render(&served, req.if_none_match.as_deref()),
+            Err(e) => self.error(&e),
+        }
+    }
+
+    /// A read of `path` with `query`, as the HTTP answer and a direct
+    /// invocation both serve it; its metrics are recorded.
+    pub async fn read<'a>(
+        &self,
+        method: &Method,
+        path: &str,
+        query: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Served, ApiError> {
+        let started = Instant::now();
+        let Some(data_type) = route(path) else {
+            return Err(ApiError::NotFound {
+                path: text::prefix(path, MAX_PATH_CHARS).to_owned(),
             });
         };
-        if req.method != Method::GET {
-            return request_error(&RequestError::MethodNotAllowed {
-                method: req.method.to_string(),
+        if method != Method::GET {
+            return Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
                 allow: "GET",
             });
         }
-        let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let read =
-            match ReadRequest::parse(data_type, query, self.service.settings().default_account) {
-                Ok(read) => read,
-                Err(e) => return request_error(&e),
-            };
-        let (response, result, data_age) = match self.service.read(&read.key).await {
+        let read = ReadRequest::parse(data_type, query, self.service.settings().default_account)?;
+        let served = self.service.read(&read).await;
+        let (result, data_age) = match &served {
             Ok(served) => {
                 let stale = served.fresh_for.is_none();
                 let result = match served.tier {
                     Tier::Memory => ReadResult::MemoryHit { stale },
                     Tier::Store => ReadResult::StoreHit { stale },
                 };
-                let age = served.age;
-                match self
-                    .render(&read, &served, req.if_none_match.as_deref())
-                    .await
-                {
-                    Ok(response) => (response, result, Some(age)),
-                    Err(response) => (response, ReadResult::Unavailable, None),
-                }
+                (result, Some(served.age))
             }
-            Err(e) => {
-                let result = match e {
-                    ReadError::NotCached { .. } => ReadResult::Miss,
-                    ReadError::Unavailable { .. } => ReadResult::Unavailable,
-                    ReadError::DrsNotInitialized { .. } => ReadResult::Other,
-                };
-                (self.read_error(&e), result, None)
+            Err(ReadError::NotCached { .. }) => (ReadResult::Miss, None),
+            Err(ReadError::Unavailable { .. } | ReadError::Unreadable { .. }) => {
+                (ReadResult::Unavailable, None)
             }
+            Err(ReadError::DrsNotInitialized { .. }) => (ReadResult::Other, None),
         };
         self.metrics.record(&ReadOutcome {
             data_type,
@@ -137,243 +143,78 @@ impl Router {
             data_age,
             latency: started.elapsed(),
         });
-        response
+        Ok(served?)
     }
 
-    async fn render(
-        &self,
-        read: &ReadRequest,
-        served: &Served,
-        if_none_match: Option<&str>,
-    ) -> Result<ApiResponse, ApiResponse> {
-        let snapshot = &served.snapshot;
-        let (body, etag) = match &read.filter {
-            None => (
-                snapshot.body.clone(),
-                snapshot.meta.etag.as_str().to_owned(),
-            ),
-            Some(filter) => match self.service.memory().view(snapshot, filter).await {
-                Ok(view) => (view.body.clone(), view.etag.as_str().to_owned()),
-                Err(e) => {
-                    tracing::error!(cache_key = %read.key, error = %e, "cached body is not a valid view");
-                    self.service.request_refresh(&read.key).await;
-                    return Err(self.error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "CACHE_UNAVAILABLE",
-                        "the cached data cannot be read; a refresh will replace it".into(),
-                        json!({"cacheKey": read.key.to_string()}),
-                        true,
-                    ));
-                }
-            },
-        };
-        let not_modified = if_none_match.is_some_and(|header| etag_matches(header, &etag));
-        let mut response = if not_modified {
-            Response::new(Bytes::new())
-        } else {
-            Response::new(body)
-        };
-        if not_modified {
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-        }
-        let headers = response.headers_mut();
-        if !not_modified {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        headers.insert(header::ETAG, header_value(&format!("\"{etag}\"")));
-        let max_age = served.fresh_for.unwrap_or(0);
-        headers.insert(
-            header::CACHE_CONTROL,
-            header_value(&format!("max-age={max_age}")),
-        );
-        headers.insert(header::AGE, HeaderValue::from(served.age));
-        headers.insert("x-cache", HeaderValue::from_static(served.tier.as_str()));
-        let status = if served.fresh_for.is_some() {
-            "fresh"
-        } else {
-            "stale"
-        };
-        headers.insert("x-cache-status", HeaderValue::from_static(status));
-        // The data served is older than a refresh that failed since: say why.
-        let failure = served.snapshot.meta.last_attempt.as_ref();
-        if let Some(failure) = failure.and_then(|a| a.failure.as_ref()) {
-            headers.insert(
-                "x-refresh-error",
-                HeaderValue::from_static(failure.kind.as_str()),
-            );
-        }
-        Ok(response)
-    }
-
-    fn read_error(&self, e: &ReadError) -> ApiResponse {
-        match e {
-            ReadError::NotCached {
-                key,
-                expired,
-                refresh_requested,
-                last_attempt,
-            } => self.error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NOT_CACHED",
-                if *expired {
-                    format!("{key} is older than its stale window; a refresh is needed")
-                } else {
-                    e.to_string()
-                },
-                json!({
-                    "cacheKey": key.to_string(),
-                    "refreshRequested": refresh_requested,
-                    "expired": expired,
-                    "lastAttempt": last_attempt.as_ref().map(attempt_json),
-                }),
-                true,
-            ),
-            ReadError::DrsNotInitialized { key } => self.error_response(
-                StatusCode::CONFLICT,
-                "DRS_NOT_INITIALIZED",
-                e.to_string(),
-                json!({
-                    "accountId": key.scope().as_str(),
-                    "region": key.region().as_str(),
-                }),
-                false,
-            ),
-            ReadError::Unavailable { key, source } => self.error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "CACHE_UNAVAILABLE",
-                e.to_string(),
-                json!({"cacheKey": key.to_string(), "cause": source.to_string()}),
-                true,
-            ),
-        }
+    /// The answer to `error`.
+    pub fn error(&self, error: &ApiError) -> ApiResponse {
+        render_error(error, self.service.settings().retry_after)
     }
 
     /// `POST /cache/invalidate`: asks the refresh side to refresh every
     /// configured target the body matches; `202` once the request is taken.
     async fn invalidate(&self, req: &ApiRequest) -> ApiResponse {
         if req.method != Method::POST {
-            return request_error(&RequestError::MethodNotAllowed {
+            return self.error(&ApiError::MethodNotAllowed {
                 method: req.method.to_string(),
                 allow: "POST",
             });
         }
         let invalidation = match invalidate::parse(&req.body) {
             Ok(invalidation) => invalidation,
-            Err(e) => return request_error(&e),
+            Err(e) => return self.error(&e),
         };
-        let scope = json!({
-            "dataType": invalidation.data_type.map(|t| t.as_str()),
-            "region": invalidation.region.as_ref().map(|r| r.as_str()),
-            "accountId": invalidation.account.as_ref().map(|a| a.as_str()),
-        });
         match self.service.invalidate(&invalidation).await {
             Ok(()) => json_response(
                 StatusCode::ACCEPTED,
-                &json!({"status": "accepted", "invalidation": scope}),
+                &json!({"status": "accepted", "invalidation": invalidation_json(&invalidation)}),
             ),
-            Err(reason) => {
-                tracing::warn!(%invalidation, error = %reason, "invalidation not taken");
-                self.error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "REFRESH_UNAVAILABLE",
-                    "the refresh workflow did not take the invalidation; retry later".into(),
-                    json!({"invalidation": scope}),
-                    true,
-                )
+            Err(e) => {
+                tracing::warn!(%invalidation, error = %errors::chain(&e), "invalidation not taken");
+                self.error(&ApiError::RefreshUnavailable { invalidation })
             }
         }
     }
+}
 
-    fn error_response(
-        &self,
-        status: StatusCode,
-        code: &str,
-        message: String,
-        details: Value,
-        retry: bool,
-    ) -> ApiResponse {
-        let mut response = error_body(status, code, message, details);
-        if retry {
-            let secs = self.service.settings().retry_after.as_secs().max(1);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+/// The `200` (or `304` when `if_none_match` names its tag) answer serving
+/// `served`.
+fn render(served: &Served, if_none_match: Option<&str>) -> ApiResponse {
+    let etag = served.etag.as_str();
+    let not_modified = if_none_match.is_some_and(|header| etag_matches(header, etag));
+    let mut response = if not_modified {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
+    } else {
+        Response::new(served.body.clone())
+    };
+    let headers = response.headers_mut();
+    if !not_modified {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
-}
-
-fn attempt_json(a: &RefreshAttempt) -> Value {
-    json!({
-        "at": a.at.unix_secs(),
-        "errorKind": a.failure.as_ref().map(|f| f.kind.as_str()),
-        "message": a.failure.as_ref().map(|f| f.message.as_str()),
-    })
-}
-
-/// The 4xx answer to a request that cannot be served as asked.
-pub fn request_error(e: &RequestError) -> ApiResponse {
-    let message = e.to_string();
-    match e {
-        RequestError::NotFound { path } => error_body(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            message,
-            json!({"path": path}),
-        ),
-        RequestError::MethodNotAllowed { method, allow } => {
-            let mut r = error_body(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                message,
-                json!({"method": method}),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            r
-        }
-        RequestError::Missing { field } => error_body(
-            StatusCode::BAD_REQUEST,
-            "MISSING_PARAMETER",
-            message,
-            json!({"field": field}),
-        ),
-        RequestError::Invalid { field, value, .. } => error_body(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER",
-            message,
-            json!({"field": field, "value": value}),
-        ),
-    }
-}
-
-fn error_body(status: StatusCode, code: &str, message: String, details: Value) -> ApiResponse {
-    json_response(
-        status,
-        &json!({"error": code, "message": message, "details": details}),
-    )
-}
-
-fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
-    let mut response = Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    headers.insert(header::ETAG, header_value(&format!("\"{etag}\"")));
+    let max_age = served.fresh_for.unwrap_or(0);
+    headers.insert(
+        header::CACHE_CONTROL,
+        header_value(&format!("max-age={max_age}")),
     );
+    headers.insert(header::AGE, HeaderValue::from(served.age));
+    headers.insert("x-cache", HeaderValue::from_static(served.tier.as_str()));
+    headers.insert("x-cache-status", HeaderValue::from_static(served.status()));
+    // The data served is older than a refresh that failed since: say why.
+    if let Some(kind) = served.refresh_error {
+        headers.insert("x-refresh-error", HeaderValue::from_static(kind.as_str()));
+    }
     response
 }
 
 fn header_value(text: &str) -> HeaderValue {
     // Built from hex digits and ASCII only.
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
-fn truncated_path(path: &str) -> String {
-    path.chars().take(128).collect()
 }
 
 /// Whether an `If-None-Match` header names `etag` (weak comparison, `*` matches).

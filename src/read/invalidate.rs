@@ -7,19 +7,15 @@ use crate::{
     ports::Invalidation,
 };
 
-use super::RequestError;
+use super::ApiError;
 
-/// Longest body read.
+/// Longest request body read (invalidations are the only requests with one).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
 /// The invalidation `body` asks for: a JSON object with optional `dataType`,
 /// `region` and `accountId` strings; an empty body invalidates everything.
-pub fn parse(body: &[u8]) -> Result<Invalidation, RequestError> {
-    let invalid = |field: &str, reason: &'static str, value: &str| RequestError::Invalid {
-        field: field.to_owned(),
-        reason,
-        value: value.chars().take(64).collect(),
-    };
+pub fn parse(body: &[u8]) -> Result<Invalidation, ApiError> {
+    let invalid = ApiError::invalid;
     if body.len() > MAX_BODY_BYTES {
         return Err(invalid("body", "is larger than 4 KiB", ""));
     }
@@ -66,7 +62,7 @@ mod tests {
         assert_eq!(inv.data_type, Some(DataType::DrsQuotas));
         assert_eq!(inv.region.unwrap().as_str(), "us-east-1");
         let field = |body: &[u8]| match parse(body) {
-            Err(RequestError::Invalid { field, .. }) => field,
+            Err(ApiError::InvalidParameter { field, .. }) => field,
             other => panic!("{other:?}"),
         };
         assert_eq!(field(br#"{"dataType":"quotas"}"#), "dataType");

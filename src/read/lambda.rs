@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use http::{Method, StatusCode, header};
+use http::Method;
 use lambda_http::{
     Body, RequestExt,
     aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse},
@@ -14,7 +14,9 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 
-use super::{ApiRequest, ApiResponse, Router};
+use crate::invocation::{ErrorType, InvocationError};
+
+use super::{ApiError, ApiRequest, ApiResponse, Router};
 
 /// What the reader function returns, shaped for its caller.
 #[derive(Debug, Serialize)]
@@ -41,8 +43,6 @@ pub struct CacheInfo {
     pub etag: String,
 }
 
-pub use crate::invocation::InvocationError;
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DirectInvocation {
@@ -62,11 +62,13 @@ pub async fn handle(
     {
         return direct(router, raw).await.map(ReaderResponse::Direct);
     }
-    let request: LambdaRequest = serde_json::from_str(raw).map_err(|e| InvocationError {
-        code: "InvalidInput".into(),
-        message: format!(
-            "expected an API Gateway proxy event or {{\"operation\", \"queryParams\"}}: {e}"
-        ),
+    let request: LambdaRequest = serde_json::from_str(raw).map_err(|e| {
+        InvocationError::with_message(
+            ErrorType::InvalidInput,
+            format!(
+                "expected an API Gateway proxy event or {{\"operation\", \"queryParams\"}}: {e}"
+            ),
+        )
     })?;
     let origin = request.request_origin();
     let stage = match &request {
@@ -96,10 +98,7 @@ fn route_path<'a>(raw: &'a str, stage: Option<&str>) -> &'a str {
 }
 
 async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, InvocationError> {
-    let invalid = |message: String| InvocationError {
-        code: "INVALID_PARAMETER".into(),
-        message,
-    };
+    let invalid = |message: String| InvocationError::api(ApiError::INVALID_PARAMETER, message);
     let call: DirectInvocation =
         serde_json::from_str(raw).map_err(|e| invalid(format!("invocation: {e}")))?;
     let path = if call.operation.starts_with('/') {
@@ -108,59 +107,31 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
         format!("/{}", call.operation.replacen('-', "/", 1))
     };
     let mut query = Vec::with_capacity(call.query_params.len());
-    for (name, value) in call.query_params {
+    for (name, value) in &call.query_params {
         match value {
-            Value::String(s) => query.push((name, s)),
+            Value::String(s) => query.push((name.as_str(), s.as_str())),
             Value::Null => {}
             _ => return Err(invalid(format!("queryParams.{name} must be a string"))),
         }
     }
-    let request = ApiRequest {
-        method: Method::GET,
-        path,
-        query,
-        if_none_match: None,
-        body: Bytes::new(),
+    let served = router
+        .read(&Method::GET, &path, query)
+        .await
+        .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
+    let unreadable = |what: &str| {
+        InvocationError::api("CACHE_UNAVAILABLE", format!("cached body is not {what}"))
     };
-    let response = router.handle(&request).await;
-    if response.status() != StatusCode::OK {
-        return Err(error_of(&response));
-    }
-    let text = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let cache = CacheInfo {
-        tier: text("x-cache"),
-        status: text("x-cache-status"),
-        age_seconds: text(header::AGE.as_str()).parse().unwrap_or(0),
-        etag: text(header::ETAG.as_str()).trim_matches('"').to_owned(),
-    };
-    let body = String::from_utf8(response.into_body().to_vec()).map_err(|_| InvocationError {
-        code: "CACHE_UNAVAILABLE".into(),
-        message: "cached body is not UTF-8".into(),
-    })?;
-    let data = RawValue::from_string(body).map_err(|_| InvocationError {
-        code: "CACHE_UNAVAILABLE".into(),
-        message: "cached body is not JSON".into(),
-    })?;
-    Ok(DirectResponse { data, cache })
-}
-
-/// The error code and message of an error response.
-fn error_of(response: &ApiResponse) -> InvocationError {
-    let doc: Value = serde_json::from_slice(response.body()).unwrap_or_default();
-    InvocationError {
-        code: doc["error"]
-            .as_str()
-            .unwrap_or("CACHE_UNAVAILABLE")
-            .to_owned(),
-        message: doc["message"].as_str().unwrap_or_default().to_owned(),
-    }
+    let body = String::from_utf8(served.body.to_vec()).map_err(|_| unreadable("UTF-8"))?;
+    let data = RawValue::from_string(body).map_err(|_| unreadable("JSON"))?;
+    Ok(DirectResponse {
+        data,
+        cache: CacheInfo {
+            tier: served.tier.as_str().to_owned(),
+            status: served.status().to_owned(),
+            age_seconds: served.age,
+            etag: served.etag.as_str().to_owned(),
+        },
+    })
 }
 
 fn gateway_response(origin: &RequestOrigin, response: ApiResponse) -> ReaderResponse {

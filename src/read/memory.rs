@@ -1,10 +1,13 @@
 //! The per-container memory tier: snapshots as read from the store, and the
 //! filtered bodies derived from them, bounded by bytes.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use moka::future::Cache;
+use moka::{
+    future::Cache,
+    ops::compute::{CompResult, Op},
+};
 
 use crate::domain::{CacheEntry, CacheKey, ETag, EntryMeta, Timestamp};
 
@@ -47,18 +50,28 @@ impl Snapshot {
 
 /// A filtered body derived from one version of a snapshot.
 #[derive(Debug)]
-pub struct View {
+pub struct Filtered {
     pub source: ETag,
     pub body: Bytes,
     pub etag: ETag,
+}
+
+/// What a load found.
+pub enum Loaded {
+    /// A snapshot, and whether it was read from the store just now.
+    Found(Arc<Snapshot>, bool),
+    /// The store holds nothing under the key.
+    Absent,
 }
 
 /// Bounded by the bytes of the bodies it holds; concurrent loads of one key are
 /// serialized so that only the first reaches the store.
 #[derive(Clone)]
 pub struct MemoryTier {
-    pub(super) snapshots: Cache<CacheKey, Arc<Snapshot>>,
-    views: Cache<(CacheKey, Filter), Arc<View>>,
+    snapshots: Cache<CacheKey, Arc<Snapshot>>,
+    views: Cache<(CacheKey, Filter), Arc<Filtered>>,
+    memory_ttl: Duration,
+    stale_recheck: Duration,
 }
 
 /// Bookkeeping bytes counted per entry on top of its body.
@@ -70,9 +83,13 @@ fn weight(body: &Bytes) -> u32 {
 
 impl MemoryTier {
     /// A tier holding at most about `max_bytes` of bodies: three quarters for
-    /// snapshots, one quarter for filtered views.
-    pub fn new(max_bytes: u64) -> Self {
+    /// snapshots, one quarter for filtered views. A fresh copy is served for at
+    /// most `memory_ttl`, a stale one for `stale_recheck`, before the store is
+    /// asked again.
+    pub fn new(max_bytes: u64, memory_ttl: Duration, stale_recheck: Duration) -> Self {
         Self {
+            memory_ttl,
+            stale_recheck,
             snapshots: Cache::builder()
                 .name("snapshots")
                 .max_capacity(max_bytes / 4 * 3)
@@ -81,7 +98,7 @@ impl MemoryTier {
             views: Cache::builder()
                 .name("views")
                 .max_capacity(max_bytes / 4)
-                .weigher(|_, v: &Arc<View>| weight(&v.body))
+                .weigher(|_, v: &Arc<Filtered>| weight(&v.body))
                 .build(),
         }
     }
@@ -90,12 +107,54 @@ impl MemoryTier {
         self.snapshots.get(key).await
     }
 
+    /// The copy of `key` after reading it with `fetch` unless a copy that
+    /// needs no revalidation is held. Concurrent loads of one key run one
+    /// after another, so a load that finds a copy another load just made uses
+    /// it instead of reading the store again.
+    pub async fn load<E, F>(
+        &self,
+        key: &CacheKey,
+        now: Timestamp,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<Loaded, E>
+    where
+        F: Future<Output = Result<Option<CacheEntry>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let (memory_ttl, stale_recheck) = (self.memory_ttl, self.stale_recheck);
+        let result = self
+            .snapshots
+            .entry_by_ref(key)
+            .and_try_compute_with(|current| async move {
+                if current.is_some_and(|c| !c.value().needs_revalidation(now)) {
+                    return Ok(Op::Nop);
+                }
+                Ok(match fetch().await? {
+                    None => Op::Remove,
+                    Some(entry) => Op::Put(Arc::new(Snapshot::loaded(
+                        entry,
+                        now,
+                        memory_ttl,
+                        stale_recheck,
+                    ))),
+                })
+            })
+            .await?;
+        Ok(match result {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
+                Loaded::Found(e.into_value(), true)
+            }
+            CompResult::Unchanged(e) => Loaded::Found(e.into_value(), false),
+            CompResult::Removed(_) | CompResult::StillNone(_) => Loaded::Absent,
+        })
+    }
+
     /// The view of `snapshot` through `filter`, derived once per snapshot version.
     pub async fn view(
         &self,
         snapshot: &Snapshot,
         filter: &Filter,
-    ) -> Result<Arc<View>, serde_json::Error> {
+    ) -> Result<Arc<Filtered>, serde_json::Error> {
         let id = (snapshot.meta.key.clone(), filter.clone());
         if let Some(view) = self.views.get(&id).await
             && view.source == snapshot.meta.etag
@@ -103,7 +162,7 @@ impl MemoryTier {
             return Ok(view);
         }
         let body = filter.apply(snapshot.meta.key.data_type(), &snapshot.body)?;
-        let view = Arc::new(View {
+        let view = Arc::new(Filtered {
             source: snapshot.meta.etag.clone(),
             etag: ETag::of(&body),
             body,

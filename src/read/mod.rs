@@ -1,6 +1,7 @@
 //! The read side: serves cached data from a memory tier and the store, never
 //! from upstream.
 
+mod error;
 mod filter;
 pub mod http;
 mod invalidate;
@@ -8,11 +9,13 @@ pub mod lambda;
 mod memory;
 pub mod metrics;
 mod request;
+#[cfg(feature = "local")]
 pub mod server;
 mod service;
 
+pub use error::ApiError;
 pub use filter::Filter;
 pub use http::{ApiRequest, ApiResponse, Router};
 pub use memory::MemoryTier;
-pub use request::{ReadRequest, RequestError};
-pub use service::{ReadError, ReadService, ReaderSettings, Served, Tier};
+pub use request::ReadRequest;
+pub use service::{ReadError, ReadService, ReaderSettings, RequestNotTaken, Served, Tier};

@@ -2,30 +2,13 @@
 
 use crate::domain::{AccountId, CacheKey, DataType, Region};
 
-use super::Filter;
+use super::{ApiError, Filter};
 
 /// A validated read: which entry, and which part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
     pub key: CacheKey,
     pub filter: Option<Filter>,
-}
-
-/// Why a request cannot be served, before any cache is consulted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    #[error("no route for {path}")]
-    NotFound { path: String },
-    #[error("{method} is not allowed here; use {allow}")]
-    MethodNotAllowed { method: String, allow: &'static str },
-    #[error("query parameter {field} is required")]
-    Missing { field: &'static str },
-    #[error("query parameter {field} {reason}")]
-    Invalid {
-        field: String,
-        reason: &'static str,
-        value: String,
-    },
 }
 
 /// The data type served at `path` (a trailing slash is tolerated).
@@ -60,18 +43,14 @@ impl ReadRequest {
         data_type: DataType,
         query: impl IntoIterator<Item = (&'a str, &'a str)>,
         default_account: Option<AccountId>,
-    ) -> Result<Self, RequestError> {
+    ) -> Result<Self, ApiError> {
         let mut region = None;
         let mut account = None;
         let mut filter = Filter::default();
         let allowed = filter_fields(data_type);
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in query {
-            let invalid = |reason| RequestError::Invalid {
-                field: name.to_owned(),
-                reason,
-                value: truncated(value),
-            };
+            let invalid = |reason| ApiError::invalid(name, reason, value);
             if seen.contains(&name) {
                 return Err(invalid("is given more than once"));
             }
@@ -89,24 +68,24 @@ impl ReadRequest {
                 _ => return Err(invalid("is not a parameter of this endpoint")),
             }
         }
-        let region = region.ok_or(RequestError::Missing { field: "region" })?;
+        let region = region.ok_or(ApiError::MissingParameter { field: "region" })?;
         if let Some(zone) = filter.get("availabilityZone")
             && zone
                 .strip_prefix(region.as_str())
                 .is_none_or(|letter| letter.len() != 1)
         {
-            return Err(RequestError::Invalid {
-                field: "availabilityZone".into(),
-                reason: "is not in the requested region",
-                value: truncated(zone),
-            });
+            return Err(ApiError::invalid(
+                "availabilityZone",
+                "is not in the requested region",
+                zone,
+            ));
         }
         let key = match CacheKey::global(data_type, region.clone()) {
             Some(key) => key,
             None => {
                 let account = account
                     .or(default_account)
-                    .ok_or(RequestError::Missing { field: "accountId" })?;
+                    .ok_or(ApiError::MissingParameter { field: "accountId" })?;
                 CacheKey::new(data_type, region, account)
             }
         };
@@ -117,22 +96,17 @@ impl ReadRequest {
     }
 }
 
-/// An offending value as echoed back: at most 64 characters.
-fn truncated(value: &str) -> String {
-    value.chars().take(64).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(t: DataType, q: &[(&str, &str)]) -> Result<ReadRequest, RequestError> {
+    fn parse(t: DataType, q: &[(&str, &str)]) -> Result<ReadRequest, ApiError> {
         ReadRequest::parse(t, q.iter().copied(), AccountId::parse("123456789012").ok())
     }
 
     #[test]
     fn every_documented_path_routes() {
-        for t in DataType::ALL {
+        for &t in DataType::ALL {
             let path = format!("/{}", t.as_str().replacen('-', "/", 1));
             assert_eq!(route(&path), Some(t), "{path}");
             assert_eq!(route(&format!("{path}/")), Some(t));
@@ -146,7 +120,7 @@ mod tests {
         let r = parse(DataType::DrsQuotas, &[("region", "us-east-1")]).unwrap();
         assert_eq!(r.key.to_string(), "drs-quotas#us-east-1#123456789012");
         let none = ReadRequest::parse(DataType::DrsQuotas, [("region", "us-east-1")], None);
-        assert_eq!(none, Err(RequestError::Missing { field: "accountId" }));
+        assert_eq!(none, Err(ApiError::MissingParameter { field: "accountId" }));
     }
 
     #[test]
@@ -163,7 +137,7 @@ mod tests {
     #[test]
     fn bad_parameters_name_the_field() {
         let field = |q: &[(&str, &str)], t| match parse(t, q) {
-            Err(RequestError::Invalid { field, .. }) => field,
+            Err(ApiError::InvalidParameter { field, .. }) => field,
             other => panic!("{other:?}"),
         };
         let t = DataType::Ec2Subnets;
@@ -204,7 +178,7 @@ mod tests {
         );
         assert_eq!(
             parse(t, &[]),
-            Err(RequestError::Missing { field: "region" })
+            Err(ApiError::MissingParameter { field: "region" })
         );
     }
 }

@@ -8,7 +8,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use super::{ApiRequest, RequestError, Router, http::request_error, invalidate};
+use super::{ApiError, ApiRequest, Router, invalidate};
 
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -37,11 +37,11 @@ pub async fn serve(
                             let api = ApiRequest::from_http(&req, body.to_bytes());
                             router.handle(&api).await
                         }
-                        Err(_) => request_error(&RequestError::Invalid {
-                            field: "body".into(),
-                            reason: "could not be read whole, or is larger than 4 KiB",
-                            value: String::new(),
-                        }),
+                        Err(_) => router.error(&ApiError::invalid(
+                            "body",
+                            "could not be read whole, or is larger than 4 KiB",
+                            "",
+                        )),
                     };
                     Ok::<_, Infallible>(response.map(Full::new))
                 }

@@ -1,20 +1,26 @@
 //! The read use case: memory tier, then store, then stale fallback.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use moka::{
-    future::Cache,
-    ops::compute::{CompResult, Op},
-};
+use bytes::Bytes;
+use moka::future::Cache;
 use tracing::{instrument, warn};
 
 use crate::{
-    domain::{AccountId, CacheKey, Clock, EntryState, Freshness, RefreshAttempt, Timestamp},
+    domain::{
+        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, RefreshAttempt, RefreshErrorKind,
+        Timestamp,
+    },
     errors,
-    ports::{CacheStore, Invalidation, RefreshReason, RefreshTrigger, StoreError},
+    ports::{
+        CacheStore, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
+    },
 };
 
-use super::memory::{MemoryTier, Snapshot};
+use super::{
+    ReadRequest,
+    memory::{Loaded, MemoryTier, Snapshot},
+};
 
 /// How the reader behaves; every field has an env override (see `config`).
 #[derive(Debug, Clone)]
@@ -53,31 +59,53 @@ impl Default for ReaderSettings {
     }
 }
 
-/// Where a served body came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a served body came from, named in lower case (`memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Tier {
     Memory,
     Store,
 }
 
 impl Tier {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Store => "store",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
-/// A snapshot that may be served.
+/// What a read serves: the body asked for (filtered when the request has a
+/// filter) and how fresh it is.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub snapshot: Arc<Snapshot>,
+    pub body: Bytes,
+    /// The tag of `body`.
+    pub etag: ETag,
     pub tier: Tier,
     /// Seconds the data stays fresh; `None` when it is served stale.
     pub fresh_for: Option<u64>,
     /// Seconds since the data was fetched.
     pub age: u64,
+    /// A refresh failed after this data was fetched, with this kind.
+    pub refresh_error: Option<RefreshErrorKind>,
+}
+
+impl Served {
+    /// `fresh` or `stale`, as `X-Cache-Status` says it.
+    pub fn status(&self) -> &'static str {
+        if self.fresh_for.is_some() {
+            "fresh"
+        } else {
+            "stale"
+        }
+    }
+}
+
+/// A snapshot that may be served, before any filter.
+struct Servable {
+    snapshot: Arc<Snapshot>,
+    tier: Tier,
+    fresh_for: Option<u64>,
+    age: u64,
 }
 
 /// Why a read has nothing to serve.
@@ -99,6 +127,19 @@ pub enum ReadError {
         #[source]
         source: LoadError,
     },
+    /// The cached body is not the view its data type has; a refresh will
+    /// replace it.
+    #[error("the cached body of {key} cannot be read")]
+    Unreadable { key: CacheKey },
+}
+
+/// Why a refresh request or an invalidation was not taken by the refresh side.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestNotTaken {
+    #[error(transparent)]
+    Refused(#[from] RefreshRequestError),
+    #[error("the refresh request was not taken within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Why the store could not be read.
@@ -119,11 +160,6 @@ pub struct ReadService {
     settings: ReaderSettings,
 }
 
-enum Loaded {
-    Found(Arc<Snapshot>, Tier),
-    Absent,
-}
-
 impl ReadService {
     pub fn new(
         store: Arc<dyn CacheStore>,
@@ -135,7 +171,11 @@ impl ReadService {
             store,
             trigger,
             clock,
-            memory: MemoryTier::new(settings.memory_max_bytes),
+            memory: MemoryTier::new(
+                settings.memory_max_bytes,
+                settings.memory_ttl,
+                settings.stale_recheck,
+            ),
             requested: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(settings.refresh_request_interval)
@@ -148,31 +188,66 @@ impl ReadService {
         &self.settings
     }
 
-    pub fn memory(&self) -> &MemoryTier {
-        &self.memory
+    /// What `request` serves: its body (filtered as asked), or why there is
+    /// none.
+    #[instrument(skip_all, fields(cache_key = %request.key))]
+    pub async fn read(&self, request: &ReadRequest) -> Result<Served, ReadError> {
+        let key = &request.key;
+        let servable = self.servable(key).await?;
+        let snapshot = &servable.snapshot;
+        let (body, etag) = match &request.filter {
+            None => (snapshot.body.clone(), snapshot.meta.etag.clone()),
+            Some(filter) => match self.memory.view(snapshot, filter).await {
+                Ok(view) => (view.body.clone(), view.etag.clone()),
+                Err(e) => {
+                    tracing::error!(cache_key = %key, error = %e, "cached body is not a valid view");
+                    self.request_refresh(key).await;
+                    return Err(ReadError::Unreadable { key: key.clone() });
+                }
+            },
+        };
+        let refresh_error = snapshot
+            .meta
+            .last_attempt
+            .as_ref()
+            .and_then(|a| a.failure.as_ref())
+            .map(|f| f.kind);
+        Ok(Served {
+            body,
+            etag,
+            tier: servable.tier,
+            fresh_for: servable.fresh_for,
+            age: servable.age,
+            refresh_error,
+        })
     }
 
-    /// The servable snapshot of `key`.
-    #[instrument(skip_all, fields(cache_key = %key))]
-    pub async fn read(&self, key: &CacheKey) -> Result<Served, ReadError> {
+    /// The snapshot of `key` that may be served: memory tier, then store, then
+    /// stale fallback.
+    async fn servable(&self, key: &CacheKey) -> Result<Servable, ReadError> {
         let now = self.clock.now();
-        let loaded = match self.memory.snapshot(key).await {
-            Some(s) if !s.needs_revalidation(now) => Loaded::Found(s, Tier::Memory),
+        let found = match self.memory.snapshot(key).await {
+            Some(s) if !s.needs_revalidation(now) => Some((s, Tier::Memory)),
             _ => match self.load(key, now).await {
-                Ok(loaded) => loaded,
+                Ok(Loaded::Found(s, from_store)) => Some((
+                    s,
+                    if from_store {
+                        Tier::Store
+                    } else {
+                        Tier::Memory
+                    },
+                )),
+                Ok(Loaded::Absent) => None,
                 Err(e) => return self.fall_back_to_memory(key, now, e).await,
             },
         };
-        let (snapshot, tier) = match loaded {
-            Loaded::Found(s, tier) => (s, tier),
-            Loaded::Absent => {
-                return Err(ReadError::NotCached {
-                    key: key.clone(),
-                    expired: false,
-                    refresh_requested: self.request_refresh(key).await,
-                    last_attempt: None,
-                });
-            }
+        let Some((snapshot, tier)) = found else {
+            return Err(ReadError::NotCached {
+                key: key.clone(),
+                expired: false,
+                refresh_requested: self.request_refresh(key).await,
+                last_attempt: None,
+            });
         };
         let freshness = snapshot.meta.freshness(now);
         match (snapshot.meta.state, freshness) {
@@ -188,7 +263,7 @@ impl ReadService {
                 }
                 Err(ReadError::DrsNotInitialized { key: key.clone() })
             }
-            (EntryState::Ready, Freshness::Fresh { remaining }) => Ok(Served {
+            (EntryState::Ready, Freshness::Fresh { remaining }) => Ok(Servable {
                 age: snapshot.meta.age(now),
                 snapshot,
                 tier,
@@ -196,7 +271,7 @@ impl ReadService {
             }),
             (EntryState::Ready, Freshness::Stale { .. }) => {
                 self.request_refresh(key).await;
-                Ok(Served {
+                Ok(Servable {
                     age: snapshot.meta.age(now),
                     snapshot,
                     tier,
@@ -206,41 +281,17 @@ impl ReadService {
         }
     }
 
-    /// Reads `key` from the store into memory. Concurrent loads of one key run
-    /// one after another, and a load that finds a copy another load just made
-    /// uses it instead of reading the store again.
+    /// Reads `key` from the store into memory, unless a load just made a copy.
     async fn load(&self, key: &CacheKey, now: Timestamp) -> Result<Loaded, LoadError> {
-        let store = &self.store;
         let timeout = self.settings.store_timeout;
-        let (memory_ttl, stale_recheck) = (self.settings.memory_ttl, self.settings.stale_recheck);
-        let result = self
-            .memory
-            .snapshots
-            .entry_by_ref(key)
-            .and_try_compute_with(|current| async move {
-                if current.is_some_and(|c| !c.value().needs_revalidation(now)) {
-                    return Ok(Op::Nop);
-                }
-                match tokio::time::timeout(timeout, store.get(key)).await {
+        self.memory
+            .load(key, now, || async move {
+                match tokio::time::timeout(timeout, self.store.get(key)).await {
                     Err(_) => Err(LoadError::Timeout(timeout)),
-                    Ok(Err(e)) => Err(LoadError::Store(Arc::new(e))),
-                    Ok(Ok(None)) => Ok(Op::Remove),
-                    Ok(Ok(Some(entry))) => Ok(Op::Put(Arc::new(Snapshot::loaded(
-                        entry,
-                        now,
-                        memory_ttl,
-                        stale_recheck,
-                    )))),
+                    Ok(result) => result.map_err(|e| LoadError::Store(Arc::new(e))),
                 }
             })
-            .await?;
-        Ok(match result {
-            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
-                Loaded::Found(e.into_value(), Tier::Store)
-            }
-            CompResult::Unchanged(e) => Loaded::Found(e.into_value(), Tier::Memory),
-            CompResult::Removed(_) | CompResult::StillNone(_) => Loaded::Absent,
-        })
+            .await
     }
 
     /// The store failed: serve the memory copy, however old, marked stale.
@@ -249,14 +300,14 @@ impl ReadService {
         key: &CacheKey,
         now: Timestamp,
         error: LoadError,
-    ) -> Result<Served, ReadError> {
+    ) -> Result<Servable, ReadError> {
         warn!(cache_key = %key, error = %errors::chain(&error), "cache store read failed");
         if matches!(&error, LoadError::Store(e) if matches!(**e, StoreError::Corrupt { .. })) {
             // Only a new version can replace an unreadable one.
             self.request_refresh(key).await;
         }
         match self.memory.snapshot(key).await {
-            Some(snapshot) if snapshot.meta.state == EntryState::Ready => Ok(Served {
+            Some(snapshot) if snapshot.meta.state == EntryState::Ready => Ok(Servable {
                 age: snapshot.meta.age(now),
                 snapshot,
                 tier: Tier::Memory,
@@ -273,30 +324,35 @@ impl ReadService {
     }
 
     /// Asks the refresh side to refresh what `invalidation` matches, waiting at
-    /// most the trigger timeout. The error says why the request was not taken.
-    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<(), String> {
-        let request = self.trigger.request_invalidation(invalidation);
-        match tokio::time::timeout(self.settings.trigger_timeout, request).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(errors::chain(&e)),
-            Err(_) => Err("timed out".to_owned()),
+    /// most the trigger timeout.
+    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<(), RequestNotTaken> {
+        self.within_trigger_timeout(self.trigger.request_invalidation(invalidation))
+            .await
+    }
+
+    async fn within_trigger_timeout(
+        &self,
+        request: impl Future<Output = Result<(), RefreshRequestError>>,
+    ) -> Result<(), RequestNotTaken> {
+        let timeout = self.settings.trigger_timeout;
+        match tokio::time::timeout(timeout, request).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(RequestNotTaken::TimedOut(timeout)),
         }
     }
 
     /// Asks for a refresh of `key` unless this container asked recently. Returns
     /// whether a refresh is on its way (asked now or recently).
-    pub(super) async fn request_refresh(&self, key: &CacheKey) -> bool {
+    async fn request_refresh(&self, key: &CacheKey) -> bool {
         let entry = self.requested.entry_by_ref(key).or_insert(()).await;
         if !entry.is_fresh() {
             return true;
         }
         let request = self.trigger.request_refresh(key, RefreshReason::Miss);
-        let failure = match tokio::time::timeout(self.settings.trigger_timeout, request).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(e)) => errors::chain(&e),
-            Err(_) => "timed out".to_owned(),
+        let Err(failure) = self.within_trigger_timeout(request).await else {
+            return true;
         };
-        warn!(cache_key = %key, error = %failure, "refresh request failed");
+        warn!(cache_key = %key, error = %errors::chain(&failure), "refresh request failed");
         // Not on its way after all: the next read may ask again.
         self.requested.invalidate(key).await;
         false

@@ -1,72 +1,10 @@
-//! Which upstream fetches a batch of targets needs. One fetch can serve several
-//! keys: DRS source servers feed both the server and the quota views, and IAM
-//! instance profiles (global) feed every region of an account.
+//! Which upstream fetches a batch of targets needs: one job per distinct
+//! [`Fetch`], writing every key it feeds.
 
 use crate::{
-    domain::{AccountId, AccountScope, CacheKey, DataType},
-    ports::Scope,
+    domain::{AccountId, CacheKey},
+    workflow::Fetch,
 };
-
-/// One upstream listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fetch {
-    /// DescribeSourceServers; writes `drs-source-servers` and `drs-quotas`.
-    SourceServers(Scope),
-    StagingAccounts(Scope),
-    Subnets(Scope),
-    SecurityGroups(Scope),
-    /// Account-independent: fetched with the deployment's own account.
-    InstanceTypes(Scope),
-    /// Global: one listing per account, written to each requested region.
-    InstanceProfiles(AccountId),
-}
-
-impl Fetch {
-    /// The fetch that produces `key`, with `home` as the account of
-    /// account-independent data.
-    pub fn of(key: &CacheKey, home: AccountId) -> Self {
-        let account = match key.scope() {
-            AccountScope::Account(id) => id,
-            AccountScope::Global => home,
-        };
-        let scope = Scope {
-            account,
-            region: key.region().clone(),
-        };
-        match key.data_type() {
-            DataType::DrsSourceServers | DataType::DrsQuotas => Self::SourceServers(scope),
-            DataType::DrsAccounts => Self::StagingAccounts(scope),
-            DataType::Ec2Subnets => Self::Subnets(scope),
-            DataType::Ec2SecurityGroups => Self::SecurityGroups(scope),
-            DataType::Ec2InstanceTypes => Self::InstanceTypes(scope),
-            DataType::Ec2InstanceProfiles => Self::InstanceProfiles(account),
-        }
-    }
-
-    /// The account the fetch runs in.
-    pub fn account(&self) -> AccountId {
-        match self {
-            Self::SourceServers(scope)
-            | Self::StagingAccounts(scope)
-            | Self::Subnets(scope)
-            | Self::SecurityGroups(scope)
-            | Self::InstanceTypes(scope) => scope.account,
-            Self::InstanceProfiles(account) => *account,
-        }
-    }
-
-    /// The upstream operation, for logs and errors.
-    pub const fn operation(&self) -> &'static str {
-        match self {
-            Self::SourceServers(_) => "DescribeSourceServers",
-            Self::StagingAccounts(_) => "ListStagingAccounts",
-            Self::Subnets(_) => "DescribeSubnets",
-            Self::SecurityGroups(_) => "DescribeSecurityGroups",
-            Self::InstanceTypes(_) => "DescribeInstanceTypes",
-            Self::InstanceProfiles(_) => "ListInstanceProfiles",
-        }
-    }
-}
 
 /// A fetch and the keys it writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +20,7 @@ pub fn plan(targets: &[CacheKey], home: AccountId) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
     for key in targets {
         let fetch = Fetch::of(key, home);
-        let keys = written_keys(&fetch, key);
+        let keys = fetch.written_keys(key);
         match jobs.iter_mut().find(|job| job.fetch == fetch) {
             Some(job) => {
                 for k in keys {
@@ -97,19 +35,9 @@ pub fn plan(targets: &[CacheKey], home: AccountId) -> Vec<Job> {
     jobs
 }
 
-fn written_keys(fetch: &Fetch, key: &CacheKey) -> Vec<CacheKey> {
-    match fetch {
-        Fetch::SourceServers(scope) => [DataType::DrsSourceServers, DataType::DrsQuotas]
-            .map(|t| CacheKey::new(t, scope.region.clone(), scope.account))
-            .into(),
-        _ => vec![key.clone()],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Region;
 
     fn key(raw: &str) -> CacheKey {
         CacheKey::parse(raw).unwrap()
@@ -152,17 +80,5 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[0].keys.len(), 2);
         assert_eq!(jobs[1].keys.len(), 1);
-    }
-
-    #[test]
-    fn account_independent_data_is_fetched_with_the_home_account() {
-        let jobs = plan(&[key("ec2-instance-types#us-west-2#global")], home());
-        assert_eq!(
-            jobs[0].fetch,
-            Fetch::InstanceTypes(Scope {
-                account: home(),
-                region: Region::parse("us-west-2").unwrap()
-            })
-        );
     }
 }

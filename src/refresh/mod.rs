@@ -1,12 +1,11 @@
 //! The refresh side: fetch targets from DRS, EC2 and IAM, shape them into the
 //! views the reader serves, and write them to the cache store safely.
 
-pub mod jobs;
+mod jobs;
 pub mod lambda;
 pub mod metrics;
 mod service;
 pub mod summary;
-pub mod target;
 pub mod views;
 
 pub use service::{RefreshSettings, Refresher, Upstream};

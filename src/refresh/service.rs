@@ -17,8 +17,10 @@ use crate::{
     },
 };
 
+use crate::workflow::Fetch;
+
 use super::{
-    jobs::{self, Fetch, Job},
+    jobs::{self, Job},
     metrics::RefreshMetrics,
     summary::{BatchReport, FailureKind, FailureSummary, KeySummary, Status},
     views::{self, View},
@@ -98,7 +100,7 @@ impl Refresher {
     #[tracing::instrument(skip_all, fields(operation = job.fetch.operation(), keys = job.keys.len()))]
     async fn run(&self, job: Job) -> Vec<KeySummary> {
         let started = Instant::now();
-        let version = Version::at_fetch_start();
+        let version = Version::at_fetch_start(&*self.clock);
         let fetched_at = self.clock.now();
         let fetched = self.fetch(&job).await;
         let mut summaries = Vec::with_capacity(job.keys.len());

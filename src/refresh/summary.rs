@@ -5,7 +5,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{CacheKey, RefreshErrorKind};
+use crate::{
+    domain::{CacheKey, RefreshErrorKind},
+    invocation::ErrorType,
+    text,
+    workflow::Counts,
+};
 
 /// Longest error message kept in a summary.
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -33,11 +38,16 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const fn as_str(self) -> &'static str {
+    /// The error type a batch failing with this kind raises.
+    pub fn error_type(self) -> ErrorType {
         match self {
-            Self::Upstream(kind) => kind.as_str(),
-            Self::StoreUnavailable => "StoreUnavailable",
+            Self::Upstream(kind) => kind.into(),
+            Self::StoreUnavailable => ErrorType::StoreUnavailable,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.error_type().into()
     }
 
     /// Worth retrying soon: the same request may succeed.
@@ -70,11 +80,10 @@ pub struct FailureSummary {
 
 impl FailureSummary {
     pub fn new(kind: FailureKind, message: &str) -> Self {
-        let message = match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-            Some((cut, _)) => format!("{}...", &message[..cut]),
-            None => message.to_owned(),
-        };
-        Self { kind, message }
+        Self {
+            kind,
+            message: text::truncated(message, MAX_MESSAGE_CHARS),
+        }
     }
 }
 
@@ -107,23 +116,22 @@ fn display<S: serde::Serializer>(key: &CacheKey, serializer: S) -> Result<S::Ok,
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchReport {
-    pub refreshed: usize,
-    pub unchanged: usize,
-    pub superseded: usize,
-    pub not_initialized: usize,
-    pub failed: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub results: Vec<KeySummary>,
 }
 
 impl BatchReport {
     pub fn new(results: Vec<KeySummary>) -> Self {
-        let count = |s| results.iter().filter(|r| r.status == s).count();
+        let count = |s| results.iter().filter(|r| r.status == s).count() as u64;
         Self {
-            refreshed: count(Status::Refreshed),
-            unchanged: count(Status::Unchanged),
-            superseded: count(Status::Superseded),
-            not_initialized: count(Status::NotInitialized),
-            failed: count(Status::Failed),
+            counts: Counts {
+                refreshed: count(Status::Refreshed),
+                unchanged: count(Status::Unchanged),
+                superseded: count(Status::Superseded),
+                not_initialized: count(Status::NotInitialized),
+                failed: count(Status::Failed),
+            },
             results,
         }
     }
@@ -169,8 +177,8 @@ mod tests {
                 Some(FailureKind::Upstream(RefreshErrorKind::Throttled)),
             ),
         ]);
-        assert_eq!(report.refreshed, 1);
-        assert_eq!(report.failed, 2);
+        assert_eq!(report.counts.refreshed, 1);
+        assert_eq!(report.counts.failed, 2);
         assert_eq!(
             report.decisive_failure(),
             Some(FailureKind::Upstream(RefreshErrorKind::Throttled))

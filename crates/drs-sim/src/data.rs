@@ -1,0 +1,108 @@
+//! Generated data, kept while its inputs stay the same: one fleet and network per
+//! (account, region), one set of profiles per account, one catalogue per region.
+//! A page of a large fleet is then a slice of pre-rendered items.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use crate::{
+    catalog::{self, InstanceType},
+    config::FleetParams,
+    fleet::{self, Fleet},
+    ids::{AccountId, Region},
+    network::{self, Network},
+    profiles::{self, Profile},
+};
+
+/// The latest value per key, with the inputs it was generated from.
+#[derive(Debug)]
+struct Memo<K, P, V> {
+    entries: Mutex<HashMap<K, (P, Arc<V>)>>,
+}
+
+impl<K: Eq + Hash, P: PartialEq, V> Memo<K, P, V> {
+    fn get_or(&self, key: K, inputs: P, make: impl FnOnce() -> V) -> Arc<V> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((have, value)) = entries.get(&key)
+                && *have == inputs
+            {
+                return value.clone();
+            }
+        }
+        // Generated outside the lock; two concurrent misses may both generate.
+        let value = Arc::new(make());
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.insert(key, (inputs, value.clone()));
+        value
+    }
+}
+
+impl<K, P, V> Default for Memo<K, P, V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Every generated dataset the simulator serves.
+#[derive(Debug, Default)]
+pub(crate) struct Datasets {
+    fleets: Memo<(AccountId, Region), (u64, FleetParams), Fleet>,
+    networks: Memo<(AccountId, Region), (u64, FleetParams), Network>,
+    profiles: Memo<AccountId, (u64, u32), Vec<Profile>>,
+    catalogs: Memo<Region, (), Vec<InstanceType>>,
+}
+
+impl Datasets {
+    pub(crate) fn fleet(
+        &self,
+        seed: u64,
+        account: &AccountId,
+        region: &Region,
+        params: FleetParams,
+    ) -> Arc<Fleet> {
+        // Only the server count and generation shape a fleet.
+        let params = FleetParams {
+            subnets: 0,
+            security_groups: 0,
+            ..params
+        };
+        self.fleets
+            .get_or((*account, region.clone()), (seed, params), || {
+                fleet::generate(seed, account, region, params)
+            })
+    }
+
+    pub(crate) fn network(
+        &self,
+        seed: u64,
+        account: &AccountId,
+        region: &Region,
+        params: FleetParams,
+    ) -> Arc<Network> {
+        let params = FleetParams {
+            servers: 0,
+            ..params
+        };
+        self.networks
+            .get_or((*account, region.clone()), (seed, params), || {
+                network::generate(seed, account, region, params)
+            })
+    }
+
+    pub(crate) fn profiles(&self, seed: u64, account: &AccountId, count: u32) -> Arc<Vec<Profile>> {
+        self.profiles.get_or(*account, (seed, count), || {
+            profiles::generate(seed, account, count)
+        })
+    }
+
+    pub(crate) fn catalog(&self, region: &Region) -> Arc<Vec<InstanceType>> {
+        self.catalogs
+            .get_or(region.clone(), (), || catalog::generate(region))
+    }
+}

@@ -1,0 +1,70 @@
+//! A simulated AWS fleet: one HTTP server that the unmodified `aws-sdk-drs`,
+//! `aws-sdk-ec2` and `aws-sdk-iam` clients talk to (`endpoint_url` pointing at
+//! it), serving deterministic, realistic data per account and region, with
+//! pagination and fault injection. No emulator for DRS exists, and moto's EC2
+//! and IAM never paginate.
+//!
+//! - **Routing**: the SigV4 credential scope names the service (`drs`: REST-JSON
+//!   by path; `ec2`, `iam`: query protocol by `Action`) and the region.
+//!   Signatures are not verified.
+//! - **Caller's account**: the access key of the credential scope, looked up in
+//!   [`SimConfig::access_keys`], else asked of STS at [`SimConfig::sts_endpoint`]
+//!   (a moto server; once per key), else [`SimConfig::default_account`].
+//! - **Data**: a pure function of `(seed, account, region, generation)`; the same
+//!   configuration always yields byte-identical bodies. Bumping a generation
+//!   changes some servers (and subnets' free addresses) and nothing else.
+//! - **Faults**: latency, throttling, server errors (rates and next-N), DRS not
+//!   initialised, access denied, disabled regions; all changeable at run time,
+//!   through [`SimHandle`] or `PUT /_sim/config`.
+//!
+//! Operations: DRS `DescribeSourceServers`, `ListStagingAccounts`; EC2
+//! `DescribeSubnets`, `DescribeSecurityGroups`, `DescribeInstanceTypes`; IAM
+//! `ListInstanceProfiles`.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use drs_sim::{SimConfig, Simulator};
+//!
+//! let sim = Simulator::start(([127, 0, 0, 1], 0).into(), SimConfig::default()).await?;
+//! // SDK clients get this as their endpoint URL.
+//! let endpoint_url = sim.endpoint();
+//! # drop(endpoint_url);
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The `drs-sim` binary (feature `cli`, on by default) serves the same
+//! simulator as a process; a library user can depend on the crate with
+//! `default-features = false` and leave the command line out.
+
+mod admin;
+mod aws;
+mod caller;
+mod catalog;
+mod clock;
+mod config;
+mod data;
+mod drs;
+mod ec2;
+mod exchange;
+mod faults;
+mod fleet;
+mod iam;
+mod ids;
+mod network;
+mod page;
+mod profiles;
+mod query;
+mod rng;
+mod server;
+mod service;
+mod xml;
+
+pub use config::{
+    AccountMatch, ConfigError, DEFAULT_ACCOUNT, Faults, FleetConfig, FleetParams, FleetSize,
+    MAX_PAGE_SIZE, RegionalSelector, SimConfig, default_account,
+};
+pub use ids::{AccountId, InvalidId, Region};
+pub use server::{Hold, SimHandle, Simulator};
+pub use service::{RequestCounts, Service};

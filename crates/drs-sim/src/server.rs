@@ -1,0 +1,505 @@
+//! The HTTP server: one hyper HTTP/1.1 connection task per client, requests
+//! routed by the SigV4 credential scope to DRS (REST-JSON) or EC2/IAM (query),
+//! admin under `/_sim/`. Latency is a `tokio::time::sleep`; nothing blocks.
+
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{StatusCode, request::Parts};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tracing::{debug, info, warn};
+
+use crate::{
+    admin,
+    aws::uuid,
+    caller::{self, KeyLookup, Resolver},
+    config::{ConfigError, Faults, SimConfig},
+    data::Datasets,
+    drs::{self, DrsError},
+    ec2::{self, Ec2Error},
+    exchange::{Call, Reply},
+    faults::{self, Arrival, Fault},
+    iam::{self, IamError},
+    ids::{AccountId, Region},
+    query::Params,
+    rng::Seed,
+    service::{RequestCounts, Service},
+};
+
+/// The largest request body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// Starts simulators.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Serves `config` on `listen` (port 0 picks a free port) until the handle
+    /// is shut down or dropped. A configuration that fails validation is an
+    /// [`io::ErrorKind::InvalidInput`] error whose source is the [`ConfigError`].
+    pub async fn start(listen: SocketAddr, config: SimConfig) -> io::Result<SimHandle> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, shared.clone(), stopped));
+        info!(%addr, "DRS simulator listening");
+        Ok(SimHandle {
+            addr,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to give SDK clients as `endpoint_url`, such as `http://127.0.0.1:4567`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A copy of the configuration in force.
+    pub fn config(&self) -> SimConfig {
+        self.shared.config().clone()
+    }
+
+    /// Changes the configuration; nothing changes if the result is invalid.
+    /// `change` runs under the configuration's lock: it must not call back into
+    /// this handle.
+    pub fn update(&self, change: impl FnOnce(&mut SimConfig)) -> Result<(), ConfigError> {
+        let mut config = self.shared.config();
+        let mut next = config.clone();
+        change(&mut next);
+        next.validate()?;
+        *config = next;
+        Ok(())
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), ConfigError> {
+        self.update(|c| c.faults = faults)
+    }
+
+    /// Sets the server count of (`account`, `region`).
+    pub fn set_servers(
+        &self,
+        account: AccountId,
+        region: &Region,
+        servers: u32,
+    ) -> Result<(), ConfigError> {
+        self.update(|c| c.set_servers(account, region, servers))
+    }
+
+    /// Moves (`account`, `region`) to its next generation and returns it.
+    pub fn bump_generation(&self, account: AccountId, region: &Region) -> u64 {
+        self.shared.config().bump_generation(account, region)
+    }
+
+    /// Requests of `operation` answered so far, faults and errors included.
+    pub fn requests(&self, service: Service, operation: &str) -> u64 {
+        self.shared
+            .counts()
+            .get(&service)
+            .and_then(|ops| ops.get(operation))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// All request counts.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.counts().clone()
+    }
+
+    /// Holds the next `n` requests: each is answered from the data and faults at
+    /// its arrival, then waits until the [`Hold`] is released (or dropped). A
+    /// new hold replaces the slots of an earlier one that no request took yet.
+    pub fn hold_next(&self, n: usize) -> Hold {
+        let gate = Arc::new(Gate::default());
+        *lock(&self.shared.holds) = (n > 0).then(|| (n, gate.clone()));
+        Hold { gate }
+    }
+
+    /// Stops accepting, closes every connection and waits for the server task.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Requests held by [`SimHandle::hold_next`].
+#[derive(Debug)]
+pub struct Hold {
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    released: watch::Sender<bool>,
+    arrived: watch::Sender<usize>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            released: watch::channel(false).0,
+            arrived: watch::channel(0).0,
+        }
+    }
+}
+
+impl Gate {
+    async fn pass(&self) {
+        let mut released = self.released.subscribe();
+        self.arrived.send_modify(|n| *n += 1);
+        // The sender lives in `self`, so this ends only on release.
+        let _ = released.wait_for(|r| *r).await;
+    }
+}
+
+impl Hold {
+    /// Held requests whose answer is decided and waiting.
+    pub fn arrived(&self) -> usize {
+        *self.gate.arrived.borrow()
+    }
+
+    /// Waits until `n` held requests are waiting.
+    pub async fn wait_arrived(&self, n: usize) {
+        let mut arrived = self.gate.arrived.subscribe();
+        let _ = arrived.wait_for(|a| *a >= n).await;
+    }
+
+    /// Lets every held request answer.
+    pub fn release(self) {}
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.gate.released.send_replace(true);
+    }
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+struct Shared {
+    config: Mutex<SimConfig>,
+    data: Datasets,
+    resolver: Resolver,
+    seq: AtomicU64,
+    counts: Mutex<RequestCounts>,
+    holds: Mutex<Option<(usize, Arc<Gate>)>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn new(config: SimConfig) -> Self {
+        Self {
+            config: Mutex::new(config),
+            data: Datasets::default(),
+            resolver: Resolver::default(),
+            seq: AtomicU64::new(0),
+            counts: Mutex::new(RequestCounts::new()),
+            holds: Mutex::new(None),
+        }
+    }
+
+    fn config(&self) -> MutexGuard<'_, SimConfig> {
+        lock(&self.config)
+    }
+
+    fn counts(&self) -> MutexGuard<'_, RequestCounts> {
+        lock(&self.counts)
+    }
+
+    async fn handle(&self, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                debug!(error = %error, "request body unreadable");
+                return DrsError::plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLargeException",
+                    "The request body is unreadable or larger than 1 MiB",
+                )
+                .reply("")
+                .into_response();
+            }
+        };
+        if parts.uri.path().starts_with("/_sim/") {
+            return admin::handle(self, &parts.method, parts.uri.path(), &body).into_response();
+        }
+        self.answer(&parts, &body).await.into_response()
+    }
+
+    /// Claims a hold slot, waits out the latency, decides the answer, waits for
+    /// a hold's release, counts the request.
+    async fn answer(&self, parts: &Parts, body: &[u8]) -> Reply {
+        let gate = {
+            let mut holds = lock(&self.holds);
+            let gate = holds.as_mut().map(|(left, gate)| {
+                *left -= 1;
+                gate.clone()
+            });
+            if holds.as_ref().is_some_and(|(left, _)| *left == 0) {
+                *holds = None;
+            }
+            gate
+        };
+        let latency = self.config().faults.latency;
+        if latency > Duration::ZERO {
+            tokio::time::sleep(latency).await;
+        }
+        let (counted, reply) = self.respond(parts, body).await;
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
+        if let Some((service, operation)) = counted {
+            *self
+                .counts()
+                .entry(service)
+                .or_default()
+                .entry(operation)
+                .or_default() += 1;
+        }
+        reply
+    }
+
+    async fn respond(&self, parts: &Parts, body: &[u8]) -> (Option<(Service, String)>, Reply) {
+        let query = parts.uri.query();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let anonymous_id = uuid(Seed::new(seq).with_str("anonymous"));
+        let Some(scope) = caller::scope(&parts.headers, query) else {
+            let error = DrsError::plain(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            );
+            return (None, error.reply(&anonymous_id));
+        };
+        let Ok(service) = scope.service.parse::<Service>() else {
+            let message = format!(
+                "The simulator serves drs, ec2 and iam, not {}",
+                scope.service
+            );
+            let error =
+                DrsError::plain(StatusCode::BAD_REQUEST, "UnknownServiceException", &message);
+            return (None, error.reply(&anonymous_id));
+        };
+        let params = Params::parse(query, body);
+        let operation = match service {
+            Service::Drs => drs::operation(&parts.method, parts.uri.path()),
+            Service::Ec2 | Service::Iam => params.action().unwrap_or_default().to_owned(),
+        };
+        let counted = Some((service, operation.clone()));
+        if operation.is_empty() {
+            let message = "The request must contain the parameter Action";
+            return (
+                counted,
+                protocol_error(
+                    service,
+                    StatusCode::BAD_REQUEST,
+                    "MissingAction",
+                    message,
+                    &anonymous_id,
+                ),
+            );
+        }
+        let Ok(region) = Region::parse(&scope.region) else {
+            let message = format!(
+                "Credential should be scoped to a valid region, not '{}'",
+                scope.region
+            );
+            let code = match service {
+                Service::Drs => "InvalidSignatureException",
+                Service::Ec2 => "AuthFailure",
+                Service::Iam => "SignatureDoesNotMatch",
+            };
+            return (
+                counted,
+                protocol_error(
+                    service,
+                    StatusCode::FORBIDDEN,
+                    code,
+                    &message,
+                    &anonymous_id,
+                ),
+            );
+        };
+
+        let lookup = {
+            let config = self.config();
+            KeyLookup {
+                mapped: config.access_keys.get(&scope.access_key).copied(),
+                sts_endpoint: config.sts_endpoint.clone(),
+                default: config.default_account,
+            }
+        };
+        let account = self.resolver.account(&scope.access_key, lookup).await;
+
+        let (fault, seed, params_fleet, instance_profiles, max_page, retry_after) = {
+            let mut config = self.config();
+            let seed = config.seed;
+            let arrival = Arrival {
+                seed,
+                seq,
+                service,
+                account: &account,
+                region: &region,
+            };
+            let fault = faults::decide(&mut config.faults, &arrival);
+            (
+                fault,
+                seed,
+                config.fleet(&account, &region),
+                config.defaults.instance_profiles,
+                config.max_page_size as usize,
+                config.faults.retry_after_secs,
+            )
+        };
+        // The same request to the same data gets the same ID, so bodies repeat
+        // byte for byte.
+        let request_id = uuid(
+            Seed::new(seed)
+                .with_str(service.into())
+                .with_str(&operation)
+                .with_str(account.as_str())
+                .with_str(region.as_str())
+                .with_str(query.unwrap_or_default())
+                .with_bytes(body)
+                .with(params_fleet.generation)
+                .with(fault.map_or(0, |f| f as u64 + 1)),
+        );
+        let call = Call {
+            seed,
+            account: &account,
+            region: &region,
+            params: params_fleet,
+            instance_profiles,
+            max_page,
+            retry_after,
+            request_id,
+            data: &self.data,
+        };
+        let reply = match (service, fault) {
+            (Service::Drs, Some(f)) => drs::fault(&call, f, &operation),
+            (Service::Drs, None) => drs::answer(&call, &operation, query, body),
+            (Service::Ec2, Some(f)) => ec2::fault(&call, f, &operation),
+            (Service::Ec2, None) => ec2::answer(&call, &operation, &params),
+            (Service::Iam, Some(f)) => iam::fault(&call, f, &operation),
+            (Service::Iam, None) => iam::answer(&call, &operation, &params),
+        };
+        log_fault(fault, service, &operation, &reply);
+        (counted, reply)
+    }
+}
+
+fn log_fault(fault: Option<Fault>, service: Service, operation: &str, reply: &Reply) {
+    if let Some(fault) = fault {
+        debug!(?fault, %service, operation, status = %reply.status(), "fault injected");
+    }
+}
+
+/// An error in the protocol of `service`.
+fn protocol_error(
+    service: Service,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    request_id: &str,
+) -> Reply {
+    match service {
+        Service::Drs => DrsError::plain(status, code, message).reply(request_id),
+        Service::Ec2 => Ec2Error::new(status, code, message).reply(request_id),
+        Service::Iam => IamError::sender(status, code, message).reply(request_id),
+    }
+}
+
+impl admin::State for Shared {
+    fn current_config(&self) -> SimConfig {
+        self.config().clone()
+    }
+
+    fn replace_config(&self, config: SimConfig) {
+        *self.config() = config;
+    }
+
+    fn request_counts(&self) -> RequestCounts {
+        self.counts().clone()
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| {
+                            let shared = shared.clone();
+                            async move { Ok::<_, Infallible>(shared.handle(request).await) }
+                        });
+                        if let Err(error) = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                        {
+                            debug!(%peer, error = %error, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, usually: back off instead of spinning.
+                    warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // A stop, or the handle dropped.
+            _ = stopped.changed() => break,
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+    debug!("DRS simulator stopped");
+}

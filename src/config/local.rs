@@ -1,0 +1,316 @@
+//! The local mode's configuration (`drs-cache serve`, `drs-cache refresh`):
+//! where entries live, how the reader behaves, and what refreshes them: the
+//! deployed workflow when `REFRESH_STATE_MACHINE_ARN` names one, otherwise the
+//! planner and refresher in process against the fleet simulator.
+
+use std::path::{Path, PathBuf};
+
+use drs_sim::SimConfig;
+
+use crate::{
+    adapters::aws::{AccountAccess, Credentials, StaticKeys, UpstreamConfig},
+    domain::{AccountId, Region},
+    plan::PlanConfig,
+    read::ReaderSettings,
+    refresh::RefreshSettings,
+};
+
+use super::{Env, EnvError, PlanDefaults};
+
+/// The cache table name when `CACHE_TABLE_NAME` is unset.
+pub const DEFAULT_TABLE: &str = "drs-cache";
+/// The embedded store file when `EMBEDDED_STORE_PATH` is unset.
+pub const DEFAULT_EMBEDDED_PATH: &str = "drs-cache.redb";
+/// Batches refreshing at once when `MAP_MAX_CONCURRENCY` is unset.
+pub const DEFAULT_MAP_CONCURRENCY: usize = 8;
+/// The region refreshed when `REGIONS` is unset.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// Which store a command names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Embedded,
+    Dynamodb,
+}
+
+/// Where cache entries live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// A file of the embedded store.
+    Embedded(PathBuf),
+    /// A DynamoDB table on the endpoint the AWS configuration names.
+    DynamoDb { table: String },
+}
+
+/// What refreshes the cache the local reader serves.
+#[derive(Debug, Clone)]
+pub enum RefreshSide {
+    /// Reads ask the deployed workflow.
+    Workflow { state_machine_arn: String },
+    /// The workflow's steps run in this process.
+    InProcess(Box<LocalRefreshConfig>),
+}
+
+/// The workflow's steps in process, against the fleet simulator.
+#[derive(Debug, Clone)]
+pub struct LocalRefreshConfig {
+    /// The simulated fleet: a file's (`--sim-config`) or the default one, with
+    /// the key [`local_key`] of `home` mapped to it.
+    pub fleet: SimConfig,
+    /// The deployment's account: `DEPLOYMENT_ACCOUNT_ID`, else the
+    /// simulator's default account.
+    pub home: AccountId,
+    /// `home` with the local key; every other account of the fleet with its
+    /// key from the fleet's map.
+    pub access: AccountAccess,
+    /// Every account the fleet has keys for, unless `ACCOUNT_IDS` says
+    /// otherwise; `REGIONS` defaults to `us-east-1`.
+    pub plan: PlanConfig,
+    pub settings: RefreshSettings,
+    pub upstream: UpstreamConfig,
+    /// Batches refreshing at once (`MAP_MAX_CONCURRENCY`, as the workflow's Map).
+    pub map_concurrency: usize,
+}
+
+/// A local command's configuration.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub store: StoreChoice,
+    pub reader: ReaderSettings,
+    pub refresh: RefreshSide,
+}
+
+/// What a local command was given on its command line.
+#[derive(Debug, Clone, Default)]
+pub struct LocalArgs {
+    pub store: Option<StoreKind>,
+    /// Embedded store file (else `EMBEDDED_STORE_PATH`, else the default).
+    pub path: Option<PathBuf>,
+    /// DynamoDB table (else `CACHE_TABLE_NAME`, else the default).
+    pub table: Option<String>,
+    /// Fleet simulator configuration (JSON).
+    pub fleet: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalConfigError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("cannot read the fleet configuration {}", path.display())]
+    FleetFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the fleet configuration {} is not valid", path.display())]
+    Fleet {
+        path: PathBuf,
+        #[source]
+        source: drs_sim::ConfigError,
+    },
+    /// The simulator and the cache both take twelve digits: a defect if seen.
+    #[error("account {0} is not one both the simulator and the cache take")]
+    Account(String),
+}
+
+/// The secret of every key the local mode signs with; the simulator checks none.
+pub const LOCAL_SECRET: &str = "local";
+
+/// The access key the local mode signs with for `account`.
+pub fn local_key(account: &AccountId) -> String {
+    format!("LOCAL{account}")
+}
+
+fn cache_account(account: &drs_sim::AccountId) -> Result<AccountId, LocalConfigError> {
+    AccountId::parse(account.as_str()).map_err(|_| LocalConfigError::Account(account.to_string()))
+}
+
+fn fleet_account(account: &AccountId) -> Result<drs_sim::AccountId, LocalConfigError> {
+    drs_sim::AccountId::parse(account.as_str())
+        .map_err(|_| LocalConfigError::Account(account.to_string()))
+}
+
+impl LocalConfig {
+    /// `drs-cache serve`: the deployed workflow when `REFRESH_STATE_MACHINE_ARN`
+    /// is set, else the local refresher.
+    pub fn for_serve(args: &LocalArgs) -> Result<Self, LocalConfigError> {
+        Self::from_vars(&Env::process(), args, true)
+    }
+
+    /// `drs-cache refresh`: always the local refresher.
+    pub fn for_refresh(args: &LocalArgs) -> Result<Self, LocalConfigError> {
+        Self::from_vars(&Env::process(), args, false)
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        args: &LocalArgs,
+        use_workflow: bool,
+    ) -> Result<Self, LocalConfigError> {
+        let mut reader = env.reader_settings()?;
+        let workflow = env
+            .optional("REFRESH_STATE_MACHINE_ARN")
+            .filter(|_| use_workflow);
+        let refresh = match workflow {
+            Some(state_machine_arn) => RefreshSide::Workflow { state_machine_arn },
+            None => {
+                let local = LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?;
+                reader.default_account.get_or_insert(local.home);
+                RefreshSide::InProcess(Box::new(local))
+            }
+        };
+        Ok(Self {
+            store: store_choice(env, args),
+            reader,
+            refresh,
+        })
+    }
+}
+
+/// The table `CACHE_TABLE_NAME` names, else the default.
+pub fn table_name<F: Fn(&str) -> Option<String>>(env: &Env<F>, given: Option<String>) -> String {
+    given
+        .or_else(|| env.optional("CACHE_TABLE_NAME"))
+        .unwrap_or_else(|| DEFAULT_TABLE.into())
+}
+
+fn store_choice<F: Fn(&str) -> Option<String>>(env: &Env<F>, args: &LocalArgs) -> StoreChoice {
+    match args.store.unwrap_or(StoreKind::Embedded) {
+        StoreKind::Embedded => StoreChoice::Embedded(args.path.clone().unwrap_or_else(|| {
+            env.optional("EMBEDDED_STORE_PATH")
+                .unwrap_or_else(|| DEFAULT_EMBEDDED_PATH.into())
+                .into()
+        })),
+        StoreKind::Dynamodb => StoreChoice::DynamoDb {
+            table: table_name(env, args.table.clone()),
+        },
+    }
+}
+
+impl LocalRefreshConfig {
+    fn from_vars<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        fleet: Option<&Path>,
+    ) -> Result<Self, LocalConfigError> {
+        let fleet = match fleet {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    LocalConfigError::FleetFile {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?;
+                SimConfig::from_json(&text).map_err(|source| LocalConfigError::Fleet {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => SimConfig::default(),
+        };
+        let mut fleet = fleet;
+        let home = match env.deployment_account()? {
+            Some(account) => account,
+            None => cache_account(&fleet.default_account)?,
+        };
+        fleet
+            .access_keys
+            .insert(local_key(&home), fleet_account(&home)?);
+        let mut accounts = vec![home];
+        let mut others = std::collections::HashMap::new();
+        for (key, account) in &fleet.access_keys {
+            let account = cache_account(account)?;
+            if !accounts.contains(&account) {
+                accounts.push(account);
+            }
+            others.insert(account, StaticKeys::new(key.clone(), LOCAL_SECRET));
+        }
+        let defaults = PlanDefaults {
+            accounts,
+            regions: vec![
+                Region::parse(LOCAL_REGION).map_err(|e| EnvError::new("REGIONS", e.reason))?,
+            ],
+        };
+        Ok(Self {
+            plan: env.plan_config(home, Some(defaults))?,
+            settings: env.refresh_settings(home)?,
+            upstream: env.upstream_config()?,
+            map_concurrency: env.number_at_least(
+                "MAP_MAX_CONCURRENCY",
+                DEFAULT_MAP_CONCURRENCY,
+                1,
+            )?,
+            fleet,
+            home,
+            access: AccountAccess {
+                own_account: Some(home),
+                others: Credentials::Static(others),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::tests::env;
+
+    #[test]
+    fn without_a_workflow_the_fleet_is_refreshed_in_process_for_its_accounts() {
+        let c = LocalConfig::from_vars(&env(&[]), &LocalArgs::default(), true).unwrap();
+        assert_eq!(c.store, StoreChoice::Embedded(DEFAULT_EMBEDDED_PATH.into()));
+        let RefreshSide::InProcess(local) = &c.refresh else {
+            panic!("{:?}", c.refresh)
+        };
+        assert_eq!(c.reader.default_account, Some(local.home));
+        let home_key = local_key(&local.home);
+        assert_eq!(
+            local.fleet.access_keys[&home_key].as_str(),
+            local.home.as_str()
+        );
+        assert_eq!(local.plan.accounts[0], local.home);
+        assert_eq!(local.plan.regions[0].as_str(), LOCAL_REGION);
+        assert_eq!(local.map_concurrency, DEFAULT_MAP_CONCURRENCY);
+    }
+
+    #[test]
+    fn a_workflow_serves_unless_the_command_refreshes_itself() {
+        let e = env(&[
+            (
+                "REFRESH_STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:123456789012:stateMachine:r",
+            ),
+            ("CACHE_TABLE_NAME", "cache"),
+        ]);
+        let args = LocalArgs {
+            store: Some(StoreKind::Dynamodb),
+            ..LocalArgs::default()
+        };
+        let serve = LocalConfig::from_vars(&e, &args, true).unwrap();
+        assert!(matches!(serve.refresh, RefreshSide::Workflow { .. }));
+        assert_eq!(
+            serve.store,
+            StoreChoice::DynamoDb {
+                table: "cache".into()
+            }
+        );
+        let refresh = LocalConfig::from_vars(&e, &args, false).unwrap();
+        assert!(matches!(refresh.refresh, RefreshSide::InProcess(_)));
+    }
+
+    #[test]
+    fn a_bad_fleet_file_or_variable_is_named() {
+        let args = LocalArgs {
+            fleet: Some("/nonexistent/fleet.json".into()),
+            ..LocalArgs::default()
+        };
+        let err = LocalConfig::from_vars(&env(&[]), &args, false).unwrap_err();
+        assert!(matches!(err, LocalConfigError::FleetFile { .. }), "{err}");
+        let err = LocalConfig::from_vars(
+            &env(&[("MAP_MAX_CONCURRENCY", "0")]),
+            &LocalArgs::default(),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("MAP_MAX_CONCURRENCY"), "{err}");
+    }
+}

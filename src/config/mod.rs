@@ -1,0 +1,161 @@
+//! Typed configuration, read once at start-up from environment variables: one
+//! struct per binary, each built by its `from_env` and holding everything the
+//! binary needs, or an error naming the variable at fault. Nothing else in the
+//! crate reads the environment (the log filter set-up aside).
+
+mod env;
+#[cfg(feature = "local")]
+mod local;
+mod parts;
+
+use std::time::Duration;
+
+use crate::{
+    adapters::aws::{AccountAccess, UpstreamConfig},
+    plan::PlanConfig,
+    read::ReaderSettings,
+    refresh::RefreshSettings,
+};
+
+pub use env::{Env, EnvError};
+#[cfg(feature = "local")]
+pub use local::{
+    LOCAL_REGION, LOCAL_SECRET, LocalArgs, LocalConfig, LocalConfigError, LocalRefreshConfig,
+    RefreshSide, StoreChoice, StoreKind, local_key, table_name,
+};
+pub use parts::{DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
+
+/// The role assumed in other accounts when `CROSS_ACCOUNT_ROLE_NAME` is unset.
+pub const DEFAULT_ROLE_NAME: &str = "drs-cache-reader";
+/// The STS session name of assumed roles.
+pub const SESSION_NAME: &str = "drs-cache-refresher";
+/// Requests for one target within this window start one workflow execution.
+pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// The `reader` function: `CACHE_TABLE_NAME` and `REFRESH_STATE_MACHINE_ARN`
+/// (both required) and the reader's settings.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    pub table: String,
+    pub state_machine_arn: String,
+    pub settings: ReaderSettings,
+}
+
+impl ReaderConfig {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Env::process())
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        Ok(Self {
+            table: env.required("CACHE_TABLE_NAME")?,
+            state_machine_arn: env.required("REFRESH_STATE_MACHINE_ARN")?,
+            settings: env.reader_settings()?,
+        })
+    }
+}
+
+/// The `planner` function: `CACHE_TABLE_NAME` and `DEPLOYMENT_ACCOUNT_ID`
+/// (both required) and what it plans over.
+#[derive(Debug, Clone)]
+pub struct PlannerConfig {
+    pub table: String,
+    pub plan: PlanConfig,
+}
+
+impl PlannerConfig {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Env::process())
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        Ok(Self {
+            table: env.required("CACHE_TABLE_NAME")?,
+            plan: env.plan_config(home_account(env)?, None)?,
+        })
+    }
+}
+
+/// The `refresher` function: `CACHE_TABLE_NAME` and `DEPLOYMENT_ACCOUNT_ID`
+/// (both required), its settings, how it reaches other accounts and how it
+/// pages and retries upstream.
+#[derive(Debug, Clone)]
+pub struct RefresherConfig {
+    pub table: String,
+    pub settings: RefreshSettings,
+    pub access: AccountAccess,
+    pub upstream: UpstreamConfig,
+}
+
+impl RefresherConfig {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Env::process())
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        let home = home_account(env)?;
+        Ok(Self {
+            table: env.required("CACHE_TABLE_NAME")?,
+            settings: env.refresh_settings(home)?,
+            access: env.account_access(home)?,
+            upstream: env.upstream_config()?,
+        })
+    }
+}
+
+/// `DEPLOYMENT_ACCOUNT_ID`, which the refresh side requires.
+fn home_account<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<crate::domain::AccountId, EnvError> {
+    env.deployment_account()?
+        .ok_or_else(|| EnvError::new("DEPLOYMENT_ACCOUNT_ID", "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::tests::env;
+
+    #[test]
+    fn each_function_names_the_variable_it_misses() {
+        let missing = |result: Result<(), EnvError>| result.unwrap_err().var;
+        let table = [("CACHE_TABLE_NAME", "t")];
+        assert_eq!(
+            missing(ReaderConfig::from_vars(&env(&[])).map(drop)),
+            "CACHE_TABLE_NAME"
+        );
+        assert_eq!(
+            missing(ReaderConfig::from_vars(&env(&table)).map(drop)),
+            "REFRESH_STATE_MACHINE_ARN"
+        );
+        assert_eq!(
+            missing(RefresherConfig::from_vars(&env(&table)).map(drop)),
+            "DEPLOYMENT_ACCOUNT_ID"
+        );
+        let planner = [
+            ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+        ];
+        assert_eq!(
+            missing(PlannerConfig::from_vars(&env(&planner)).map(drop)),
+            "REGIONS"
+        );
+    }
+
+    #[test]
+    fn the_refresher_reaches_other_accounts_through_the_named_role() {
+        let c = RefresherConfig::from_vars(&env(&[
+            ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("CROSS_ACCOUNT_ROLE_NAME", "reader"),
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.home_account.as_str(), "123456789012");
+        assert_eq!(c.access.own_account, Some(c.settings.home_account));
+        let crate::adapters::aws::Credentials::AssumeRole { role_name, .. } = &c.access.others
+        else {
+            panic!("{:?}", c.access.others)
+        };
+        assert_eq!(role_name, "reader");
+    }
+}

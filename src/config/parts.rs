@@ -1,0 +1,351 @@
+//! The pieces several binaries configure the same way: the reader's and the
+//! refresher's settings, the plan, and how upstream accounts are reached.
+
+use std::time::Duration;
+
+use crate::{
+    adapters::aws::{AccountAccess, Credentials, RetrySettings, UpstreamConfig},
+    domain::{AccountId, DataType, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
+    plan::PlanConfig,
+    read::ReaderSettings,
+    refresh::RefreshSettings,
+};
+
+use super::{DEFAULT_ROLE_NAME, Env, EnvError, SESSION_NAME};
+
+/// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
+pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
+
+/// What the plan covers where its variables are unset, instead of requiring
+/// them (the local mode's fleet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanDefaults {
+    pub accounts: Vec<AccountId>,
+    pub regions: Vec<Region>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Reader behaviour: the defaults overridden by `DEPLOYMENT_ACCOUNT_ID`,
+    /// `MEMORY_CACHE_MAX_BYTES`, `MEMORY_TTL_SECONDS`, `STALE_RECHECK_SECONDS`,
+    /// `STORE_TIMEOUT_MS`, `RETRY_AFTER_SECONDS`,
+    /// `REFRESH_REQUEST_INTERVAL_SECONDS` and `REFRESH_REQUEST_TIMEOUT_MS`.
+    pub(super) fn reader_settings(&self) -> Result<ReaderSettings, EnvError> {
+        let d = ReaderSettings::default();
+        Ok(ReaderSettings {
+            default_account: self.deployment_account()?,
+            memory_max_bytes: self.number("MEMORY_CACHE_MAX_BYTES", d.memory_max_bytes)?,
+            memory_ttl: self.seconds("MEMORY_TTL_SECONDS", d.memory_ttl)?,
+            stale_recheck: self.seconds("STALE_RECHECK_SECONDS", d.stale_recheck)?,
+            store_timeout: self.millis("STORE_TIMEOUT_MS", d.store_timeout)?,
+            retry_after: self.seconds("RETRY_AFTER_SECONDS", d.retry_after)?,
+            refresh_request_interval: self.seconds(
+                "REFRESH_REQUEST_INTERVAL_SECONDS",
+                d.refresh_request_interval,
+            )?,
+            trigger_timeout: self.millis("REFRESH_REQUEST_TIMEOUT_MS", d.trigger_timeout)?,
+        })
+    }
+
+    /// What the refresher needs, with `home` as the deployment's account: the
+    /// TTL table, the DRS limits and status thresholds
+    /// (`DRS_MAX_REPLICATING_SERVERS`, `DRS_MAX_SOURCE_SERVERS`,
+    /// `QUOTA_WARNING_PERCENT`, `QUOTA_CRITICAL_PERCENT`) and
+    /// `REFRESH_CONCURRENCY`.
+    pub(super) fn refresh_settings(&self, home: AccountId) -> Result<RefreshSettings, EnvError> {
+        Ok(RefreshSettings {
+            ttl: self.ttl_table()?,
+            quota_limits: self.quota_thresholds()?,
+            concurrency: self.number_at_least(
+                "REFRESH_CONCURRENCY",
+                DEFAULT_REFRESH_CONCURRENCY,
+                1,
+            )?,
+            home_account: home,
+        })
+    }
+
+    fn quota_thresholds(&self) -> Result<QuotaThresholds, EnvError> {
+        let d = QuotaThresholds::default();
+        let max_replicating =
+            self.number_at_least("DRS_MAX_REPLICATING_SERVERS", d.max_replicating(), 1)?;
+        let max_source_servers =
+            self.number_at_least("DRS_MAX_SOURCE_SERVERS", d.max_source_servers(), 1)?;
+        let critical: u8 = self.number("QUOTA_CRITICAL_PERCENT", 90)?;
+        if !(1..=100).contains(&critical) {
+            return Err(EnvError::new(
+                "QUOTA_CRITICAL_PERCENT",
+                "must be from 1 to 100 (0 < warning <= critical <= 100)",
+            ));
+        }
+        let warning: u8 = self.number("QUOTA_WARNING_PERCENT", 80)?;
+        if !(1..=critical).contains(&warning) {
+            return Err(EnvError::new(
+                "QUOTA_WARNING_PERCENT",
+                format!(
+                    "must be from 1 to QUOTA_CRITICAL_PERCENT ({critical}): 0 < warning <= critical <= 100"
+                ),
+            ));
+        }
+        QuotaThresholds::new(max_replicating, max_source_servers, warning, critical)
+            .map_err(|e| EnvError::new("QUOTA_WARNING_PERCENT", e.reason))
+    }
+
+    /// What the planner plans over, with `home` as the deployment's account:
+    /// `ACCOUNT_IDS` (comma-separated; default the deployment's account, or the
+    /// `defaults`), `REGIONS` (comma-separated; required unless `defaults`
+    /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
+    /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
+    /// (300), `LEASE_SECONDS` (30) and `REFRESH_BATCH_SIZE` (10, at most 500).
+    pub(super) fn plan_config(
+        &self,
+        home: AccountId,
+        defaults: Option<PlanDefaults>,
+    ) -> Result<PlanConfig, EnvError> {
+        let accounts = match self.list("ACCOUNT_IDS", AccountId::parse)? {
+            Some(accounts) => accounts,
+            None => defaults
+                .as_ref()
+                .map_or_else(|| vec![home], |d| d.accounts.clone()),
+        };
+        let regions = match self.list("REGIONS", Region::parse)? {
+            Some(regions) => regions,
+            None => defaults.map(|d| d.regions).ok_or_else(|| {
+                EnvError::new(
+                    "REGIONS",
+                    "is required: the regions to refresh, comma-separated",
+                )
+            })?,
+        };
+        let data_types = self
+            .list("DATA_TYPES", DataType::parse)?
+            .unwrap_or_else(|| DataType::ALL.to_vec());
+        let batch_size = self.number_at_least("REFRESH_BATCH_SIZE", 10usize, 1)?;
+        if batch_size > crate::workflow::MAX_BATCH_TARGETS {
+            return Err(EnvError::new(
+                "REFRESH_BATCH_SIZE",
+                format!(
+                    "must be at most {}, the most one refresher invocation takes",
+                    crate::workflow::MAX_BATCH_TARGETS
+                ),
+            ));
+        }
+        Ok(PlanConfig {
+            home,
+            accounts,
+            regions,
+            data_types,
+            schedule_interval: self
+                .seconds("SCHEDULE_INTERVAL_SECONDS", Duration::from_secs(60))?,
+            refresh_ahead_margin: self
+                .seconds("REFRESH_AHEAD_MARGIN_SECONDS", Duration::from_secs(30))?,
+            failure_backoff: self.seconds("FAILURE_BACKOFF_SECONDS", Duration::from_secs(300))?,
+            lease: self.seconds("LEASE_SECONDS", Duration::from_secs(30))?,
+            batch_size,
+            list_page: 100,
+        })
+    }
+
+    /// Freshness and stale window of every data type: the defaults, overridden
+    /// by `FRESHNESS_{TYPE}_SECONDS` and `STALE_WINDOW_{TYPE}_SECONDS` (TYPE as in
+    /// `DRS_SOURCE_SERVERS`).
+    pub(super) fn ttl_table(&self) -> Result<TtlTable, EnvError> {
+        let mut table = TtlTable::default();
+        for &t in DataType::ALL {
+            let stem = t.env_stem();
+            let current = table.policy(t);
+            let freshness = format!("FRESHNESS_{stem}_SECONDS");
+            let policy = TtlPolicy {
+                freshness: Duration::from_secs(self.number_at_least(
+                    &freshness,
+                    current.freshness.as_secs(),
+                    1,
+                )?),
+                stale_window: self.seconds(
+                    &format!("STALE_WINDOW_{stem}_SECONDS"),
+                    current.stale_window,
+                )?,
+            };
+            table.set(t, policy);
+        }
+        Ok(table)
+    }
+
+    /// How accounts other than `own` are reached: the role
+    /// `CROSS_ACCOUNT_ROLE_NAME` with `CROSS_ACCOUNT_EXTERNAL_ID`.
+    pub(super) fn account_access(&self, own: AccountId) -> Result<AccountAccess, EnvError> {
+        let external_id = self.optional("CROSS_ACCOUNT_EXTERNAL_ID");
+        if external_id.as_ref().is_some_and(|id| id.len() < 2) {
+            return Err(EnvError::new(
+                "CROSS_ACCOUNT_EXTERNAL_ID",
+                "must be at least 2 characters, as STS requires",
+            ));
+        }
+        Ok(AccountAccess {
+            own_account: Some(own),
+            others: Credentials::AssumeRole {
+                role_name: self
+                    .optional("CROSS_ACCOUNT_ROLE_NAME")
+                    .unwrap_or_else(|| DEFAULT_ROLE_NAME.into()),
+                external_id,
+                session_name: SESSION_NAME.into(),
+            },
+        })
+    }
+
+    /// Paging and retries of upstream calls: `UPSTREAM_MAX_ATTEMPTS` and
+    /// `UPSTREAM_MAX_RETRY_AFTER_SECONDS`.
+    pub(super) fn upstream_config(&self) -> Result<UpstreamConfig, EnvError> {
+        let d = RetrySettings::default();
+        Ok(UpstreamConfig {
+            retry: RetrySettings {
+                max_attempts: self.number_at_least("UPSTREAM_MAX_ATTEMPTS", d.max_attempts, 1)?,
+                max_retry_after: self
+                    .seconds("UPSTREAM_MAX_RETRY_AFTER_SECONDS", d.max_retry_after)?,
+            },
+            ..UpstreamConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::tests::env;
+
+    fn home() -> AccountId {
+        AccountId::parse("123456789012").unwrap()
+    }
+
+    #[test]
+    fn unset_variables_give_the_defaults() {
+        let e = env(&[]);
+        assert_eq!(e.ttl_table().unwrap(), TtlTable::default());
+        let s = e.reader_settings().unwrap();
+        assert_eq!(s.default_account, None);
+        assert_eq!(s.memory_ttl, ReaderSettings::default().memory_ttl);
+    }
+
+    #[test]
+    fn overrides_apply_per_data_type() {
+        let e = env(&[
+            ("FRESHNESS_DRS_QUOTAS_SECONDS", "60"),
+            ("STALE_WINDOW_EC2_SUBNETS_SECONDS", "7200"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("STORE_TIMEOUT_MS", "250"),
+        ]);
+        let t = e.ttl_table().unwrap();
+        assert_eq!(
+            t.policy(DataType::DrsQuotas).freshness,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            t.policy(DataType::Ec2Subnets).stale_window,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            t.policy(DataType::DrsSourceServers).freshness,
+            Duration::from_secs(120)
+        );
+        let s = e.reader_settings().unwrap();
+        assert_eq!(s.store_timeout, Duration::from_millis(250));
+        assert_eq!(s.default_account.unwrap().as_str(), "123456789012");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = env(&[("FRESHNESS_EC2_SUBNETS_SECONDS", "an hour")])
+            .ttl_table()
+            .unwrap_err();
+        assert_eq!(err.var, "FRESHNESS_EC2_SUBNETS_SECONDS");
+        let err = env(&[("FRESHNESS_EC2_SUBNETS_SECONDS", "0")])
+            .ttl_table()
+            .unwrap_err();
+        assert_eq!(err.var, "FRESHNESS_EC2_SUBNETS_SECONDS");
+        let err = env(&[("DEPLOYMENT_ACCOUNT_ID", "12")])
+            .reader_settings()
+            .unwrap_err();
+        assert_eq!(err.var, "DEPLOYMENT_ACCOUNT_ID");
+        let err = env(&[("MEMORY_TTL_SECONDS", "-1")])
+            .reader_settings()
+            .unwrap_err();
+        assert_eq!(err.var, "MEMORY_TTL_SECONDS");
+    }
+
+    #[test]
+    fn the_plan_reads_its_accounts_regions_and_types() {
+        let c = env(&[
+            ("ACCOUNT_IDS", "123456789012, 210987654321,123456789012"),
+            ("REGIONS", "us-east-1,eu-west-1"),
+            ("DATA_TYPES", "drs-quotas"),
+        ])
+        .plan_config(home(), None)
+        .unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.regions.len(), 2);
+        assert_eq!(c.data_types, [DataType::DrsQuotas]);
+        assert_eq!(c.batch_size, 10);
+        let err = env(&[]).plan_config(home(), None).unwrap_err();
+        assert_eq!(err.var, "REGIONS");
+        let defaults = PlanDefaults {
+            accounts: vec![home()],
+            regions: vec![Region::parse("eu-west-1").unwrap()],
+        };
+        let c = env(&[])
+            .plan_config(home(), Some(defaults.clone()))
+            .unwrap();
+        assert_eq!(c.regions, defaults.regions);
+        let err = env(&[("REGIONS", "us-east-1,mars")])
+            .plan_config(home(), Some(defaults))
+            .unwrap_err();
+        assert_eq!(err.var, "REGIONS");
+        assert!(err.reason.contains("\"mars\""), "{err}");
+        let err = env(&[("REGIONS", "us-east-1"), ("REFRESH_BATCH_SIZE", "501")])
+            .plan_config(home(), None)
+            .unwrap_err();
+        assert_eq!(err.var, "REFRESH_BATCH_SIZE");
+    }
+
+    #[test]
+    fn the_refresher_takes_its_limits_from_env_and_names_each_bad_one() {
+        let s = env(&[
+            ("DRS_MAX_REPLICATING_SERVERS", "100"),
+            ("REFRESH_CONCURRENCY", "4"),
+        ])
+        .refresh_settings(home())
+        .unwrap();
+        assert_eq!(s.quota_limits.max_replicating(), 100);
+        assert_eq!(s.concurrency, 4);
+        let var = |pairs: &[(&str, &str)]| env(pairs).refresh_settings(home()).unwrap_err();
+        let err = var(&[("QUOTA_WARNING_PERCENT", "95")]);
+        assert_eq!(err.var, "QUOTA_WARNING_PERCENT");
+        assert!(err.reason.contains("warning <= critical"), "{err}");
+        assert_eq!(
+            var(&[("QUOTA_CRITICAL_PERCENT", "101")]).var,
+            "QUOTA_CRITICAL_PERCENT"
+        );
+        assert_eq!(
+            var(&[("REFRESH_CONCURRENCY", "0")]).var,
+            "REFRESH_CONCURRENCY"
+        );
+        assert_eq!(
+            var(&[("DRS_MAX_REPLICATING_SERVERS", "0")]).var,
+            "DRS_MAX_REPLICATING_SERVERS"
+        );
+        assert_eq!(
+            var(&[("DRS_MAX_SOURCE_SERVERS", "x")]).var,
+            "DRS_MAX_SOURCE_SERVERS"
+        );
+    }
+
+    #[test]
+    fn upstream_attempts_and_the_external_id_are_checked() {
+        let err = env(&[("UPSTREAM_MAX_ATTEMPTS", "0")])
+            .upstream_config()
+            .unwrap_err();
+        assert_eq!(err.var, "UPSTREAM_MAX_ATTEMPTS");
+        let err = env(&[("CROSS_ACCOUNT_EXTERNAL_ID", "x")])
+            .account_access(home())
+            .unwrap_err();
+        assert_eq!(err.var, "CROSS_ACCOUNT_EXTERNAL_ID");
+    }
+}

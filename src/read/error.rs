@@ -1,0 +1,255 @@
+//! Every error answer of the reader's API: one enum with its status, code and
+//! details, and one function that renders it as `{"error", "message",
+//! "details"}`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::{
+    domain::{CacheKey, RefreshAttempt},
+    ports::Invalidation,
+};
+
+use super::{ApiResponse, service::ReadError};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for {path}")]
+    NotFound { path: String },
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("query parameter {field} is required")]
+    MissingParameter { field: &'static str },
+    #[error("query parameter {field} {reason}")]
+    InvalidParameter {
+        field: String,
+        reason: &'static str,
+        /// The offending value, cut to 64 characters.
+        value: String,
+    },
+    #[error("{}", not_cached_message(key, *expired))]
+    NotCached {
+        key: CacheKey,
+        /// The entry exists but is past its stale window.
+        expired: bool,
+        refresh_requested: bool,
+        last_attempt: Option<RefreshAttempt>,
+    },
+    #[error("DRS is not initialized in account {account} region {region}", account = key.scope(), region = key.region())]
+    DrsNotInitialized { key: CacheKey },
+    #[error("the cache store did not answer for {key} and no copy is held in memory")]
+    StoreUnavailable {
+        key: CacheKey,
+        /// The store's error and its causes.
+        cause: String,
+    },
+    #[error("the cached data cannot be read; a refresh will replace it")]
+    Unreadable { key: CacheKey },
+    #[error("the refresh workflow did not take the invalidation; retry later")]
+    RefreshUnavailable { invalidation: Invalidation },
+}
+
+fn not_cached_message(key: &CacheKey, expired: bool) -> String {
+    if expired {
+        format!("{key} is older than its stale window; a refresh is needed")
+    } else {
+        format!("{key} is not cached yet")
+    }
+}
+
+/// Longest value echoed back in `details.value`.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+impl ApiError {
+    /// The code of [`ApiError::InvalidParameter`], also the `errorType` of a
+    /// direct invocation whose event is malformed.
+    pub const INVALID_PARAMETER: &'static str = "INVALID_PARAMETER";
+
+    /// A parameter (or the body, `field` `body`) that breaks its rule.
+    pub fn invalid(field: &str, reason: &'static str, value: &str) -> Self {
+        Self::InvalidParameter {
+            field: field.to_owned(),
+            reason,
+            value: crate::text::prefix(value, MAX_ECHOED_CHARS).to_owned(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MissingParameter { .. } | Self::InvalidParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::DrsNotInitialized { .. } => StatusCode::CONFLICT,
+            Self::NotCached { .. }
+            | Self::StoreUnavailable { .. }
+            | Self::Unreadable { .. }
+            | Self::RefreshUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable code callers match: `error` in the body, and the `errorType`
+    /// of a failed direct invocation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::MissingParameter { .. } => "MISSING_PARAMETER",
+            Self::InvalidParameter { .. } => Self::INVALID_PARAMETER,
+            Self::NotCached { .. } => "NOT_CACHED",
+            Self::DrsNotInitialized { .. } => "DRS_NOT_INITIALIZED",
+            Self::StoreUnavailable { .. } | Self::Unreadable { .. } => "CACHE_UNAVAILABLE",
+            Self::RefreshUnavailable { .. } => "REFRESH_UNAVAILABLE",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            Self::NotFound { path } => json!({"path": path}),
+            Self::MethodNotAllowed { method, .. } => json!({"method": method}),
+            Self::MissingParameter { field } => json!({"field": field}),
+            Self::InvalidParameter { field, value, .. } => json!({"field": field, "value": value}),
+            Self::NotCached {
+                key,
+                expired,
+                refresh_requested,
+                last_attempt,
+            } => json!({
+                "cacheKey": key.to_string(),
+                "refreshRequested": refresh_requested,
+                "expired": expired,
+                "lastAttempt": last_attempt.as_ref().map(attempt_json),
+            }),
+            Self::DrsNotInitialized { key } => json!({
+                "accountId": key.scope().as_str(),
+                "region": key.region().as_str(),
+            }),
+            Self::StoreUnavailable { key, cause } => {
+                json!({"cacheKey": key.to_string(), "cause": cause})
+            }
+            Self::Unreadable { key } => json!({"cacheKey": key.to_string()}),
+            Self::RefreshUnavailable { invalidation } => {
+                json!({"invalidation": invalidation_json(invalidation)})
+            }
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::NotCached {
+                key,
+                expired,
+                refresh_requested,
+                last_attempt,
+            } => Self::NotCached {
+                key,
+                expired,
+                refresh_requested,
+                last_attempt,
+            },
+            ReadError::DrsNotInitialized { key } => Self::DrsNotInitialized { key },
+            ReadError::Unavailable { key, source } => Self::StoreUnavailable {
+                key,
+                cause: source.to_string(),
+            },
+            ReadError::Unreadable { key } => Self::Unreadable { key },
+        }
+    }
+}
+
+/// The error answer: status, JSON body, `Allow` on a 405 and `Retry-After`
+/// (at least a second) on a 503.
+pub fn render(error: &ApiError, retry_after: Duration) -> ApiResponse {
+    let body =
+        json!({"error": error.code(), "message": error.to_string(), "details": error.details()});
+    let mut response = json_response(error.status(), &body);
+    let headers = response.headers_mut();
+    if let ApiError::MethodNotAllowed { allow, .. } = error {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let secs = retry_after.as_secs().max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// `body` as an `application/json` answer with `status`.
+pub fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An invalidation's scope as answers show it: every part, `null` when not given.
+pub fn invalidation_json(invalidation: &Invalidation) -> Value {
+    json!({
+        "dataType": invalidation.data_type.map(|t| t.as_str()),
+        "region": invalidation.region.as_ref().map(|r| r.as_str()),
+        "accountId": invalidation.account.as_ref().map(|a| a.as_str()),
+    })
+}
+
+fn attempt_json(a: &RefreshAttempt) -> Value {
+    json!({
+        "at": a.at.unix_secs(),
+        "errorKind": a.failure.as_ref().map(|f| f.kind.as_str()),
+        "message": a.failure.as_ref().map(|f| f.message.as_str()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CacheKey {
+        CacheKey::parse("drs-quotas#us-east-1#123456789012").unwrap()
+    }
+
+    #[test]
+    fn unavailable_answers_say_when_to_retry_and_refusals_do_not() {
+        let retry = Duration::from_secs(30);
+        let busy = render(&ApiError::Unreadable { key: key() }, retry);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "30");
+        let soon = render(&ApiError::Unreadable { key: key() }, Duration::ZERO);
+        assert_eq!(soon.headers()[header::RETRY_AFTER], "1");
+        let bad = render(&ApiError::MissingParameter { field: "region" }, retry);
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(bad.headers().get(header::RETRY_AFTER).is_none());
+        let doc: Value = serde_json::from_slice(bad.body()).unwrap();
+        assert_eq!(doc["error"], "MISSING_PARAMETER");
+        assert_eq!(doc["details"]["field"], "region");
+        assert_eq!(doc["message"], "query parameter region is required");
+    }
+
+    #[test]
+    fn a_refused_method_names_the_allowed_one() {
+        let e = ApiError::MethodNotAllowed {
+            method: "PUT".into(),
+            allow: "GET",
+        };
+        let r = render(&e, Duration::ZERO);
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "GET");
+    }
+
+    #[test]
+    fn echoed_values_are_cut() {
+        let e = ApiError::invalid("vpcId", "is bad", &"v".repeat(500));
+        let ApiError::InvalidParameter { value, .. } = e else {
+            panic!()
+        };
+        assert_eq!(value.len(), MAX_ECHOED_CHARS);
+    }
+}

@@ -1,0 +1,155 @@
+//! A batch: the targets one refresher invocation takes, as the planner packs
+//! them and the workflow's Map passes them on (`{"reason", "targets": [...]}`,
+//! which is also the execution input of a refresh of exact targets).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{AccountId, CacheKey},
+    ports::RefreshReason,
+};
+
+use super::{Fetch, InputError, TargetSpec};
+
+/// Most targets one refresher invocation takes; the planner packs below this.
+pub const MAX_BATCH_TARGETS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// `manual` when left out.
+    #[serde(default)]
+    pub reason: RefreshReason,
+    pub targets: Vec<TargetSpec>,
+}
+
+impl Batch {
+    pub fn of(reason: RefreshReason, keys: &[CacheKey]) -> Self {
+        Self {
+            reason,
+            targets: keys.iter().map(TargetSpec::of).collect(),
+        }
+    }
+
+    /// The keys the targets name; `home` stands in for a missing account.
+    pub fn keys(&self, home: AccountId) -> Result<Vec<CacheKey>, InputError> {
+        self.targets
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| spec.to_key(home, i))
+            .collect()
+    }
+}
+
+/// Packs `targets` into batches of at most `size` targets, one account per
+/// batch (so an account that fails never fails another's batch), keeping the
+/// targets that share an upstream fetch (a source-server listing, an account's
+/// instance profiles) together so the refresher fetches them once; such a group
+/// is never split, even when larger than `size`.
+pub fn pack(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<CacheKey>> {
+    let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
+    for key in targets {
+        let fetch = Fetch::of(key, home);
+        match groups.iter_mut().find(|(f, _)| *f == fetch) {
+            Some((_, keys)) => keys.push(key.clone()),
+            None => groups.push((fetch, vec![key.clone()])),
+        }
+    }
+    // Stable: the order of first appearance within each account.
+    groups.sort_by_key(|(fetch, _)| fetch.account());
+    let size = size.max(1);
+    let mut out: Vec<(AccountId, Vec<CacheKey>)> = Vec::new();
+    for (fetch, keys) in groups {
+        let account = fetch.account();
+        match out.last_mut() {
+            Some((a, batch)) if *a == account && batch.len() + keys.len() <= size => {
+                batch.extend(keys);
+            }
+            _ => out.push((account, keys)),
+        }
+    }
+    out.into_iter().map(|(_, batch)| batch).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::workflow::from_json;
+
+    fn key(raw: &str) -> CacheKey {
+        CacheKey::parse(raw).unwrap()
+    }
+
+    fn home() -> AccountId {
+        AccountId::parse("999999999999").unwrap()
+    }
+
+    #[test]
+    fn targets_sharing_a_fetch_stay_in_one_batch() {
+        let targets = [
+            key("drs-source-servers#us-east-1#111122223333"),
+            key("ec2-subnets#us-east-1#111122223333"),
+            key("drs-quotas#us-east-1#111122223333"),
+            key("ec2-instance-profiles#us-east-1#111122223333"),
+            key("ec2-instance-profiles#eu-west-1#111122223333"),
+        ];
+        let out = pack(&targets, home(), 2);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], [targets[0].clone(), targets[2].clone()]);
+        assert_eq!(out[1], [targets[1].clone()]);
+        assert_eq!(out[2], [targets[3].clone(), targets[4].clone()]);
+        let all: usize = pack(&targets, home(), 10).iter().map(Vec::len).sum();
+        assert_eq!(all, 5);
+    }
+
+    #[test]
+    fn a_batch_holds_one_account() {
+        let targets = [
+            key("ec2-subnets#us-east-1#111122223333"),
+            key("ec2-subnets#us-east-1#444455556666"),
+            key("ec2-security-groups#us-east-1#111122223333"),
+            key("ec2-instance-types#us-east-1#global"),
+        ];
+        let out = pack(&targets, home(), 10);
+        assert_eq!(
+            out,
+            [
+                vec![targets[0].clone(), targets[2].clone()],
+                vec![targets[1].clone()],
+                vec![targets[3].clone()],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_round_trips_through_its_wire_form() {
+        let keys = [
+            key("drs-quotas#us-east-1#111122223333"),
+            key("ec2-instance-types#us-east-1#global"),
+        ];
+        let batch = Batch::of(RefreshReason::Event, &keys);
+        let wire = serde_json::to_value(&batch).unwrap();
+        assert_eq!(
+            wire,
+            json!({"reason": "event", "targets": [
+                {"dataType": "drs-quotas", "region": "us-east-1", "accountId": "111122223333"},
+                {"dataType": "ec2-instance-types", "region": "us-east-1", "accountId": "global"},
+            ]})
+        );
+        let back: Batch = from_json(&wire).unwrap();
+        assert_eq!(back.keys(home()).unwrap(), keys);
+    }
+
+    #[test]
+    fn a_bad_target_is_named_by_its_position() {
+        let e = from_json::<Batch>(&json!({"reason": "miss", "targets": [
+            {"dataType": "ec2-subnets", "region": "us-east-1"},
+            {"dataType": "x", "region": "us-east-1"}]}))
+        .unwrap_err();
+        assert_eq!(e.field, "targets[1].dataType");
+        let e = from_json::<Batch>(&json!({"reason": "cron", "targets": []})).unwrap_err();
+        assert_eq!(e.field, "reason");
+    }
+}

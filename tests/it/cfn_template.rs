@@ -1,0 +1,1100 @@
+//! The CloudFormation template agrees with the code: the cache table is the one
+//! `create_table` makes, the HTTP API has a route for every path the reader
+//! serves, each function runs its own package with the variables it reads and a
+//! role allowing what it calls, and the schedule starts runs the planner
+//! understands. (tests/statemachine.rs checks the workflow's definition and its
+//! substitutions, tests/event_rules.rs the EventBridge rules.)
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::support::moto;
+use bytes::Bytes;
+use drs_cache::{
+    adapters::{aws::Credentials, dynamodb::INDEX_BY_DATA_TYPE, local_queue::LocalRefreshQueue},
+    app,
+    config::{
+        DEFAULT_REFRESH_CONCURRENCY, DEFAULT_ROLE_NAME, Env, PlannerConfig, ReaderConfig,
+        RefresherConfig, StoreChoice,
+    },
+    domain::{AccountId, DataType},
+    plan::trigger::{self, Trigger},
+    read::{ApiRequest, ReaderSettings, http::INVALIDATE_PATH, metrics::Recorded},
+};
+use http::{Method, StatusCode};
+use serde_norway::Value;
+
+const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
+const CARGO_TOML: &str = include_str!("../../Cargo.toml");
+/// Where the functions' configurations read their variables.
+const CONFIG_SOURCES: [&str; 2] = [
+    include_str!("../../src/config/mod.rs"),
+    include_str!("../../src/config/parts.rs"),
+];
+/// The account and region of the stack these tests evaluate the template for.
+const STACK_ACCOUNT: &str = "111122223333";
+const STACK_REGION: &str = "eu-west-1";
+
+fn template() -> Value {
+    serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML")
+}
+
+fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
+    value
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing in {value:?}"))
+}
+
+/// A plain string, not an intrinsic function (whose argument `as_str` would
+/// return).
+fn text<'a>(value: &'a Value, name: &str) -> &'a str {
+    match field(value, name) {
+        Value::String(s) => s,
+        other => panic!("{name} is not a plain string: {other:?}"),
+    }
+}
+
+fn list<'a>(value: &'a Value, name: &str) -> &'a [Value] {
+    match field(value, name) {
+        Value::Sequence(items) => items,
+        other => panic!("{name} is not a plain list: {other:?}"),
+    }
+}
+
+fn properties<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
+    field(
+        field(field(template, "Resources"), logical_id),
+        "Properties",
+    )
+}
+
+/// The resources of one type, by logical ID.
+fn resources_of<'a>(template: &'a Value, ty: &str) -> BTreeMap<&'a str, &'a Value> {
+    field(template, "Resources")
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
+        .map(|(id, r)| (id.as_str().expect("logical IDs are strings"), r))
+        .collect()
+}
+
+/// An intrinsic function call, short form (`!Ref X`) or long (`Ref: X`,
+/// `Fn::GetAtt: [...]`): its name without `Fn::`, and its argument.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (name, argument) = m.iter().next()?;
+            let name = name.as_str()?;
+            (name == "Ref" || name.starts_with("Fn::"))
+                .then(|| (name.trim_start_matches("Fn::").to_owned(), argument))
+        }
+        _ => None,
+    }
+}
+
+fn is_ref(value: &Value, target: &str) -> bool {
+    matches!(intrinsic(value), Some((f, arg)) if f == "Ref" && arg.as_str() == Some(target))
+}
+
+/// `!GetAtt Resource.Attribute` in either form.
+fn is_get_att(value: &Value, resource: &str, attribute: &str) -> bool {
+    let Some((f, arg)) = intrinsic(value) else {
+        return false;
+    };
+    let parts: Vec<&str> = match arg {
+        Value::String(s) => s.splitn(2, '.').collect(),
+        Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => return false,
+    };
+    f == "GetAtt" && parts == [resource, attribute]
+}
+
+// --- the cache table ---------------------------------------------------------
+
+#[derive(Debug, PartialEq, Eq)]
+struct TableSchema {
+    billing_mode: String,
+    /// Attribute name to scalar type.
+    attributes: BTreeMap<String, String>,
+    /// (attribute, HASH or RANGE), in order.
+    key: Vec<(String, String)>,
+    indexes: BTreeMap<String, IndexSchema>,
+    ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct IndexSchema {
+    key: Vec<(String, String)>,
+    projection: String,
+    non_key_attributes: BTreeSet<String>,
+}
+
+fn key_of(elements: &[Value]) -> Vec<(String, String)> {
+    elements
+        .iter()
+        .map(|e| {
+            (
+                text(e, "AttributeName").to_owned(),
+                text(e, "KeyType").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn template_table(template: &Value) -> TableSchema {
+    let table = properties(template, "QueryCacheTable");
+    let indexes = list(table, "GlobalSecondaryIndexes")
+        .iter()
+        .map(|index| {
+            let projection = field(index, "Projection");
+            let non_key = projection
+                .get("NonKeyAttributes")
+                .map(|_| {
+                    list(projection, "NonKeyAttributes")
+                        .iter()
+                        .map(|n| n.as_str().expect("attribute names").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                text(index, "IndexName").to_owned(),
+                IndexSchema {
+                    key: key_of(list(index, "KeySchema")),
+                    projection: text(projection, "ProjectionType").to_owned(),
+                    non_key_attributes: non_key,
+                },
+            )
+        })
+        .collect();
+    let ttl = field(table, "TimeToLiveSpecification");
+    TableSchema {
+        billing_mode: text(table, "BillingMode").to_owned(),
+        attributes: list(table, "AttributeDefinitions")
+            .iter()
+            .map(|a| {
+                (
+                    text(a, "AttributeName").to_owned(),
+                    text(a, "AttributeType").to_owned(),
+                )
+            })
+            .collect(),
+        key: key_of(list(table, "KeySchema")),
+        indexes,
+        ttl_attribute: (field(ttl, "Enabled") == &Value::Bool(true))
+            .then(|| text(ttl, "AttributeName").to_owned()),
+    }
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|&(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_table_has_the_documented_schema() {
+    // docs/data-model.md; the projection is `INDEX_ATTRIBUTES` in table.rs.
+    let expected = TableSchema {
+        billing_mode: "PAY_PER_REQUEST".into(),
+        attributes: pairs(&[("cacheKey", "S"), ("dataType", "S"), ("createdAt", "N")])
+            .into_iter()
+            .collect(),
+        key: pairs(&[("cacheKey", "HASH")]),
+        indexes: BTreeMap::from([(
+            INDEX_BY_DATA_TYPE.to_owned(),
+            IndexSchema {
+                key: pairs(&[("dataType", "HASH"), ("createdAt", "RANGE")]),
+                projection: "INCLUDE".into(),
+                non_key_attributes: [
+                    "version",
+                    "etag",
+                    "state",
+                    "fetchedAt",
+                    "expiresAt",
+                    "ttl",
+                    "itemCount",
+                    "lastAttemptAt",
+                    "lastErrorKind",
+                    "lastErrorMessage",
+                ]
+                .map(String::from)
+                .into(),
+            },
+        )]),
+        ttl_attribute: Some("ttl".into()),
+    };
+    assert_eq!(template_table(&template()), expected);
+}
+
+/// The schema of a table that `create_table` made, as DynamoDB describes it.
+async fn created_table() -> TableSchema {
+    let client = moto::dynamodb_client(moto::endpoint()).await;
+    let name = moto::unique_name("cfn");
+    drs_cache::adapters::dynamodb::create_table(&client, &name)
+        .await
+        .unwrap();
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let table = described.table().expect("a table description");
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let key = |elements: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+        elements
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    TableSchema {
+        billing_mode: table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        attributes: table
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                (
+                    a.attribute_name().to_owned(),
+                    a.attribute_type().as_str().to_owned(),
+                )
+            })
+            .collect(),
+        key: key(table.key_schema()),
+        indexes: table
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                let projection = i.projection().expect("a projection");
+                (
+                    i.index_name().unwrap_or_default().to_owned(),
+                    IndexSchema {
+                        key: key(i.key_schema()),
+                        projection: projection
+                            .projection_type()
+                            .map(|p| p.as_str().to_owned())
+                            .unwrap_or_default(),
+                        non_key_attributes: projection
+                            .non_key_attributes()
+                            .iter()
+                            .cloned()
+                            .collect(),
+                    },
+                )
+            })
+            .collect(),
+        ttl_attribute: ttl
+            .time_to_live_description()
+            .filter(|d| {
+                d.time_to_live_status()
+                    .is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING")
+            })
+            .and_then(|d| d.attribute_name())
+            .map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn the_table_is_the_one_create_table_makes() {
+    assert_eq!(template_table(&template()), created_table().await);
+}
+
+#[test]
+fn the_table_is_a_disposable_encrypted_cache() {
+    let t = template();
+    let resource = field(field(&t, "Resources"), "QueryCacheTable");
+    assert_eq!(text(resource, "Type"), "AWS::DynamoDB::Table");
+    assert_eq!(text(resource, "DeletionPolicy"), "Delete");
+    let props = properties(&t, "QueryCacheTable");
+    assert_eq!(
+        field(field(props, "SSESpecification"), "SSEEnabled"),
+        &Value::Bool(true)
+    );
+    let pitr = field(
+        field(props, "PointInTimeRecoverySpecification"),
+        "PointInTimeRecoveryEnabled",
+    );
+    assert!(is_ref(pitr, "PointInTimeRecovery"), "{pitr:?}");
+    let parameter = field(
+        field(field(&t, "Parameters"), "PointInTimeRecovery"),
+        "Default",
+    );
+    assert_eq!(parameter.as_str(), Some("false"));
+}
+
+// --- the HTTP API --------------------------------------------------------------
+
+/// The route that asks for a refresh by hand.
+const INVALIDATE_ROUTE: &str = "POST /cache/invalidate";
+
+/// Route keys of the API, each checked to lead to the reader and to be
+/// authorized as `ApiAuthorization` says.
+fn template_routes(template: &Value) -> BTreeSet<String> {
+    let integration = properties(template, "ReaderIntegration");
+    assert_eq!(text(integration, "IntegrationType"), "AWS_PROXY");
+    assert_eq!(text(integration, "PayloadFormatVersion"), "2.0");
+    assert!(is_ref(field(integration, "ApiId"), "HttpApi"));
+    assert!(is_get_att(
+        field(integration, "IntegrationUri"),
+        "ReaderFunction",
+        "Arn"
+    ));
+    resources_of(template, "AWS::ApiGatewayV2::Route")
+        .into_iter()
+        .map(|(id, route)| {
+            let props = field(route, "Properties");
+            assert!(is_ref(field(props, "ApiId"), "HttpApi"), "{id}");
+            assert!(
+                is_ref(field(props, "AuthorizationType"), "ApiAuthorization"),
+                "{id}"
+            );
+            let target = intrinsic(field(props, "Target"));
+            assert!(
+                matches!(&target, Some((f, arg))
+                    if f == "Sub" && arg.as_str() == Some("integrations/${ReaderIntegration}")),
+                "{id} targets {target:?}"
+            );
+            text(props, "RouteKey").to_owned()
+        })
+        .collect()
+}
+
+/// The path the reader serves a data type at (`drs-quotas` at `/drs/quotas`).
+fn path_of(data_type: DataType) -> String {
+    format!("/{}", data_type.as_str().replacen('-', "/", 1))
+}
+
+#[test]
+fn every_path_the_reader_serves_has_a_route_and_so_does_invalidation() {
+    let routes = template_routes(&template());
+    let expected: BTreeSet<String> = DataType::ALL
+        .iter()
+        .map(|&t| format!("GET {}", path_of(t)))
+        .chain([INVALIDATE_ROUTE.to_owned()])
+        .collect();
+    assert_eq!(routes, expected);
+}
+
+#[tokio::test]
+async fn every_route_reaches_a_path_the_reader_serves() {
+    assert_eq!(INVALIDATE_ROUTE, format!("POST {INVALIDATE_PATH}"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let choice = StoreChoice::Embedded(dir.path().join("cache.redb"));
+    let store = app::open_store(&app::Aws::default(), &choice)
+        .await
+        .unwrap();
+    let (queue, _receiver) = LocalRefreshQueue::new(16);
+    let router = app::reader_router(
+        store,
+        Arc::new(queue),
+        ReaderSettings::default(),
+        Arc::new(Recorded::default()),
+    );
+    let status = |method: Method, path: &str, body: &'static str| {
+        let request = ApiRequest {
+            method,
+            path: path.to_owned(),
+            query: Vec::new(),
+            if_none_match: None,
+            body: Bytes::from_static(body.as_bytes()),
+        };
+        let router = &router;
+        async move { router.handle(&request).await.status() }
+    };
+    assert_eq!(
+        status(Method::GET, "/drs/nothing-here", "").await,
+        StatusCode::NOT_FOUND
+    );
+    for route in template_routes(&template()) {
+        let (method, path) = route.split_once(' ').unwrap();
+        let answer = match method {
+            // Without `region` the reader refuses the request, but it knows the path.
+            "GET" => status(Method::GET, path, "").await,
+            "POST" => status(Method::POST, path, r#"{"dataType": "drs-quotas"}"#).await,
+            other => panic!("{route}: method {other}"),
+        };
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&answer),
+            "{route}: {answer}"
+        );
+        if method == "GET" {
+            assert_eq!(answer, StatusCode::BAD_REQUEST, "{route}");
+        }
+    }
+}
+
+#[test]
+fn the_api_serves_paths_as_the_reader_sees_them() {
+    let t = template();
+    // The reader takes the path as it is only on the `$default` stage
+    // (`read::lambda` strips any other stage name from it).
+    let stage = properties(&t, "DefaultStage");
+    assert_eq!(text(stage, "StageName"), "$default");
+    assert_eq!(field(stage, "AutoDeploy"), &Value::Bool(true));
+    assert_eq!(
+        text(properties(&t, "HttpApi"), "ProtocolType"),
+        "HTTP",
+        "the reader parses HTTP API (v2) events"
+    );
+    // API Gateway may invoke the reader for the reads and for invalidation.
+    let mut allowed = BTreeSet::new();
+    for (id, permission) in resources_of(&t, "AWS::Lambda::Permission") {
+        let props = field(permission, "Properties");
+        assert_eq!(text(props, "Principal"), "apigateway.amazonaws.com", "{id}");
+        assert!(
+            is_get_att(field(props, "FunctionName"), "ReaderFunction", "Arn"),
+            "{id}"
+        );
+        let Some((f, arn)) = intrinsic(field(props, "SourceArn")) else {
+            panic!("{id}: SourceArn")
+        };
+        assert_eq!(f, "Sub", "{id}");
+        let arn = arn.as_str().unwrap();
+        let prefix =
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/";
+        allowed.insert(
+            arn.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{id}: {arn}"))
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        allowed,
+        BTreeSet::from(["GET/*".to_owned(), "POST/cache/invalidate".to_owned()])
+    );
+}
+
+// --- the functions ---------------------------------------------------------------
+
+/// Evaluates the intrinsics the functions' environments use, as CloudFormation
+/// would for a stack in `STACK_ACCOUNT` and `STACK_REGION` with the given
+/// parameter values.
+struct Stack<'a> {
+    template: &'a Value,
+    parameters: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Stack<'a> {
+    fn new(template: &'a Value, parameters: &[(&'a str, &'a str)]) -> Self {
+        Self {
+            template,
+            parameters: parameters.iter().copied().collect(),
+        }
+    }
+
+    fn resolve(&self, value: &Value) -> String {
+        match value {
+            Value::String(s) => return s.clone(),
+            Value::Number(n) => return n.to_string(),
+            _ => {}
+        }
+        match intrinsic(value) {
+            Some((f, arg)) if f == "Ref" => {
+                let name = arg.as_str().expect("Ref takes a name");
+                match name {
+                    "AWS::AccountId" => return STACK_ACCOUNT.to_owned(),
+                    "AWS::Region" => return STACK_REGION.to_owned(),
+                    _ => {}
+                }
+                if let Some(value) = self.parameters.get(name) {
+                    return (*value).to_owned();
+                }
+                let parameter = self.template.get("Parameters").and_then(|p| p.get(name));
+                match parameter {
+                    Some(p) => match p.get("Default") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        _ => panic!("parameter {name} needs a value"),
+                    },
+                    // A resource: its physical ID.
+                    None => format!("physical-id-of-{name}"),
+                }
+            }
+            Some((f, arg)) if f == "If" => {
+                let [condition, then, otherwise] =
+                    arg.as_sequence().expect("If takes a list").as_slice()
+                else {
+                    panic!("If takes three arguments: {arg:?}");
+                };
+                let condition = condition.as_str().expect("a condition name");
+                if self.condition(condition) {
+                    self.resolve(then)
+                } else {
+                    self.resolve(otherwise)
+                }
+            }
+            other => panic!("cannot evaluate {other:?}"),
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let condition = field(field(self.template, "Conditions"), name);
+        match intrinsic(condition) {
+            Some((f, arg)) if f == "Equals" => {
+                let [a, b] = arg.as_sequence().expect("Equals takes a list").as_slice() else {
+                    panic!("Equals takes two arguments: {arg:?}");
+                };
+                self.resolve(a) == self.resolve(b)
+            }
+            other => panic!("cannot evaluate condition {name}: {other:?}"),
+        }
+    }
+
+    /// A function's environment variables, evaluated.
+    fn environment(&self, function: &str) -> BTreeMap<String, String> {
+        let variables = field(
+            field(properties(self.template, function), "Environment"),
+            "Variables",
+        );
+        variables
+            .as_mapping()
+            .expect("Variables is a mapping")
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().expect("variable names").to_owned(),
+                    self.resolve(value),
+                )
+            })
+            .collect()
+    }
+
+    /// `Env` over a function's environment, as the function reads it.
+    fn env(&self, function: &str) -> Env<impl Fn(&str) -> Option<String> + use<>> {
+        let environment = self.environment(function);
+        Env(move |name: &str| environment.get(name).cloned())
+    }
+}
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).unwrap()
+}
+
+#[test]
+fn the_reader_gets_every_variable_it_requires() {
+    let t = template();
+    let stack = Stack::new(&t, &[]);
+    let mut environment = stack.environment("ReaderFunction");
+    let config = ReaderConfig::from_vars(&stack.env("ReaderFunction"))
+        .unwrap_or_else(|e| panic!("{e} on the function"));
+    assert_eq!(config.table, "physical-id-of-QueryCacheTable");
+    // The stack's own workflow (Ref of a state machine is its ARN).
+    assert_eq!(
+        config.state_machine_arn,
+        "physical-id-of-RefreshStateMachine"
+    );
+    // Reader settings keep the code's defaults, and the default account is the
+    // stack's own.
+    let settings = config.settings;
+    assert_eq!(settings.default_account, Some(account(STACK_ACCOUNT)));
+    assert_eq!(settings.memory_ttl, ReaderSettings::default().memory_ttl);
+    assert_eq!(
+        settings.store_timeout,
+        ReaderSettings::default().store_timeout
+    );
+    // Both variables the stack sets are required: without either, the reader
+    // refuses to start, naming it.
+    for var in ["CACHE_TABLE_NAME", "REFRESH_STATE_MACHINE_ARN"] {
+        let value = environment.remove(var).expect("the stack sets it");
+        let without = environment.clone();
+        let err = ReaderConfig::from_vars(&Env(move |name: &str| without.get(name).cloned()))
+            .unwrap_err();
+        assert_eq!(err.var, var);
+        environment.insert(var.to_owned(), value);
+    }
+}
+
+#[test]
+fn a_deployment_account_parameter_overrides_the_stack_account_for_reads_only() {
+    let t = template();
+    let stack = Stack::new(&t, &[("DeploymentAccountId", "444455556666")]);
+    let settings = ReaderConfig::from_vars(&stack.env("ReaderFunction"))
+        .unwrap()
+        .settings;
+    assert_eq!(settings.default_account, Some(account("444455556666")));
+    // The functions read this stack's account with their own credentials, so
+    // that is their home account whatever the reader serves by default ...
+    let refresher = RefresherConfig::from_vars(&stack.env("RefresherFunction"))
+        .unwrap()
+        .settings;
+    assert_eq!(refresher.home_account, account(STACK_ACCOUNT));
+    let plan = PlannerConfig::from_vars(&stack.env("PlannerFunction"))
+        .unwrap()
+        .plan;
+    assert_eq!(plan.home, account(STACK_ACCOUNT));
+    // ... and the account the reader serves is the one kept fresh.
+    assert_eq!(plan.accounts, [account("444455556666")]);
+}
+
+#[test]
+fn the_planner_gets_the_variables_it_reads() {
+    let t = template();
+    // Defaults: the deployment's account and the stack's region, every type.
+    let config = PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+        .expect("a configuration the planner accepts")
+        .plan;
+    assert_eq!(config.home, account(STACK_ACCOUNT));
+    assert_eq!(config.accounts, [account(STACK_ACCOUNT)]);
+    assert_eq!(
+        config
+            .regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+        [STACK_REGION]
+    );
+    assert_eq!(config.data_types, DataType::ALL);
+    assert_eq!(config.schedule_interval, Duration::from_secs(60));
+    assert_eq!(config.batch_size, 10);
+    // Every parameter reaches it.
+    let stack = Stack::new(
+        &t,
+        &[
+            ("AccountIds", "111111111111,222222222222"),
+            ("Regions", "us-east-1,ap-southeast-2"),
+            ("DataTypes", "drs-quotas,ec2-subnets"),
+            ("ScheduleExpression", "rate(5 minutes)"),
+            ("ScheduleIntervalSeconds", "300"),
+            ("RefreshBatchSize", "25"),
+        ],
+    );
+    let config = PlannerConfig::from_vars(&stack.env("PlannerFunction"))
+        .unwrap()
+        .plan;
+    assert_eq!(
+        config.accounts,
+        [account("111111111111"), account("222222222222")]
+    );
+    assert_eq!(
+        config
+            .regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+        ["us-east-1", "ap-southeast-2"]
+    );
+    assert_eq!(
+        config.data_types,
+        [DataType::DrsQuotas, DataType::Ec2Subnets]
+    );
+    assert_eq!(config.schedule_interval, Duration::from_secs(300));
+    assert_eq!(config.batch_size, 25);
+    assert_eq!(
+        PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+            .unwrap()
+            .table,
+        "physical-id-of-QueryCacheTable"
+    );
+}
+
+#[test]
+fn the_data_types_default_is_every_type_and_each_is_allowed() {
+    let t = template();
+    let parameter = field(field(&t, "Parameters"), "DataTypes");
+    let default: Vec<&str> = text(parameter, "Default").split(',').collect();
+    let all: Vec<&str> = DataType::ALL.iter().map(|d| d.as_str()).collect();
+    assert_eq!(default, all);
+    let pattern = text(parameter, "AllowedPattern");
+    for data_type in all {
+        assert!(pattern.contains(data_type), "{data_type} not allowed");
+    }
+}
+
+#[test]
+fn the_refresher_gets_the_variables_it_reads() {
+    let t = template();
+    let config = RefresherConfig::from_vars(&Stack::new(&t, &[]).env("RefresherFunction"))
+        .expect("a configuration the refresher accepts");
+    assert_eq!(config.table, "physical-id-of-QueryCacheTable");
+    let settings = config.settings;
+    assert_eq!(settings.home_account, account(STACK_ACCOUNT));
+    assert_eq!(settings.concurrency, DEFAULT_REFRESH_CONCURRENCY);
+    let access = config.access;
+    assert_eq!(access.own_account, Some(account(STACK_ACCOUNT)));
+    let Credentials::AssumeRole {
+        role_name,
+        external_id,
+        ..
+    } = access.others
+    else {
+        panic!("other accounts are reached with AssumeRole")
+    };
+    assert_eq!(role_name, DEFAULT_ROLE_NAME);
+    assert_eq!(external_id, None, "an empty parameter is no ExternalId");
+
+    let stack = Stack::new(
+        &t,
+        &[
+            ("CrossAccountRoleName", "dr-metadata-reader"),
+            ("CrossAccountExternalId", "drs-cache-prod"),
+            ("RefreshConcurrency", "16"),
+        ],
+    );
+    let config = RefresherConfig::from_vars(&stack.env("RefresherFunction")).unwrap();
+    assert_eq!(config.settings.concurrency, 16);
+    let Credentials::AssumeRole {
+        role_name,
+        external_id,
+        ..
+    } = config.access.others
+    else {
+        panic!("other accounts are reached with AssumeRole")
+    };
+    assert_eq!(role_name, "dr-metadata-reader");
+    assert_eq!(external_id.as_deref(), Some("drs-cache-prod"));
+}
+
+#[test]
+fn every_variable_set_on_a_function_is_one_the_code_reads() {
+    let t = template();
+    let stack = Stack::new(&t, &[]);
+    for function in ["ReaderFunction", "PlannerFunction", "RefresherFunction"] {
+        for var in stack.environment(function).keys() {
+            let quoted = format!("\"{var}\"");
+            assert!(
+                CONFIG_SOURCES.iter().any(|s| s.contains(&quoted)),
+                "{function} sets {var}, which no code reads"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_function_runs_its_own_package() {
+    let t = template();
+    for (function, bin, key, role) in [
+        ("ReaderFunction", "reader", "ReaderCodeKey", "ReaderRole"),
+        (
+            "PlannerFunction",
+            "planner",
+            "PlannerCodeKey",
+            "PlannerRole",
+        ),
+        (
+            "RefresherFunction",
+            "refresher",
+            "RefresherCodeKey",
+            "RefresherRole",
+        ),
+    ] {
+        let props = properties(&t, function);
+        assert_eq!(text(props, "Runtime"), "provided.al2023", "{function}");
+        assert_eq!(text(props, "Handler"), "bootstrap", "{function}");
+        assert_eq!(
+            text(field(props, "LoggingConfig"), "LogFormat"),
+            "JSON",
+            "{function}"
+        );
+        assert!(is_ref(&list(props, "Architectures")[0], "Architecture"));
+        let code = field(props, "Code");
+        assert!(is_ref(field(code, "S3Bucket"), "CodeBucket"), "{function}");
+        assert!(is_ref(field(code, "S3Key"), key), "{function}");
+        assert!(is_get_att(field(props, "Role"), role, "Arn"), "{function}");
+        // Named like the binary and its `target/lambda/{bin}/` package.
+        let name = format!("${{ProjectName}}-{bin}-${{Environment}}");
+        assert!(is_sub(field(props, "FunctionName"), &name), "{function}");
+        assert!(
+            CARGO_TOML.contains(&format!("name = \"{bin}\"")),
+            "no [[bin]] {bin} in Cargo.toml"
+        );
+    }
+}
+
+// --- roles ---------------------------------------------------------------------------
+
+/// The actions a role's inline policies allow, each with the resources named
+/// (a policy under `!If` counts as present).
+fn granted<'a>(template: &'a Value, role: &str) -> BTreeMap<String, Vec<&'a Value>> {
+    let mut granted: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for policy in list(properties(template, role), "Policies") {
+        let policy = match intrinsic(policy) {
+            Some((f, arg)) if f == "If" => &arg.as_sequence().expect("If takes a list")[1],
+            _ => policy,
+        };
+        for statement in list(field(policy, "PolicyDocument"), "Statement") {
+            assert_eq!(text(statement, "Effect"), "Allow");
+            let actions: Vec<&str> = match field(statement, "Action") {
+                Value::String(a) => vec![a.as_str()],
+                Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+                other => panic!("Action {other:?}"),
+            };
+            let resources: Vec<&Value> = match field(statement, "Resource") {
+                Value::Sequence(items) => items.iter().collect(),
+                one => vec![one],
+            };
+            for action in actions {
+                granted
+                    .entry(action.to_owned())
+                    .or_default()
+                    .extend(resources.iter().copied());
+            }
+        }
+    }
+    granted
+}
+
+fn actions<'a>(granted: &'a BTreeMap<String, Vec<&Value>>) -> Vec<&'a str> {
+    granted.keys().map(String::as_str).collect()
+}
+
+fn is_sub(value: &Value, text: &str) -> bool {
+    matches!(intrinsic(value), Some((f, arg)) if f == "Sub" && arg.as_str() == Some(text))
+}
+
+fn is_table(value: &Value) -> bool {
+    is_get_att(value, "QueryCacheTable", "Arn")
+}
+
+#[test]
+fn the_reader_role_allows_reads_and_refresh_requests_only() {
+    let t = template();
+    let granted = granted(&t, "ReaderRole");
+    // `DynamoDbStore::get` reads a head with GetItem and its chunks with
+    // BatchGetItem; refresh requests are StartExecution.
+    assert_eq!(
+        actions(&granted),
+        [
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "states:StartExecution"
+        ]
+    );
+    for action in ["dynamodb:GetItem", "dynamodb:BatchGetItem"] {
+        assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
+    }
+    assert!(
+        granted["states:StartExecution"]
+            .iter()
+            .all(|r| is_ref(r, "RefreshStateMachine"))
+    );
+}
+
+#[test]
+fn the_planner_role_reads_the_table_and_writes_leases_and_calls_nothing_upstream() {
+    let t = template();
+    let granted = granted(&t, "PlannerRole");
+    assert_eq!(
+        actions(&granted),
+        [
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ]
+    );
+    let query = &granted["dynamodb:Query"];
+    assert!(query.iter().any(|r| is_table(r)));
+    assert!(
+        query
+            .iter()
+            .any(|r| is_sub(r, "${QueryCacheTable.Arn}/index/*")),
+        "Query on the dataType index"
+    );
+    for action in [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ] {
+        assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
+    }
+}
+
+#[test]
+fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_account_role() {
+    let t = template();
+    let granted = granted(&t, "RefresherRole");
+    let mut expected = vec![
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "drs:DescribeSourceServers",
+        "drs:ListStagingAccounts",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "iam:ListInstanceProfiles",
+        "sts:AssumeRole",
+    ];
+    expected.sort_unstable();
+    assert_eq!(actions(&granted), expected);
+    for (action, resources) in &granted {
+        if action.starts_with("dynamodb:") {
+            assert!(resources.iter().all(|r| is_table(r)), "{action}");
+        }
+    }
+    // The role the refresher's configuration names by default.
+    assert!(granted["sts:AssumeRole"].iter().all(|r| is_sub(
+        r,
+        "arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"
+    )));
+    let parameter = field(field(&t, "Parameters"), "CrossAccountRoleName");
+    assert_eq!(text(parameter, "Default"), DEFAULT_ROLE_NAME);
+}
+
+#[test]
+fn the_workflow_role_invokes_both_functions_and_runs_its_own_child_executions() {
+    let t = template();
+    let granted = granted(&t, "RefreshStateMachineRole");
+    let invoke = &granted["lambda:InvokeFunction"];
+    for function in ["PlannerFunction", "RefresherFunction"] {
+        assert!(
+            invoke.iter().any(|r| is_get_att(r, function, "Arn")),
+            "{function}"
+        );
+    }
+    // The Distributed Map starts, describes and stops executions of this very
+    // state machine, named by its name to avoid a circular dependency.
+    let name = intrinsic(field(
+        properties(&t, "RefreshStateMachine"),
+        "StateMachineName",
+    ))
+    .and_then(|(f, arg)| (f == "Sub").then(|| arg.as_str().unwrap().to_owned()))
+    .expect("StateMachineName is a !Sub");
+    let machine = format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"
+    );
+    let executions = format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}/*"
+    );
+    assert!(
+        granted["states:StartExecution"]
+            .iter()
+            .all(|r| is_sub(r, &machine))
+    );
+    for action in ["states:DescribeExecution", "states:StopExecution"] {
+        assert!(
+            granted[action].iter().all(|r| is_sub(r, &executions)),
+            "{action}"
+        );
+    }
+    // Nothing else but log delivery (when logging is on).
+    for action in granted.keys() {
+        assert!(
+            action.starts_with("logs:")
+                || action == "lambda:InvokeFunction"
+                || action.starts_with("states:"),
+            "{action}"
+        );
+    }
+}
+
+#[test]
+fn schedules_and_rules_may_only_start_the_workflow() {
+    let t = template();
+    for role in ["RefreshScheduleRole", "RefreshEventRuleRole"] {
+        let granted = granted(&t, role);
+        assert_eq!(actions(&granted), ["states:StartExecution"], "{role}");
+        assert!(
+            granted["states:StartExecution"]
+                .iter()
+                .all(|r| is_ref(r, "RefreshStateMachine")),
+            "{role}"
+        );
+    }
+}
+
+// --- the schedule ----------------------------------------------------------------------
+
+/// The period of a `rate(...)` expression.
+fn rate_period(expression: &str) -> Duration {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|e| e.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{expression} is not a rate"));
+    let (count, unit) = inner.split_once(' ').expect("rate(N unit)");
+    let count: u64 = count.parse().expect("a count");
+    let unit = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => panic!("unit {other}"),
+    };
+    Duration::from_secs(count * unit)
+}
+
+#[test]
+fn the_schedule_starts_a_scheduled_run_as_often_as_the_planner_is_told() {
+    let t = template();
+    let schedule = properties(&t, "RefreshSchedule");
+    assert!(is_ref(
+        field(schedule, "ScheduleExpression"),
+        "ScheduleExpression"
+    ));
+    let target = field(schedule, "Target");
+    assert!(is_ref(field(target, "Arn"), "RefreshStateMachine"));
+    assert!(is_get_att(
+        field(target, "RoleArn"),
+        "RefreshScheduleRole",
+        "Arn"
+    ));
+    // The input, with the time Scheduler puts in, is a scheduled tick.
+    let input: serde_json::Value = serde_json::from_str(text(target, "Input")).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"trigger": "schedule", "time": "<aws.scheduler.scheduled-time>"})
+    );
+    let mut tick = input.clone();
+    tick["time"] = "2024-05-14T09:00:00Z".into();
+    assert_eq!(
+        trigger::parse(&tick, account(STACK_ACCOUNT)),
+        Ok(Trigger::Schedule)
+    );
+    // The planner's notion of the period matches the expression's.
+    let parameters = field(&t, "Parameters");
+    let expression = text(field(parameters, "ScheduleExpression"), "Default");
+    assert_eq!(expression, "rate(1 minute)");
+    let config = PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+        .unwrap()
+        .plan;
+    assert_eq!(config.schedule_interval, rate_period(expression));
+}
+
+#[test]
+fn the_outputs_name_the_workflow_and_every_function() {
+    let t = template();
+    let outputs = field(&t, "Outputs");
+    assert!(is_ref(
+        field(field(outputs, "RefreshStateMachineArn"), "Value"),
+        "RefreshStateMachine"
+    ));
+    for function in ["ReaderFunction", "PlannerFunction", "RefresherFunction"] {
+        let output = field(outputs, &format!("{function}Arn"));
+        assert!(
+            is_get_att(field(output, "Value"), function, "Arn"),
+            "{function}"
+        );
+    }
+    // The reader's workflow is this stack's own now.
+    assert!(
+        field(&t, "Parameters")
+            .get("RefreshStateMachineArn")
+            .is_none()
+    );
+}

@@ -1,0 +1,419 @@
+//! The EventBridge rules of `cfn/drs-cache.yaml` route exactly the change events
+//! the planner acts on. Each rule's real pattern is put into moto's EventBridge
+//! with an SQS queue as its target (moto's TestEventPattern is a stub, its rule
+//! matching is not), then every sample event of `tests/fixtures/events/` is put
+//! on the bus and the queues show which rules took it.
+//!
+//! The fixture's name says where it must go: `drs-*` to the DRS rule, `ec2-*` to
+//! the EC2 rule, `iam-*` to the instance profile rule, `other-*` nowhere.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::{Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+    time::Duration,
+};
+
+use crate::support::moto;
+use drs_cache::{
+    domain::AccountId,
+    plan::trigger::{
+        self, DRS_DETAIL_TYPES, INSTANCE_PROFILE_EVENTS, SECURITY_GROUP_EVENTS, SUBNET_EVENTS,
+        Trigger,
+    },
+};
+use serde_json::{Value, json};
+use serde_norway::Value as Yaml;
+
+const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
+const REGION: &str = "us-east-1";
+const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
+
+/// The rules by logical ID, and the fixture prefix of the events each must take.
+const RULES: [(&str, &str); 3] = [
+    ("DrsEventRule", "drs-"),
+    ("Ec2ChangeRule", "ec2-"),
+    ("IamInstanceProfileChangeRule", "iam-"),
+];
+/// Events no rule may take.
+const UNRELATED: &str = "other-";
+
+fn template() -> Yaml {
+    serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML")
+}
+
+/// Every `AWS::Events::Rule` of the template: logical ID to properties.
+fn rules(template: &Yaml) -> BTreeMap<String, Yaml> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Events::Rule"))
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r["Properties"].clone()))
+        .collect()
+}
+
+/// A rule's event pattern as the JSON EventBridge takes.
+fn pattern(rule: &Yaml) -> Value {
+    serde_json::to_value(&rule["EventPattern"]).expect("a pattern without intrinsics")
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v.as_str().expect("strings").to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The sample events: file name to event.
+fn fixtures() -> BTreeMap<String, Value> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+    let events: BTreeMap<String, Value> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let event: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, event)
+        })
+        .collect();
+    assert!(!events.is_empty(), "no fixtures in {}", dir.display());
+    for (name, event) in &events {
+        // The EventBridge envelope every event has.
+        for field in [
+            "version",
+            "id",
+            "detail-type",
+            "source",
+            "account",
+            "time",
+            "region",
+        ] {
+            assert!(event[field].is_string(), "{name}: {field}");
+        }
+        assert!(event["resources"].is_array(), "{name}: resources");
+        assert!(event["detail"].is_object(), "{name}: detail");
+        assert!(
+            AccountId::parse(event["account"].as_str().unwrap()).is_ok(),
+            "{name}: account"
+        );
+        if event["detail-type"] == CLOUDTRAIL {
+            for field in [
+                "eventSource",
+                "eventName",
+                "awsRegion",
+                "recipientAccountId",
+                "eventID",
+            ] {
+                assert!(event["detail"][field].is_string(), "{name}: detail.{field}");
+            }
+        }
+    }
+    events
+}
+
+/// The rule a fixture must be routed by, from its name; `None` for `other-*`.
+fn expected_rule(fixture: &str) -> Option<&'static str> {
+    if fixture.starts_with(UNRELATED) {
+        return None;
+    }
+    let (rule, _) = RULES
+        .iter()
+        .find(|(_, prefix)| fixture.starts_with(prefix))
+        .unwrap_or_else(|| panic!("{fixture}: name it drs-, ec2-, iam- or other-"));
+    Some(rule)
+}
+
+// --- the template alone --------------------------------------------------------------
+
+#[test]
+fn every_rule_starts_the_refresh_workflow_with_the_whole_event() {
+    let t = template();
+    let rules = rules(&t);
+    assert_eq!(
+        rules.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        RULES.iter().map(|(id, _)| *id).collect(),
+    );
+    for (id, rule) in &rules {
+        assert_eq!(rule["State"].as_str(), Some("ENABLED"), "{id}");
+        let targets = rule["Targets"].as_sequence().expect("Targets");
+        assert_eq!(targets.len(), 1, "{id}");
+        let target = &targets[0];
+        let tagged = |value: &Yaml| match value {
+            Yaml::Tagged(t) => (t.tag.to_string(), t.value.as_str().unwrap_or("").to_owned()),
+            other => panic!("{id}: {other:?}"),
+        };
+        assert_eq!(
+            tagged(&target["Arn"]),
+            ("!Ref".into(), "RefreshStateMachine".into()),
+            "{id}"
+        );
+        assert_eq!(
+            tagged(&target["RoleArn"]),
+            ("!GetAtt".into(), "RefreshEventRuleRole.Arn".into()),
+            "{id}"
+        );
+        // The planner reads the event itself: no Input, InputPath or transformer.
+        for field in ["Input", "InputPath", "InputTransformer"] {
+            assert!(target.get(field).is_none(), "{id}: {field}");
+        }
+    }
+}
+
+#[test]
+fn the_rules_name_exactly_the_events_the_planner_acts_on() {
+    let t = template();
+    let rules = rules(&t);
+    let drs = pattern(&rules["DrsEventRule"]);
+    assert_eq!(strings(&drs["source"]), set(&["aws.drs"]));
+    assert_eq!(strings(&drs["detail-type"]), set(&DRS_DETAIL_TYPES));
+
+    let ec2 = pattern(&rules["Ec2ChangeRule"]);
+    assert_eq!(strings(&ec2["source"]), set(&["aws.ec2"]));
+    assert_eq!(strings(&ec2["detail-type"]), set(&[CLOUDTRAIL]));
+    assert_eq!(
+        strings(&ec2["detail"]["eventSource"]),
+        set(&["ec2.amazonaws.com"])
+    );
+    let ec2_names: Vec<&str> = SUBNET_EVENTS
+        .into_iter()
+        .chain(SECURITY_GROUP_EVENTS)
+        .collect();
+    assert_eq!(strings(&ec2["detail"]["eventName"]), set(&ec2_names));
+
+    let iam = pattern(&rules["IamInstanceProfileChangeRule"]);
+    assert_eq!(strings(&iam["source"]), set(&["aws.iam"]));
+    assert_eq!(strings(&iam["detail-type"]), set(&[CLOUDTRAIL]));
+    assert_eq!(
+        strings(&iam["detail"]["eventSource"]),
+        set(&["iam.amazonaws.com"])
+    );
+    assert_eq!(
+        strings(&iam["detail"]["eventName"]),
+        set(&INSTANCE_PROFILE_EVENTS)
+    );
+
+    // A CloudTrail record of a call that failed changed nothing.
+    for pattern in [&ec2, &iam] {
+        assert_eq!(pattern["detail"]["errorCode"], json!([{"exists": false}]));
+    }
+}
+
+#[test]
+fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
+    let events = fixtures();
+    let home = AccountId::parse("111122223333").unwrap();
+    let mut drs = BTreeSet::new();
+    let mut calls: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (name, event) in &events {
+        let Some(rule) = expected_rule(name) else {
+            continue;
+        };
+        match rule {
+            "DrsEventRule" => {
+                drs.insert(event["detail-type"].as_str().unwrap().to_owned());
+            }
+            rule => {
+                calls
+                    .entry(rule)
+                    .or_default()
+                    .insert(event["detail"]["eventName"].as_str().unwrap().to_owned());
+            }
+        }
+        let parsed = trigger::parse(event, home);
+        assert!(
+            matches!(
+                parsed,
+                Ok(Trigger::Change { .. } | Trigger::ProfilesChanged { .. })
+            ),
+            "{name}: the planner answers {parsed:?}"
+        );
+    }
+    assert_eq!(drs, set(&DRS_DETAIL_TYPES));
+    let ec2_names: Vec<&str> = SUBNET_EVENTS
+        .into_iter()
+        .chain(SECURITY_GROUP_EVENTS)
+        .collect();
+    assert_eq!(calls["Ec2ChangeRule"], set(&ec2_names));
+    assert_eq!(
+        calls["IamInstanceProfileChangeRule"],
+        set(&INSTANCE_PROFILE_EVENTS)
+    );
+    assert!(events.keys().any(|n| n.starts_with(UNRELATED)));
+}
+
+// --- moto ------------------------------------------------------------------------------
+
+/// One call of an AWS JSON protocol (`X-Amz-Target`) on the moto server; the
+/// answer's JSON body. The Authorization header names the service and region
+/// (moto routes by it and checks no signature).
+fn aws_json(service: &str, target: &str, body: &Value) -> Value {
+    let host = moto::endpoint().trim_start_matches("http://");
+    let content_type = match service {
+        "sqs" => "application/x-amz-json-1.0",
+        _ => "application/x-amz-json-1.1",
+    };
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(host).expect("moto answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: {target}\r\n\
+         Content-Type: {content_type}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/{REGION}/{service}/aws4_request, \
+         SignedHeaders=host;x-amz-target, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).expect("UTF-8 answer");
+    let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split(' ').nth(1).unwrap_or("");
+    assert!(
+        status.starts_with('2'),
+        "{target}: HTTP {status}: {payload}"
+    );
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{target}: chunked answers are not read here"
+    );
+    if payload.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{target}: {e}: {payload}"))
+    }
+}
+
+struct Queue {
+    url: String,
+}
+
+impl Queue {
+    fn create(name: &str) -> (Self, String) {
+        let created = aws_json("sqs", "AmazonSQS.CreateQueue", &json!({"QueueName": name}));
+        let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
+        let attributes = aws_json(
+            "sqs",
+            "AmazonSQS.GetQueueAttributes",
+            &json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
+        );
+        let arn = attributes["Attributes"]["QueueArn"]
+            .as_str()
+            .expect("QueueArn")
+            .to_owned();
+        (Self { url }, arn)
+    }
+
+    /// The events waiting in the queue, removed from it. moto delivers to a
+    /// rule's targets within PutEvents, so nothing arrives later.
+    fn drain(&self) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let received = aws_json(
+                "sqs",
+                "AmazonSQS.ReceiveMessage",
+                &json!({"QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
+            );
+            let messages = received["Messages"].as_array().cloned().unwrap_or_default();
+            if messages.is_empty() {
+                return events;
+            }
+            for message in messages {
+                let body = message["Body"].as_str().expect("a body");
+                events.push(serde_json::from_str(body).expect("the event as JSON"));
+                aws_json(
+                    "sqs",
+                    "AmazonSQS.DeleteMessage",
+                    &json!({"QueueUrl": self.url, "ReceiptHandle": message["ReceiptHandle"]}),
+                );
+            }
+        }
+    }
+}
+
+/// What identifies an event after EventBridge gave it a new id and time.
+fn identity(event: &Value) -> Value {
+    json!([
+        event["source"],
+        event["detail-type"],
+        event["resources"],
+        event["detail"]
+    ])
+}
+
+#[test]
+fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
+    let t = template();
+    let bus = moto::unique_name("bus");
+    aws_json("events", "AWSEvents.CreateEventBus", &json!({"Name": bus}));
+    let mut queues = BTreeMap::new();
+    for (id, rule) in rules(&t) {
+        let name = moto::unique_name(&id.to_lowercase());
+        let (queue, arn) = Queue::create(&name);
+        aws_json(
+            "events",
+            "AWSEvents.PutRule",
+            &json!({
+                "Name": name,
+                "EventBusName": bus,
+                "EventPattern": pattern(&rule).to_string(),
+                "State": "ENABLED",
+            }),
+        );
+        aws_json(
+            "events",
+            "AWSEvents.PutTargets",
+            &json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "queue", "Arn": arn}]}),
+        );
+        queues.insert(id, queue);
+    }
+
+    let mut routed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, event) in fixtures() {
+        let put = aws_json(
+            "events",
+            "AWSEvents.PutEvents",
+            &json!({"Entries": [{
+                "EventBusName": bus,
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Resources": event["resources"],
+                "Detail": event["detail"].to_string(),
+            }]}),
+        );
+        assert_eq!(put["FailedEntryCount"], 0, "{name}: {put}");
+        let mut taken_by = Vec::new();
+        for (rule, queue) in &queues {
+            for delivered in queue.drain() {
+                assert_eq!(identity(&delivered), identity(&event), "{name} via {rule}");
+                taken_by.push(rule.clone());
+            }
+        }
+        let expected: Vec<String> = expected_rule(&name).into_iter().map(String::from).collect();
+        assert_eq!(taken_by, expected, "{name} was taken by {taken_by:?}");
+        for rule in taken_by {
+            routed.entry(rule).or_default().push(name.clone());
+        }
+    }
+    // Every rule took something: a pattern that matches nothing fails above
+    // only if it has samples, so say it here too.
+    for (id, _) in RULES {
+        assert!(routed.contains_key(id), "{id} took no sample event");
+    }
+}

@@ -1,0 +1,23 @@
+//! The integration tests: one binary, so the crate links once and the moto and
+//! workflow harnesses start once per run. One module per area; harnesses and
+//! helpers in `support`.
+
+mod support;
+
+mod cfn_template;
+mod event_rules;
+mod plan;
+mod reader;
+mod reader_inputs;
+mod reader_lambda;
+mod refresh;
+mod refresh_accounts;
+mod refresh_trigger;
+mod refresher_lambda;
+mod serve;
+mod simulator;
+mod statemachine;
+mod store_dynamodb;
+mod store_embedded;
+mod upstream_aws;
+mod workflow;

@@ -1,0 +1,453 @@
+//! The refresher end to end: the real AWS SDK clients read the fleet simulator
+//! over HTTP, views are written to a DynamoDB table on moto, and the reader
+//! serves them.
+
+use std::time::{Duration, Instant};
+
+use crate::support::InSim;
+use crate::support::refresh::{HOME, REGION, Rig, home, key};
+use drs_cache::{
+    domain::{EntryState, RefreshErrorKind, Region},
+    refresh::summary::{FailureKind, Status},
+};
+use drs_sim::{AccountMatch, Faults, RegionalSelector, Service, SimConfig};
+use serde_json::Value;
+
+const ALL_KEYS: [&str; 7] = [
+    "drs-source-servers#us-east-1#123456789012",
+    "drs-quotas#us-east-1#123456789012",
+    "drs-accounts#us-east-1#123456789012",
+    "ec2-subnets#us-east-1#123456789012",
+    "ec2-security-groups#us-east-1#123456789012",
+    "ec2-instance-profiles#us-east-1#123456789012",
+    "ec2-instance-types#us-east-1#global",
+];
+
+fn region() -> Region {
+    Region::parse(REGION).unwrap()
+}
+
+fn assert_fields(record: &Value, fields: &[&str]) {
+    for f in fields {
+        assert!(record.get(*f).is_some(), "{f} missing in {record}");
+    }
+}
+
+fn query() -> [(&'static str, &'static str); 2] {
+    [("region", REGION), ("accountId", HOME)]
+}
+
+#[tokio::test]
+async fn every_data_type_is_refreshed_then_served_with_its_documented_fields() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let report = rig.refresh(&ALL_KEYS).await;
+    assert_eq!(report.counts.failed, 0, "{report:#?}");
+    assert_eq!(report.counts.refreshed, 7, "{report:#?}");
+    // One DescribeSourceServers fed both DRS keys.
+    assert_eq!(rig.sim.requests(Service::Drs, "DescribeSourceServers"), 1);
+    // One metric record per key, with its reason, items and bytes.
+    let metrics = rig.metrics.take();
+    assert_eq!(metrics.len(), 7);
+    for (reason, summary) in &metrics {
+        assert_eq!(*reason, drs_cache::ports::RefreshReason::Manual);
+        assert!(
+            summary.items > 0 && summary.bytes > 0 && summary.pages > 0,
+            "{summary:?}"
+        );
+    }
+
+    let servers = rig.get_json("/drs/source-servers", &query()).await;
+    assert_eq!(servers["region"], REGION);
+    assert_eq!(servers["serverCount"], 50);
+    assert_eq!(servers["servers"].as_array().unwrap().len(), 50);
+    let server = &servers["servers"][0];
+    assert_fields(
+        server,
+        &[
+            "sourceServerID",
+            "hostname",
+            "fqdn",
+            "nameTag",
+            "sourceInstanceId",
+            "sourceIp",
+            "os",
+            "replicationState",
+            "lagDuration",
+            "lastSeen",
+            "lastLaunchResult",
+            "stagingStatus",
+            "hardware",
+            "tags",
+        ],
+    );
+    assert!(server["sourceServerID"].as_str().unwrap().starts_with("s-"));
+    assert!(server["hostname"].is_string());
+    assert!(server["hardware"]["totalCores"].as_u64().unwrap() > 0);
+    assert!(server["hardware"]["ramGiB"].as_f64().unwrap() > 0.0);
+
+    let quotas = rig.get_json("/drs/quotas", &query()).await;
+    assert_eq!(quotas["accountId"], HOME);
+    assert_eq!(quotas["totalSourceServers"], 50);
+    assert_eq!(quotas["maxReplicatingServers"], 300);
+    assert_eq!(quotas["maxSourceServers"], 4000);
+    let replicating = quotas["replicatingServers"].as_u64().unwrap();
+    assert_eq!(
+        quotas["availableReplicatingSlots"].as_u64().unwrap(),
+        300 - replicating
+    );
+    let by_state = quotas["serversByReplicationState"].as_object().unwrap();
+    assert_eq!(
+        by_state.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        50
+    );
+    assert_eq!(quotas["status"], "OK");
+    // Recount from the served servers: replicating = local servers in a
+    // replicating state.
+    let expected = servers["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stagingStatus"] != "EXTENDED")
+        .filter(|s| {
+            [
+                "CONTINUOUS",
+                "INITIAL_SYNC",
+                "RESCAN",
+                "INITIATING",
+                "CREATING_SNAPSHOT",
+                "BACKLOG",
+            ]
+            .contains(&s["replicationState"].as_str().unwrap_or_default())
+        })
+        .count() as u64;
+    assert_eq!(replicating, expected);
+
+    let accounts = rig.get_json("/drs/accounts", &query()).await;
+    assert!(accounts["count"].as_u64().unwrap() > 0);
+    assert_fields(&accounts["accounts"][0], &["accountId"]);
+
+    let subnets = rig.get_json("/ec2/subnets", &query()).await;
+    assert_eq!(subnets["count"], 12);
+    assert_fields(
+        &subnets["subnets"][0],
+        &[
+            "subnetId",
+            "subnetName",
+            "vpcId",
+            "cidrBlock",
+            "availabilityZone",
+            "availableIpAddressCount",
+            "tags",
+        ],
+    );
+    let vpc = subnets["subnets"][0]["vpcId"].as_str().unwrap().to_owned();
+    let in_vpc = rig
+        .get_json("/ec2/subnets", &[("region", REGION), ("vpcId", &vpc)])
+        .await;
+    assert!(in_vpc["count"].as_u64().unwrap() >= 1);
+
+    let groups = rig.get_json("/ec2/security-groups", &query()).await;
+    assert_eq!(groups["count"], 20);
+    assert_fields(
+        &groups["securityGroups"][0],
+        &["groupId", "groupName", "description", "vpcId"],
+    );
+
+    let profiles = rig.get_json("/ec2/instance-profiles", &query()).await;
+    assert_eq!(profiles["count"], 25);
+    assert_fields(
+        &profiles["instanceProfiles"][0],
+        &["instanceProfileName", "instanceProfileArn", "roles"],
+    );
+    assert!(
+        profiles["instanceProfiles"][0]["instanceProfileArn"]
+            .as_str()
+            .unwrap()
+            .contains(HOME)
+    );
+
+    let types = rig
+        .get_json("/ec2/instance-types", &[("region", REGION)])
+        .await;
+    let count = types["count"].as_u64().unwrap();
+    assert!((800..=1400).contains(&count), "{count} instance types");
+    assert_fields(
+        &types["instanceTypes"][0],
+        &[
+            "instanceType",
+            "vcpus",
+            "memoryMiB",
+            "instanceFamily",
+            "networkPerformance",
+        ],
+    );
+    let m5 = rig
+        .get_json(
+            "/ec2/instance-types",
+            &[("region", REGION), ("instanceFamily", "m5")],
+        )
+        .await;
+    assert!(m5["count"].as_u64().unwrap() > 0);
+    for t in m5["instanceTypes"].as_array().unwrap() {
+        assert!(t["instanceType"].as_str().unwrap().starts_with("m5."));
+    }
+}
+
+#[tokio::test]
+async fn every_listing_is_read_through_all_of_its_pages() {
+    let rig = Rig::start(SimConfig {
+        max_page_size: 7,
+        ..SimConfig::default()
+    })
+    .await;
+    let report = rig.refresh(&ALL_KEYS).await;
+    assert_eq!(report.counts.failed, 0, "{report:#?}");
+    let pages = |k: &str| {
+        report
+            .results
+            .iter()
+            .find(|r| r.cache_key == key(k))
+            .unwrap()
+            .pages
+    };
+    // 50 servers, 12 subnets, 20 groups, 25 profiles in pages of 7.
+    assert_eq!(pages(ALL_KEYS[0]), 8);
+    assert_eq!(pages(ALL_KEYS[3]), 2);
+    assert_eq!(pages(ALL_KEYS[4]), 3);
+    assert_eq!(pages(ALL_KEYS[5]), 4);
+    assert!(pages(ALL_KEYS[6]) > 100);
+    assert_eq!(rig.sim.requests(Service::Drs, "DescribeSourceServers"), 8);
+    assert_eq!(rig.sim.requests(Service::Iam, "ListInstanceProfiles"), 4);
+
+    // Every record of every page made it into the views, once.
+    let servers = rig.get_json("/drs/source-servers", &query()).await;
+    let mut ids: Vec<&str> = servers["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sourceServerID"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    let profiles = rig.get_json("/ec2/instance-profiles", &query()).await;
+    assert_eq!(profiles["count"], 25);
+}
+
+#[tokio::test]
+async fn an_unchanged_upstream_only_extends_and_a_change_rewrites() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let servers = "drs-source-servers#us-east-1#123456789012";
+    let first = rig.refresh(&[servers]).await;
+    assert_eq!(first.counts.refreshed, 2);
+    let before = rig.store.get(&key(servers)).await.unwrap().unwrap();
+
+    let again = rig.refresh(&[servers]).await;
+    assert_eq!(again.counts.unchanged, 2, "{again:#?}");
+    assert!(again.results.iter().all(|r| !r.changed));
+    let extended = rig.store.get(&key(servers)).await.unwrap().unwrap();
+    assert_eq!(extended.body, before.body);
+    assert!(extended.meta.version > before.meta.version);
+    assert_eq!(extended.meta.created_at, before.meta.created_at);
+
+    rig.sim.bump_generation(home().sim(), &region().sim());
+    let changed = rig.refresh(&[servers]).await;
+    let summary = &changed.results[0];
+    assert_eq!(summary.status, Status::Refreshed, "{changed:#?}");
+    assert!(summary.changed);
+    let rewritten = rig.store.get(&key(servers)).await.unwrap().unwrap();
+    assert_ne!(rewritten.body, before.body);
+}
+
+#[tokio::test]
+async fn a_throttled_call_waits_for_retry_after_and_then_succeeds() {
+    let rig = Rig::start(SimConfig::default()).await;
+    rig.sim
+        .set_faults(Faults {
+            throttle_next: 2,
+            retry_after_secs: 1,
+            ..Faults::default()
+        })
+        .unwrap();
+    let started = Instant::now();
+    let report = rig.refresh(&["drs-accounts#us-east-1#123456789012"]).await;
+    assert_eq!(report.counts.refreshed, 1, "{report:#?}");
+    assert_eq!(rig.sim.requests(Service::Drs, "ListStagingAccounts"), 3);
+    // Two answers asked for one second each.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn throttling_past_every_attempt_is_recorded_and_keeps_the_cached_data() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let subnets = "ec2-subnets#us-east-1#123456789012";
+    assert_eq!(rig.refresh(&[subnets]).await.counts.refreshed, 1);
+    let cached = rig.store.get(&key(subnets)).await.unwrap().unwrap();
+    rig.sim
+        .set_faults(Faults {
+            throttle_next: 10,
+            retry_after_secs: 0,
+            ..Faults::default()
+        })
+        .unwrap();
+    let report = rig.refresh(&[subnets]).await;
+    assert_eq!(report.counts.failed, 1);
+    assert_eq!(
+        report.decisive_failure(),
+        Some(FailureKind::Upstream(RefreshErrorKind::Throttled))
+    );
+    let after = rig.store.get(&key(subnets)).await.unwrap().unwrap();
+    assert_eq!(after.body, cached.body);
+    assert_eq!(after.meta.version, cached.meta.version);
+    let failure = after.meta.last_attempt.unwrap().failure.unwrap();
+    assert_eq!(failure.kind, RefreshErrorKind::Throttled);
+}
+
+#[tokio::test]
+async fn a_region_where_drs_is_not_initialized_is_stored_as_that_state() {
+    let rig = Rig::start(SimConfig {
+        faults: Faults {
+            not_initialized: vec![RegionalSelector {
+                account: AccountMatch::Any,
+                region: region().sim(),
+            }],
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let report = rig
+        .refresh(&[
+            "drs-quotas#us-east-1#123456789012",
+            "drs-accounts#us-east-1#123456789012",
+            "ec2-subnets#us-east-1#123456789012",
+        ])
+        .await;
+    assert_eq!(report.counts.not_initialized, 3, "{report:#?}");
+    assert_eq!(report.counts.refreshed, 1);
+    assert_eq!(report.decisive_failure(), None);
+    let entry = rig
+        .store
+        .get(&key("drs-quotas#us-east-1#123456789012"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.meta.state, EntryState::DrsNotInitialized);
+    let response = rig.get("/drs/quotas", &query()).await;
+    assert_eq!(response.status(), 409);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"], "DRS_NOT_INITIALIZED");
+    // EC2 is not affected.
+    rig.get_json("/ec2/subnets", &query()).await;
+}
+
+#[tokio::test]
+async fn access_denied_is_recorded_without_touching_the_cached_data() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let keys = [
+        "drs-source-servers#us-east-1#123456789012",
+        "ec2-security-groups#us-east-1#123456789012",
+    ];
+    assert_eq!(rig.refresh(&keys).await.counts.refreshed, 3);
+    let cached = rig.store.get(&key(keys[0])).await.unwrap().unwrap();
+    rig.sim
+        .update(|c| c.faults.access_denied = vec![home().sim()])
+        .unwrap();
+    let report = rig.refresh(&keys).await;
+    assert_eq!(report.counts.failed, 3, "{report:#?}");
+    for r in &report.results {
+        let error = r.error.as_ref().unwrap();
+        assert_eq!(
+            error.kind,
+            FailureKind::Upstream(RefreshErrorKind::AccessDenied)
+        );
+    }
+    let entry = rig.store.get(&key(keys[0])).await.unwrap().unwrap();
+    assert_eq!(entry.meta.state, EntryState::Ready);
+    assert_eq!(entry.body, cached.body);
+    assert_eq!(entry.meta.version, cached.meta.version);
+    assert_eq!(
+        entry.meta.last_attempt.unwrap().failure.unwrap().kind,
+        RefreshErrorKind::AccessDenied
+    );
+    // The reader still serves the data, and says the last refresh failed.
+    let response = rig.get("/drs/source-servers", &query()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-refresh-error"], "AccessDenied");
+    assert_eq!(response.body(), &cached.body);
+}
+
+#[tokio::test]
+async fn a_region_that_is_not_enabled_is_reported_as_such() {
+    let rig = Rig::start(SimConfig {
+        faults: Faults {
+            disabled_regions: vec![drs_sim::Region::parse("ap-east-1").unwrap()],
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let report = rig
+        .refresh(&[
+            "ec2-subnets#ap-east-1#123456789012",
+            "drs-accounts#ap-east-1#123456789012",
+        ])
+        .await;
+    assert_eq!(report.counts.failed, 2, "{report:#?}");
+    assert_eq!(
+        report.decisive_failure(),
+        Some(FailureKind::Upstream(RefreshErrorKind::RegionNotEnabled))
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_that_started_earlier_never_replaces_one_that_started_later() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let servers = "drs-source-servers#us-east-1#123456789012";
+    // A starts first and its answer (generation 0) is held at the simulator.
+    let hold = rig.sim.hold_next(1);
+    let targets = [servers];
+    let early = rig.refresh(&targets);
+    let (early_report, late) = tokio::join!(early, async {
+        hold.wait_arrived(1).await;
+        // B starts later, sees generation 1, and finishes first.
+        rig.sim.bump_generation(home().sim(), &region().sim());
+        let late = rig.refresh(&[servers]).await;
+        hold.release();
+        late
+    });
+    assert_eq!(late.counts.refreshed, 2, "{late:#?}");
+    assert_eq!(early_report.counts.superseded, 2, "{early_report:#?}");
+    // B's data is in place: what generation 1 answers now.
+    let stored = rig.store.get(&key(servers)).await.unwrap().unwrap();
+    let check = rig.refresh(&[servers]).await;
+    assert_eq!(check.counts.unchanged, 2, "{check:#?}");
+    let after = rig.store.get(&key(servers)).await.unwrap().unwrap();
+    assert_eq!(after.body, stored.body);
+}
+
+#[tokio::test]
+async fn four_thousand_source_servers_round_trip_through_store_and_reader() {
+    let rig = Rig::start(SimConfig::default()).await;
+    rig.sim
+        .set_servers(home().sim(), &region().sim(), 4000)
+        .unwrap();
+    let report = rig
+        .refresh(&["drs-source-servers#us-east-1#123456789012"])
+        .await;
+    assert_eq!(report.counts.refreshed, 2, "{report:#?}");
+    let summary = &report.results[0];
+    assert_eq!(summary.items, 4000);
+    assert!(summary.bytes > 400 * 1024, "{} bytes", summary.bytes);
+    let response = rig.get("/drs/source-servers", &query()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().len() as u64, summary.bytes);
+    let served: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(served["serverCount"], 4000);
+    assert_eq!(served["servers"].as_array().unwrap().len(), 4000);
+    let quotas = rig.get_json("/drs/quotas", &query()).await;
+    assert_eq!(quotas["totalSourceServers"], 4000);
+    // Far more than 300 servers replicate: no slot is left.
+    assert_eq!(quotas["status"], "CRITICAL");
+    assert_eq!(quotas["availableReplicatingSlots"], 0);
+}

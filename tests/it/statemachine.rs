@@ -1,0 +1,1003 @@
+//! The refresh workflow's definition, `statemachine/refresh.asl.json`: valid ASL
+//! (asl-validator), filled completely by the template's substitutions, retrying
+//! and catching only errors the functions really raise, keeping only counts of
+//! the refresher's report, and running end to end on moto's ASL engine with
+//! stand-ins for the two functions that answer in their real shapes.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    convert::Infallible,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use aws_sdk_sfn::{
+    config::{BehaviorVersion, Credentials, Region},
+    types::ExecutionStatus,
+};
+use bytes::Bytes;
+use drs_cache::{
+    domain::{CacheKey, RefreshErrorKind},
+    invocation::ErrorType,
+    plan::summary::RunSummary,
+    ports::RefreshReason,
+    refresh::summary::{BatchReport, FailureKind},
+    workflow::{Batch, PlanOutput, SummarizeInput, TargetSpec},
+};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use serde_norway::Value as Yaml;
+use strum::VariantArray;
+
+const DEFINITION: &str = include_str!("../../statemachine/refresh.asl.json");
+const DEFINITION_PATH: &str = "statemachine/refresh.asl.json";
+const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
+const TEST_SCRIPT: &str = include_str!("../../scripts/test");
+
+/// The asl-validator release used here and by `scripts/test`.
+const ASL_VALIDATOR_VERSION: &str = "4.0.0";
+
+/// Lambda service errors worth retrying (AWS Step Functions error handling docs).
+const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+fn definition() -> Value {
+    serde_json::from_str(DEFINITION).expect("the definition is JSON even with its placeholders")
+}
+
+fn template() -> Yaml {
+    serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML")
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every state of the definition, nested ones (the Map's) included, by name.
+fn states(definition: &Value) -> BTreeMap<String, &Value> {
+    fn walk<'a>(machine: &'a Value, into: &mut BTreeMap<String, &'a Value>) {
+        let states = machine["States"].as_object().expect("States is an object");
+        for (name, state) in states {
+            assert!(
+                into.insert(name.clone(), state).is_none(),
+                "state name {name:?} used twice"
+            );
+            if let Some(processor) = state.get("ItemProcessor") {
+                walk(processor, into);
+            }
+        }
+    }
+    let mut all = BTreeMap::new();
+    walk(definition, &mut all);
+    all
+}
+
+fn state<'a>(definition: &'a Value, name: &str) -> &'a Value {
+    states(definition)
+        .remove(name)
+        .unwrap_or_else(|| panic!("no state {name:?}"))
+}
+
+fn error_names(handlers: &Value) -> Vec<Vec<String>> {
+    handlers
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|h| {
+                    h["ErrorEquals"]
+                        .as_array()
+                        .expect("ErrorEquals is a list")
+                        .iter()
+                        .map(|e| e.as_str().expect("error names").to_owned())
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// --- the template's side: substitutions -----------------------------------------
+
+fn state_machine_properties(template: &Yaml) -> &Yaml {
+    &template["Resources"]["RefreshStateMachine"]["Properties"]
+}
+
+/// `${Name}` placeholders of the definition text.
+fn placeholders(text: &str) -> BTreeSet<String> {
+    text.match_indices("${")
+        .map(|(at, _)| {
+            let rest = &text[at + 2..];
+            let name = &rest[..rest.find('}').expect("a placeholder ends with }")];
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "placeholder {name:?}"
+            );
+            name.to_owned()
+        })
+        .collect()
+}
+
+/// What CloudFormation substitutes for each placeholder in a stack in account
+/// 123456789012 (us-east-1) with the template's parameter defaults.
+fn default_substitutions(template: &Yaml) -> BTreeMap<String, String> {
+    let substitutions = state_machine_properties(template)["DefinitionSubstitutions"]
+        .as_mapping()
+        .expect("DefinitionSubstitutions is a mapping");
+    substitutions
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str().expect("substitution names").to_owned();
+            let Yaml::Tagged(tagged) = value else {
+                panic!("{name}: expected !Ref or !GetAtt, got {value:?}")
+            };
+            let value = match (tagged.tag.to_string().as_str(), &tagged.value) {
+                ("!Ref", Yaml::String(parameter)) => {
+                    match &template["Parameters"][parameter.as_str()]["Default"] {
+                        Yaml::Number(n) => n.to_string(),
+                        Yaml::String(s) => s.clone(),
+                        other => panic!("{parameter} has no usable default: {other:?}"),
+                    }
+                }
+                ("!GetAtt", Yaml::String(attribute)) => {
+                    let function = attribute
+                        .strip_suffix(".Arn")
+                        .unwrap_or_else(|| panic!("{name}: {attribute} is not an ARN"));
+                    format!("arn:aws:lambda:us-east-1:123456789012:function:{function}")
+                }
+                (tag, arg) => panic!("{name}: cannot evaluate {tag} {arg:?}"),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// The definition as CloudFormation hands it to Step Functions: each `${Name}`
+/// replaced by its value, as text.
+fn substituted(substitutions: &BTreeMap<String, String>) -> String {
+    substitutions
+        .iter()
+        .fold(DEFINITION.to_owned(), |text, (name, value)| {
+            text.replace(&format!("${{{name}}}"), value)
+        })
+}
+
+#[test]
+fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
+    let t = template();
+    let used = placeholders(DEFINITION);
+    let given: BTreeSet<String> = default_substitutions(&t).into_keys().collect();
+    assert_eq!(used, given);
+    assert!(placeholders(&substituted(&default_substitutions(&t))).is_empty());
+}
+
+#[test]
+fn the_template_deploys_this_definition_as_a_standard_workflow() {
+    let t = template();
+    let props = state_machine_properties(&t);
+    assert_eq!(props["StateMachineType"].as_str(), Some("STANDARD"));
+    // A path relative to the template, which `aws cloudformation package` uploads.
+    let location = props["DefinitionS3Location"]
+        .as_str()
+        .expect("DefinitionS3Location is the local definition file");
+    let file = repo_root().join("cfn").join(location);
+    assert_eq!(
+        std::fs::canonicalize(&file).unwrap(),
+        std::fs::canonicalize(repo_root().join(DEFINITION_PATH)).unwrap()
+    );
+}
+
+#[test]
+fn the_map_limits_are_numbers_within_range() {
+    let t = template();
+    let d = definition();
+    let map = state(&d, "Refresh targets");
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["Mode"],
+        "DISTRIBUTED"
+    );
+    // moto rejects EXPRESS children; STANDARD children also keep their history.
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["ExecutionType"],
+        "STANDARD"
+    );
+    assert_eq!(map["MaxConcurrencyPath"], "$.limits.maxConcurrency");
+    assert_eq!(
+        map["ToleratedFailurePercentagePath"],
+        "$.limits.toleratedFailurePercentage"
+    );
+    // The limits are placed by "Plan refresh" from string substitutions, turned
+    // into numbers by States.StringToJson: check what the defaults become.
+    let limits = &state(&d, "Plan refresh")["ResultSelector"]["limits"];
+    let values = default_substitutions(&t);
+    let number = |field: &str| -> f64 {
+        let expression = limits[field].as_str().expect("an intrinsic");
+        let name = placeholders(expression).pop_first().expect("a placeholder");
+        assert_eq!(
+            expression,
+            format!("States.StringToJson('${{{name}}}')"),
+            "{field}"
+        );
+        let parameter = &t["Parameters"][name.as_str()];
+        assert_eq!(parameter["Type"].as_str(), Some("Number"), "{name}");
+        values[&name].parse().expect("a number")
+    };
+    let concurrency = number("maxConcurrency.$");
+    assert!(concurrency >= 1.0 && concurrency.fract() == 0.0);
+    let tolerated = number("toleratedFailurePercentage.$");
+    assert!((0.0..=100.0).contains(&tolerated));
+}
+
+// --- asl-validator -----------------------------------------------------------------
+
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("DRS_CACHE_TOOLS").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/drs-cache/tools"),
+    }
+}
+
+/// asl-validator: `ASL_VALIDATOR_BIN` (set by `scripts/test`), or the copy in
+/// the tools directory, installed there with npm on first use exactly as
+/// `scripts/test` does.
+fn asl_validator() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("ASL_VALIDATOR_BIN").filter(|b| !b.is_empty()) {
+            return PathBuf::from(bin);
+        }
+        let dir = tools_dir()
+            .join("node")
+            .join(format!("asl-validator-{ASL_VALIDATOR_VERSION}"));
+        let bin = dir.join("node_modules/.bin/asl-validator");
+        if !bin.is_file() {
+            install_asl_validator(&dir);
+        }
+        assert!(bin.is_file(), "{} missing after install", bin.display());
+        bin
+    })
+}
+
+fn install_asl_validator(dir: &Path) {
+    let parent = dir.parent().expect("a tools subdirectory");
+    std::fs::create_dir_all(parent).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = parent.join(format!(".asl-validator.{}-{nanos}", std::process::id()));
+    eprintln!(
+        "installing asl-validator@{ASL_VALIDATOR_VERSION} into {} (scripts/test does this once)",
+        dir.display()
+    );
+    let status = Command::new("npm")
+        .arg("install")
+        .arg("--prefix")
+        .arg(&tmp)
+        .args(["--no-audit", "--no-fund", "--loglevel=error"])
+        .arg(format!("asl-validator@{ASL_VALIDATOR_VERSION}"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run npm ({e}): install Node.js 20 or later with npm, or run scripts/test"
+            )
+        });
+    assert!(
+        status.success(),
+        "npm install asl-validator@{ASL_VALIDATOR_VERSION} failed: {status}"
+    );
+    // Another process may have installed it meanwhile: keep its copy.
+    if std::fs::rename(&tmp, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
+/// asl-validator's verdict on a definition: `Ok` or its report.
+fn validate(definition: &str) -> Result<(), String> {
+    let file = tempfile::Builder::new()
+        .suffix(".asl.json")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), definition).unwrap();
+    let out = Command::new(asl_validator())
+        .arg("--json-path")
+        .arg(file.path())
+        .output()
+        .expect("asl-validator runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(report)
+    }
+}
+
+#[test]
+fn scripts_test_pins_the_same_asl_validator() {
+    assert!(
+        TEST_SCRIPT.contains(&format!("ASL_VALIDATOR_VERSION='{ASL_VALIDATOR_VERSION}'")),
+        "scripts/test and tests/statemachine.rs must pin one asl-validator version"
+    );
+}
+
+#[test]
+fn asl_validator_accepts_the_definition_as_written_and_as_deployed() {
+    validate(DEFINITION).unwrap_or_else(|report| panic!("{DEFINITION_PATH}: {report}"));
+    let deployed = substituted(&default_substitutions(&template()));
+    validate(&deployed).unwrap_or_else(|report| panic!("substituted: {report}"));
+    // It does check: a transition to a state that does not exist is refused.
+    let mut broken = definition();
+    broken["States"]["Any targets?"]["Default"] = json!("No such state");
+    let report = validate(&broken.to_string()).expect_err("a broken definition");
+    assert!(report.contains("No such state"), "{report}");
+}
+
+// --- errors: what the functions raise, and what the workflow does with it -------------
+
+/// Every kind an upstream failure is classified as. The match fails to compile
+/// when a kind is added, so that this test is revisited.
+fn refresh_error_kinds() -> [RefreshErrorKind; 5] {
+    use RefreshErrorKind::*;
+    let all = [
+        Throttled,
+        AccessDenied,
+        NotInitialized,
+        RegionNotEnabled,
+        Upstream,
+    ];
+    for kind in all {
+        match kind {
+            Throttled | AccessDenied | NotInitialized | RegionNotEnabled | Upstream => {}
+        }
+    }
+    all
+}
+
+/// The error types the refresher fails an invocation with: each failure kind
+/// (`NotInitialized` is stored as a state, never raised) and `InvalidInput`.
+fn refresher_failures() -> Vec<FailureKind> {
+    refresh_error_kinds()
+        .into_iter()
+        .filter(|k| *k != RefreshErrorKind::NotInitialized)
+        .map(FailureKind::Upstream)
+        .chain([FailureKind::StoreUnavailable])
+        .collect()
+}
+
+/// The error type of an input the functions refuse.
+fn invalid_input() -> &'static str {
+    ErrorType::InvalidInput.into()
+}
+
+#[test]
+fn retry_and_catch_name_only_errors_that_are_raised() {
+    // One enum holds every error type the functions raise; each failure kind
+    // is one of them.
+    let raised: BTreeSet<String> = ErrorType::VARIANTS.iter().map(|t| t.to_string()).collect();
+    for kind in refresh_error_kinds() {
+        assert!(raised.contains(kind.as_str()), "{kind}");
+    }
+    assert!(raised.contains(FailureKind::StoreUnavailable.as_str()));
+    assert!(raised.contains(invalid_input()));
+    // The Step Functions names this workflow may use.
+    let service: BTreeSet<&str> = LAMBDA_SERVICE_ERRORS
+        .into_iter()
+        .chain(["States.ALL", "States.TaskFailed", "States.Timeout"])
+        .collect();
+    let d = definition();
+    for (name, state) in states(&d) {
+        for handlers in ["Retry", "Catch"] {
+            for errors in error_names(&state[handlers]) {
+                for error in errors {
+                    assert!(
+                        raised.contains(&error) || service.contains(error.as_str()),
+                        "{name}: {handlers} names {error:?}, which nothing raises"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transient_refresh_failures_are_retried_and_permanent_ones_caught() {
+    let d = definition();
+    let batch = state(&d, "Refresh batch");
+    let retriers = error_names(&batch["Retry"]);
+    let catchers = error_names(&batch["Catch"]);
+    // Throttling has its own retrier, with backoff and full jitter.
+    assert_eq!(retriers[0], ["Throttled"]);
+    let throttled = &batch["Retry"][0];
+    assert_eq!(throttled["JitterStrategy"], "FULL");
+    assert!(throttled["BackoffRate"].as_f64().unwrap() > 1.0);
+    assert!(throttled["MaxDelaySeconds"].as_u64().is_some());
+    for failure in refresher_failures() {
+        let name = failure.as_str().to_owned();
+        if failure.is_transient() {
+            assert!(
+                retriers.iter().any(|r| r.contains(&name)),
+                "{name} is transient: retry it"
+            );
+            assert!(
+                !catchers[..catchers.len() - 1]
+                    .iter()
+                    .any(|c| c.contains(&name)),
+                "{name} is caught only after its retries, by States.ALL"
+            );
+        } else {
+            assert!(
+                !retriers.iter().any(|r| r.contains(&name)),
+                "{name} is permanent: do not retry it"
+            );
+            assert!(catchers[0].contains(&name), "{name} is permanent: catch it");
+        }
+    }
+    assert!(catchers[0].contains(&invalid_input().to_owned()));
+    let service_retrier = &retriers[1];
+    for error in LAMBDA_SERVICE_ERRORS {
+        assert!(service_retrier.contains(&error.to_owned()), "{error}");
+    }
+    // Whatever else fails lands in Record failure: one batch never fails the run.
+    assert_eq!(catchers.last().unwrap(), &["States.ALL"]);
+    for catcher in batch["Catch"].as_array().unwrap() {
+        assert_eq!(catcher["Next"], "Record failure");
+        assert_eq!(
+            catcher["ResultPath"], "$.caught",
+            "Record failure reads the error beside the batch"
+        );
+    }
+    // Both planner calls retry the Lambda service errors with jitter.
+    for name in ["Plan refresh", "Summarize"] {
+        let retry = &state(&d, name)["Retry"][0];
+        assert_eq!(retry["JitterStrategy"], "FULL", "{name}");
+        for error in LAMBDA_SERVICE_ERRORS {
+            assert!(
+                error_names(&state(&d, name)["Retry"])[0].contains(&error.to_owned()),
+                "{name}: {error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
+    let d = definition();
+    let selector = state(&d, "Refresh batch")["ResultSelector"]
+        .as_object()
+        .expect("a ResultSelector");
+    // The fields of the refresher's report: counts, and the per-key `results`.
+    let report = serde_json::to_value(BatchReport::new(Vec::new())).unwrap();
+    let report = report.as_object().unwrap();
+    assert!(report.contains_key("results"));
+    let counts: BTreeSet<&String> = report
+        .iter()
+        .filter(|(_, v)| v.is_number())
+        .map(|(k, _)| k)
+        .collect();
+    let selected: BTreeSet<String> = selector
+        .iter()
+        .map(|(k, v)| {
+            let field = k.strip_suffix(".$").expect("selected from the payload");
+            assert_eq!(v.as_str(), Some(format!("$.Payload.{field}").as_str()));
+            field.to_owned()
+        })
+        .collect();
+    assert_eq!(selected.iter().collect::<BTreeSet<_>>(), counts);
+    assert!(!selected.contains("results"));
+
+    let failure = &state(&d, "Record failure");
+    assert_eq!(failure["Type"], "Pass");
+    assert_eq!(
+        failure["Parameters"],
+        json!({
+            "failedBatch": true,
+            "error.$": "$.caught.Error",
+            "targets.$": "States.ArrayLength($.targets)"
+        })
+    );
+    // Both shapes are what the planner's summary reads.
+    let counts_result: serde_json::Map<String, Value> = selected
+        .iter()
+        .map(|field| (field.clone(), json!(1)))
+        .collect();
+    let input: SummarizeInput = serde_json::from_value(json!({
+        "reason": "schedule",
+        "results": [counts_result, {"failedBatch": true, "error": "AccessDenied", "targets": 2}]
+    }))
+    .expect("the Map's results are a summarize input");
+    let summary = RunSummary::of(input);
+    assert_eq!(summary.failed_batches, 1);
+    assert_eq!(summary.failed_batch_targets, 2);
+    assert_eq!(summary.keys.refreshed, 1);
+}
+
+#[test]
+fn summarize_gets_the_reason_and_the_map_results() {
+    let d = definition();
+    let map = state(&d, "Refresh targets");
+    assert_eq!(map["ItemsPath"], "$.batches");
+    assert_eq!(map["ResultPath"], "$.results");
+    let summarize = state(&d, "Summarize");
+    assert_eq!(
+        summarize["Parameters"]["Payload"],
+        json!({"summarize": {"reason.$": "$.reason", "results.$": "$.results"}})
+    );
+    assert_eq!(summarize["OutputPath"], "$.Payload");
+    assert_eq!(summarize["End"], true);
+    let choice = state(&d, "Any targets?");
+    assert_eq!(choice["Choices"][0]["Variable"], "$.targets");
+    assert_eq!(choice["Choices"][0]["Next"], "Refresh targets");
+    assert_eq!(choice["Default"], "Nothing to refresh");
+}
+
+// --- end to end on moto ----------------------------------------------------------------
+
+/// Accounts whose batches the refresher stand-in answers in one way each.
+const REFRESHED: &str = "111111111111";
+const DENIED: &str = "222222222222";
+const THROTTLED_ONCE: &str = "333333333333";
+const INVALID: &str = "444444444444";
+const UPSTREAM_DOWN: &str = "555555555555";
+
+/// The two functions, answering as real Lambda does: a function error is HTTP
+/// 200 with `X-Amz-Function-Error` and `{"errorType", "errorMessage"}`.
+#[derive(Default)]
+struct Functions {
+    /// Every invocation: (function name, payload).
+    calls: Mutex<Vec<(String, Value)>>,
+}
+
+type Answer = Result<Value, (&'static str, String)>;
+
+impl Functions {
+    fn calls_of(&self, function: &str) -> Vec<Value> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _)| f == function)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    fn answer(&self, function: &str, payload: Value) -> Answer {
+        let earlier = {
+            let mut calls = self.calls.lock().unwrap();
+            let earlier = calls
+                .iter()
+                .filter(|(f, p)| f == function && *p == payload)
+                .count();
+            calls.push((function.to_owned(), payload.clone()));
+            earlier
+        };
+        match function {
+            "PlannerFunction" => Self::planner(&payload, earlier),
+            "RefresherFunction" => Self::refresher(&payload, earlier),
+            other => Err(("ResourceNotFoundException", format!("no function {other}"))),
+        }
+    }
+
+    fn planner(payload: &Value, earlier: usize) -> Answer {
+        if let Some(input) = payload.get("summarize") {
+            let input: SummarizeInput = serde_json::from_value(input.clone())
+                .map_err(|e| (invalid_input(), format!("summarize {e}")))?;
+            return Ok(serde_json::to_value(RunSummary::of(input)).unwrap());
+        }
+        let plan = |accounts: &[&str]| {
+            let batches: Vec<Batch> = accounts
+                .iter()
+                .map(|account| Batch {
+                    reason: RefreshReason::Schedule,
+                    targets: vec![TargetSpec::of(
+                        &CacheKey::parse(&format!("drs-quotas#us-east-1#{account}")).unwrap(),
+                    )],
+                })
+                .collect();
+            serde_json::to_value(PlanOutput {
+                reason: RefreshReason::Schedule,
+                targets: batches.len(),
+                skipped: 0,
+                ignored: None,
+                batches,
+            })
+            .unwrap()
+        };
+        match payload["trigger"].as_str() {
+            Some("schedule") => Ok(plan(&[
+                REFRESHED,
+                DENIED,
+                THROTTLED_ONCE,
+                INVALID,
+                UPSTREAM_DOWN,
+            ])),
+            // The lease table is briefly out of reach, then nothing is due.
+            Some("manual") if earlier == 0 => Err(("StoreUnavailable", "throttled".into())),
+            Some("manual") => Ok(plan(&[])),
+            _ => Err((invalid_input(), format!("not a trigger: {payload}"))),
+        }
+    }
+
+    fn refresher(payload: &Value, earlier: usize) -> Answer {
+        // The item is the refresher's input as it is: {reason, targets}.
+        let fields: BTreeSet<&str> = payload
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        if fields != BTreeSet::from(["reason", "targets"]) {
+            return Err((
+                invalid_input(),
+                format!("expected {{reason, targets}}: {payload}"),
+            ));
+        }
+        let targets: Vec<TargetSpec> = serde_json::from_value(payload["targets"].clone())
+            .map_err(|e| (invalid_input(), e.to_string()))?;
+        let account = targets[0].account_id.clone().unwrap_or_default();
+        // The report's `results` are large in real life; they must not flow on.
+        let report = || {
+            json!({
+                "refreshed": 1, "unchanged": 0, "superseded": 0, "notInitialized": 0,
+                "failed": 0,
+                "results": [{"cacheKey": format!("drs-quotas#us-east-1#{account}"),
+                             "status": "refreshed", "changed": true, "items": 1,
+                             "bytes": 301, "pages": 1, "durationMs": 12}]
+            })
+        };
+        let failed = |kind: &'static str| {
+            // The message is the whole report (docs/refresh.md).
+            let mut report = report();
+            report["refreshed"] = json!(0);
+            report["failed"] = json!(1);
+            Err((kind, report.to_string()))
+        };
+        match account.as_str() {
+            REFRESHED => Ok(report()),
+            DENIED => failed("AccessDenied"),
+            THROTTLED_ONCE if earlier == 0 => failed("Throttled"),
+            THROTTLED_ONCE => Ok(report()),
+            INVALID => Err((invalid_input(), "targets[0].region ...".into())),
+            UPSTREAM_DOWN => failed("Upstream"),
+            other => Err((invalid_input(), format!("unexpected account {other}"))),
+        }
+    }
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`, where the name may be an
+/// (escaped) ARN such as `arn:aws:lambda:...:function:PlannerFunction`.
+async fn invoke(
+    functions: Arc<Functions>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let name = path
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"))
+        .map(|name| name.replace("%3A", ":").replace("%3a", ":"))
+        .and_then(|name| name.rsplit(':').next().map(str::to_owned));
+    let Some(function) = name else {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+    };
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("x-amz-executed-version", "$LATEST");
+    match functions.answer(&function, payload) {
+        Ok(output) => response.body(Full::new(Bytes::from(output.to_string()))),
+        Err((error_type, message)) => {
+            response
+                .header("x-amz-function-error", "Unhandled")
+                .body(Full::new(Bytes::from(
+                    json!({"errorType": error_type, "errorMessage": message}).to_string(),
+                )))
+        }
+    }
+    .unwrap()
+}
+
+async fn serve_functions(functions: Arc<Functions>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let functions = functions.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let functions = functions.clone();
+                    async move { Ok::<_, Infallible>(invoke(functions, request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A moto server of this test alone: its ASL engine invokes Lambda functions
+/// at `http://localhost:$MOTO_PORT`, here the stand-ins. Stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MOTO_SERVER_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let venv = tools_dir().join("venv/bin/moto_server");
+    if venv.is_file() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("moto_server"))
+                .find(|bin| bin.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "moto_server not found: set MOTO_SERVER_BIN, or run scripts/test, which installs it"
+            )
+        })
+}
+
+/// An HTTP/1.1 request with `Connection: close`; the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn start_moto(lambda_port: u16) -> Moto {
+    let bin = moto_server_bin();
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut command = Command::new(&bin);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_PORT", lambda_port.to_string())
+            .stdin(Stdio::null());
+        if std::env::var_os("TEST_LOG").is_none() {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let mut moto = Moto {
+            child: command.spawn().expect("moto_server starts"),
+            endpoint: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = moto.child.try_wait() {
+                break; // the port was taken: try another
+            }
+            if http(&moto.endpoint, "GET", "/moto-api/", "").is_ok() {
+                let (status, body) = http(
+                    &moto.endpoint,
+                    "POST",
+                    "/moto-api/config",
+                    r#"{"stepfunctions": {"execute_state_machine": true}}"#,
+                )
+                .unwrap();
+                assert!((200..300).contains(&status), "moto config: {status} {body}");
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("moto server {} did not start", bin.display())
+}
+
+fn sfn_client(moto: &Moto) -> aws_sdk_sfn::Client {
+    let config = aws_sdk_sfn::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://{}", moto.endpoint))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .build();
+    aws_sdk_sfn::Client::from_conf(config)
+}
+
+/// The deployed definition with every retry interval cut to at most a second:
+/// moto sleeps for real. Nothing else changes.
+fn with_short_retries(text: &str) -> String {
+    let mut definition: Value = serde_json::from_str(text).unwrap();
+    fn walk(machine: &mut Value) {
+        for state in machine["States"].as_object_mut().unwrap().values_mut() {
+            let retriers = state.get_mut("Retry").and_then(Value::as_array_mut);
+            for retrier in retriers.into_iter().flatten() {
+                retrier["IntervalSeconds"] = json!(1);
+                retrier["MaxDelaySeconds"] = json!(1);
+            }
+            if let Some(processor) = state.get_mut("ItemProcessor") {
+                walk(processor);
+            }
+        }
+    }
+    walk(&mut definition);
+    definition.to_string()
+}
+
+/// Runs one execution, which must succeed; its output.
+async fn run(client: &aws_sdk_sfn::Client, machine: &str, name: &str, input: Value) -> Value {
+    let started = client
+        .start_execution()
+        .state_machine_arn(machine)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let described = client
+            .describe_execution()
+            .execution_arn(started.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        let status = described.status().clone();
+        if status != ExecutionStatus::Running {
+            let output = described
+                .output()
+                .map(|o| serde_json::from_str(o).unwrap())
+                .unwrap_or(Value::Null);
+            assert_eq!(
+                status,
+                ExecutionStatus::Succeeded,
+                "{name}: {:?} {:?}",
+                described.error(),
+                described.cause()
+            );
+            return output;
+        }
+        assert!(Instant::now() < deadline, "{name} still running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
+    let functions = Arc::new(Functions::default());
+    let lambda = serve_functions(functions.clone()).await;
+    let moto = tokio::task::spawn_blocking(move || start_moto(lambda.port()))
+        .await
+        .unwrap();
+    let client = sfn_client(&moto);
+    let mut substitutions = default_substitutions(&template());
+    substitutions.insert("RefreshMaxConcurrency".into(), "2".into());
+    let machine = client
+        .create_state_machine()
+        .name("refresh")
+        .definition(with_short_retries(&substituted(&substitutions)))
+        .role_arn("arn:aws:iam::123456789012:role/refresh")
+        .send()
+        .await
+        .expect("moto accepts the definition")
+        .state_machine_arn()
+        .to_owned();
+
+    // A scheduled tick: five batches, one per way a batch can end.
+    let output = run(
+        &client,
+        &machine,
+        "tick",
+        json!({"trigger": "schedule", "time": "2024-05-14T09:00:00Z"}),
+    )
+    .await;
+    let refreshed =
+        json!({"refreshed": 1, "unchanged": 0, "superseded": 0, "notInitialized": 0, "failed": 0});
+    let expected_results = json!([
+        refreshed,
+        {"failedBatch": true, "error": "AccessDenied", "targets": 1},
+        refreshed,
+        {"failedBatch": true, "error": "InvalidInput", "targets": 1},
+        {"failedBatch": true, "error": "Upstream", "targets": 1},
+    ]);
+    let summarized = functions
+        .calls_of("PlannerFunction")
+        .into_iter()
+        .find_map(|p| p.get("summarize").cloned())
+        .expect("Summarize ran");
+    assert_eq!(summarized["reason"], "schedule");
+    assert_eq!(summarized["results"], expected_results);
+    assert!(
+        !summarized.to_string().contains("cacheKey"),
+        "the refresher's key results flowed on: {summarized}"
+    );
+    // The execution's output is the planner's summary of those results.
+    let summary = RunSummary::of(
+        serde_json::from_value(json!({"reason": "schedule", "results": expected_results})).unwrap(),
+    );
+    assert_eq!(output, serde_json::to_value(&summary).unwrap());
+
+    // Each batch reached the refresher as planned; transient failures were
+    // retried, permanent ones were not.
+    let refresher_calls = functions.calls_of("RefresherFunction");
+    let plan = Functions::planner(&json!({"trigger": "schedule"}), 0).unwrap();
+    for batch in plan["batches"].as_array().unwrap() {
+        let account = batch["targets"][0]["accountId"].as_str().unwrap();
+        let attempts = refresher_calls.iter().filter(|p| *p == batch).count();
+        let expected = match account {
+            THROTTLED_ONCE => 2,
+            // The first attempt and the retrier's three.
+            UPSTREAM_DOWN => 4,
+            _ => 1,
+        };
+        assert_eq!(attempts, expected, "batch of {account}");
+    }
+    assert_eq!(refresher_calls.len(), 1 + 1 + 2 + 1 + 4);
+
+    // An invalidation with nothing to refresh, after the planner's store was
+    // briefly unavailable: no Map, no summary.
+    let before = functions.calls_of("RefresherFunction").len();
+    let output = run(
+        &client,
+        &machine,
+        "invalidate",
+        json!({"trigger": "manual", "accountId": "999999999999"}),
+    )
+    .await;
+    assert_eq!(output["targets"], 0);
+    assert_eq!(output["batches"], json!([]));
+    assert_eq!(functions.calls_of("RefresherFunction").len(), before);
+    let planner_calls = functions.calls_of("PlannerFunction");
+    assert_eq!(
+        planner_calls
+            .iter()
+            .filter(|p| p["trigger"] == "manual")
+            .count(),
+        2,
+        "StoreUnavailable from the planner is retried"
+    );
+    assert_eq!(
+        planner_calls
+            .iter()
+            .filter(|p| p.get("summarize").is_some())
+            .count(),
+        1
+    );
+}

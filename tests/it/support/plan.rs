@@ -1,0 +1,49 @@
+//! A clock the plan tests move by hand, and the run totals they keep.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+
+use drs_cache::{
+    domain::{Clock, Timestamp},
+    plan::summary::{RunMetrics, RunSummary},
+};
+
+/// Keeps each run's totals instead of printing them.
+#[derive(Default)]
+pub struct RecordedRuns(Mutex<Vec<RunSummary>>);
+
+impl RecordedRuns {
+    pub fn take(&self) -> Vec<RunSummary> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl RunMetrics for RecordedRuns {
+    fn record(&self, summary: &RunSummary) {
+        self.0.lock().unwrap().push(summary.clone());
+    }
+}
+
+/// Stands still at whole seconds until moved.
+pub struct ManualClock(AtomicU64);
+
+const MICROS: u64 = 1_000_000;
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        let secs = u64::try_from(t.unix_secs()).expect("a time after the epoch");
+        Self(AtomicU64::new(secs * MICROS))
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs * MICROS, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn unix_micros(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,217 @@
+//! A reader wired to a real DynamoDB table on moto, behind a fault proxy, with
+//! a refresh trigger and metrics sink that record what they are given.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use drs_cache::{
+    adapters::dynamodb::{DynamoDbStore, create_table},
+    domain::{
+        AccountId, CacheEntry, CacheKey, DataType, Extension, RefreshAttempt, Region, SystemClock,
+        Timestamp, TtlPolicy, Version,
+    },
+    ports::{
+        CacheStore, ExtendOutcome, Invalidation, MetaPage, PutOutcome, RefreshReason,
+        RefreshRequestError, RefreshTrigger, StoreError,
+    },
+    read::{ApiRequest, ApiResponse, ReadService, ReaderSettings, Router, metrics::Recorded},
+};
+
+use super::{
+    moto,
+    proxy::{FaultProxy, Mode},
+};
+
+pub const ACCOUNT: &str = "123456789012";
+
+/// Records refresh requests instead of starting workflows.
+#[derive(Default)]
+pub struct RecordingTrigger(
+    Mutex<Vec<(CacheKey, RefreshReason)>>,
+    Mutex<Vec<Invalidation>>,
+);
+
+impl RecordingTrigger {
+    pub fn requests(&self) -> Vec<(CacheKey, RefreshReason)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn invalidations(&self) -> Vec<Invalidation> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl RefreshTrigger for RecordingTrigger {
+    async fn request_refresh(
+        &self,
+        key: &CacheKey,
+        reason: RefreshReason,
+    ) -> Result<(), RefreshRequestError> {
+        self.0.lock().unwrap().push((key.clone(), reason));
+        Ok(())
+    }
+
+    async fn request_invalidation(
+        &self,
+        invalidation: &Invalidation,
+    ) -> Result<(), RefreshRequestError> {
+        self.1.lock().unwrap().push(invalidation.clone());
+        Ok(())
+    }
+}
+
+/// Counts the reads that reach the real store it wraps.
+pub struct CountingStore {
+    inner: Arc<dyn CacheStore>,
+    gets: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl CacheStore for CountingStore {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
+        self.inner.put(entry).await
+    }
+    async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
+        self.inner.extend(key, ext).await
+    }
+    async fn record_attempt(
+        &self,
+        key: &CacheKey,
+        attempt: &RefreshAttempt,
+    ) -> Result<(), StoreError> {
+        self.inner.record_attempt(key, attempt).await
+    }
+    async fn list(
+        &self,
+        data_type: DataType,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<MetaPage, StoreError> {
+        self.inner.list(data_type, cursor, limit).await
+    }
+}
+
+pub struct Harness {
+    pub router: Router,
+    /// Writes straight to the table, never through the proxy.
+    pub writer: DynamoDbStore,
+    /// The raw client and table, for writing items no store would write.
+    pub admin: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub proxy: FaultProxy,
+    pub reads: Arc<CountingStore>,
+    pub trigger: Arc<RecordingTrigger>,
+    pub metrics: Arc<Recorded>,
+}
+
+pub fn settings() -> ReaderSettings {
+    ReaderSettings {
+        default_account: Some(AccountId::parse(ACCOUNT).unwrap()),
+        store_timeout: Duration::from_millis(500),
+        ..ReaderSettings::default()
+    }
+}
+
+/// A reader on a fresh table.
+pub async fn harness(settings: ReaderSettings) -> Harness {
+    let endpoint = moto::endpoint();
+    let table = moto::unique_name("reader");
+    let admin = moto::dynamodb_client(endpoint).await;
+    create_table(&admin, &table).await.unwrap();
+    let proxy = FaultProxy::start(endpoint).await;
+    let reader_store = DynamoDbStore::new(moto::dynamodb_client(&proxy.url()).await, table.clone());
+    let reads = Arc::new(CountingStore {
+        inner: Arc::new(reader_store),
+        gets: AtomicUsize::new(0),
+    });
+    let trigger = Arc::new(RecordingTrigger::default());
+    let metrics = Arc::new(Recorded::default());
+    let service = ReadService::new(
+        reads.clone(),
+        trigger.clone(),
+        Arc::new(SystemClock),
+        settings,
+    );
+    Harness {
+        router: Router::new(Arc::new(service), metrics.clone()),
+        writer: DynamoDbStore::new(admin.clone(), table.clone()),
+        admin,
+        table,
+        proxy,
+        reads,
+        trigger,
+        metrics,
+    }
+}
+
+impl Harness {
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> ApiResponse {
+        self.router.handle(&ApiRequest::get(path, query)).await
+    }
+
+    /// Stores `body` under `key`, fetched `age_secs` ago, with `policy`.
+    pub async fn cache(
+        &self,
+        key: &CacheKey,
+        body: impl Into<Bytes>,
+        age_secs: i64,
+        policy: TtlPolicy,
+    ) -> CacheEntry {
+        let fetched = Timestamp::from_unix_secs(Timestamp::now().unix_secs() - age_secs);
+        let entry = CacheEntry::fetched(
+            key.clone(),
+            Version::at_fetch_start(&SystemClock),
+            body.into(),
+            1,
+            fetched,
+            policy,
+        );
+        assert_eq!(self.writer.put(&entry).await.unwrap(), PutOutcome::Written);
+        entry
+    }
+
+    pub fn outage(&self, mode: Mode) {
+        self.proxy.set(mode);
+    }
+}
+
+pub fn key(data_type: DataType, region: &str) -> CacheKey {
+    CacheKey::new(
+        data_type,
+        Region::parse(region).unwrap(),
+        AccountId::parse(ACCOUNT).unwrap(),
+    )
+}
+
+pub fn policy(freshness_secs: u64, stale_window_secs: u64) -> TtlPolicy {
+    TtlPolicy {
+        freshness: Duration::from_secs(freshness_secs),
+        stale_window: Duration::from_secs(stale_window_secs),
+    }
+}
+
+pub fn header<'a>(r: &'a ApiResponse, name: &str) -> &'a str {
+    r.headers().get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+pub fn json(r: &ApiResponse) -> serde_json::Value {
+    serde_json::from_slice(r.body()).unwrap()
+}
