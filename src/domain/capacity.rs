@@ -75,7 +75,10 @@ impl QuotaThresholds {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How close an account and region are to their replication limits, served
+/// in upper case (`WARNING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum CapacityStatus {
     Ok,
     Warning,
@@ -83,12 +86,8 @@ pub enum CapacityStatus {
 }
 
 impl CapacityStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "OK",
-            Self::Warning => "WARNING",
-            Self::Critical => "CRITICAL",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 

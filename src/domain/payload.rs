@@ -1,7 +1,7 @@
 //! How a body is encoded at rest: compressed, and cut into chunks where a single
 //! item cannot hold it.
 
-use std::{fmt, io::Read, str::FromStr};
+use std::{io::Read, str::FromStr};
 
 use bytes::Bytes;
 
@@ -12,24 +12,20 @@ const ZSTD_LEVEL: i32 = 3;
 /// A decoded body larger than this is refused as corrupt.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a stored body is encoded, stored by name (`zstd+json`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display, strum::VariantArray,
+)]
 pub enum Encoding {
+    #[strum(serialize = "json")]
     Json,
+    #[strum(serialize = "zstd+json")]
     ZstdJson,
 }
 
 impl Encoding {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::ZstdJson => "zstd+json",
-        }
-    }
-}
-
-impl fmt::Display for Encoding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -37,11 +33,7 @@ impl FromStr for Encoding {
     type Err = PayloadError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "json" => Ok(Self::Json),
-            "zstd+json" => Ok(Self::ZstdJson),
-            other => Err(PayloadError::UnknownEncoding(other.to_owned())),
-        }
+        super::by_name(s).map_err(|_| PayloadError::UnknownEncoding(s.to_owned()))
     }
 }
 

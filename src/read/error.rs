@@ -156,7 +156,7 @@ impl From<ReadError> for ApiError {
             ReadError::DrsNotInitialized { key } => Self::DrsNotInitialized { key },
             ReadError::Unavailable { key, source } => Self::StoreUnavailable {
                 key,
-                cause: source.to_string(),
+                cause: crate::errors::chain(&source),
             },
             ReadError::Unreadable { key } => Self::Unreadable { key },
         }

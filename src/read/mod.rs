@@ -16,6 +16,5 @@ mod service;
 pub use error::ApiError;
 pub use filter::Filter;
 pub use http::{ApiRequest, ApiResponse, Router};
-pub use memory::MemoryTier;
 pub use request::ReadRequest;
 pub use service::{ReadError, ReadService, ReaderSettings, RequestNotTaken, Served, Tier};

@@ -6,20 +6,13 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    convert::Infallible,
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
-use aws_sdk_sfn::{
-    config::{BehaviorVersion, Credentials, Region},
-    types::ExecutionStatus,
-};
-use bytes::Bytes;
+use aws_sdk_sfn::types::ExecutionStatus;
 use drs_cache::{
     domain::{CacheKey, RefreshErrorKind},
     invocation::ErrorType,
@@ -28,11 +21,11 @@ use drs_cache::{
     refresh::summary::{BatchReport, FailureKind},
     workflow::{Batch, PlanOutput, SummarizeInput, TargetSpec},
 };
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 use strum::VariantArray;
+
+use crate::support::{moto, workflow::StandInTurn};
 
 const DEFINITION: &str = include_str!("../../statemachine/refresh.asl.json");
 const DEFINITION_PATH: &str = "statemachine/refresh.asl.json";
@@ -552,8 +545,8 @@ const THROTTLED_ONCE: &str = "333333333333";
 const INVALID: &str = "444444444444";
 const UPSTREAM_DOWN: &str = "555555555555";
 
-/// The two functions, answering as real Lambda does: a function error is HTTP
-/// 200 with `X-Amz-Function-Error` and `{"errorType", "errorMessage"}`.
+/// Stand-ins for the two functions, answering each batch in the way its account
+/// names.
 #[derive(Default)]
 struct Functions {
     /// Every invocation: (function name, payload).
@@ -674,173 +667,6 @@ impl Functions {
     }
 }
 
-/// `POST /2015-03-31/functions/{name}/invocations`, where the name may be an
-/// (escaped) ARN such as `arn:aws:lambda:...:function:PlannerFunction`.
-async fn invoke(
-    functions: Arc<Functions>,
-    request: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = request.uri().path().to_owned();
-    let body = request.into_body().collect().await.unwrap().to_bytes();
-    let name = path
-        .strip_prefix("/2015-03-31/functions/")
-        .and_then(|rest| rest.strip_suffix("/invocations"))
-        .map(|name| name.replace("%3A", ":").replace("%3a", ":"))
-        .and_then(|name| name.rsplit(':').next().map(str::to_owned));
-    let Some(function) = name else {
-        return Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap();
-    };
-    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let response = Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .header("x-amz-executed-version", "$LATEST");
-    match functions.answer(&function, payload) {
-        Ok(output) => response.body(Full::new(Bytes::from(output.to_string()))),
-        Err((error_type, message)) => {
-            response
-                .header("x-amz-function-error", "Unhandled")
-                .body(Full::new(Bytes::from(
-                    json!({"errorType": error_type, "errorMessage": message}).to_string(),
-                )))
-        }
-    }
-    .unwrap()
-}
-
-async fn serve_functions(functions: Arc<Functions>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let functions = functions.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let functions = functions.clone();
-                    async move { Ok::<_, Infallible>(invoke(functions, request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// A moto server of this test alone: its ASL engine invokes Lambda functions
-/// at `http://localhost:$MOTO_PORT`, here the stand-ins. Stopped when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("MOTO_SERVER_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(bin);
-    }
-    let venv = tools_dir().join("venv/bin/moto_server");
-    if venv.is_file() {
-        return venv;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("moto_server"))
-                .find(|bin| bin.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "moto_server not found: set MOTO_SERVER_BIN, or run scripts/test, which installs it"
-            )
-        })
-}
-
-/// An HTTP/1.1 request with `Connection: close`; the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn start_moto(lambda_port: u16) -> Moto {
-    let bin = moto_server_bin();
-    for _ in 0..3 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let mut command = Command::new(&bin);
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_PORT", lambda_port.to_string())
-            .stdin(Stdio::null());
-        if std::env::var_os("TEST_LOG").is_none() {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        let mut moto = Moto {
-            child: command.spawn().expect("moto_server starts"),
-            endpoint: format!("127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = moto.child.try_wait() {
-                break; // the port was taken: try another
-            }
-            if http(&moto.endpoint, "GET", "/moto-api/", "").is_ok() {
-                let (status, body) = http(
-                    &moto.endpoint,
-                    "POST",
-                    "/moto-api/config",
-                    r#"{"stepfunctions": {"execute_state_machine": true}}"#,
-                )
-                .unwrap();
-                assert!((200..300).contains(&status), "moto config: {status} {body}");
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("moto server {} did not start", bin.display())
-}
-
-fn sfn_client(moto: &Moto) -> aws_sdk_sfn::Client {
-    let config = aws_sdk_sfn::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{}", moto.endpoint))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .build();
-    aws_sdk_sfn::Client::from_conf(config)
-}
-
 /// The deployed definition with every retry interval cut to at most a second:
 /// moto sleeps for real. Nothing else changes.
 fn with_short_retries(text: &str) -> String {
@@ -902,16 +728,19 @@ async fn run(client: &aws_sdk_sfn::Client, machine: &str, name: &str, input: Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     let functions = Arc::new(Functions::default());
-    let lambda = serve_functions(functions.clone()).await;
-    let moto = tokio::task::spawn_blocking(move || start_moto(lambda.port()))
-        .await
-        .unwrap();
-    let client = sfn_client(&moto);
+    let answering = functions.clone();
+    let turn = StandInTurn::start(Arc::new(move |function: &str, payload| {
+        answering
+            .answer(function, payload)
+            .map_err(|(error_type, message)| (error_type.to_owned(), message))
+    }))
+    .await;
+    let client = &turn.sfn;
     let mut substitutions = default_substitutions(&template());
     substitutions.insert("RefreshMaxConcurrency".into(), "2".into());
     let machine = client
         .create_state_machine()
-        .name("refresh")
+        .name(moto::unique_name("refresh"))
         .definition(with_short_retries(&substituted(&substitutions)))
         .role_arn("arn:aws:iam::123456789012:role/refresh")
         .send()
@@ -922,7 +751,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
 
     // A scheduled tick: five batches, one per way a batch can end.
     let output = run(
-        &client,
+        client,
         &machine,
         "tick",
         json!({"trigger": "schedule", "time": "2024-05-14T09:00:00Z"}),
@@ -975,7 +804,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     // briefly unavailable: no Map, no summary.
     let before = functions.calls_of("RefresherFunction").len();
     let output = run(
-        &client,
+        client,
         &machine,
         "invalidate",
         json!({"trigger": "manual", "accountId": "999999999999"}),

@@ -80,13 +80,16 @@ impl fmt::Debug for StaticKeys {
     }
 }
 
-/// The AWS partition a region belongs to: the first part of every ARN in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The AWS partition a region belongs to: the first part of every ARN in it,
+/// named in kebab case (`aws-us-gov`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Partition {
     Aws,
     AwsCn,
     AwsUsGov,
     AwsIso,
+    #[strum(serialize = "aws-iso-b")]
     AwsIsoB,
 }
 
@@ -105,22 +108,6 @@ impl Partition {
         } else {
             Self::Aws
         }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Aws => "aws",
-            Self::AwsCn => "aws-cn",
-            Self::AwsUsGov => "aws-us-gov",
-            Self::AwsIso => "aws-iso",
-            Self::AwsIsoB => "aws-iso-b",
-        }
-    }
-}
-
-impl fmt::Display for Partition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -144,7 +131,7 @@ mod tests {
             ("us-iso-east-1", "aws-iso"),
             ("us-isob-east-1", "aws-iso-b"),
         ] {
-            assert_eq!(Partition::of(region).as_str(), partition, "{region}");
+            assert_eq!(Partition::of(region).to_string(), partition, "{region}");
         }
     }
 

@@ -39,7 +39,7 @@ impl Backoff {
 
 #[derive(Debug, thiserror::Error)]
 #[error("DynamoDB left {left} batch requests unprocessed after {retries} retries")]
-pub(super) struct Unprocessed {
+struct Unprocessed {
     left: usize,
     retries: u32,
 }

@@ -1,13 +1,13 @@
-//! Conversions between domain entries and DynamoDB items, and the list cursor.
-//! `docs/data-model.md` describes every attribute written here.
+//! Conversions between cache entries and DynamoDB items: the attribute names, the
+//! head item and the chunk item. `docs/data-model.md` describes every attribute.
 
-use std::{collections::HashMap, fmt::Write as _, str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use aws_sdk_dynamodb::{primitives::Blob, types::AttributeValue};
 
 use crate::domain::{
-    CacheKey, DataType, ETag, EntryMeta, EntryState, RefreshAttempt, RefreshErrorKind,
-    RefreshFailure, Timestamp, Version,
+    CacheKey, ETag, EntryMeta, EntryState, RefreshAttempt, RefreshErrorKind, RefreshFailure,
+    Timestamp, Version,
     payload::{Encoding, MAX_BODY_BYTES},
 };
 
@@ -44,15 +44,11 @@ pub(super) mod attr {
 pub(super) const MAX_INLINE_BYTES: usize = 350_000;
 pub(super) const CHUNK_BYTES: usize = 350_000;
 /// Error messages are cut to this many bytes so a head item always fits.
-pub(super) const MAX_ERROR_MESSAGE_BYTES: usize = 4_096;
+const MAX_ERROR_MESSAGE_BYTES: usize = 4_096;
 /// Chunk items expire this long after their head's stale window ends, so that
 /// DynamoDB's TTL sweep (which may lag by days) never removes a chunk before its
 /// head.
-pub(super) const CHUNK_TTL_MARGIN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-/// Lease items expire this long after their lease ends. The lease is decided by
-/// `leaseUntil` alone; the margin only keeps the last claim of a target visible
-/// for a while, for whoever wonders why it was or was not refreshed.
-pub(super) const LEASE_TTL_MARGIN: Duration = Duration::from_secs(60 * 60);
+const CHUNK_TTL_MARGIN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// A head names at most this many chunks: the largest body a decode accepts.
 const MAX_CHUNKS: u64 = MAX_BODY_BYTES / CHUNK_BYTES as u64 + 1;
 
@@ -260,27 +256,6 @@ pub(super) fn chunk_data(mut item: Item) -> Result<(String, Vec<u8>), ItemError>
     }
 }
 
-/// The key of the lease item of `key`: `lease#{key}`. It has four `#`-separated
-/// parts, so it never parses as a cache key, and it starts with `lease`, which
-/// no data type (and so no chunk key) does.
-pub(super) fn lease_key(key: &CacheKey) -> String {
-    format!("lease#{key}")
-}
-
-/// A lease item: its key, when the lease ends, which claim wrote it, and its
-/// expiry. Without `dataType` it never appears in the `dataType` index.
-pub(super) fn lease_item(key: &CacheKey, claim_id: &str, until: Timestamp) -> Item {
-    Item::from([
-        (attr::CACHE_KEY.into(), s(lease_key(key))),
-        (attr::LEASE_UNTIL.into(), n(until.unix_secs())),
-        (attr::CLAIM_ID.into(), s(claim_id)),
-        (
-            attr::TTL.into(),
-            n(until.plus(LEASE_TTL_MARGIN).unix_secs()),
-        ),
-    ])
-}
-
 /// Keeps at most `MAX_ERROR_MESSAGE_BYTES` of `message`, cut at a character
 /// boundary.
 pub(super) fn truncate_message(message: &str) -> &str {
@@ -302,7 +277,7 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, ItemError> {
+pub(super) fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, ItemError> {
     optional_string(item, name)?.ok_or_else(|| ItemError(format!("{name} is missing")))
 }
 
@@ -314,7 +289,7 @@ fn optional_string<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, It
     }
 }
 
-fn number<T: FromStr>(item: &Item, name: &str) -> Result<T, ItemError> {
+pub(super) fn number<T: FromStr>(item: &Item, name: &str) -> Result<T, ItemError> {
     optional_number(item, name)?.ok_or_else(|| ItemError(format!("{name} is missing")))
 }
 
@@ -333,62 +308,6 @@ fn timestamp(item: &Item, name: &str) -> Result<Timestamp, ItemError> {
     number(item, name).map(Timestamp::from_unix_secs)
 }
 
-/// The position after the last entry of a page of the `dataType` index: the
-/// index's `LastEvaluatedKey`, written as hex of a small JSON object.
-#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cursor {
-    k: String,
-    t: String,
-    c: i64,
-}
-
-/// Why a cursor was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct InvalidCursor;
-
-/// The cursor of a page that ended at `last_evaluated_key`.
-pub(super) fn encode_cursor(last_evaluated_key: &Item) -> Result<String, ItemError> {
-    let cursor = Cursor {
-        k: string(last_evaluated_key, attr::CACHE_KEY)?.to_owned(),
-        t: string(last_evaluated_key, attr::DATA_TYPE)?.to_owned(),
-        c: number(last_evaluated_key, attr::CREATED_AT)?,
-    };
-    let json = serde_json::to_vec(&cursor).map_err(|e| ItemError(format!("cursor: {e}")))?;
-    let mut hex = String::with_capacity(json.len() * 2);
-    for b in json {
-        // Writing to a String cannot fail.
-        let _ = write!(hex, "{b:02x}");
-    }
-    Ok(hex)
-}
-
-/// The `ExclusiveStartKey` of the page after `raw`, which must be a cursor
-/// handed out by a listing of `data_type`.
-pub(super) fn decode_cursor(raw: &str, data_type: DataType) -> Result<Item, InvalidCursor> {
-    if !raw.len().is_multiple_of(2) || raw.len() > 4_096 {
-        return Err(InvalidCursor);
-    }
-    let json = (0..raw.len())
-        .step_by(2)
-        .map(|i| {
-            raw.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or(InvalidCursor)
-        })
-        .collect::<Result<Vec<u8>, _>>()?;
-    let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| InvalidCursor)?;
-    let key = CacheKey::parse(&cursor.k).map_err(|_| InvalidCursor)?;
-    if cursor.t != data_type.as_str() || key.data_type() != data_type {
-        return Err(InvalidCursor);
-    }
-    Ok(Item::from([
-        (attr::CACHE_KEY.into(), s(cursor.k)),
-        (attr::DATA_TYPE.into(), s(cursor.t)),
-        (attr::CREATED_AT.into(), n(cursor.c)),
-    ]))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -396,7 +315,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::domain::{AccountId, CacheEntry, Region, TtlPolicy};
+    use crate::domain::{AccountId, CacheEntry, DataType, Region, TtlPolicy};
 
     fn entry(body: &'static [u8]) -> CacheEntry {
         let key = CacheKey::new(
@@ -485,58 +404,11 @@ mod tests {
     }
 
     #[test]
-    fn lease_keys_are_neither_cache_keys_nor_chunk_keys() {
-        for data_type in DataType::ALL {
-            assert!(!data_type.as_str().starts_with("lease"), "{data_type}");
-        }
-        let key = entry(b"{}").meta.key;
-        let lease = lease_key(&key);
-        assert_eq!(lease, "lease#drs-quotas#us-east-1#111122223333");
-        assert!(CacheKey::parse(&lease).is_err());
-        assert_ne!(lease, chunk_key(&key.to_string(), "v1-00ff", 0));
-    }
-
-    #[test]
-    fn a_lease_item_is_not_indexed_and_outlives_its_lease() {
-        let key = entry(b"{}").meta.key;
-        let until = Timestamp::from_unix_secs(1_700_000_060);
-        let item = lease_item(&key, "0123456789abcdef", until);
-        assert!(!item.contains_key(attr::DATA_TYPE));
-        assert_eq!(number::<i64>(&item, attr::LEASE_UNTIL), Ok(1_700_000_060));
-        assert_eq!(string(&item, attr::CLAIM_ID), Ok("0123456789abcdef"));
-        assert_eq!(
-            number::<i64>(&item, attr::TTL),
-            Ok(1_700_000_060 + LEASE_TTL_MARGIN.as_secs() as i64)
-        );
-    }
-
-    #[test]
     fn long_error_messages_are_cut_at_a_character_boundary() {
         let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
         let cut = truncate_message(&long);
         assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES);
         assert!(long.starts_with(cut));
         assert_eq!(truncate_message("short"), "short");
-    }
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let lek = Item::from([
-            (
-                attr::CACHE_KEY.into(),
-                s("ec2-subnets#us-east-1#111122223333"),
-            ),
-            (attr::DATA_TYPE.into(), s("ec2-subnets")),
-            (attr::CREATED_AT.into(), n(1_700_000_000)),
-        ]);
-        let cursor = encode_cursor(&lek).unwrap();
-        assert_eq!(decode_cursor(&cursor, DataType::Ec2Subnets), Ok(lek));
-        assert_eq!(
-            decode_cursor(&cursor, DataType::Ec2SecurityGroups),
-            Err(InvalidCursor)
-        );
-        for bad in ["", "not-a-cursor", "7b7d", "abc", "zz"] {
-            assert_eq!(decode_cursor(bad, DataType::Ec2Subnets), Err(InvalidCursor));
-        }
     }
 }

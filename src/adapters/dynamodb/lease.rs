@@ -1,10 +1,11 @@
 //! Refresh leases in the cache table: one lease item per claimed target, written
 //! by a conditional PutItem so that of concurrent claims exactly one succeeds.
-//! `docs/data-model.md` describes the item.
+//! `docs/data-model.md` describes the item, which is built here.
 
 use std::{
     collections::HashSet,
     sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use futures::StreamExt;
 
 use super::{
     DynamoDbStore, is_condition_failure,
-    item::{self, attr, n, s},
+    item::{Item, attr, n, s},
     unavailable, unique_id,
 };
 use crate::{
@@ -22,6 +23,31 @@ use crate::{
 
 /// Claims (and, after a failure, releases) of one call in flight at once.
 const CONCURRENT_CLAIMS: usize = 16;
+/// Lease items expire this long after their lease ends. The lease is decided by
+/// `leaseUntil` alone; the margin only keeps the last claim of a target visible
+/// for a while, for whoever wonders why it was or was not refreshed.
+const LEASE_TTL_MARGIN: Duration = Duration::from_secs(60 * 60);
+
+/// The key of the lease item of `key`: `lease#{key}`. It has four `#`-separated
+/// parts, so it never parses as a cache key, and it starts with `lease`, which
+/// no data type (and so no chunk key) does.
+fn lease_key(key: &CacheKey) -> String {
+    format!("lease#{key}")
+}
+
+/// A lease item: its key, when the lease ends, which claim wrote it, and its
+/// expiry. Without `dataType` it never appears in the `dataType` index.
+fn lease_item(key: &CacheKey, claim_id: &str, until: Timestamp) -> Item {
+    Item::from([
+        (attr::CACHE_KEY.into(), s(lease_key(key))),
+        (attr::LEASE_UNTIL.into(), n(until.unix_secs())),
+        (attr::CLAIM_ID.into(), s(claim_id)),
+        (
+            attr::TTL.into(),
+            n(until.plus(LEASE_TTL_MARGIN).unix_secs()),
+        ),
+    ])
+}
 
 impl DynamoDbStore {
     /// Writes the lease of `key` unless one that runs past `now` is stored.
@@ -37,7 +63,7 @@ impl DynamoDbStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item::lease_item(key, claim_id, until)))
+            .set_item(Some(lease_item(key, claim_id, until)))
             .condition_expression("attribute_not_exists(#key) OR #until <= :now")
             .expression_attribute_names("#key", attr::CACHE_KEY)
             .expression_attribute_names("#until", attr::LEASE_UNTIL)
@@ -61,7 +87,7 @@ impl DynamoDbStore {
                     .client
                     .delete_item()
                     .table_name(&self.table)
-                    .key(attr::CACHE_KEY, s(item::lease_key(key)))
+                    .key(attr::CACHE_KEY, s(lease_key(key)))
                     .condition_expression("#claim = :claim")
                     .expression_attribute_names("#claim", attr::CLAIM_ID)
                     .expression_attribute_values(":claim", s(claim_id))
@@ -141,5 +167,47 @@ impl RefreshLeases for DynamoDbStore {
         claimed.extend(unknown);
         self.release(&claimed, &claim_id).await;
         Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        adapters::dynamodb::item::{chunk_key, number, string},
+        domain::{AccountId, DataType, Region},
+    };
+
+    fn key() -> CacheKey {
+        CacheKey::new(
+            DataType::DrsQuotas,
+            Region::parse("us-east-1").unwrap(),
+            AccountId::parse("111122223333").unwrap(),
+        )
+    }
+
+    #[test]
+    fn lease_keys_are_neither_cache_keys_nor_chunk_keys() {
+        for data_type in DataType::ALL {
+            assert!(!data_type.as_str().starts_with("lease"), "{data_type}");
+        }
+        let key = key();
+        let lease = lease_key(&key);
+        assert_eq!(lease, "lease#drs-quotas#us-east-1#111122223333");
+        assert!(CacheKey::parse(&lease).is_err());
+        assert_ne!(lease, chunk_key(&key.to_string(), "v1-00ff", 0));
+    }
+
+    #[test]
+    fn a_lease_item_is_not_indexed_and_outlives_its_lease() {
+        let until = Timestamp::from_unix_secs(1_700_000_060);
+        let item = lease_item(&key(), "0123456789abcdef", until);
+        assert!(!item.contains_key(attr::DATA_TYPE));
+        assert_eq!(number::<i64>(&item, attr::LEASE_UNTIL), Ok(1_700_000_060));
+        assert_eq!(string(&item, attr::CLAIM_ID), Ok("0123456789abcdef"));
+        assert_eq!(
+            number::<i64>(&item, attr::TTL),
+            Ok(1_700_000_060 + LEASE_TTL_MARGIN.as_secs() as i64)
+        );
     }
 }

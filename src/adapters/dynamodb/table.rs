@@ -19,7 +19,7 @@ pub const INDEX_BY_DATA_TYPE: &str = "dataType-createdAt-index";
 
 /// The non-key attributes projected into the index: exactly what `EntryMeta`
 /// needs, so a listing never reads payloads.
-pub(super) const INDEX_ATTRIBUTES: [&str; 10] = [
+const INDEX_ATTRIBUTES: [&str; 10] = [
     attr::VERSION,
     attr::ETAG,
     attr::STATE,
@@ -115,7 +115,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), TableError
 
 /// Waits until `table` and its indexes are active, checking that it has the
 /// cache table's key schema and index.
-pub async fn wait_until_active(
+async fn wait_until_active(
     client: &Client,
     table: &str,
     timeout: Duration,

@@ -109,13 +109,16 @@ pub async fn table_store() -> Arc<dyn CacheStorage> {
 }
 
 /// A reader over `store` for the home account, whose refresh requests are
-/// only recorded.
+/// only recorded. It waits for the store as long as a moto server busy with
+/// the other tests' writes may take: these tests read what was written, and
+/// the reader's own timeouts are tested in `reader`.
 pub fn reader(store: Arc<dyn CacheStorage>) -> drs_cache::read::Router {
     app::reader_router(
         store,
         Arc::new(RecordingTrigger::default()),
         ReaderSettings {
             default_account: Some(home()),
+            store_timeout: std::time::Duration::from_secs(30),
             ..ReaderSettings::default()
         },
         Arc::new(Recorded::default()),

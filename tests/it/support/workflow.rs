@@ -121,15 +121,26 @@ pub struct Invocation {
     pub result: Result<Value, (String, String)>,
 }
 
-/// The handlers of the test whose turn it is, and the runtime they run on.
+/// A test's own functions: the result, or the error type and message, of an
+/// invocation of the function named by the last segment of its ARN.
+pub type StandIns = Arc<dyn Fn(&str, Value) -> Result<Value, (String, String)> + Send + Sync>;
+
+/// What answers the Lambda invocations of the test whose turn it is.
 #[derive(Clone)]
-struct Dispatch {
-    runtime: tokio::runtime::Handle,
-    planner: Arc<Planner>,
-    /// The run totals the planner's Summarize records.
-    runs: Arc<RecordedRuns>,
-    refresher: Arc<Refresher>,
+enum Dispatch {
+    /// The project's handlers, on the test's runtime.
+    Handlers {
+        runtime: tokio::runtime::Handle,
+        planner: Arc<Planner>,
+        /// The run totals the planner's Summarize records.
+        runs: Arc<RecordedRuns>,
+        refresher: Arc<Refresher>,
+    },
+    StandIns(StandIns),
 }
+
+/// One test at a time uses the router.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Harness {
     /// moto itself, such as `http://127.0.0.1:5123`.
@@ -394,18 +405,26 @@ impl RouterState {
             }
         };
         let (name, input) = (function.clone(), payload.clone());
-        let outcome = dispatch
-            .runtime
+        let (runtime, planner, runs, refresher) = match dispatch {
+            Dispatch::StandIns(answer) => {
+                let result = answer(&function, payload.clone());
+                return self.answer(function, payload, result);
+            }
+            Dispatch::Handlers {
+                runtime,
+                planner,
+                runs,
+                refresher,
+            } => (runtime, planner, runs, refresher),
+        };
+        let outcome = runtime
             .spawn(async move {
                 let event = LambdaEvent::new(input, Context::default());
                 let result = match name.as_str() {
-                    PLANNER => {
-                        let runs = dispatch.runs.as_ref();
-                        drs_cache::plan::lambda::handle(&dispatch.planner, runs, event)
-                            .await
-                            .map(|out| serde_json::to_value(out).unwrap())
-                    }
-                    REFRESHER => drs_cache::refresh::lambda::handle(&dispatch.refresher, event)
+                    PLANNER => drs_cache::plan::lambda::handle(&planner, runs.as_ref(), event)
+                        .await
+                        .map(|out| serde_json::to_value(out).unwrap()),
+                    REFRESHER => drs_cache::refresh::lambda::handle(&refresher, event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
                     other => {
@@ -428,6 +447,18 @@ impl RouterState {
             // A panicking handler: the runtime reports it as an unhandled error.
             Err(e) => Err(("Panic".to_owned(), e.to_string())),
         };
+        self.answer(function, payload, result)
+    }
+
+    /// Records an invocation and answers it as real Lambda does: a function
+    /// error is HTTP 200 with `X-Amz-Function-Error` and `{"errorType",
+    /// "errorMessage"}`.
+    fn answer(
+        &self,
+        function: String,
+        payload: Value,
+        result: Result<Value, (String, String)>,
+    ) -> Response<Full<Bytes>> {
         lock(&self.invocations).push(Invocation {
             function,
             payload,
@@ -701,9 +732,37 @@ impl Drop for Rig {
     }
 }
 
+/// A turn at the router for a test's stand-in functions: state machines it
+/// creates on the shared moto reach `functions`. The turn ends when dropped.
+pub struct StandInTurn {
+    pub sfn: aws_sdk_sfn::Client,
+    harness: &'static Harness,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for StandInTurn {
+    fn drop(&mut self) {
+        *lock(&self.harness.state.dispatch) = None;
+    }
+}
+
+impl StandInTurn {
+    pub async fn start(functions: StandIns) -> Self {
+        let turn = TURN.lock().await;
+        let harness = tokio::task::spawn_blocking(harness).await.unwrap();
+        let sfn = sfn_client(&harness.moto);
+        stop_leftover_executions(&sfn).await;
+        *lock(&harness.state.dispatch) = Some(Dispatch::StandIns(functions));
+        Self {
+            sfn,
+            harness,
+            _turn: turn,
+        }
+    }
+}
+
 impl Rig {
     pub async fn start(options: Options) -> Self {
-        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let turn = TURN.lock().await;
         let harness = tokio::task::spawn_blocking(harness).await.unwrap();
         let sfn = sfn_client(&harness.moto);
@@ -769,7 +828,7 @@ impl Rig {
             clock.clone(),
             plan_config(),
         ));
-        *lock(&harness.state.dispatch) = Some(Dispatch {
+        *lock(&harness.state.dispatch) = Some(Dispatch::Handlers {
             runtime: tokio::runtime::Handle::current(),
             planner: planner.clone(),
             runs: Arc::new(RecordedRuns::default()),
