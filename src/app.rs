@@ -24,7 +24,7 @@ use crate::{
 };
 
 #[cfg(feature = "local")]
-pub use local::{LocalRefresh, StartError, open_store};
+pub use local::{LocalRefresh, LocalSide, StartError, local_reader, open_store};
 
 /// The AWS configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL*` for local emulators), loaded on first use and shared by
@@ -133,15 +133,63 @@ mod local {
     use aws_sdk_sts::config::Credentials as SdkCredentials;
     use drs_sim::{SimHandle, Simulator};
 
-    use super::{Aws, refresher_over};
+    use super::{Aws, reader_router, refresher_over};
     use crate::{
-        adapters::{aws::AwsUpstream, embedded::EmbeddedStore},
-        config::{LOCAL_REGION, LOCAL_SECRET, LocalRefreshConfig, StoreChoice, local_key},
+        adapters::{
+            aws::AwsUpstream,
+            embedded::EmbeddedStore,
+            local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
+        },
+        config::{
+            LOCAL_REGION, LOCAL_SECRET, LocalConfig, LocalRefreshConfig, RefreshSide, StoreChoice,
+            local_key,
+        },
         domain::SystemClock,
         plan::Planner,
-        ports::{CacheStorage, StoreError},
-        refresh::{Refresher, metrics::RefreshMetrics},
+        ports::{CacheStorage, RefreshTrigger, StoreError},
+        read::{Router, metrics::MetricsSink},
+        refresh::{
+            Refresher,
+            metrics::{EmfRefreshMetrics, RefreshMetrics},
+        },
     };
+
+    /// Targets waiting in the local refresh queue at most.
+    const LOCAL_QUEUE_CAPACITY: usize = 10_000;
+
+    /// The refresh side of `drs-cache serve` when it runs in process: the
+    /// planner and refresher, and the queue of the reader's requests for them.
+    pub struct LocalSide {
+        pub refresh: Arc<LocalRefresh>,
+        pub requests: LocalRefreshReceiver,
+    }
+
+    /// The reader of `drs-cache serve` over `store`, asking the workflow for
+    /// refreshes, or the local refresh side started here and returned to be run.
+    pub async fn local_reader(
+        aws: &Aws,
+        config: &LocalConfig,
+        store: Arc<dyn CacheStorage>,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Result<(Router, Option<LocalSide>), StartError> {
+        let (trigger, local): (Arc<dyn RefreshTrigger>, _) = match &config.refresh {
+            RefreshSide::Workflow { state_machine_arn } => {
+                (aws.workflow_trigger(state_machine_arn).await, None)
+            }
+            RefreshSide::InProcess(local) => {
+                let (queue, requests) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
+                let refresh =
+                    LocalRefresh::start(local, store.clone(), Arc::new(EmfRefreshMetrics)).await?;
+                let side = LocalSide {
+                    refresh: Arc::new(refresh),
+                    requests,
+                };
+                (Arc::new(queue), Some(side))
+            }
+        };
+        let router = reader_router(store, trigger, config.reader.clone(), metrics);
+        Ok((router, local))
+    }
 
     #[derive(Debug, thiserror::Error)]
     pub enum StartError {

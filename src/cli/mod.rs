@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     adapters::dynamodb,
     app,
-    config::{Env, LocalArgs, LocalConfig, StoreKind, table_name},
+    config::{Env, LocalArgs, LocalConfig, RefreshRunConfig, StoreKind, table_name},
 };
 
 #[derive(Debug, Parser)]
@@ -84,10 +84,10 @@ impl From<StoreArgs> for LocalArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { store, listen } => {
-            serve::run(LocalConfig::for_serve(&store.into())?, listen).await
+            serve::run(LocalConfig::from_env(&store.into())?, listen).await
         }
         Command::Refresh { store, all } => {
-            refresh::run(LocalConfig::for_refresh(&store.into())?, all).await
+            refresh::run(RefreshRunConfig::from_env(&store.into())?, all).await
         }
         Command::CreateTable { table } => {
             let table = table_name(&Env::process(), table);

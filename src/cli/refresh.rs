@@ -7,18 +7,15 @@ use tracing::info;
 
 use crate::{
     app::{self, LocalRefresh},
-    config::{LocalConfig, RefreshSide},
+    config::RefreshRunConfig,
     plan::Trigger,
     ports::Invalidation,
     refresh::metrics::LoggedRefreshMetrics,
 };
 
-pub async fn run(config: LocalConfig, all: bool) -> anyhow::Result<()> {
-    let RefreshSide::InProcess(local) = &config.refresh else {
-        anyhow::bail!("drs-cache refresh runs the workflow's steps here, not in AWS");
-    };
+pub async fn run(config: RefreshRunConfig, all: bool) -> anyhow::Result<()> {
     let store = app::open_store(&app::Aws::default(), &config.store).await?;
-    let local = LocalRefresh::start(local, store, Arc::new(LoggedRefreshMetrics)).await?;
+    let local = LocalRefresh::start(&config.refresh, store, Arc::new(LoggedRefreshMetrics)).await?;
     let trigger = if all {
         Trigger::Manual(Invalidation::default())
     } else {

@@ -7,35 +7,20 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::{
-    adapters::local_queue::LocalRefreshQueue,
-    app::{self, LocalRefresh},
-    config::{LocalConfig, RefreshSide},
+    app::{self, LocalSide},
+    config::LocalConfig,
     read::{metrics::EmfStdout, server},
-    refresh::metrics::EmfRefreshMetrics,
 };
-
-/// Targets waiting in the local refresh queue at most.
-const LOCAL_QUEUE_CAPACITY: usize = 10_000;
 
 pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> {
     let aws = app::Aws::default();
     let store = app::open_store(&aws, &config.store).await?;
+    let (router, local) = app::local_reader(&aws, &config, store, Arc::new(EmfStdout)).await?;
     // Without a workflow, the workflow's steps run here, against the simulator.
-    let (trigger, _local) = match &config.refresh {
-        RefreshSide::Workflow { state_machine_arn } => {
-            (aws.workflow_trigger(state_machine_arn).await, None)
-        }
-        RefreshSide::InProcess(local) => {
-            let (queue, receiver) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
-            let local = Arc::new(
-                LocalRefresh::start(local, store.clone(), Arc::new(EmfRefreshMetrics)).await?,
-            );
-            tokio::spawn(local.clone().drain(receiver));
-            tokio::spawn(local.clone().tick_forever());
-            (Arc::new(queue) as _, Some(local))
-        }
-    };
-    let router = app::reader_router(store, trigger, config.reader, Arc::new(EmfStdout));
+    if let Some(LocalSide { refresh, requests }) = local {
+        tokio::spawn(refresh.clone().drain(requests));
+        tokio::spawn(refresh.tick_forever());
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -72,12 +72,21 @@ pub struct LocalRefreshConfig {
     pub map_concurrency: usize,
 }
 
-/// A local command's configuration.
+/// `drs-cache serve`: where entries live, how the reader behaves, what
+/// refreshes them.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
     pub store: StoreChoice,
     pub reader: ReaderSettings,
     pub refresh: RefreshSide,
+}
+
+/// `drs-cache refresh`: where entries live and the workflow's steps in
+/// process (it serves no reads).
+#[derive(Debug, Clone)]
+pub struct RefreshRunConfig {
+    pub store: StoreChoice,
+    pub refresh: LocalRefreshConfig,
 }
 
 /// What a local command was given on its command line.
@@ -131,27 +140,18 @@ fn fleet_account(account: &AccountId) -> Result<drs_sim::AccountId, LocalConfigE
 }
 
 impl LocalConfig {
-    /// `drs-cache serve`: the deployed workflow when `REFRESH_STATE_MACHINE_ARN`
-    /// is set, else the local refresher.
-    pub fn for_serve(args: &LocalArgs) -> Result<Self, LocalConfigError> {
-        Self::from_vars(&Env::process(), args, true)
-    }
-
-    /// `drs-cache refresh`: always the local refresher.
-    pub fn for_refresh(args: &LocalArgs) -> Result<Self, LocalConfigError> {
-        Self::from_vars(&Env::process(), args, false)
+    /// The deployed workflow when `REFRESH_STATE_MACHINE_ARN` is set, else the
+    /// local refresher.
+    pub fn from_env(args: &LocalArgs) -> Result<Self, LocalConfigError> {
+        Self::from_vars(&Env::process(), args)
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
         args: &LocalArgs,
-        use_workflow: bool,
     ) -> Result<Self, LocalConfigError> {
         let mut reader = env.reader_settings()?;
-        let workflow = env
-            .optional("REFRESH_STATE_MACHINE_ARN")
-            .filter(|_| use_workflow);
-        let refresh = match workflow {
+        let refresh = match env.optional("REFRESH_STATE_MACHINE_ARN") {
             Some(state_machine_arn) => RefreshSide::Workflow { state_machine_arn },
             None => {
                 let local = LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?;
@@ -163,6 +163,23 @@ impl LocalConfig {
             store: store_choice(env, args),
             reader,
             refresh,
+        })
+    }
+}
+
+impl RefreshRunConfig {
+    /// Always the local refresher, whatever `REFRESH_STATE_MACHINE_ARN` says.
+    pub fn from_env(args: &LocalArgs) -> Result<Self, LocalConfigError> {
+        Self::from_vars(&Env::process(), args)
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        args: &LocalArgs,
+    ) -> Result<Self, LocalConfigError> {
+        Ok(Self {
+            store: store_choice(env, args),
+            refresh: LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?,
         })
     }
 }
@@ -256,7 +273,7 @@ mod tests {
 
     #[test]
     fn without_a_workflow_the_fleet_is_refreshed_in_process_for_its_accounts() {
-        let c = LocalConfig::from_vars(&env(&[]), &LocalArgs::default(), true).unwrap();
+        let c = LocalConfig::from_vars(&env(&[]), &LocalArgs::default()).unwrap();
         assert_eq!(c.store, StoreChoice::Embedded(DEFAULT_EMBEDDED_PATH.into()));
         let RefreshSide::InProcess(local) = &c.refresh else {
             panic!("{:?}", c.refresh)
@@ -273,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn a_workflow_serves_unless_the_command_refreshes_itself() {
+    fn serve_asks_the_workflow_when_one_is_named_and_a_one_off_run_never_does() {
         let e = env(&[
             (
                 "REFRESH_STATE_MACHINE_ARN",
@@ -285,7 +302,7 @@ mod tests {
             store: Some(StoreKind::Dynamodb),
             ..LocalArgs::default()
         };
-        let serve = LocalConfig::from_vars(&e, &args, true).unwrap();
+        let serve = LocalConfig::from_vars(&e, &args).unwrap();
         assert!(matches!(serve.refresh, RefreshSide::Workflow { .. }));
         assert_eq!(
             serve.store,
@@ -293,8 +310,9 @@ mod tests {
                 table: "cache".into()
             }
         );
-        let refresh = LocalConfig::from_vars(&e, &args, false).unwrap();
-        assert!(matches!(refresh.refresh, RefreshSide::InProcess(_)));
+        let refresh = RefreshRunConfig::from_vars(&e, &args).unwrap();
+        assert_eq!(refresh.store, serve.store);
+        assert_eq!(refresh.refresh.plan.regions[0].as_str(), LOCAL_REGION);
     }
 
     #[test]
@@ -303,14 +321,19 @@ mod tests {
             fleet: Some("/nonexistent/fleet.json".into()),
             ..LocalArgs::default()
         };
-        let err = LocalConfig::from_vars(&env(&[]), &args, false).unwrap_err();
+        let err = RefreshRunConfig::from_vars(&env(&[]), &args).unwrap_err();
         assert!(matches!(err, LocalConfigError::FleetFile { .. }), "{err}");
-        let err = LocalConfig::from_vars(
+        let err = RefreshRunConfig::from_vars(
             &env(&[("MAP_MAX_CONCURRENCY", "0")]),
             &LocalArgs::default(),
-            false,
         )
         .unwrap_err();
         assert!(err.to_string().contains("MAP_MAX_CONCURRENCY"), "{err}");
+        // A one-off run serves no reads, so the reader's variables are not read.
+        let ok = RefreshRunConfig::from_vars(
+            &env(&[("MEMORY_TTL_SECONDS", "soon")]),
+            &LocalArgs::default(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

@@ -15,7 +15,10 @@ use crate::{
 
 use super::{ApiResponse, service::ReadError};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Each variant's code is its name in SCREAMING_SNAKE case (`NOT_CACHED`),
+/// but for the two ways the cache can be unavailable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApiError {
     #[error("no route for {path}")]
     NotFound { path: String },
@@ -41,12 +44,14 @@ pub enum ApiError {
     #[error("DRS is not initialized in account {account} region {region}", account = key.scope(), region = key.region())]
     DrsNotInitialized { key: CacheKey },
     #[error("the cache store did not answer for {key} and no copy is held in memory")]
+    #[strum(serialize = "CACHE_UNAVAILABLE")]
     StoreUnavailable {
         key: CacheKey,
         /// The store's error and its causes.
         cause: String,
     },
     #[error("the cached data cannot be read; a refresh will replace it")]
+    #[strum(serialize = "CACHE_UNAVAILABLE")]
     Unreadable { key: CacheKey },
     #[error("the refresh workflow did not take the invalidation; retry later")]
     RefreshUnavailable { invalidation: Invalidation },
@@ -95,16 +100,7 @@ impl ApiError {
     /// The stable code callers match: `error` in the body, and the `errorType`
     /// of a failed direct invocation.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotFound { .. } => "NOT_FOUND",
-            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            Self::MissingParameter { .. } => "MISSING_PARAMETER",
-            Self::InvalidParameter { .. } => Self::INVALID_PARAMETER,
-            Self::NotCached { .. } => "NOT_CACHED",
-            Self::DrsNotInitialized { .. } => "DRS_NOT_INITIALIZED",
-            Self::StoreUnavailable { .. } | Self::Unreadable { .. } => "CACHE_UNAVAILABLE",
-            Self::RefreshUnavailable { .. } => "REFRESH_UNAVAILABLE",
-        }
+        self.into()
     }
 
     fn details(&self) -> Value {
@@ -231,6 +227,38 @@ mod tests {
         assert_eq!(doc["error"], "MISSING_PARAMETER");
         assert_eq!(doc["details"]["field"], "region");
         assert_eq!(doc["message"], "query parameter region is required");
+    }
+
+    #[test]
+    fn codes_are_the_documented_ones() {
+        let codes = [
+            ApiError::NotFound { path: "/".into() },
+            ApiError::invalid("region", "is bad", "x"),
+            ApiError::MissingParameter { field: "region" },
+            ApiError::Unreadable { key: key() },
+            ApiError::StoreUnavailable {
+                key: key(),
+                cause: "down".into(),
+            },
+            ApiError::RefreshUnavailable {
+                invalidation: Invalidation::default(),
+            },
+            ApiError::DrsNotInitialized { key: key() },
+        ]
+        .map(|e| e.code());
+        assert_eq!(
+            codes,
+            [
+                "NOT_FOUND",
+                ApiError::INVALID_PARAMETER,
+                "MISSING_PARAMETER",
+                "CACHE_UNAVAILABLE",
+                "CACHE_UNAVAILABLE",
+                "REFRESH_UNAVAILABLE",
+                "DRS_NOT_INITIALIZED",
+            ]
+        );
+        assert_eq!(ApiError::INVALID_PARAMETER, "INVALID_PARAMETER");
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub struct ApiRequest {
 
 /// Where invalidations are posted.
 pub const INVALIDATE_PATH: &str = "/cache/invalidate";
+/// Answers `{"status":"ok"}` without touching the cache.
+pub const HEALTH_PATH: &str = "/health";
+
+/// The body of a health answer.
+pub fn health() -> serde_json::Value {
+    json!({"status": "ok"})
+}
 
 pub type ApiResponse = Response<Bytes>;
 
@@ -87,8 +94,8 @@ impl Router {
 
     /// Answers one request. Never fails: every problem is an error response.
     pub async fn handle(&self, req: &ApiRequest) -> ApiResponse {
-        if req.method == Method::GET && req.path == "/health" {
-            return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        if req.method == Method::GET && req.path == HEALTH_PATH {
+            return json_response(StatusCode::OK, &health());
         }
         if req.path.strip_suffix('/').unwrap_or(&req.path) == INVALIDATE_PATH {
             return self.invalidate(req).await;
@@ -109,6 +116,12 @@ impl Router {
         query: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Served, ApiError> {
         let started = Instant::now();
+        if path.strip_suffix('/').unwrap_or(path) == INVALIDATE_PATH {
+            return Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allow: "POST",
+            });
+        }
         let Some(data_type) = route(path) else {
             return Err(ApiError::NotFound {
                 path: text::prefix(path, MAX_PATH_CHARS).to_owned(),

@@ -10,13 +10,13 @@ use crate::{
 use super::ApiError;
 
 /// Longest request body read (invalidations are the only requests with one).
-pub const MAX_BODY_BYTES: usize = 4 * 1024;
+pub const MAX_REQUEST_BODY_BYTES: usize = 4 * 1024;
 
 /// The invalidation `body` asks for: a JSON object with optional `dataType`,
 /// `region` and `accountId` strings; an empty body invalidates everything.
 pub fn parse(body: &[u8]) -> Result<Invalidation, ApiError> {
     let invalid = ApiError::invalid;
-    if body.len() > MAX_BODY_BYTES {
+    if body.len() > MAX_REQUEST_BODY_BYTES {
         return Err(invalid("body", "is larger than 4 KiB", ""));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -71,6 +71,6 @@ mod tests {
         assert_eq!(field(br#"{"everything":"yes"}"#), "everything");
         assert_eq!(field(b"[1]"), "body");
         assert_eq!(field(b"not json"), "body");
-        assert_eq!(field(&[b' '; MAX_BODY_BYTES + 1]), "body");
+        assert_eq!(field(&[b' '; MAX_REQUEST_BODY_BYTES + 1]), "body");
     }
 }

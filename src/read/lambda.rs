@@ -16,7 +16,10 @@ use serde_json::{Value, value::RawValue};
 
 use crate::invocation::{ErrorType, InvocationError};
 
-use super::{ApiError, ApiRequest, ApiResponse, Router};
+use super::{
+    ApiError, ApiRequest, ApiResponse, Router,
+    http::{HEALTH_PATH, health},
+};
 
 /// What the reader function returns, shaped for its caller.
 #[derive(Debug, Serialize)]
@@ -34,7 +37,8 @@ pub struct DirectResponse {
     pub cache: CacheInfo,
 }
 
-#[derive(Debug, Serialize)]
+/// How the data was served; empty for a health check.
+#[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheInfo {
     pub tier: String,
@@ -98,6 +102,9 @@ fn route_path<'a>(raw: &'a str, stage: Option<&str>) -> &'a str {
 }
 
 async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, InvocationError> {
+    let unreadable = |what: &str| {
+        InvocationError::api("CACHE_UNAVAILABLE", format!("cached body is not {what}"))
+    };
     let invalid = |message: String| InvocationError::api(ApiError::INVALID_PARAMETER, message);
     let call: DirectInvocation =
         serde_json::from_str(raw).map_err(|e| invalid(format!("invocation: {e}")))?;
@@ -114,13 +121,16 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
             _ => return Err(invalid(format!("queryParams.{name} must be a string"))),
         }
     }
+    if path == HEALTH_PATH {
+        return Ok(DirectResponse {
+            data: serde_json::value::to_raw_value(&health()).map_err(|_| unreadable("JSON"))?,
+            cache: CacheInfo::default(),
+        });
+    }
     let served = router
         .read(&Method::GET, &path, query)
         .await
         .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
-    let unreadable = |what: &str| {
-        InvocationError::api("CACHE_UNAVAILABLE", format!("cached body is not {what}"))
-    };
     let body = String::from_utf8(served.body.to_vec()).map_err(|_| unreadable("UTF-8"))?;
     let data = RawValue::from_string(body).map_err(|_| unreadable("JSON"))?;
     Ok(DirectResponse {

@@ -30,7 +30,7 @@ pub async fn serve(
                 let router = router.clone();
                 async move {
                     let (parts, body) = req.into_parts();
-                    let limited = Limited::new(body, invalidate::MAX_BODY_BYTES + 1);
+                    let limited = Limited::new(body, invalidate::MAX_REQUEST_BODY_BYTES + 1);
                     let response = match limited.collect().await {
                         Ok(body) => {
                             let req = http::Request::from_parts(parts, ());

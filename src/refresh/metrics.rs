@@ -9,7 +9,7 @@ use crate::{
     ports::RefreshReason,
 };
 
-use super::summary::{KeySummary, Status};
+use super::summary::KeySummary;
 
 /// Where refresh outcomes go.
 pub trait RefreshMetrics: Send + Sync {
@@ -76,13 +76,9 @@ struct Line<'a> {
 
 /// The EMF document of one key's refresh, by data type and by outcome.
 pub fn emf_line(reason: RefreshReason, summary: &KeySummary, at: SystemTime) -> Vec<u8> {
-    let outcome = match (&summary.error, summary.status) {
-        (Some(failure), _) => failure.kind.as_str(),
-        (None, Status::Refreshed) => "refreshed",
-        (None, Status::Unchanged) => "unchanged",
-        (None, Status::Superseded) => "superseded",
-        (None, Status::NotInitialized) => "not_initialized",
-        (None, Status::Failed) => "failed",
+    let outcome = match &summary.error {
+        Some(failure) => failure.kind.as_str(),
+        None => summary.status.into(),
     };
     let line = Line {
         data_type: summary.cache_key.data_type().as_str(),
@@ -112,7 +108,7 @@ mod tests {
     use super::*;
     use crate::{
         domain::{CacheKey, RefreshErrorKind},
-        refresh::summary::{FailureKind, FailureSummary},
+        refresh::summary::{FailureKind, FailureSummary, Status},
     };
 
     #[test]
@@ -145,6 +141,30 @@ mod tests {
         assert_eq!(doc["UpstreamPages"], 2);
         for m in directive["Metrics"].as_array().unwrap() {
             assert!(doc.get(m["Name"].as_str().unwrap()).is_some(), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_did_not_fail_is_counted_under_its_status() {
+        for (status, outcome) in [
+            (Status::Refreshed, "refreshed"),
+            (Status::Unchanged, "unchanged"),
+            (Status::Superseded, "superseded"),
+            (Status::NotInitialized, "not_initialized"),
+        ] {
+            let summary = KeySummary {
+                cache_key: CacheKey::parse("drs-quotas#us-east-1#111122223333").unwrap(),
+                status,
+                changed: status == Status::Refreshed,
+                items: 1,
+                bytes: 10,
+                pages: 1,
+                duration_ms: 5,
+                error: None,
+            };
+            let line = emf_line(RefreshReason::Event, &summary, SystemTime::now());
+            let doc: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(doc["Outcome"], outcome);
         }
     }
 }

@@ -15,8 +15,10 @@ use crate::{
 /// Longest error message kept in a summary.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How one key's refresh ended, named in snake case (`not_initialized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     /// A new body was written.
     Refreshed,

@@ -148,6 +148,24 @@ async fn a_bad_direct_invocation_is_a_typed_error_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_direct_health_check_answers_ok_and_invalidations_are_posted_only() {
+    let h = harness(settings()).await;
+    for operation in ["health", "/health"] {
+        let response = handle(&h.router, raw(json!({ "operation": operation })))
+            .await
+            .unwrap();
+        let out = serde_json::to_value(&response).unwrap();
+        assert_eq!(out["data"], json!({"status": "ok"}));
+        assert_eq!(out["cache"]["tier"], "");
+        assert_eq!(out["cache"]["ageSeconds"], 0);
+    }
+    let err = handle(&h.router, raw(json!({"operation": "/cache/invalidate"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
 async fn an_event_of_no_known_shape_is_invalid_input() {
     let h = harness(settings()).await;
     for payload in [json!({"hello": "world"}), json!([1, 2]), json!("text")] {

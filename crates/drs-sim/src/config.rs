@@ -245,11 +245,11 @@ impl SimConfig {
             ));
         }
         if let Some(url) = &self.sts_endpoint
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !url.starts_with("http://")
         {
             return Err(ConfigError::new(
                 "sts_endpoint",
-                "must be an http:// or https:// URL",
+                "must be an http:// URL (a local STS emulator such as moto)",
             ));
         }
         self.defaults.validate("defaults")?;
@@ -518,6 +518,10 @@ mod tests {
             ),
             (r#"{"fleets": [{"region": "us-east-1"}]}"#, "fleets[0]"),
             (r#"{"max_page_size": 0}"#, "max_page_size"),
+            (
+                r#"{"sts_endpoint": "https://sts.amazonaws.com"}"#,
+                "sts_endpoint",
+            ),
             (r#"{"defaults": {"servers": 100001}}"#, "defaults.servers"),
             (r#"{"unknown": true}"#, "unknown"),
         ] {
