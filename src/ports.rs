@@ -275,3 +275,22 @@ pub trait RefreshLeases: Send + Sync {
 pub trait CacheStorage: CacheStore + RefreshLeases {}
 
 impl<T: CacheStore + RefreshLeases> CacheStorage for T {}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn reasons_are_named_in_lower_case_and_parse_only_by_that_name() {
+        for &reason in RefreshReason::VARIANTS {
+            let wire = serde_json::to_value(reason).unwrap();
+            assert_eq!(wire, reason.as_str());
+            assert_eq!(serde_json::from_value::<RefreshReason>(wire).unwrap(), reason);
+        }
+        assert_eq!(RefreshReason::Miss.as_str(), "miss");
+        assert!(serde_json::from_value::<RefreshReason>("Event".into()).is_err());
+        assert_eq!(RefreshReason::default(), RefreshReason::Manual);
+    }
+}
