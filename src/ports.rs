@@ -287,7 +287,10 @@ mod tests {
         for &reason in RefreshReason::VARIANTS {
             let wire = serde_json::to_value(reason).unwrap();
             assert_eq!(wire, reason.as_str());
-            assert_eq!(serde_json::from_value::<RefreshReason>(wire).unwrap(), reason);
+            assert_eq!(
+                serde_json::from_value::<RefreshReason>(wire).unwrap(),
+                reason
+            );
         }
         assert_eq!(RefreshReason::Miss.as_str(), "miss");
         assert!(serde_json::from_value::<RefreshReason>("Event".into()).is_err());

@@ -2,12 +2,13 @@
 //! due, events refresh their account and region, bursts collapse, and runs go
 //! through the real refresher against the fleet simulator.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
-use crate::support::InSim;
 use crate::support::{
+    InSim,
     plan::{ManualClock, RecordedRuns},
     refresh::{Endpoints, HOME, Rig, home, sdk_config},
+    workflow::{other, plan_config, regions},
 };
 use drs_cache::{
     adapters::aws::{AccountAccess, Credentials, StaticKeys},
@@ -20,30 +21,12 @@ use drs_sim::{SimConfig, Simulator};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
-const OTHER: &str = "210987654321";
-
-fn other() -> AccountId {
-    AccountId::parse(OTHER).unwrap()
-}
-
-fn regions() -> Vec<Region> {
-    ["us-east-1", "eu-west-1"]
-        .map(|r| Region::parse(r).unwrap())
-        .to_vec()
-}
-
+/// The workflow tests' plan, with small store pages so that a tick lists
+/// entries page by page.
 fn config() -> PlanConfig {
     PlanConfig {
-        home: home(),
-        accounts: vec![home(), other()],
-        regions: regions(),
-        data_types: DataType::ALL.to_vec(),
-        schedule_interval: Duration::from_secs(60),
-        refresh_ahead_margin: Duration::from_secs(30),
-        failure_backoff: Duration::from_secs(300),
-        lease: Duration::from_secs(60),
-        batch_size: 10,
         list_page: 7,
+        ..plan_config()
     }
 }
 

@@ -25,7 +25,12 @@ use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 use strum::VariantArray;
 
-use crate::support::{moto, workflow::StandInTurn};
+use crate::support::{
+    moto,
+    workflow::{
+        PLANNER, REFRESHER, StandInTurn, deployed_definition, filled_definition, substitutions,
+    },
+};
 
 const DEFINITION: &str = include_str!("../../statemachine/refresh.asl.json");
 const DEFINITION_PATH: &str = "statemachine/refresh.asl.json";
@@ -119,57 +124,12 @@ fn placeholders(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// What CloudFormation substitutes for each placeholder in a stack in account
-/// 123456789012 (us-east-1) with the template's parameter defaults.
-fn default_substitutions(template: &Yaml) -> BTreeMap<String, String> {
-    let substitutions = state_machine_properties(template)["DefinitionSubstitutions"]
-        .as_mapping()
-        .expect("DefinitionSubstitutions is a mapping");
-    substitutions
-        .iter()
-        .map(|(name, value)| {
-            let name = name.as_str().expect("substitution names").to_owned();
-            let Yaml::Tagged(tagged) = value else {
-                panic!("{name}: expected !Ref or !GetAtt, got {value:?}")
-            };
-            let value = match (tagged.tag.to_string().as_str(), &tagged.value) {
-                ("!Ref", Yaml::String(parameter)) => {
-                    match &template["Parameters"][parameter.as_str()]["Default"] {
-                        Yaml::Number(n) => n.to_string(),
-                        Yaml::String(s) => s.clone(),
-                        other => panic!("{parameter} has no usable default: {other:?}"),
-                    }
-                }
-                ("!GetAtt", Yaml::String(attribute)) => {
-                    let function = attribute
-                        .strip_suffix(".Arn")
-                        .unwrap_or_else(|| panic!("{name}: {attribute} is not an ARN"));
-                    format!("arn:aws:lambda:us-east-1:123456789012:function:{function}")
-                }
-                (tag, arg) => panic!("{name}: cannot evaluate {tag} {arg:?}"),
-            };
-            (name, value)
-        })
-        .collect()
-}
-
-/// The definition as CloudFormation hands it to Step Functions: each `${Name}`
-/// replaced by its value, as text.
-fn substituted(substitutions: &BTreeMap<String, String>) -> String {
-    substitutions
-        .iter()
-        .fold(DEFINITION.to_owned(), |text, (name, value)| {
-            text.replace(&format!("${{{name}}}"), value)
-        })
-}
-
 #[test]
 fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
-    let t = template();
     let used = placeholders(DEFINITION);
-    let given: BTreeSet<String> = default_substitutions(&t).into_keys().collect();
+    let given: BTreeSet<String> = substitutions(&[]).into_keys().collect();
     assert_eq!(used, given);
-    assert!(placeholders(&substituted(&default_substitutions(&t))).is_empty());
+    assert!(placeholders(&filled_definition(&substitutions(&[]))).is_empty());
 }
 
 #[test]
@@ -210,7 +170,7 @@ fn the_map_limits_are_numbers_within_range() {
     // The limits are placed by "Plan refresh" from string substitutions, turned
     // into numbers by States.StringToJson: check what the defaults become.
     let limits = &state(&d, "Plan refresh")["ResultSelector"]["limits"];
-    let values = default_substitutions(&t);
+    let values = substitutions(&[]);
     let number = |field: &str| -> f64 {
         let expression = limits[field].as_str().expect("an intrinsic");
         let name = placeholders(expression).pop_first().expect("a placeholder");
@@ -329,7 +289,7 @@ fn scripts_test_pins_the_same_asl_validator() {
 #[test]
 fn asl_validator_accepts_the_definition_as_written_and_as_deployed() {
     validate(DEFINITION).unwrap_or_else(|report| panic!("{DEFINITION_PATH}: {report}"));
-    let deployed = substituted(&default_substitutions(&template()));
+    let deployed = filled_definition(&substitutions(&[]));
     validate(&deployed).unwrap_or_else(|report| panic!("substituted: {report}"));
     // It does check: a transition to a state that does not exist is refused.
     let mut broken = definition();
@@ -577,8 +537,8 @@ impl Functions {
             earlier
         };
         match function {
-            "PlannerFunction" => Self::planner(&payload, earlier),
-            "RefresherFunction" => Self::refresher(&payload, earlier),
+            PLANNER => Self::planner(&payload, earlier),
+            REFRESHER => Self::refresher(&payload, earlier),
             other => Err(("ResourceNotFoundException", format!("no function {other}"))),
         }
     }
@@ -667,26 +627,6 @@ impl Functions {
     }
 }
 
-/// The deployed definition with every retry interval cut to at most a second:
-/// moto sleeps for real. Nothing else changes.
-fn with_short_retries(text: &str) -> String {
-    let mut definition: Value = serde_json::from_str(text).unwrap();
-    fn walk(machine: &mut Value) {
-        for state in machine["States"].as_object_mut().unwrap().values_mut() {
-            let retriers = state.get_mut("Retry").and_then(Value::as_array_mut);
-            for retrier in retriers.into_iter().flatten() {
-                retrier["IntervalSeconds"] = json!(1);
-                retrier["MaxDelaySeconds"] = json!(1);
-            }
-            if let Some(processor) = state.get_mut("ItemProcessor") {
-                walk(processor);
-            }
-        }
-    }
-    walk(&mut definition);
-    definition.to_string()
-}
-
 /// Runs one execution, which must succeed; its output.
 async fn run(client: &aws_sdk_sfn::Client, machine: &str, name: &str, input: Value) -> Value {
     let started = client
@@ -736,12 +676,13 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     }))
     .await;
     let client = &turn.sfn;
-    let mut substitutions = default_substitutions(&template());
-    substitutions.insert("RefreshMaxConcurrency".into(), "2".into());
     let machine = client
         .create_state_machine()
         .name(moto::unique_name("refresh"))
-        .definition(with_short_retries(&substituted(&substitutions)))
+        .definition(deployed_definition(&substitutions(&[(
+            "RefreshMaxConcurrency",
+            "2",
+        )])))
         .role_arn("arn:aws:iam::123456789012:role/refresh")
         .send()
         .await
@@ -767,7 +708,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
         {"failedBatch": true, "error": "Upstream", "targets": 1},
     ]);
     let summarized = functions
-        .calls_of("PlannerFunction")
+        .calls_of(PLANNER)
         .into_iter()
         .find_map(|p| p.get("summarize").cloned())
         .expect("Summarize ran");
@@ -785,7 +726,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
 
     // Each batch reached the refresher as planned; transient failures were
     // retried, permanent ones were not.
-    let refresher_calls = functions.calls_of("RefresherFunction");
+    let refresher_calls = functions.calls_of(REFRESHER);
     let plan = Functions::planner(&json!({"trigger": "schedule"}), 0).unwrap();
     for batch in plan["batches"].as_array().unwrap() {
         let account = batch["targets"][0]["accountId"].as_str().unwrap();
@@ -802,7 +743,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
 
     // An invalidation with nothing to refresh, after the planner's store was
     // briefly unavailable: no Map, no summary.
-    let before = functions.calls_of("RefresherFunction").len();
+    let before = functions.calls_of(REFRESHER).len();
     let output = run(
         client,
         &machine,
@@ -812,8 +753,8 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     .await;
     assert_eq!(output["targets"], 0);
     assert_eq!(output["batches"], json!([]));
-    assert_eq!(functions.calls_of("RefresherFunction").len(), before);
-    let planner_calls = functions.calls_of("PlannerFunction");
+    assert_eq!(functions.calls_of(REFRESHER).len(), before);
+    let planner_calls = functions.calls_of(PLANNER);
     assert_eq!(
         planner_calls
             .iter()

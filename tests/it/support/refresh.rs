@@ -19,11 +19,11 @@ use drs_cache::{
         dynamodb::{DynamoDbStore, create_table},
     },
     app,
-    domain::{AccountId, CacheKey, SystemClock, TtlTable, capacity::QuotaThresholds},
+    domain::{AccountId, CacheKey, TtlTable, capacity::QuotaThresholds},
     ports::{CacheStorage, RefreshReason},
     read::{ApiRequest, ApiResponse, ReaderSettings, metrics::Recorded},
     refresh::{
-        RefreshSettings, Refresher, Upstream,
+        RefreshSettings, Refresher,
         metrics::RefreshMetrics,
         summary::{BatchReport, KeySummary},
     },
@@ -167,19 +167,9 @@ impl Rig {
     /// The refresher reading through `base` with `access`.
     pub async fn over(sim: SimHandle, base: SdkConfig, access: AccountAccess) -> Self {
         let store = table_store().await;
-        let upstream = Arc::new(AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap());
+        let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
         let metrics = Arc::new(RecordedRefreshes::default());
-        let refresher = Refresher::new(
-            store.clone(),
-            Upstream {
-                drs: upstream.clone(),
-                ec2: upstream.clone(),
-                iam: upstream,
-            },
-            Arc::new(SystemClock),
-            metrics.clone(),
-            settings(),
-        );
+        let refresher = app::refresher_over(store.clone(), upstream, settings(), metrics.clone());
         let router = reader(store.clone());
         Self {
             sim,

@@ -36,11 +36,11 @@ use drs_cache::{
         aws::{AccountAccess, AwsUpstream, Credentials, RetrySettings, UpstreamConfig},
         dynamodb::{DynamoDbStore, create_table},
     },
-    domain::{AccountId, CacheEntry, CacheKey, DataType, Region, SystemClock, Timestamp},
+    domain::{AccountId, CacheEntry, CacheKey, DataType, Region, Timestamp},
     invocation::InvocationError,
     plan::{PlanConfig, Planner},
     read::{ApiRequest, ApiResponse},
-    refresh::{Refresher, Upstream},
+    refresh::Refresher,
 };
 use drs_sim::{SimConfig, SimHandle, Simulator};
 use http::{Method, Request, Response, StatusCode, header};
@@ -613,9 +613,9 @@ pub fn substitutions(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
     values
 }
 
-/// `statemachine/refresh.asl.json` with every placeholder filled, and every
-/// retrier's interval and longest delay cut to 1 s (moto sleeps for real).
-pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
+/// `statemachine/refresh.asl.json` as CloudFormation hands it to Step
+/// Functions: every placeholder filled.
+pub fn filled_definition(substitutions: &BTreeMap<String, String>) -> String {
     let text = substitutions
         .iter()
         .fold(DEFINITION.to_owned(), |text, (name, value)| {
@@ -628,7 +628,14 @@ pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
             &rest[..rest.find('}').map_or(rest.len(), |e| e + 1)]
         );
     }
-    let mut definition: Value = serde_json::from_str(&text).expect("the definition is JSON");
+    text
+}
+
+/// The filled definition with every retrier's interval and longest delay cut
+/// to 1 s (moto sleeps for real).
+pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
+    let mut definition: Value =
+        serde_json::from_str(&filled_definition(substitutions)).expect("the definition is JSON");
     fn shorten(machine: &mut Value) {
         let Some(states) = machine.get_mut("States").and_then(Value::as_object_mut) else {
             return;
@@ -796,30 +803,23 @@ impl Rig {
                 session_name: "drs-cache-refresher".into(),
             },
         };
-        let upstream = Arc::new(
-            AwsUpstream::new(
-                base,
-                access,
-                UpstreamConfig {
-                    retry: RetrySettings {
-                        max_attempts: options.upstream_attempts,
-                        ..RetrySettings::default()
-                    },
-                    ..UpstreamConfig::default()
+        let upstream = AwsUpstream::new(
+            base,
+            access,
+            UpstreamConfig {
+                retry: RetrySettings {
+                    max_attempts: options.upstream_attempts,
+                    ..RetrySettings::default()
                 },
-            )
-            .unwrap(),
-        );
-        let refresher = Arc::new(Refresher::new(
-            store.clone(),
-            Upstream {
-                drs: upstream.clone(),
-                ec2: upstream.clone(),
-                iam: upstream,
+                ..UpstreamConfig::default()
             },
-            Arc::new(SystemClock),
-            Arc::new(RecordedRefreshes::default()),
+        )
+        .unwrap();
+        let refresher = Arc::new(drs_cache::app::refresher_over(
+            store.clone(),
+            upstream,
             settings(),
+            Arc::new(RecordedRefreshes::default()),
         ));
         let clock = Arc::new(ManualClock::at(Timestamp::now()));
         let planner = Arc::new(Planner::new(
