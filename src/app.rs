@@ -10,17 +10,23 @@ use crate::{
     adapters::{
         aws::{AwsUpstream, SetupError},
         dynamodb::DynamoDbStore,
+        s3::S3PlanStore,
         sfn::StepFunctionsTrigger,
     },
     config::{PlannerConfig, REFRESH_REQUEST_WINDOW, ReaderConfig, RefresherConfig},
     domain::SystemClock,
-    plan::Planner,
+    plan::{
+        Planner,
+        lambda::PlannerFunction,
+        summary::{EmfRunMetrics, RunMetrics},
+    },
     ports::{CacheStore, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
         RefreshSettings, Refresher, Upstream,
         metrics::{EmfRefreshMetrics, RefreshMetrics},
     },
+    workflow::PlanStore,
 };
 
 #[cfg(feature = "local")]
@@ -66,32 +72,57 @@ pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSi
     reader_router(store, trigger, config.settings.clone(), metrics)
 }
 
-/// The refresher of the `refresher` Lambda: the DynamoDB table and the AWS
-/// upstream of the deployment's account.
-pub async fn refresher(aws: &Aws, config: &RefresherConfig) -> Result<Refresher, SetupError> {
+/// The refresher of the `refresher` Lambda and its run ledger: the DynamoDB
+/// table and the AWS upstream of the deployment's account.
+pub async fn refresher(
+    aws: &Aws,
+    config: &RefresherConfig,
+) -> Result<(Refresher, Arc<DynamoDbStore>), SetupError> {
     let upstream = AwsUpstream::new(
         aws.config().await.clone(),
         config.access.clone(),
         config.upstream,
     )?;
-    Ok(refresher_over(
-        aws.table(&config.table).await,
+    let store = aws.table(&config.table).await;
+    let refresher = refresher_over(
+        store.clone(),
         upstream,
         config.settings.clone(),
         Arc::new(EmfRefreshMetrics),
-    ))
+    );
+    Ok((refresher, store))
 }
 
-/// The planner of the `planner` Lambda: store metadata and leases in the
-/// DynamoDB table.
-pub async fn planner(aws: &Aws, config: &PlannerConfig) -> Planner {
+/// The `planner` Lambda: store metadata, leases and the run ledger in the
+/// DynamoDB table, plans in the plan bucket, run totals as EMF.
+pub async fn planner(aws: &Aws, config: &PlannerConfig) -> PlannerFunction {
     let store = aws.table(&config.table).await;
-    Planner::new(
-        store.clone(),
-        store,
-        Arc::new(SystemClock),
-        config.plan.clone(),
-    )
+    let plans = S3PlanStore::new(
+        aws_sdk_s3::Client::new(aws.config().await),
+        &config.plan_bucket,
+    );
+    planner_function(store, Arc::new(plans), Arc::new(EmfRunMetrics), config)
+}
+
+/// The planner's function over `store` (metadata, leases and ledger) and
+/// `plans`.
+pub fn planner_function(
+    store: Arc<DynamoDbStore>,
+    plans: Arc<dyn PlanStore>,
+    metrics: Arc<dyn RunMetrics>,
+    config: &PlannerConfig,
+) -> PlannerFunction {
+    PlannerFunction {
+        planner: Planner::new(
+            store.clone(),
+            store.clone(),
+            Arc::new(SystemClock),
+            config.plan.clone(),
+        ),
+        plans,
+        ledger: store,
+        metrics,
+    }
 }
 
 /// A refresher writing to `store` from the AWS upstream `upstream`.

@@ -8,6 +8,9 @@ use lambda_runtime::{Error, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = RefresherConfig::from_env()?;
-    let refresher = app::refresher(&app::Aws::default(), &config).await?;
-    lambda_runtime::run(service_fn(|event| lambda::handle(&refresher, event))).await
+    let (refresher, ledger) = app::refresher(&app::Aws::default(), &config).await?;
+    lambda_runtime::run(service_fn(|event| {
+        lambda::handle(&refresher, ledger.as_ref(), event)
+    }))
+    .await
 }

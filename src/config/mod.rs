@@ -55,11 +55,13 @@ impl ReaderConfig {
     }
 }
 
-/// The `planner` function: `CACHE_TABLE_NAME` and `DEPLOYMENT_ACCOUNT_ID`
-/// (both required) and what it plans over.
+/// The `planner` function: `CACHE_TABLE_NAME`, `PLAN_BUCKET` and
+/// `DEPLOYMENT_ACCOUNT_ID` (all required) and what it plans over.
 #[derive(Debug, Clone)]
 pub struct PlannerConfig {
     pub table: String,
+    /// The bucket plan objects are written to.
+    pub plan_bucket: String,
     pub plan: PlanConfig,
 }
 
@@ -71,6 +73,7 @@ impl PlannerConfig {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,
+            plan_bucket: env.required("PLAN_BUCKET")?,
             plan: env.plan_config(home_account(env)?, None)?,
         })
     }
@@ -134,6 +137,15 @@ mod tests {
         );
         let planner = [
             ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+        ];
+        assert_eq!(
+            missing(PlannerConfig::from_vars(&env(&planner)).map(drop)),
+            "PLAN_BUCKET"
+        );
+        let planner = [
+            ("CACHE_TABLE_NAME", "t"),
+            ("PLAN_BUCKET", "plans"),
             ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
         ];
         assert_eq!(

@@ -1,15 +1,23 @@
-//! The planner as a Lambda function, used twice by the workflow: first with the
-//! execution input (a trigger) to plan the run, last with `{"summarize": ...}`
-//! to total the Map's results.
+//! The planner as a Lambda function, used three ways by the workflow: first
+//! with the execution input (a trigger) to plan the run, writing the batches to
+//! a plan object; with `{"recordFailure": ...}` for a batch whose refresher
+//! failed for good; and last with `{"summarize": ...}` to total the run from
+//! the results its batches recorded.
+
+use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::{
     errors,
     invocation::{ErrorType, InvocationError},
-    workflow::{self, Batch, PlanOutput, SummarizeInput},
+    ports::StoreError,
+    workflow::{
+        self, Batch, BatchResult, FailureRecord, PlanOutput, PlanStore, RunLedger, SummarizeInput,
+        SummarizeRequest,
+    },
 };
 
 use super::{
@@ -18,55 +26,132 @@ use super::{
     trigger,
 };
 
+/// What the function runs with.
+pub struct PlannerFunction {
+    pub planner: Planner,
+    /// Where plans are written for the Map to read.
+    pub plans: Arc<dyn PlanStore>,
+    /// Where batch results are recorded and read back.
+    pub ledger: Arc<dyn RunLedger>,
+    /// Where run totals go.
+    pub metrics: Arc<dyn RunMetrics>,
+}
+
 /// What one invocation answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum PlannerOutput {
     Plan(PlanOutput),
     Summary(RunSummary),
+    /// A failed batch, recorded.
+    Recorded {
+        recorded: bool,
+    },
 }
 
-/// Handles one invocation; a run's totals go to `metrics`.
+/// Handles one invocation.
 pub async fn handle(
-    planner: &Planner,
-    metrics: &dyn RunMetrics,
+    function: &PlannerFunction,
     event: LambdaEvent<Value>,
 ) -> Result<PlannerOutput, InvocationError> {
-    let invalid = |e: workflow::InputError| InvocationError::new(ErrorType::InvalidInput, &e);
-    if let Some(input) = event.payload.get("summarize") {
-        let input: SummarizeInput = workflow::from_json(input).map_err(|e| {
-            invalid(workflow::InputError {
-                field: format!("summarize.{}", e.field),
-                reason: e.reason,
-            })
-        })?;
-        let summary = RunSummary::of(input);
-        metrics.record(&summary);
-        tracing::info!(?summary, "refresh run finished");
-        return Ok(PlannerOutput::Summary(summary));
+    let payload = &event.payload;
+    if let Some(input) = payload.get("summarize") {
+        let request: SummarizeRequest = nested(input, "summarize")?;
+        return summarize(function, request).await;
     }
-    let trigger = trigger::parse(&event.payload, planner.config().home).map_err(invalid)?;
-    let plan = planner.plan(&trigger).await.map_err(|e| {
-        tracing::error!(error = %errors::chain(&e), "planning failed");
-        InvocationError::new(ErrorType::StoreUnavailable, &e)
-    })?;
+    if let Some(input) = payload.get("recordFailure") {
+        let record: FailureRecord = nested(input, "recordFailure")?;
+        let result = BatchResult::Failed {
+            failed_batch: true,
+            error: Some(record.error),
+            targets: Some(record.targets),
+        };
+        function
+            .ledger
+            .record(&record.run, &result)
+            .await
+            .map_err(|e| unavailable("recording a failed batch", &e))?;
+        return Ok(PlannerOutput::Recorded { recorded: true });
+    }
+    plan(function, payload).await
+}
+
+async fn plan(
+    function: &PlannerFunction,
+    payload: &Value,
+) -> Result<PlannerOutput, InvocationError> {
+    let planner = &function.planner;
+    let trigger = trigger::parse(payload, planner.config().home)
+        .map_err(|e| InvocationError::new(ErrorType::InvalidInput, &e))?;
+    let plan = planner
+        .plan(&trigger)
+        .await
+        .map_err(|e| unavailable("planning", &e))?;
+    let batches: Vec<Batch> = plan
+        .batches
+        .iter()
+        .map(|keys| Batch::of(plan.reason, keys))
+        .collect();
+    let location = if batches.is_empty() {
+        None
+    } else {
+        // Keys, enums and strings only: serializing cannot fail.
+        let body = serde_json::to_vec(&batches).unwrap_or_default();
+        let location = function
+            .plans
+            .put(body)
+            .await
+            .map_err(|e| unavailable("writing the plan", &e))?;
+        Some(location)
+    };
     let output = PlanOutput {
         reason: plan.reason,
         targets: plan.target_count(),
         skipped: plan.skipped,
-        batches: plan
-            .batches
-            .iter()
-            .map(|keys| Batch::of(plan.reason, keys))
-            .collect(),
+        batches: batches.len(),
+        plan: location,
         ignored: plan.ignored,
     };
     tracing::info!(
         reason = plan.reason.as_str(),
         targets = output.targets,
         skipped = output.skipped,
-        batches = output.batches.len(),
+        batches = output.batches,
         "run planned"
     );
     Ok(PlannerOutput::Plan(output))
+}
+
+async fn summarize(
+    function: &PlannerFunction,
+    request: SummarizeRequest,
+) -> Result<PlannerOutput, InvocationError> {
+    let results = function
+        .ledger
+        .results(&request.execution, request.batches)
+        .await
+        .map_err(|e| unavailable("reading the batch results", &e))?;
+    let summary = RunSummary::of(SummarizeInput {
+        reason: request.reason,
+        results,
+    });
+    function.metrics.record(&summary);
+    tracing::info!(?summary, "refresh run finished");
+    Ok(PlannerOutput::Summary(summary))
+}
+
+/// `T` from the value of `field`; an error names the path within it.
+fn nested<T: DeserializeOwned>(input: &Value, field: &str) -> Result<T, InvocationError> {
+    workflow::from_json(input).map_err(|e| {
+        let e = workflow::InputError {
+            field: format!("{field}.{}", e.field),
+            reason: e.reason,
+        };
+        InvocationError::new(ErrorType::InvalidInput, &e)
+    })
+}
+
+fn unavailable(doing: &str, e: &StoreError) -> InvocationError {
+    tracing::error!(error = %errors::chain(e), "{doing} failed");
+    InvocationError::new(ErrorType::StoreUnavailable, e)
 }

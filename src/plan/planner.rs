@@ -2,7 +2,11 @@
 //! claimed so that a burst of triggers refreshes each target once, and packed
 //! into batches for the refresher.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::{
     domain::{AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Region, Timestamp},
@@ -66,6 +70,8 @@ pub struct Planner {
     leases: Arc<dyn RefreshLeases>,
     clock: Arc<dyn Clock>,
     config: PlanConfig,
+    /// The configured accounts, for lookups by key.
+    accounts: HashSet<AccountId>,
 }
 
 impl Planner {
@@ -79,6 +85,7 @@ impl Planner {
             store,
             leases,
             clock,
+            accounts: config.accounts.iter().copied().collect(),
             config,
         }
     }
@@ -128,12 +135,12 @@ impl Planner {
                 });
             }
         };
-        let mut wanted = Vec::with_capacity(asked.len());
-        for key in &asked {
-            if self.is_configured(key) && !wanted.contains(key) {
-                wanted.push(key.clone());
-            }
-        }
+        let mut seen = HashSet::with_capacity(asked.len());
+        let wanted: Vec<CacheKey> = asked
+            .iter()
+            .filter(|key| self.is_configured(key) && seen.insert(*key))
+            .cloned()
+            .collect();
         let outside = asked.len() - wanted.len();
         if outside > 0 {
             tracing::info!(
@@ -178,7 +185,7 @@ impl Planner {
             && key
                 .scope()
                 .account()
-                .is_none_or(|a| c.accounts.contains(&a))
+                .is_none_or(|a| self.accounts.contains(&a))
     }
 
     /// Configured targets never cached, holding no data, or expiring before the

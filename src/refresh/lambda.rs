@@ -1,16 +1,18 @@
 //! The refresher as a Lambda function: a [`Batch`] in, a small report out. A
 //! batch with a failed key fails the invocation with the failure's kind as the
 //! error type, so the workflow can Retry or Catch it; the message carries the
-//! report.
+//! report. A batch that ends normally records its counts in the run ledger
+//! under its place in the run.
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
 use crate::{
     domain::{AccountId, CacheKey},
+    errors,
     invocation::{ErrorType, InvocationError},
     ports::RefreshReason,
-    workflow::{self, Batch, InputError, MAX_BATCH_TARGETS},
+    workflow::{self, Batch, BatchResult, InputError, MAX_BATCH_TARGETS, RunLedger, RunRef},
 };
 
 use super::{Refresher, summary::BatchReport};
@@ -18,21 +20,37 @@ use super::{Refresher, summary::BatchReport};
 /// Handles one invocation.
 pub async fn handle(
     refresher: &Refresher,
+    ledger: &dyn RunLedger,
     event: LambdaEvent<Value>,
 ) -> Result<BatchReport, InvocationError> {
-    let (targets, reason) = parse(&event.payload, refresher.home_account())
+    let (targets, reason, run) = parse(&event.payload, refresher.home_account())
         .map_err(|e| InvocationError::new(ErrorType::InvalidInput, &e))?;
     let report = refresher.refresh(&targets, reason).await;
-    match report.decisive_failure() {
-        None => Ok(report),
-        Some(kind) => Err(InvocationError::with_message(
+    if let Some(kind) = report.decisive_failure() {
+        return Err(InvocationError::with_message(
             kind.error_type(),
             serde_json::to_string(&report).unwrap_or_default(),
-        )),
+        ));
     }
+    if let Some(run) = run {
+        let result = BatchResult::Counts(report.counts);
+        // The keys are written: a lost count is not worth fetching them again,
+        // and the run's summary shows the batch as unrecorded.
+        if let Err(e) = ledger.record(&run, &result).await {
+            tracing::error!(
+                execution = %run.execution,
+                index = run.index,
+                error = %errors::chain(&e),
+                "the batch's counts were not recorded"
+            );
+        }
+    }
+    Ok(report)
 }
 
-fn parse(payload: &Value, home: AccountId) -> Result<(Vec<CacheKey>, RefreshReason), InputError> {
+type Parsed = (Vec<CacheKey>, RefreshReason, Option<RunRef>);
+
+fn parse(payload: &Value, home: AccountId) -> Result<Parsed, InputError> {
     let batch: Batch = workflow::from_json(payload)?;
     let invalid = |reason: String| InputError {
         field: "targets".into(),
@@ -47,7 +65,7 @@ fn parse(payload: &Value, home: AccountId) -> Result<(Vec<CacheKey>, RefreshReas
             batch.targets.len()
         )));
     }
-    Ok((batch.keys(home)?, batch.reason))
+    Ok((batch.keys(home)?, batch.reason, batch.run))
 }
 
 #[cfg(test)]
@@ -62,7 +80,7 @@ mod tests {
 
     #[test]
     fn a_valid_event_names_its_keys_and_reason() {
-        let (keys, reason) = parse(
+        let (keys, reason, run) = parse(
             &json!({"reason": "event", "targets": [
                 {"dataType": "drs-quotas", "region": "us-east-1", "accountId": "111122223333"},
                 {"dataType": "ec2-instance-types", "region": "us-east-1"}
@@ -73,6 +91,32 @@ mod tests {
         assert_eq!(reason, RefreshReason::Event);
         assert_eq!(keys[0].to_string(), "drs-quotas#us-east-1#111122223333");
         assert_eq!(keys[1].to_string(), "ec2-instance-types#us-east-1#global");
+        assert_eq!(run, None);
+    }
+
+    #[test]
+    fn a_batch_of_a_run_names_its_place() {
+        let (_, _, run) = parse(
+            &json!({"reason": "schedule", "targets": [
+                {"dataType": "drs-quotas", "region": "us-east-1"}],
+                "run": {"execution": "tick-1", "index": 7}}),
+            home(),
+        )
+        .unwrap();
+        assert_eq!(
+            run,
+            Some(RunRef {
+                execution: "tick-1".into(),
+                index: 7
+            })
+        );
+        let e = parse(
+            &json!({"targets": [{"dataType": "drs-quotas", "region": "us-east-1"}],
+                "run": {"execution": "tick-1"}}),
+            home(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "run");
     }
 
     #[test]
@@ -103,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_batch_without_a_reason_is_manual() {
-        let (_, reason) = parse(
+        let (_, reason, _) = parse(
             &json!({"targets": [{"dataType": "drs-quotas", "region": "us-east-1"}]}),
             home(),
         )

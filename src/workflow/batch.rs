@@ -1,6 +1,9 @@
 //! A batch: the targets one refresher invocation takes, as the planner packs
 //! them and the workflow's Map passes them on (`{"reason", "targets": [...]}`,
-//! which is also the execution input of a refresh of exact targets).
+//! which is also the execution input of a refresh of exact targets; the Map
+//! adds `"run"`, naming the batch within its run).
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,20 @@ pub struct Batch {
     #[serde(default)]
     pub reason: RefreshReason,
     pub targets: Vec<TargetSpec>,
+    /// The run and position of the batch, under which its result is recorded;
+    /// `None` outside a workflow run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRef>,
+}
+
+/// A batch's place in a run: `{"execution": NAME, "index": N}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRef {
+    /// The name of the workflow execution.
+    pub execution: String,
+    /// The batch's position in the plan, from 0.
+    pub index: u64,
 }
 
 impl Batch {
@@ -28,6 +45,7 @@ impl Batch {
         Self {
             reason,
             targets: keys.iter().map(TargetSpec::of).collect(),
+            run: None,
         }
     }
 
@@ -48,11 +66,15 @@ impl Batch {
 /// is never split, even when larger than `size`.
 pub fn pack(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<CacheKey>> {
     let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
+    let mut group_of: HashMap<Fetch, usize> = HashMap::new();
     for key in targets {
         let fetch = Fetch::of(key, home);
-        match groups.iter_mut().find(|(f, _)| *f == fetch) {
-            Some((_, keys)) => keys.push(key.clone()),
-            None => groups.push((fetch, vec![key.clone()])),
+        match group_of.get(&fetch) {
+            Some(&at) => groups[at].1.push(key.clone()),
+            None => {
+                group_of.insert(fetch.clone(), groups.len());
+                groups.push((fetch, vec![key.clone()]));
+            }
         }
     }
     // Stable: the order of first appearance within each account.

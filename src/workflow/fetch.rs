@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// One upstream listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Fetch {
     /// DescribeSourceServers; writes `drs-source-servers` and `drs-quotas`.
     SourceServers(AccountRegion),

@@ -14,7 +14,10 @@ use std::{
 use crate::support::moto;
 use bytes::Bytes;
 use drs_cache::{
-    adapters::{aws::Credentials, dynamodb::INDEX_BY_DATA_TYPE, local_queue::LocalRefreshQueue},
+    adapters::{
+        aws::Credentials, dynamodb::INDEX_BY_DATA_TYPE, local_queue::LocalRefreshQueue,
+        s3::PLAN_PREFIX,
+    },
     app,
     config::{
         DEFAULT_REFRESH_CONCURRENCY, DEFAULT_ROLE_NAME, Env, PlannerConfig, ReaderConfig,
@@ -342,6 +345,47 @@ fn the_table_is_a_disposable_encrypted_cache() {
         "Default",
     );
     assert_eq!(parameter.as_str(), Some("false"));
+}
+
+#[test]
+fn the_plan_bucket_is_private_encrypted_and_expires_plans_and_results_after_a_day() {
+    let t = template();
+    let props = properties(&t, "PlanBucket");
+    let encryption = &field(
+        field(props, "BucketEncryption"),
+        "ServerSideEncryptionConfiguration",
+    )[0]["ServerSideEncryptionByDefault"];
+    assert_eq!(text(encryption, "SSEAlgorithm"), "AES256");
+    let block = field(props, "PublicAccessBlockConfiguration");
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(field(block, setting), &Value::Bool(true), "{setting}");
+    }
+    let rules = field(field(props, "LifecycleConfiguration"), "Rules")
+        .as_sequence()
+        .unwrap();
+    // Plans as the planner names them, result files under the Map's
+    // ResultWriter prefix (`results`).
+    for prefix in [PLAN_PREFIX, "results/"] {
+        let rule = rules
+            .iter()
+            .find(|r| r.get("Prefix").and_then(Value::as_str) == Some(prefix))
+            .unwrap_or_else(|| panic!("no lifecycle rule for {prefix}"));
+        assert_eq!(text(rule, "Status"), "Enabled");
+        assert_eq!(rule["ExpirationInDays"].as_u64(), Some(1), "{prefix}");
+    }
+    // Only TLS reaches it.
+    let policy = field(properties(&t, "PlanBucketPolicy"), "PolicyDocument");
+    let deny = &policy["Statement"][0];
+    assert_eq!(text(deny, "Effect"), "Deny");
+    assert_eq!(
+        deny["Condition"]["Bool"]["aws:SecureTransport"].as_str(),
+        Some("false")
+    );
 }
 
 // --- the HTTP API --------------------------------------------------------------
@@ -892,18 +936,26 @@ fn the_reader_role_allows_reads_and_refresh_requests_only() {
 }
 
 #[test]
-fn the_planner_role_reads_the_table_and_writes_leases_and_calls_nothing_upstream() {
+fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_upstream() {
     let t = template();
     let granted = granted(&t, "PlannerRole");
     assert_eq!(
         actions(&granted),
         [
+            "dynamodb:BatchGetItem",
             "dynamodb:DeleteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:UpdateItem",
+            "s3:PutObject",
         ]
+    );
+    // Plans only, under the prefix the bucket expires.
+    assert!(
+        granted["s3:PutObject"]
+            .iter()
+            .all(|r| is_sub(r, "${PlanBucket.Arn}/plans/*"))
     );
     let query = &granted["dynamodb:Query"];
     assert!(query.iter().any(|r| is_table(r)));
@@ -915,6 +967,7 @@ fn the_planner_role_reads_the_table_and_writes_leases_and_calls_nothing_upstream
     );
     for action in [
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
@@ -959,7 +1012,7 @@ fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_acco
 }
 
 #[test]
-fn the_workflow_role_invokes_both_functions_and_runs_its_own_child_executions() {
+fn the_workflow_role_invokes_both_functions_reads_plans_and_runs_its_own_child_executions() {
     let t = template();
     let granted = granted(&t, "RefreshStateMachineRole");
     let invoke = &granted["lambda:InvokeFunction"];
@@ -994,10 +1047,29 @@ fn the_workflow_role_invokes_both_functions_and_runs_its_own_child_executions() 
             "{action}"
         );
     }
+    // The Map reads plans and writes its result files, each under its prefix.
+    assert!(
+        granted["s3:GetObject"]
+            .iter()
+            .all(|r| is_sub(r, "${PlanBucket.Arn}/plans/*"))
+    );
+    for action in [
+        "s3:PutObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    ] {
+        assert!(
+            granted[action]
+                .iter()
+                .all(|r| is_sub(r, "${PlanBucket.Arn}/results/*")),
+            "{action}"
+        );
+    }
     // Nothing else but log delivery (when logging is on).
     for action in granted.keys() {
         assert!(
             action.starts_with("logs:")
+                || action.starts_with("s3:")
                 || action == "lambda:InvokeFunction"
                 || action.starts_with("states:"),
             "{action}"

@@ -6,6 +6,7 @@ mod support;
 
 mod cfn_template;
 mod event_rules;
+mod fleet;
 mod plan;
 mod reader;
 mod reader_inputs;

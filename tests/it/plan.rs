@@ -5,17 +5,25 @@
 use std::{collections::HashMap, sync::Arc};
 
 use crate::support::{
-    InSim,
+    InSim, moto,
     plan::{ManualClock, RecordedRuns},
-    refresh::{Endpoints, HOME, Rig, home, sdk_config},
+    refresh::{Endpoints, HOME, Rig, dynamodb_table, home, sdk_config},
     workflow::{other, plan_config, regions},
 };
 use drs_cache::{
-    adapters::aws::{AccountAccess, Credentials, StaticKeys},
+    adapters::{
+        aws::{AccountAccess, Credentials, StaticKeys},
+        embedded::EmbeddedStore,
+        s3::S3PlanStore,
+    },
     domain::{AccountId, CacheKey, DataType, Region, Timestamp},
-    plan::{PlanConfig, Planner, lambda::handle, trigger::Trigger},
+    plan::{
+        PlanConfig, Planner,
+        lambda::{PlannerFunction, handle},
+        trigger::Trigger,
+    },
     ports::Invalidation,
-    workflow::run_in_process,
+    workflow::{BatchResult, Counts, PlanLocation, RunLedger, RunRef, run_in_process},
 };
 use drs_sim::{SimConfig, Simulator};
 use lambda_runtime::{Context, LambdaEvent};
@@ -190,12 +198,22 @@ fn event(payload: Value) -> LambdaEvent<Value> {
 }
 
 #[tokio::test]
-async fn the_planner_lambda_answers_batches_of_refresher_inputs_and_totals_the_run() {
+async fn the_planner_lambda_writes_its_batches_to_a_plan_object_and_totals_the_run_from_the_ledger()
+{
     let (_rig, planner, _clock) = rig().await;
-    let runs = RecordedRuns::default();
+    let s3 = moto::s3_client(moto::endpoint());
+    let bucket = moto::unique_name("plans");
+    moto::ensure_bucket(&s3, &bucket).await;
+    let runs = Arc::new(RecordedRuns::default());
+    let ledger = dynamodb_table().await;
+    let function = PlannerFunction {
+        planner,
+        plans: Arc::new(S3PlanStore::new(s3.clone(), &bucket)),
+        ledger: ledger.clone(),
+        metrics: runs.clone(),
+    };
     let out = handle(
-        &planner,
-        &runs,
+        &function,
         event(json!({
             "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
             "detail-type": "DRS Source Server Data Replication Stalled Change",
@@ -210,41 +228,177 @@ async fn the_planner_lambda_answers_batches_of_refresher_inputs_and_totals_the_r
     let out = serde_json::to_value(out).unwrap();
     assert_eq!(out["reason"], "event");
     assert_eq!(out["targets"], 2);
-    assert_eq!(out["batches"].as_array().unwrap().len(), 1);
-    assert_eq!(out["batches"][0]["reason"], "event");
+    assert_eq!(out["batches"], 1);
+    assert_eq!(out["plan"]["bucket"], bucket.as_str());
+    let plan = moto::object_json(&s3, &bucket, out["plan"]["key"].as_str().unwrap()).await;
+    assert_eq!(plan.as_array().unwrap().len(), 1);
+    assert_eq!(plan[0]["reason"], "event");
     assert_eq!(
-        out["batches"][0]["targets"][0],
+        plan[0]["targets"][0],
         json!({"dataType": "drs-source-servers", "region": "us-east-1", "accountId": HOME})
     );
 
-    // Planning records no run totals; summarizing does.
+    // A plan of nothing writes no object.
+    let none = handle(
+        &function,
+        event(json!({"source": "aws.s3", "detail-type": "Object Created"})),
+    )
+    .await
+    .unwrap();
+    let none = serde_json::to_value(none).unwrap();
+    assert_eq!(none["batches"], 0);
+    assert_eq!(none["plan"], Value::Null);
+
+    // Planning records no run totals; summarizing does, from what the batches
+    // recorded: the refresher's counts, a recorded failure, and one batch that
+    // recorded nothing.
     assert!(runs.take().is_empty());
+    let run = |index| RunRef {
+        execution: "tick-1".into(),
+        index,
+    };
+    let counts = Counts {
+        refreshed: 2,
+        ..Counts::default()
+    };
+    ledger
+        .record(&run(0), &BatchResult::Counts(counts))
+        .await
+        .unwrap();
+    let failed = handle(
+        &function,
+        event(json!({"recordFailure": {
+            "run": {"execution": "tick-1", "index": 1}, "error": "AccessDenied", "targets": 3}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(failed).unwrap(),
+        json!({"recorded": true})
+    );
     let totals = handle(
-        &planner,
-        &runs,
-        event(json!({"summarize": {"reason": "event", "results": [
-            {"refreshed": 2, "unchanged": 0, "superseded": 0, "notInitialized": 0, "failed": 0},
-            {"failedBatch": true, "error": "AccessDenied"}
-        ]}})),
+        &function,
+        event(json!({"summarize": {"reason": "event", "execution": "tick-1", "batches": 3}})),
     )
     .await
     .unwrap();
     let totals = serde_json::to_value(totals).unwrap();
+    assert_eq!(totals["batches"], 3);
     assert_eq!(totals["refreshed"], 2);
-    assert_eq!(totals["failedBatches"], 1);
-    assert_eq!(totals["errors"]["AccessDenied"], 1);
+    assert_eq!(totals["failedBatches"], 2);
+    assert_eq!(totals["failedBatchTargets"], 3);
+    assert_eq!(totals["errors"], json!({"AccessDenied": 1, "Abandoned": 1}));
     let recorded = runs.take();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].keys.refreshed, 2);
-    assert_eq!(recorded[0].failed_batches, 1);
+    assert_eq!(recorded[0].failed_batches, 2);
 
     let bad = handle(
-        &planner,
-        &runs,
+        &function,
+        event(json!({"summarize": {"reason": "event", "batches": 3}})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.error_type, "InvalidInput");
+    assert!(bad.message.contains("summarize"), "{}", bad.message);
+
+    let bad = handle(
+        &function,
         event(json!({"trigger": "manual", "region": "moon"})),
     )
     .await
     .unwrap_err();
     assert_eq!(bad.error_type, "InvalidInput");
     assert!(bad.message.contains("region"), "{}", bad.message);
+}
+
+/// Keeps plan objects in memory.
+#[derive(Default)]
+struct KeptPlans(std::sync::Mutex<Vec<Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl drs_cache::workflow::PlanStore for KeptPlans {
+    async fn put(&self, body: Vec<u8>) -> Result<PlanLocation, drs_cache::ports::StoreError> {
+        let mut kept = self.0.lock().unwrap();
+        kept.push(body);
+        Ok(PlanLocation {
+            bucket: "kept".into(),
+            key: format!("plans/{}.json", kept.len()),
+        })
+    }
+}
+
+/// The 28 regions of a large deployment.
+const ALL_REGIONS: [&str; 28] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "me-south-1",
+    "me-central-1",
+    "il-central-1",
+    "af-south-1",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-east-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_the_state_carries_stays_a_few_hundred_bytes_at_196_000_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path().join("cache.redb")).unwrap());
+    let accounts: Vec<AccountId> = (0..1_167u64)
+        .map(|i| AccountId::parse(&format!("{:012}", 100_000_000_000 + i)).unwrap())
+        .collect();
+    let config = PlanConfig {
+        accounts,
+        regions: ALL_REGIONS.map(|r| Region::parse(r).unwrap()).to_vec(),
+        ..config()
+    };
+    let plans = Arc::new(KeptPlans::default());
+    let function = PlannerFunction {
+        planner: Planner::new(
+            store.clone(),
+            store,
+            Arc::new(ManualClock::at(Timestamp::now())),
+            config,
+        ),
+        plans: plans.clone(),
+        ledger: dynamodb_table().await,
+        metrics: Arc::new(RecordedRuns::default()),
+    };
+    let out = handle(&function, event(json!({"trigger": "schedule"})))
+        .await
+        .unwrap();
+    let out = serde_json::to_value(out).unwrap();
+    assert_eq!(out["targets"], 1_167 * 28 * 6 + 28, "{out}");
+    let size = serde_json::to_vec(&out).unwrap().len();
+    assert!(size < 400, "{size} bytes: {out}");
+    // The batches travel in the plan object instead: megabytes of them.
+    let kept = plans.0.lock().unwrap();
+    let batches: Vec<Value> = serde_json::from_slice(&kept[0]).unwrap();
+    assert_eq!(json!(batches.len()), out["batches"]);
+    let planned: usize = batches
+        .iter()
+        .map(|b| b["targets"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(json!(planned), out["targets"]);
+    assert!(kept[0].len() > 10_000_000, "{} bytes", kept[0].len());
 }

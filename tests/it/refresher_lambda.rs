@@ -1,10 +1,14 @@
 //! The `refresher` Lambda handler with the payloads the workflow sends: a small
 //! report on success, and on failure an error whose type is the failure kind
-//! (for Step Functions Retry and Catch) and whose message is the report.
+//! (for Step Functions Retry and Catch) and whose message is the report. A
+//! batch of a run that ends normally records its counts in the run ledger.
 
 use crate::support::InSim;
-use crate::support::refresh::{HOME, Rig};
-use drs_cache::refresh::lambda::handle;
+use crate::support::refresh::{HOME, Rig, dynamodb_table};
+use drs_cache::{
+    refresh::lambda::handle,
+    workflow::{BatchResult, RunLedger},
+};
 use drs_sim::{Faults, SimConfig};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -19,11 +23,18 @@ fn event(payload: Value) -> LambdaEvent<Value> {
 }
 
 #[tokio::test]
-async fn a_batch_returns_one_small_summary_per_key_and_no_payload() {
+async fn a_batch_returns_one_small_summary_per_key_and_records_its_counts() {
     let rig = Rig::start(SimConfig::default()).await;
-    let report = handle(&rig.refresher, event(fixture("refresher-batch.json")))
+    let ledger = dynamodb_table().await;
+    let mut payload = fixture("refresher-batch.json");
+    payload["run"] = json!({"execution": "tick-7", "index": 0});
+    let report = handle(&rig.refresher, &*ledger, event(payload))
         .await
         .unwrap();
+    assert_eq!(
+        ledger.results("tick-7", 1).await.unwrap(),
+        [Some(BatchResult::Counts(report.counts))]
+    );
     let json = serde_json::to_value(&report).unwrap();
     // drs-quotas also wrote drs-source-servers from the same fetch.
     assert_eq!(json["refreshed"], 4, "{json:#}");
@@ -51,8 +62,13 @@ async fn a_denied_account_fails_the_invocation_as_access_denied_with_the_report(
         .unwrap();
     let payload = json!({"reason": "event", "targets": [
         {"dataType": "drs-accounts", "region": "us-east-1", "accountId": HOME}
-    ]});
-    let error = handle(&rig.refresher, event(payload)).await.unwrap_err();
+    ], "run": {"execution": "tick-8", "index": 0}});
+    let ledger = dynamodb_table().await;
+    let error = handle(&rig.refresher, &*ledger, event(payload))
+        .await
+        .unwrap_err();
+    // The workflow's Record failure records the failed batch, not the refresher.
+    assert_eq!(ledger.results("tick-8", 1).await.unwrap(), [None]);
     assert_eq!(error.error_type, "AccessDenied");
     let report: Value = serde_json::from_str(&error.message).unwrap();
     assert_eq!(report["failed"], 1);
@@ -71,21 +87,27 @@ async fn a_throttled_batch_fails_as_throttled_so_the_workflow_retries_it() {
             ..Faults::default()
         })
         .unwrap();
-    let error = handle(&rig.refresher, event(fixture("refresher-batch.json")))
-        .await
-        .unwrap_err();
+    let ledger = dynamodb_table().await;
+    let error = handle(
+        &rig.refresher,
+        &*ledger,
+        event(fixture("refresher-batch.json")),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.error_type, "Throttled");
 }
 
 #[tokio::test]
 async fn an_event_that_is_not_a_refresh_request_is_invalid_input_and_fetches_nothing() {
     let rig = Rig::start(SimConfig::default()).await;
+    let ledger = dynamodb_table().await;
     for payload in [
         json!({"targets": [{"dataType": "drs-quotas", "region": "us-east-1", "accountId": "1234"}]}),
         json!({"Items": []}),
         json!("refresh everything"),
     ] {
-        let error = handle(&rig.refresher, event(payload.clone()))
+        let error = handle(&rig.refresher, &*ledger, event(payload.clone()))
             .await
             .unwrap_err();
         assert_eq!(error.error_type, "InvalidInput", "{payload}");

@@ -19,7 +19,10 @@ use drs_cache::{
     plan::summary::RunSummary,
     ports::RefreshReason,
     refresh::summary::{BatchReport, FailureKind},
-    workflow::{Batch, PlanOutput, SummarizeInput, TargetSpec},
+    workflow::{
+        Batch, BatchResult, FailureRecord, PlanLocation, PlanOutput, RunRef, SummarizeInput,
+        SummarizeRequest, TargetSpec,
+    },
 };
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
@@ -28,7 +31,8 @@ use strum::VariantArray;
 use crate::support::{
     moto,
     workflow::{
-        PLANNER, REFRESHER, StandInTurn, deployed_definition, filled_definition, substitutions,
+        PLAN_BUCKET, PLANNER, REFRESHER, StandInTurn, deployed_definition, filled_definition,
+        substitutions,
     },
 };
 
@@ -451,16 +455,31 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
     assert_eq!(selected.iter().collect::<BTreeSet<_>>(), counts);
     assert!(!selected.contains("results"));
 
+    // A failed batch is recorded by the planner, in the shape it reads.
     let failure = &state(&d, "Record failure");
-    assert_eq!(failure["Type"], "Pass");
+    assert_eq!(failure["Type"], "Task");
     assert_eq!(
-        failure["Parameters"],
-        json!({
-            "failedBatch": true,
+        failure["Parameters"]["FunctionName"],
+        "${PlannerFunctionArn}"
+    );
+    let payload = &failure["Parameters"]["Payload"];
+    assert_eq!(
+        payload,
+        &json!({"recordFailure": {
+            "run.$": "$.run",
             "error.$": "$.caught.Error",
             "targets.$": "States.ArrayLength($.targets)"
-        })
+        }})
     );
+    let record: FailureRecord = serde_json::from_value(json!({
+        "run": {"execution": "tick", "index": 4}, "error": "AccessDenied", "targets": 2
+    }))
+    .expect("Record failure sends a failure record");
+    assert_eq!(record.targets, 2);
+    // A failure that cannot be recorded still ends the batch, not the run.
+    let catch = &failure["Catch"][0];
+    assert_eq!(catch["ErrorEquals"], json!(["States.ALL"]));
+    assert_eq!(state(&d, catch["Next"].as_str().unwrap())["Type"], "Pass");
     // Both shapes are what the planner's summary reads.
     let counts_result: serde_json::Map<String, Value> = selected
         .iter()
@@ -470,7 +489,7 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
         "reason": "schedule",
         "results": [counts_result, {"failedBatch": true, "error": "AccessDenied", "targets": 2}]
     }))
-    .expect("the Map's results are a summarize input");
+    .expect("the batch results are a summarize input");
     let summary = RunSummary::of(input);
     assert_eq!(summary.failed_batches, 1);
     assert_eq!(summary.failed_batch_targets, 2);
@@ -478,16 +497,70 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
 }
 
 #[test]
-fn summarize_gets_the_reason_and_the_map_results() {
+fn the_map_reads_the_plan_object_and_no_state_holds_the_batches_or_their_results() {
     let d = definition();
+    let plan = state(&d, "Plan refresh");
+    let kept: BTreeSet<&str> = plan["ResultSelector"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            "reason.$",
+            "targets.$",
+            "skipped.$",
+            "batches.$",
+            "plan.$",
+            "limits"
+        ])
+    );
     let map = state(&d, "Refresh targets");
-    assert_eq!(map["ItemsPath"], "$.batches");
-    assert_eq!(map["ResultPath"], "$.results");
+    assert!(map.get("ItemsPath").is_none());
+    assert_eq!(
+        map["ItemReader"],
+        json!({
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket.$": "$.plan.bucket", "Key.$": "$.plan.key"}
+        })
+    );
+    // Each item is a batch as the planner wrote it, plus its place in the run.
+    assert_eq!(
+        map["ItemSelector"],
+        json!({
+            "reason.$": "$$.Map.Item.Value.reason",
+            "targets.$": "$$.Map.Item.Value.targets",
+            "run": {"execution.$": "$$.Execution.Name", "index.$": "$$.Map.Item.Index"}
+        })
+    );
+    let batch: Batch = serde_json::from_value(json!({
+        "reason": "schedule",
+        "targets": [{"dataType": "drs-quotas", "region": "us-east-1"}],
+        "run": {"execution": "tick", "index": 0}
+    }))
+    .expect("an item is a refresher input");
+    assert!(batch.run.is_some());
+    // The children's results go to S3 and the Map's own result is dropped.
+    assert_eq!(
+        map["ResultWriter"]["Parameters"],
+        json!({"Bucket": "${PlanBucketName}", "Prefix": "results"})
+    );
+    assert_eq!(map["ResultPath"], Value::Null);
     let summarize = state(&d, "Summarize");
     assert_eq!(
         summarize["Parameters"]["Payload"],
-        json!({"summarize": {"reason.$": "$.reason", "results.$": "$.results"}})
+        json!({"summarize": {
+            "reason.$": "$.reason", "execution.$": "$$.Execution.Name", "batches.$": "$.batches"
+        }})
     );
+    let request: SummarizeRequest = serde_json::from_value(json!({
+        "reason": "schedule", "execution": "tick", "batches": 3
+    }))
+    .expect("Summarize sends a summarize request");
+    assert_eq!(request.batches, 3);
     assert_eq!(summarize["OutputPath"], "$.Payload");
     assert_eq!(summarize["End"], true);
     let choice = state(&d, "Any targets?");
@@ -505,12 +578,30 @@ const THROTTLED_ONCE: &str = "333333333333";
 const INVALID: &str = "444444444444";
 const UPSTREAM_DOWN: &str = "555555555555";
 
+/// The plan object of the scheduled tick: one batch per way a batch can end.
+const TICK_PLAN: &str = "plans/statemachine-tick.json";
+
+fn tick_batches() -> Vec<Batch> {
+    [REFRESHED, DENIED, THROTTLED_ONCE, INVALID, UPSTREAM_DOWN]
+        .iter()
+        .map(|account| Batch {
+            reason: RefreshReason::Schedule,
+            targets: vec![TargetSpec::of(
+                &CacheKey::parse(&format!("drs-quotas#us-east-1#{account}")).unwrap(),
+            )],
+            run: None,
+        })
+        .collect()
+}
+
 /// Stand-ins for the two functions, answering each batch in the way its account
-/// names.
+/// names, and keeping the run ledger as the real ones do.
 #[derive(Default)]
 struct Functions {
     /// Every invocation: (function name, payload).
     calls: Mutex<Vec<(String, Value)>>,
+    /// Batch results by execution and index.
+    ledger: Mutex<BTreeMap<(String, u64), BatchResult>>,
 }
 
 type Answer = Result<Value, (&'static str, String)>;
@@ -537,67 +628,78 @@ impl Functions {
             earlier
         };
         match function {
-            PLANNER => Self::planner(&payload, earlier),
-            REFRESHER => Self::refresher(&payload, earlier),
+            PLANNER => self.planner(&payload, earlier),
+            REFRESHER => self.refresher(&payload, earlier),
             other => Err(("ResourceNotFoundException", format!("no function {other}"))),
         }
     }
 
-    fn planner(payload: &Value, earlier: usize) -> Answer {
+    fn record(&self, run: RunRef, result: BatchResult) {
+        self.ledger
+            .lock()
+            .unwrap()
+            .insert((run.execution, run.index), result);
+    }
+
+    fn planner(&self, payload: &Value, earlier: usize) -> Answer {
         if let Some(input) = payload.get("summarize") {
-            let input: SummarizeInput = serde_json::from_value(input.clone())
+            let request: SummarizeRequest = serde_json::from_value(input.clone())
                 .map_err(|e| (invalid_input(), format!("summarize {e}")))?;
-            return Ok(serde_json::to_value(RunSummary::of(input)).unwrap());
-        }
-        let plan = |accounts: &[&str]| {
-            let batches: Vec<Batch> = accounts
-                .iter()
-                .map(|account| Batch {
-                    reason: RefreshReason::Schedule,
-                    targets: vec![TargetSpec::of(
-                        &CacheKey::parse(&format!("drs-quotas#us-east-1#{account}")).unwrap(),
-                    )],
-                })
+            let ledger = self.ledger.lock().unwrap();
+            let results = (0..request.batches)
+                .map(|i| ledger.get(&(request.execution.clone(), i)).cloned())
                 .collect();
+            let summary = RunSummary::of(SummarizeInput {
+                reason: request.reason,
+                results,
+            });
+            return Ok(serde_json::to_value(summary).unwrap());
+        }
+        if let Some(input) = payload.get("recordFailure") {
+            let record: FailureRecord = serde_json::from_value(input.clone())
+                .map_err(|e| (invalid_input(), format!("recordFailure {e}")))?;
+            let result = BatchResult::Failed {
+                failed_batch: true,
+                error: Some(record.error),
+                targets: Some(record.targets),
+            };
+            self.record(record.run, result);
+            return Ok(json!({"recorded": true}));
+        }
+        let plan = |batches: usize, plan: Option<PlanLocation>| {
             serde_json::to_value(PlanOutput {
                 reason: RefreshReason::Schedule,
-                targets: batches.len(),
+                targets: batches,
                 skipped: 0,
                 ignored: None,
                 batches,
+                plan,
             })
             .unwrap()
         };
         match payload["trigger"].as_str() {
-            Some("schedule") => Ok(plan(&[
-                REFRESHED,
-                DENIED,
-                THROTTLED_ONCE,
-                INVALID,
-                UPSTREAM_DOWN,
-            ])),
+            Some("schedule") => Ok(plan(
+                tick_batches().len(),
+                Some(PlanLocation {
+                    bucket: PLAN_BUCKET.into(),
+                    key: TICK_PLAN.into(),
+                }),
+            )),
             // The lease table is briefly out of reach, then nothing is due.
             Some("manual") if earlier == 0 => Err(("StoreUnavailable", "throttled".into())),
-            Some("manual") => Ok(plan(&[])),
+            Some("manual") => Ok(plan(0, None)),
             _ => Err((invalid_input(), format!("not a trigger: {payload}"))),
         }
     }
 
-    fn refresher(payload: &Value, earlier: usize) -> Answer {
-        // The item is the refresher's input as it is: {reason, targets}.
-        let fields: BTreeSet<&str> = payload
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        if fields != BTreeSet::from(["reason", "targets"]) {
-            return Err((
-                invalid_input(),
-                format!("expected {{reason, targets}}: {payload}"),
-            ));
-        }
-        let targets: Vec<TargetSpec> = serde_json::from_value(payload["targets"].clone())
-            .map_err(|e| (invalid_input(), e.to_string()))?;
-        let account = targets[0].account_id.clone().unwrap_or_default();
+    fn refresher(&self, payload: &Value, earlier: usize) -> Answer {
+        // The item is the planned batch and its place in the run.
+        let batch: Batch = serde_json::from_value(payload.clone())
+            .map_err(|e| (invalid_input(), format!("not a batch: {e}: {payload}")))?;
+        let Some(run) = batch.run else {
+            return Err((invalid_input(), format!("no run: {payload}")));
+        };
+        let account = batch.targets[0].account_id.clone().unwrap_or_default();
         // The report's `results` are large in real life; they must not flow on.
         let report = || {
             json!({
@@ -608,6 +710,12 @@ impl Functions {
                              "bytes": 301, "pages": 1, "durationMs": 12}]
             })
         };
+        let refreshed = |run: RunRef| {
+            let report = report();
+            let counts = serde_json::from_value(report.clone()).unwrap();
+            self.record(run, BatchResult::Counts(counts));
+            Ok(report)
+        };
         let failed = |kind: &'static str| {
             // The message is the whole report (docs/refresh.md).
             let mut report = report();
@@ -616,10 +724,10 @@ impl Functions {
             Err((kind, report.to_string()))
         };
         match account.as_str() {
-            REFRESHED => Ok(report()),
+            REFRESHED => refreshed(run),
             DENIED => failed("AccessDenied"),
             THROTTLED_ONCE if earlier == 0 => failed("Throttled"),
-            THROTTLED_ONCE => Ok(report()),
+            THROTTLED_ONCE => refreshed(run),
             INVALID => Err((invalid_input(), "targets[0].region ...".into())),
             UPSTREAM_DOWN => failed("Upstream"),
             other => Err((invalid_input(), format!("unexpected account {other}"))),
@@ -676,6 +784,15 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     }))
     .await;
     let client = &turn.sfn;
+    let body = serde_json::to_vec(&tick_batches()).unwrap();
+    turn.s3
+        .put_object()
+        .bucket(PLAN_BUCKET)
+        .key(TICK_PLAN)
+        .body(body.into())
+        .send()
+        .await
+        .expect("moto stores the plan");
     let machine = client
         .create_state_machine()
         .name(moto::unique_name("refresh"))
@@ -712,12 +829,22 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
         .into_iter()
         .find_map(|p| p.get("summarize").cloned())
         .expect("Summarize ran");
-    assert_eq!(summarized["reason"], "schedule");
-    assert_eq!(summarized["results"], expected_results);
-    assert!(
-        !summarized.to_string().contains("cacheKey"),
-        "the refresher's key results flowed on: {summarized}"
+    assert_eq!(
+        summarized,
+        json!({"reason": "schedule", "execution": "tick", "batches": 5})
     );
+    // Each batch recorded its result under its index: counts, never key results.
+    let recorded: Vec<Value> = functions
+        .ledger
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|((execution, _), result)| {
+            assert_eq!(execution, "tick");
+            serde_json::to_value(result).unwrap()
+        })
+        .collect();
+    assert_eq!(json!(recorded), expected_results);
     // The execution's output is the planner's summary of those results.
     let summary = RunSummary::of(
         serde_json::from_value(json!({"reason": "schedule", "results": expected_results})).unwrap(),
@@ -727,11 +854,14 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     // Each batch reached the refresher as planned; transient failures were
     // retried, permanent ones were not.
     let refresher_calls = functions.calls_of(REFRESHER);
-    let plan = Functions::planner(&json!({"trigger": "schedule"}), 0).unwrap();
-    for batch in plan["batches"].as_array().unwrap() {
-        let account = batch["targets"][0]["accountId"].as_str().unwrap();
-        let attempts = refresher_calls.iter().filter(|p| *p == batch).count();
-        let expected = match account {
+    for batch in tick_batches() {
+        let account = batch.targets[0].account_id.clone().unwrap();
+        let targets = serde_json::to_value(&batch.targets).unwrap();
+        let attempts = refresher_calls
+            .iter()
+            .filter(|p| p["targets"] == targets)
+            .count();
+        let expected = match account.as_str() {
             THROTTLED_ONCE => 2,
             // The first attempt and the retrier's three.
             UPSTREAM_DOWN => 4,
@@ -752,7 +882,8 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     )
     .await;
     assert_eq!(output["targets"], 0);
-    assert_eq!(output["batches"], json!([]));
+    assert_eq!(output["batches"], 0);
+    assert_eq!(output["plan"], Value::Null);
     assert_eq!(functions.calls_of(REFRESHER).len(), before);
     let planner_calls = functions.calls_of(PLANNER);
     assert_eq!(

@@ -37,18 +37,26 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// The plans the planner answered (not its summaries), oldest first.
-fn plans(rig: &Rig) -> Vec<Value> {
-    rig.invocations_of(PLANNER)
-        .into_iter()
-        .filter(|i| i.payload.get("summarize").is_none())
-        .map(|i| i.result.expect("the planner planned"))
-        .collect()
+/// The plans the planner answered (not its summaries or recorded failures),
+/// oldest first, each with the batches of its plan object as `"planned"`.
+async fn plans(rig: &Rig) -> Vec<Value> {
+    let mut plans = Vec::new();
+    for invocation in rig.invocations_of(PLANNER) {
+        if invocation.payload.get("summarize").is_some()
+            || invocation.payload.get("recordFailure").is_some()
+        {
+            continue;
+        }
+        let mut plan = invocation.result.expect("the planner planned");
+        plan["planned"] = rig.plan_object(&plan).await;
+        plans.push(plan);
+    }
+    plans
 }
 
 /// The keys of a plan's batches, one list per batch.
 fn batch_keys(plan: &Value) -> Vec<Vec<String>> {
-    plan["batches"]
+    plan["planned"]
         .as_array()
         .expect("batches")
         .iter()
@@ -102,7 +110,7 @@ async fn a_scheduled_tick_refreshes_every_target_and_each_is_then_servable() {
     assert_eq!(summary["failed"], 0, "{summary}");
     assert_eq!(summary["failedBatches"], 0, "{summary}");
     assert_eq!(summary["errors"], json!({}), "{summary}");
-    let plan = &plans(&rig)[0];
+    let plan = &plans(&rig).await[0];
     assert_eq!(plan["targets"], 26);
     assert_eq!(summary["batches"], json!(batch_keys(plan).len()));
 
@@ -165,7 +173,8 @@ async fn a_second_tick_refreshes_only_what_is_due() {
     // Right after, nothing is due: the run ends at "Nothing to refresh".
     let second = rig.run("tick-2", &tick()).await;
     assert_eq!(second.output["targets"], 0, "{}", second.output);
-    assert_eq!(second.output["batches"], json!([]), "{}", second.output);
+    assert_eq!(second.output["batches"], 0, "{}", second.output);
+    assert_eq!(second.output["plan"], Value::Null, "{}", second.output);
     assert_eq!(rig.invocations_of(REFRESHER).len(), refresher_calls);
     let states: Vec<String> = rig
         .history(&second.arn)
@@ -186,7 +195,7 @@ async fn a_second_tick_refreshes_only_what_is_due() {
     rig.clear_forwarded();
     let drs_before = rig.sim.requests(Service::Drs, "DescribeSourceServers");
     let third = rig.run("tick-3", &tick()).await;
-    let plan = plans(&rig).pop().unwrap();
+    let plan = plans(&rig).await.pop().unwrap();
     assert_eq!(plan["targets"], 4, "{plan}");
     let planned: Vec<String> = batch_keys(&plan).concat();
     assert!(
@@ -244,7 +253,7 @@ async fn a_drs_stalled_event_refreshes_only_its_account_and_regions_drs_keys() {
         format!("drs-source-servers#eu-west-1#{OTHER}"),
         format!("drs-quotas#eu-west-1#{OTHER}"),
     ]);
-    let plan = plans(&rig).pop().unwrap();
+    let plan = plans(&rig).await.pop().unwrap();
     assert_eq!(
         batch_keys(&plan)
             .concat()
@@ -305,7 +314,7 @@ async fn an_account_denied_by_drs_is_recorded_while_the_other_completes() {
 
     // A batch holding a denied key fails with AccessDenied and is caught (not
     // retried); every other batch counts its keys.
-    let plan = &plans(&rig)[0];
+    let plan = &plans(&rig).await[0];
     let batches = batch_keys(plan);
     let denied = |k: &String| k.starts_with("drs-") && k.ends_with(OTHER);
     let failing = batches.iter().filter(|b| b.iter().any(denied)).count();
@@ -500,7 +509,7 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
         .collect();
     assert_eq!(planned.len(), 1, "{planned:?}");
     assert_eq!(planned[0]["refreshed"], 1, "{}", planned[0]);
-    let plans = plans(&rig);
+    let plans = plans(&rig).await;
     assert_eq!(plans.len(), 50);
     assert_eq!(plans.iter().filter(|p| p["targets"] == 1).count(), 1);
     assert_eq!(

@@ -1,9 +1,58 @@
 //! Batch requests that DynamoDB may answer only in part: the unprocessed part is
 //! sent again after a growing, jittered pause, a bounded number of times.
 
-use std::{future::Future, time::Duration};
+use std::{collections::HashMap, future::Future, time::Duration};
 
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
+use super::{
+    DynamoDbStore,
+    item::{Item, attr, s},
+    unavailable,
+};
 use crate::ports::StoreError;
+
+/// BatchGetItem takes at most 100 keys.
+pub(super) const MAX_GET_BATCH: usize = 100;
+
+impl DynamoDbStore {
+    /// The items of `keys` (at most [`MAX_GET_BATCH`]) that exist, read
+    /// consistently, in no particular order.
+    pub(super) async fn get_items(&self, keys: &[String]) -> Result<Vec<Item>, StoreError> {
+        debug_assert!(keys.len() <= MAX_GET_BATCH);
+        let requests = keys
+            .iter()
+            .map(|k| HashMap::from([(attr::CACHE_KEY.to_owned(), s(k))]))
+            .collect();
+        until_processed(Backoff::DEFAULT, requests, |keys| async move {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            let mut out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let items = out
+                .responses
+                .as_mut()
+                .and_then(|r| r.remove(&self.table))
+                .unwrap_or_default();
+            let left = out
+                .unprocessed_keys
+                .as_mut()
+                .and_then(|u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            Ok((items, left))
+        })
+        .await
+    }
+}
 
 /// How often and after which pauses the unprocessed part is sent again.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
@@ -39,37 +39,7 @@ impl DynamoDbStore {
             .collect();
         let mut found: HashMap<String, Vec<u8>> = HashMap::with_capacity(count);
         for group in keys.chunks(GET_BATCH) {
-            let requests = group
-                .iter()
-                .map(|k| HashMap::from([(attr::CACHE_KEY.to_owned(), s(k))]))
-                .collect();
-            let items = until_processed(Backoff::DEFAULT, requests, |keys| async move {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(unavailable)?;
-                let mut out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                let items = out
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(&self.table))
-                    .unwrap_or_default();
-                let left = out
-                    .unprocessed_keys
-                    .as_mut()
-                    .and_then(|u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                Ok((items, left))
-            })
-            .await?;
+            let items = self.get_items(group).await?;
             for chunk in items {
                 let (key, data) =
                     item::chunk_data(chunk).map_err(|e| corrupt(head_key.to_owned(), e))?;

@@ -36,6 +36,8 @@ pub(super) mod attr {
     pub const CHUNK_SET: &str = "chunkSet";
     pub const LEASE_UNTIL: &str = "leaseUntil";
     pub const CLAIM_ID: &str = "claimId";
+    /// A run ledger item's batch result, as JSON.
+    pub const RESULT: &str = "result";
 }
 
 /// An encoded payload up to this size is stored inline in the head item, and a

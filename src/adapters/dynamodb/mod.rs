@@ -1,8 +1,8 @@
 //! The DynamoDB cache store: `DynamoDbStore` and the flow of its `CacheStore`
 //! methods. The table holds one head item per cache key with the metadata and a
 //! small payload inline (`item.rs`), immutable chunk items for larger payloads
-//! (`chunks.rs`), and small lease items that collapse bursts of refresh requests
-//! (`lease.rs`). `docs/data-model.md` describes the items and why a reader never
+//! (`chunks.rs`), small lease items that collapse bursts of refresh requests
+//! (`lease.rs`), and the run ledger's batch results (`ledger.rs`). `docs/data-model.md` describes the items and why a reader never
 //! mixes versions.
 
 mod batch;
@@ -10,13 +10,9 @@ mod chunks;
 mod cursor;
 mod item;
 mod lease;
+mod ledger;
 mod table;
 mod update;
-
-use std::{
-    hash::{BuildHasher, Hasher},
-    sync::atomic::{AtomicU64, Ordering},
-};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
@@ -26,6 +22,8 @@ use aws_sdk_dynamodb::{
 };
 
 pub use table::{INDEX_BY_DATA_TYPE, TableError, create_table};
+
+use super::unique_id;
 
 use self::{
     item::{HeadPayload, Item, ItemError, MAX_INLINE_BYTES, StoredHead, StoredPayload, attr, n, s},
@@ -347,22 +345,6 @@ impl CacheStore for DynamoDbStore {
             .map_err(|e| corrupt(String::new(), e))?;
         Ok(MetaPage { entries, next })
     }
-}
-
-/// 16 hex digits that no other call of this or another process draws.
-fn unique_id() -> String {
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    // Seeded randomly per process by the standard library.
-    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-    random.write_u64(WRITES.fetch_add(1, Ordering::Relaxed));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut id = blake3::Hasher::new();
-    id.update(&random.finish().to_le_bytes());
-    id.update(&nanos.to_le_bytes());
-    id.update(&std::process::id().to_le_bytes());
-    id.finalize().to_hex()[..16].to_owned()
 }
 
 fn unavailable(e: impl Into<crate::ports::BoxError>) -> StoreError {

@@ -43,6 +43,54 @@ pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+/// An S3 client for `endpoint` (path-style addressing, as moto's engine also
+/// uses), with the same dummy credentials.
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Creates the bucket `name` unless this account already has it.
+pub async fn ensure_bucket(client: &aws_sdk_s3::Client, name: &str) {
+    match client.create_bucket().bucket(name).send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_bucket_already_owned_by_you()) => {}
+        Err(e) => panic!("moto creates the bucket {name}: {e:?}"),
+    }
+}
+
+/// The JSON document stored at `bucket`/`key`.
+pub async fn object_json(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> serde_json::Value {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3://{bucket}/{key} is stored: {e:?}"));
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .expect("the object's body")
+        .into_bytes();
+    serde_json::from_slice(&bytes).expect("the object is JSON")
+}
+
 /// A name no other test of any process uses, such as a table name.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::AtomicU64;

@@ -102,6 +102,11 @@ pub fn settings() -> RefreshSettings {
 
 /// A fresh cache table on moto.
 pub async fn table_store() -> Arc<dyn CacheStorage> {
+    dynamodb_table().await
+}
+
+/// A fresh cache table on moto.
+pub async fn dynamodb_table() -> Arc<DynamoDbStore> {
     let client = moto::dynamodb_client(moto::endpoint()).await;
     let table = moto::unique_name("refresh");
     create_table(&client, &table).await.unwrap();

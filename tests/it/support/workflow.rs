@@ -35,10 +35,12 @@ use drs_cache::{
     adapters::{
         aws::{AccountAccess, AwsUpstream, Credentials, RetrySettings, UpstreamConfig},
         dynamodb::{DynamoDbStore, create_table},
+        s3::S3PlanStore,
     },
     domain::{AccountId, CacheEntry, CacheKey, DataType, Region, Timestamp},
     invocation::InvocationError,
-    plan::{PlanConfig, Planner},
+    plan::{PlanConfig, Planner, lambda::PlannerFunction},
+    ports::CacheStorage,
     read::{ApiRequest, ApiResponse},
     refresh::Refresher,
 };
@@ -70,15 +72,15 @@ pub const EXTERNAL_ID: &str = "drs-cache-tests";
 /// Names of the resources put into moto for both accounts and regions.
 pub const FIXTURE_TAG: &str = "drs-cache-workflow";
 
+/// The plan bucket of every rig, which the definition's `ResultWriter` names.
+pub const PLAN_BUCKET: &str = "drs-cache-workflow-plans";
+
 /// The functions as the state machine names them.
 pub const PLANNER: &str = "planner";
 pub const REFRESHER: &str = "refresher";
 
 const DEFINITION: &str = include_str!("../../../statemachine/refresh.asl.json");
 const TEMPLATE: &str = include_str!("../../../cfn/drs-cache.yaml");
-
-/// How long one execution may take.
-const EXECUTION_DEADLINE: Duration = Duration::from_secs(90);
 
 pub fn other() -> AccountId {
     AccountId::parse(OTHER).unwrap()
@@ -119,6 +121,8 @@ pub struct Invocation {
     pub payload: Value,
     /// The function's result, or its error type and message.
     pub result: Result<Value, (String, String)>,
+    /// How long the function took to answer.
+    pub elapsed: Duration,
 }
 
 /// A test's own functions: the result, or the error type and message, of an
@@ -131,10 +135,10 @@ enum Dispatch {
     /// The project's handlers, on the test's runtime.
     Handlers {
         runtime: tokio::runtime::Handle,
-        planner: Arc<Planner>,
-        /// The run totals the planner's Summarize records.
-        runs: Arc<RecordedRuns>,
+        planner: Arc<PlannerFunction>,
         refresher: Arc<Refresher>,
+        /// The refresher's run ledger.
+        ledger: Arc<DynamoDbStore>,
     },
     StandIns(StandIns),
 }
@@ -405,26 +409,28 @@ impl RouterState {
             }
         };
         let (name, input) = (function.clone(), payload.clone());
-        let (runtime, planner, runs, refresher) = match dispatch {
+        let (runtime, planner, refresher, ledger) = match dispatch {
             Dispatch::StandIns(answer) => {
+                let started = Instant::now();
                 let result = answer(&function, payload.clone());
-                return self.answer(function, payload, result);
+                return self.answer(function, payload, result, started.elapsed());
             }
             Dispatch::Handlers {
                 runtime,
                 planner,
-                runs,
                 refresher,
-            } => (runtime, planner, runs, refresher),
+                ledger,
+            } => (runtime, planner, refresher, ledger),
         };
+        let started = Instant::now();
         let outcome = runtime
             .spawn(async move {
                 let event = LambdaEvent::new(input, Context::default());
                 let result = match name.as_str() {
-                    PLANNER => drs_cache::plan::lambda::handle(&planner, runs.as_ref(), event)
+                    PLANNER => drs_cache::plan::lambda::handle(&planner, event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
-                    REFRESHER => drs_cache::refresh::lambda::handle(&refresher, event)
+                    REFRESHER => drs_cache::refresh::lambda::handle(&refresher, &*ledger, event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
                     other => {
@@ -447,7 +453,7 @@ impl RouterState {
             // A panicking handler: the runtime reports it as an unhandled error.
             Err(e) => Err(("Panic".to_owned(), e.to_string())),
         };
-        self.answer(function, payload, result)
+        self.answer(function, payload, result, started.elapsed())
     }
 
     /// Records an invocation and answers it as real Lambda does: a function
@@ -458,11 +464,13 @@ impl RouterState {
         function: String,
         payload: Value,
         result: Result<Value, (String, String)>,
+        elapsed: Duration,
     ) -> Response<Full<Bytes>> {
         lock(&self.invocations).push(Invocation {
             function,
             payload,
             result: result.clone(),
+            elapsed,
         });
         let response = Response::builder()
             .status(StatusCode::OK)
@@ -586,6 +594,7 @@ pub fn substitutions(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
             panic!("{name}: expected !Ref or !GetAtt, got {value:?}")
         };
         let value = match (tagged.tag.to_string().as_str(), &tagged.value) {
+            ("!Ref", Yaml::String(resource)) if resource == "PlanBucket" => PLAN_BUCKET.to_owned(),
             ("!Ref", Yaml::String(parameter)) => {
                 match &template["Parameters"][parameter.as_str()]["Default"] {
                     Yaml::Number(n) => n.to_string(),
@@ -665,13 +674,25 @@ pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
 // --- one test's rig -------------------------------------------------------------------
 
 /// What a test changes in its rig.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     pub sim: SimConfig,
     /// Attempts per upstream call (the SDK's retries inside one invocation).
     pub upstream_attempts: u32,
     /// `RefreshMaxConcurrency`: batches refreshed at once.
     pub map_concurrency: u32,
+    /// What the planner plans over.
+    pub plan: PlanConfig,
+    /// The refresher the router runs; `None`: one over the rig's table, reading
+    /// EC2, IAM and STS from moto and DRS from the simulator.
+    pub refresher: Option<Arc<Refresher>>,
+    /// Where the planner reads entry metadata and claims leases; `None`: the
+    /// rig's table, which always keeps the run ledger.
+    pub plan_store: Option<Arc<dyn CacheStorage>>,
+    /// The rig's table is reached through the router, which counts its calls.
+    pub table_via_router: bool,
+    /// How long one execution may take.
+    pub execution_deadline: Duration,
 }
 
 impl Default for Options {
@@ -686,6 +707,11 @@ impl Default for Options {
             },
             upstream_attempts: 3,
             map_concurrency: 4,
+            plan: plan_config(),
+            refresher: None,
+            plan_store: None,
+            table_via_router: false,
+            execution_deadline: Duration::from_secs(90),
         }
     }
 }
@@ -722,11 +748,14 @@ pub struct Finished {
 pub struct Rig {
     pub sim: SimHandle,
     pub store: Arc<DynamoDbStore>,
-    pub planner: Arc<Planner>,
+    pub planner: Arc<PlannerFunction>,
+    /// Plan objects, in the moto bucket [`PLAN_BUCKET`].
+    pub s3: aws_sdk_s3::Client,
     /// The planner's clock; the refresher keeps the system clock.
     pub clock: Arc<ManualClock>,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
+    execution_deadline: Duration,
     reader: drs_cache::read::Router,
     harness: &'static Harness,
     /// Held for the life of the rig: one test at a time uses the router.
@@ -743,6 +772,8 @@ impl Drop for Rig {
 /// creates on the shared moto reach `functions`. The turn ends when dropped.
 pub struct StandInTurn {
     pub sfn: aws_sdk_sfn::Client,
+    /// moto's S3, holding the bucket [`PLAN_BUCKET`].
+    pub s3: aws_sdk_s3::Client,
     harness: &'static Harness,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -759,9 +790,12 @@ impl StandInTurn {
         let harness = tokio::task::spawn_blocking(harness).await.unwrap();
         let sfn = sfn_client(&harness.moto);
         stop_leftover_executions(&sfn).await;
+        let s3 = moto::s3_client(&harness.moto);
+        moto::ensure_bucket(&s3, PLAN_BUCKET).await;
         *lock(&harness.state.dispatch) = Some(Dispatch::StandIns(functions));
         Self {
             sfn,
+            s3,
             harness,
             _turn: turn,
         }
@@ -784,7 +818,12 @@ impl Rig {
         )
         .await
         .unwrap();
-        let client = moto::dynamodb_client(&harness.moto).await;
+        let table_endpoint = if options.table_via_router {
+            &harness.router
+        } else {
+            &harness.moto
+        };
+        let client = moto::dynamodb_client(table_endpoint).await;
         let table = moto::unique_name("workflow");
         create_table(&client, &table).await.unwrap();
         let store = Arc::new(DynamoDbStore::new(client, table));
@@ -815,24 +854,33 @@ impl Rig {
             },
         )
         .unwrap();
-        let refresher = Arc::new(drs_cache::app::refresher_over(
-            store.clone(),
-            upstream,
-            settings(),
-            Arc::new(RecordedRefreshes::default()),
-        ));
+        let refresher = options.refresher.unwrap_or_else(|| {
+            Arc::new(drs_cache::app::refresher_over(
+                store.clone(),
+                upstream,
+                settings(),
+                Arc::new(RecordedRefreshes::default()),
+            ))
+        });
         let clock = Arc::new(ManualClock::at(Timestamp::now()));
-        let planner = Arc::new(Planner::new(
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-            plan_config(),
-        ));
+        let s3 = moto::s3_client(&harness.moto);
+        moto::ensure_bucket(&s3, PLAN_BUCKET).await;
+        let planner = Arc::new(PlannerFunction {
+            planner: match options.plan_store {
+                Some(plan_store) => {
+                    Planner::new(plan_store.clone(), plan_store, clock.clone(), options.plan)
+                }
+                None => Planner::new(store.clone(), store.clone(), clock.clone(), options.plan),
+            },
+            plans: Arc::new(S3PlanStore::new(s3.clone(), PLAN_BUCKET)),
+            ledger: store.clone(),
+            metrics: Arc::new(RecordedRuns::default()),
+        });
         *lock(&harness.state.dispatch) = Some(Dispatch::Handlers {
             runtime: tokio::runtime::Handle::current(),
             planner: planner.clone(),
-            runs: Arc::new(RecordedRuns::default()),
             refresher,
+            ledger: store.clone(),
         });
         lock(&harness.state.forwarded).clear();
         lock(&harness.state.invocations).clear();
@@ -856,19 +904,32 @@ impl Rig {
             sim,
             store,
             planner,
+            s3,
             clock,
             sfn,
             machine,
+            execution_deadline: options.execution_deadline,
             reader,
             harness,
             _turn: turn,
         }
     }
 
+    /// The batches in the plan object a plan output names; `[]` for none.
+    pub async fn plan_object(&self, plan: &Value) -> Value {
+        match (
+            plan["plan"]["bucket"].as_str(),
+            plan["plan"]["key"].as_str(),
+        ) {
+            (Some(bucket), Some(key)) => moto::object_json(&self.s3, bucket, key).await,
+            _ => json!([]),
+        }
+    }
+
     /// Every target the deployment keeps (26: 2 regions × (6 per-account types
     /// × 2 accounts + instance types)).
     pub fn configured(&self) -> Vec<CacheKey> {
-        self.planner.configured().collect()
+        self.planner.planner.configured().collect()
     }
 
     /// Requests forwarded to moto since the rig started or since the last
@@ -917,7 +978,7 @@ impl Rig {
 
     /// Waits for the execution `arn` to end, up to a deadline.
     pub async fn wait(&self, arn: &str) -> Finished {
-        let deadline = Instant::now() + EXECUTION_DEADLINE;
+        let deadline = Instant::now() + self.execution_deadline;
         let mut pause = Duration::from_millis(50);
         loop {
             let described = self
@@ -942,7 +1003,8 @@ impl Rig {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{arn} still running after {EXECUTION_DEADLINE:?}; history:\n{}",
+                    "{arn} still running after {:?}; history:\n{}",
+                    self.execution_deadline,
                     self.history_text(arn).await
                 );
             }
