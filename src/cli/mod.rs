@@ -67,6 +67,10 @@ struct StoreArgs {
     /// when no REFRESH_STATE_MACHINE_ARN is set.
     #[arg(long)]
     sim_config: Option<PathBuf>,
+    /// Let the local refresher write simulated data into a DynamoDB table on
+    /// no emulator endpoint (a real table the credentials reach).
+    #[arg(long)]
+    allow_simulated_data: bool,
 }
 
 impl From<StoreArgs> for LocalArgs {
@@ -76,6 +80,7 @@ impl From<StoreArgs> for LocalArgs {
             path: args.path,
             table: args.table,
             fleet: args.sim_config,
+            allow_simulated_data: args.allow_simulated_data,
         }
     }
 }

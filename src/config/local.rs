@@ -99,6 +99,9 @@ pub struct LocalArgs {
     pub table: Option<String>,
     /// Fleet simulator configuration (JSON).
     pub fleet: Option<PathBuf>,
+    /// Simulated data may be written into a DynamoDB table with no emulator
+    /// endpoint set.
+    pub allow_simulated_data: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,16 @@ pub enum LocalConfigError {
         #[source]
         source: drs_sim::ConfigError,
     },
+    /// The in-process refresher reads the fleet simulator: its data must not
+    /// supersede a real deployment's.
+    #[error(
+        "refusing to write simulated fleet data into the DynamoDB table {table}: no emulator \
+         endpoint is set (AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL), so it may be a real \
+         deployment's table, whose entries the simulated ones would replace; set \
+         REFRESH_STATE_MACHINE_ARN to serve a deployment, point AWS_ENDPOINT_URL at an emulator, \
+         or pass --allow-simulated-data"
+    )]
+    SimulatedIntoRealTable { table: String },
     /// The simulator and the cache both take twelve digits: a defect if seen.
     #[error("account {0} is not one both the simulator and the cache take")]
     Account(String),
@@ -159,8 +172,12 @@ impl LocalConfig {
                 RefreshSide::InProcess(Box::new(local))
             }
         };
+        let store = store_choice(env, args);
+        if matches!(refresh, RefreshSide::InProcess(_)) {
+            simulated_data_allowed(env, &store, args)?;
+        }
         Ok(Self {
-            store: store_choice(env, args),
+            store,
             reader,
             refresh,
         })
@@ -177,9 +194,33 @@ impl RefreshRunConfig {
         env: &Env<F>,
         args: &LocalArgs,
     ) -> Result<Self, LocalConfigError> {
+        let store = store_choice(env, args);
+        simulated_data_allowed(env, &store, args)?;
         Ok(Self {
-            store: store_choice(env, args),
+            store,
             refresh: LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?,
+        })
+    }
+}
+
+/// Simulated data goes into the embedded store, a table on an emulator, or a
+/// table the caller explicitly allows.
+fn simulated_data_allowed<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    store: &StoreChoice,
+    args: &LocalArgs,
+) -> Result<(), LocalConfigError> {
+    let StoreChoice::DynamoDb { table } = store else {
+        return Ok(());
+    };
+    let emulated = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|var| env.optional(var).is_some());
+    if emulated || args.allow_simulated_data {
+        Ok(())
+    } else {
+        Err(LocalConfigError::SimulatedIntoRealTable {
+            table: table.clone(),
         })
     }
 }
@@ -310,9 +351,46 @@ mod tests {
                 table: "cache".into()
             }
         );
-        let refresh = RefreshRunConfig::from_vars(&e, &args).unwrap();
+        // A one-off run writes simulated data: only into a table on an emulator.
+        let emulated = env(&[
+            ("CACHE_TABLE_NAME", "cache"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]);
+        let refresh = RefreshRunConfig::from_vars(&emulated, &args).unwrap();
         assert_eq!(refresh.store, serve.store);
         assert_eq!(refresh.refresh.plan.regions[0].as_str(), LOCAL_REGION);
+    }
+
+    #[test]
+    fn simulated_data_goes_into_a_dynamodb_table_only_on_an_emulator_or_when_allowed() {
+        let dynamodb = LocalArgs {
+            store: Some(StoreKind::Dynamodb),
+            ..LocalArgs::default()
+        };
+        let real = env(&[("CACHE_TABLE_NAME", "prod-cache")]);
+        for err in [
+            LocalConfig::from_vars(&real, &dynamodb).map(drop),
+            RefreshRunConfig::from_vars(&real, &dynamodb).map(drop),
+        ] {
+            let err = err.unwrap_err();
+            assert!(
+                matches!(&err, LocalConfigError::SimulatedIntoRealTable { table } if table == "prod-cache"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("--allow-simulated-data"), "{err}");
+        }
+        let only_dynamodb = env(&[
+            ("CACHE_TABLE_NAME", "prod-cache"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ]);
+        assert!(RefreshRunConfig::from_vars(&only_dynamodb, &dynamodb).is_ok());
+        let allowed = LocalArgs {
+            allow_simulated_data: true,
+            ..dynamodb
+        };
+        assert!(LocalConfig::from_vars(&real, &allowed).is_ok());
+        // The embedded store holds only what the local mode writes.
+        assert!(RefreshRunConfig::from_vars(&real, &LocalArgs::default()).is_ok());
     }
 
     #[test]

@@ -95,7 +95,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `defaults`), `REGIONS` (comma-separated; required unless `defaults`
     /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
     /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
-    /// (300), `LEASE_SECONDS` (30) and `REFRESH_BATCH_SIZE` (10, at most 500).
+    /// (300), `LEASE_SECONDS` (30), `REFRESH_BATCH_SIZE` (10, at most 500) and
+    /// `MAX_TARGETS_PER_RUN` (10,000).
     pub(super) fn plan_config(
         &self,
         home: AccountId,
@@ -141,7 +142,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             failure_backoff: self.seconds("FAILURE_BACKOFF_SECONDS", Duration::from_secs(300))?,
             lease: self.seconds("LEASE_SECONDS", Duration::from_secs(30))?,
             batch_size,
-            list_page: 100,
+            list_page: 1_000,
+            max_targets_per_run: self.number_at_least("MAX_TARGETS_PER_RUN", 10_000usize, 1)?,
         })
     }
 
@@ -284,6 +286,7 @@ mod tests {
         assert_eq!(c.regions.len(), 2);
         assert_eq!(c.data_types, [DataType::DrsQuotas]);
         assert_eq!(c.batch_size, 10);
+        assert_eq!(c.max_targets_per_run, 10_000);
         let err = env(&[]).plan_config(home(), None).unwrap_err();
         assert_eq!(err.var, "REGIONS");
         let defaults = PlanDefaults {

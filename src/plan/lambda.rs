@@ -108,6 +108,7 @@ async fn plan(
         reason: plan.reason,
         targets: plan.target_count(),
         skipped: plan.skipped,
+        deferred: plan.deferred,
         batches: batches.len(),
         plan: location,
         ignored: plan.ignored,
@@ -116,6 +117,7 @@ async fn plan(
         reason = plan.reason.as_str(),
         targets = output.targets,
         skipped = output.skipped,
+        deferred = output.deferred,
         batches = output.batches,
         "run planned"
     );

@@ -39,6 +39,9 @@ pub struct PlanConfig {
     pub batch_size: usize,
     /// Entries listed per store page when a tick reads metadata.
     pub list_page: u32,
+    /// Most targets a scheduled tick claims; the rest of what is due, the most
+    /// recently refreshed, waits for the next tick.
+    pub max_targets_per_run: usize,
 }
 
 /// The targets of one run, packed into the refresher's batches.
@@ -50,6 +53,9 @@ pub struct Plan {
     /// Targets asked for but not planned: claimed by a run shortly before, or
     /// outside this deployment's configuration.
     pub skipped: usize,
+    /// Due targets a scheduled tick left to the next one, past
+    /// [`PlanConfig::max_targets_per_run`].
+    pub deferred: usize,
     /// Why nothing was planned, when the trigger was ignored.
     pub ignored: Option<String>,
 }
@@ -98,8 +104,20 @@ impl Planner {
     pub async fn plan(&self, trigger: &Trigger) -> Result<Plan, StoreError> {
         let now = self.clock.now();
         let reason = trigger.reason();
+        let mut deferred = 0;
         let asked: Vec<CacheKey> = match trigger {
-            Trigger::Schedule => self.due(now).await?,
+            Trigger::Schedule => {
+                let mut due = self.due(now).await?;
+                deferred = due.len().saturating_sub(self.config.max_targets_per_run);
+                due.truncate(self.config.max_targets_per_run);
+                if deferred > 0 {
+                    tracing::warn!(
+                        deferred,
+                        "due targets past the per-run limit left to the next tick"
+                    );
+                }
+                due
+            }
             Trigger::Change {
                 account,
                 region,
@@ -131,6 +149,7 @@ impl Planner {
                     reason,
                     batches: Vec::new(),
                     skipped: 0,
+                    deferred: 0,
                     ignored: Some(why.clone()),
                 });
             }
@@ -157,6 +176,7 @@ impl Planner {
             reason,
             batches: workflow::pack(&claimed, self.config.home, self.config.batch_size),
             skipped,
+            deferred,
             ignored: None,
         })
     }
@@ -189,8 +209,8 @@ impl Planner {
     }
 
     /// Configured targets never cached, holding no data, or expiring before the
-    /// next tick plus the margin; a target whose last refresh failed waits out
-    /// the failure backoff.
+    /// next tick plus the margin, oldest first: never cached, then by expiry;
+    /// a target whose last refresh failed waits out the failure backoff.
     async fn due(&self, now: Timestamp) -> Result<Vec<CacheKey>, StoreError> {
         let c = &self.config;
         let horizon = now.plus(c.schedule_interval + c.refresh_ahead_margin);
@@ -209,19 +229,23 @@ impl Planner {
                 }
             }
         }
-        Ok(self
-            .configured()
-            .filter(|key| match stored.get(key) {
-                None => true,
-                Some(meta) => {
-                    let failed_recently = meta
-                        .last_attempt
-                        .as_ref()
-                        .is_some_and(|a| a.failure.is_some() && a.at.plus(c.failure_backoff) > now);
-                    !failed_recently
-                        && (meta.state == EntryState::NoData || meta.expires_at <= horizon)
-                }
-            })
-            .collect())
+        // `None` (never cached) sorts before every expiry.
+        let mut due: Vec<(Option<Timestamp>, CacheKey)> =
+            self.configured()
+                .filter_map(|key| match stored.get(&key) {
+                    None => Some((None, key)),
+                    Some(meta) => {
+                        let failed_recently = meta.last_attempt.as_ref().is_some_and(|a| {
+                            a.failure.is_some() && a.at.plus(c.failure_backoff) > now
+                        });
+                        let due = !failed_recently
+                            && (meta.state == EntryState::NoData || meta.expires_at <= horizon);
+                        due.then_some((Some(meta.expires_at), key))
+                    }
+                })
+                .collect();
+        // Stable: targets of one expiry keep the configured order.
+        due.sort_by_key(|(expires, _)| *expires);
+        Ok(due.into_iter().map(|(_, key)| key).collect())
     }
 }

@@ -26,6 +26,8 @@ pub struct PlanOutput {
     /// Number of targets planned.
     pub targets: usize,
     pub skipped: usize,
+    /// Due targets a scheduled tick left to the next one (its limit).
+    pub deferred: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
     /// Number of batches in the plan object.

@@ -228,6 +228,7 @@ async fn fleet_tick(plan_store: &PlanStore) -> Tick {
         regions: REGIONS.map(|r| Region::parse(r).unwrap()).to_vec(),
         batch_size: 25,
         list_page: 1_000,
+        max_targets_per_run: 30_000,
         ..plan_config()
     };
     let planner_store: Option<Arc<dyn CacheStorage>> = match plan_store {

@@ -22,7 +22,7 @@ use drs_cache::{
         lambda::{PlannerFunction, handle},
         trigger::Trigger,
     },
-    ports::Invalidation,
+    ports::{Invalidation, RefreshReason, StoreError},
     workflow::{BatchResult, Counts, PlanLocation, RunLedger, RunRef, run_in_process},
 };
 use drs_sim::{SimConfig, Simulator};
@@ -95,6 +95,57 @@ async fn a_tick_plans_everything_never_cached_and_later_ticks_only_what_is_due()
     let due = planner.plan(&Trigger::Schedule).await.unwrap();
     assert_eq!(due.targets().len(), 4, "{due:?}");
     assert_eq!(count(&due.targets(), DataType::DrsSourceServers), 4);
+}
+
+#[tokio::test]
+async fn a_tick_claims_at_most_its_limit_oldest_first_and_later_ticks_take_the_rest() {
+    let (rig, _, clock) = rig().await;
+    let planner = Planner::new(
+        rig.store.clone(),
+        rig.store.clone(),
+        clock.clone(),
+        PlanConfig {
+            max_targets_per_run: 10,
+            ..config()
+        },
+    );
+    // 26 targets never cached: 10, 10 and 6 on three ticks in a row.
+    let mut planned = Vec::new();
+    for (expected, deferred) in [(10, 16), (10, 6), (6, 0)] {
+        let plan = planner.plan(&Trigger::Schedule).await.unwrap();
+        assert_eq!(plan.target_count(), expected, "{plan:?}");
+        assert_eq!(plan.deferred, deferred, "{plan:?}");
+        rig.refresher
+            .refresh(&plan.targets(), RefreshReason::Schedule)
+            .await;
+        planned.extend(plan.targets());
+        clock.advance(1);
+    }
+    planned.sort();
+    planned.dedup();
+    assert_eq!(planned.len(), 26);
+
+    // Hours on, all but the instance types (fresh for a day) are due: the 10
+    // that expired first go first.
+    clock.advance(2 * 3600);
+    let plan = planner.plan(&Trigger::Schedule).await.unwrap();
+    assert_eq!(plan.deferred, 24 - 10);
+    let mut expiry = HashMap::new();
+    for key in &planned {
+        let meta = rig.store.get(key).await.unwrap().unwrap().meta;
+        expiry.insert(key.clone(), meta.expires_at);
+    }
+    let chosen = plan.targets();
+    let latest_chosen = chosen.iter().map(|k| expiry[k]).max().unwrap();
+    let waiting = planned
+        .iter()
+        .filter(|k| !chosen.contains(k) && k.data_type() != DataType::Ec2InstanceTypes);
+    for key in waiting {
+        assert!(
+            expiry[key] >= latest_chosen,
+            "{key} expired before a chosen one"
+        );
+    }
 }
 
 #[tokio::test]
@@ -318,7 +369,7 @@ struct KeptPlans(std::sync::Mutex<Vec<Vec<u8>>>);
 
 #[async_trait::async_trait]
 impl drs_cache::workflow::PlanStore for KeptPlans {
-    async fn put(&self, body: Vec<u8>) -> Result<PlanLocation, drs_cache::ports::StoreError> {
+    async fn put(&self, body: Vec<u8>) -> Result<PlanLocation, StoreError> {
         let mut kept = self.0.lock().unwrap();
         kept.push(body);
         Ok(PlanLocation {
@@ -370,6 +421,7 @@ async fn the_plan_the_state_carries_stays_a_few_hundred_bytes_at_196_000_targets
     let config = PlanConfig {
         accounts,
         regions: ALL_REGIONS.map(|r| Region::parse(r).unwrap()).to_vec(),
+        max_targets_per_run: 200_000,
         ..config()
     };
     let plans = Arc::new(KeptPlans::default());

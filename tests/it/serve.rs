@@ -269,10 +269,31 @@ async fn serve_without_a_workflow_refreshes_misses_locally_from_the_simulator() 
     let servers: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(servers["serverCount"], 120);
     assert_eq!(servers["region"], "us-east-1");
-    // The same fetch wrote the quota view.
-    let (status, _, got) = server.get("/drs/quotas?region=us-east-1");
+    // The same fetch writes the quota view, right after the servers' view: it
+    // may land a moment after the servers are served.
+    let (status, _, got) = get_until_served(
+        &server,
+        "/drs/quotas?region=us-east-1",
+        Duration::from_secs(30),
+    );
     assert_eq!(status, 200, "{got}");
     let quotas: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(quotas["totalSourceServers"], 120);
     assert!(server.stop().success());
+}
+
+#[test]
+fn a_local_refresh_refuses_to_write_simulated_data_into_a_table_on_no_emulator() {
+    let output = Command::new(BIN)
+        .args(["refresh", "--store", "dynamodb", "--table", "prod-cache"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("REFRESH_STATE_MACHINE_ARN")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("prod-cache"), "{stderr}");
+    assert!(stderr.contains("--allow-simulated-data"), "{stderr}");
 }

@@ -671,6 +671,7 @@ impl Functions {
                 reason: RefreshReason::Schedule,
                 targets: batches,
                 skipped: 0,
+                deferred: 0,
                 ignored: None,
                 batches,
                 plan,

@@ -726,7 +726,8 @@ async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
         .build();
     let failing = DynamoDbStore::new(Client::from_conf(config), t.name.clone());
     let (now, until) = (at(0), at(60));
-    let keys: Vec<CacheKey> = (0..30)
+    // More keys after the failing one than one call has in flight (64).
+    let keys: Vec<CacheKey> = (0..150)
         .map(|i| {
             key(
                 DataType::DrsQuotas,

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Claims (and, after a failure, releases) of one call in flight at once.
-const CONCURRENT_CLAIMS: usize = 16;
+const CONCURRENT_CLAIMS: usize = 64;
 /// Lease items expire this long after their lease ends. The lease is decided by
 /// `leaseUntil` alone; the margin only keeps the last claim of a target visible
 /// for a while, for whoever wonders why it was or was not refreshed.
@@ -114,7 +114,7 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl RefreshLeases for DynamoDbStore {
-    /// One conditional PutItem per distinct key, 16 at a time. After a failure no
+    /// One conditional PutItem per distinct key, 64 at a time. After a failure no
     /// further claim is sent, the claims in flight finish, the leases this call
     /// wrote or may have written are deleted again (best effort, and only those
     /// carrying this call's claim id) and the error is returned, so that a retry

@@ -729,6 +729,7 @@ pub fn plan_config() -> PlanConfig {
         lease: Duration::from_secs(60),
         batch_size: 10,
         list_page: 25,
+        max_targets_per_run: 10_000,
     }
 }
 
