@@ -106,6 +106,18 @@ impl RefreshErrorKind {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    /// What the kind means, in words fit for any caller: unlike the upstream's
+    /// own message, it names no role, account or request.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Throttled => "the upstream API refused the refresh for its rate limit",
+            Self::AccessDenied => "the refresher was denied access to this account's data",
+            Self::NotInitialized => "DRS is not initialized in this account and region",
+            Self::RegionNotEnabled => "the region is not enabled for this account",
+            Self::Upstream => "the upstream API failed or could not be reached",
+        }
+    }
 }
 
 impl FromStr for RefreshErrorKind {

@@ -47,8 +47,9 @@ pub enum ApiError {
     #[strum(serialize = "CACHE_UNAVAILABLE")]
     StoreUnavailable {
         key: CacheKey,
-        /// The store's error and its causes.
-        cause: String,
+        /// How the store failed, in a fixed word (`timeout`, `error`,
+        /// `corrupt`); its own message goes to the log only.
+        cause: &'static str,
     },
     #[error("the cached data cannot be read; a refresh will replace it")]
     #[strum(serialize = "CACHE_UNAVAILABLE")]
@@ -152,7 +153,7 @@ impl From<ReadError> for ApiError {
             ReadError::DrsNotInitialized { key } => Self::DrsNotInitialized { key },
             ReadError::Unavailable { key, source } => Self::StoreUnavailable {
                 key,
-                cause: crate::errors::chain(&source),
+                cause: source.kind(),
             },
             ReadError::Unreadable { key } => Self::Unreadable { key },
         }
@@ -196,11 +197,14 @@ pub fn invalidation_json(invalidation: &Invalidation) -> Value {
     })
 }
 
+/// The attempt with its error kind and the kind's fixed description: the
+/// upstream's message, which may name roles and other accounts, stays in the
+/// table and the refresher's log.
 fn attempt_json(a: &RefreshAttempt) -> Value {
     json!({
         "at": a.at.unix_secs(),
         "errorKind": a.failure.as_ref().map(|f| f.kind.as_str()),
-        "message": a.failure.as_ref().map(|f| f.message.as_str()),
+        "message": a.failure.as_ref().map(|f| f.kind.description()),
     })
 }
 
@@ -238,7 +242,7 @@ mod tests {
             ApiError::Unreadable { key: key() },
             ApiError::StoreUnavailable {
                 key: key(),
-                cause: "down".into(),
+                cause: "timeout",
             },
             ApiError::RefreshUnavailable {
                 invalidation: Invalidation::default(),
@@ -259,6 +263,35 @@ mod tests {
             ]
         );
         assert_eq!(ApiError::INVALID_PARAMETER, "INVALID_PARAMETER");
+    }
+
+    #[test]
+    fn a_failed_attempt_shows_its_kind_and_never_the_upstream_message() {
+        use crate::domain::{RefreshErrorKind, RefreshFailure, Timestamp};
+        let sts = "User: arn:aws:sts::999999999999:assumed-role/drs-cache-refresher/x is not \
+                   authorized to perform: sts:AssumeRole on arn:aws:iam::111122223333:role/r";
+        let e = ApiError::NotCached {
+            key: key(),
+            expired: false,
+            refresh_requested: true,
+            last_attempt: Some(RefreshAttempt {
+                at: Timestamp::from_unix_secs(1_700_000_000),
+                failure: Some(RefreshFailure {
+                    kind: RefreshErrorKind::AccessDenied,
+                    message: sts.into(),
+                }),
+            }),
+        };
+        let body = render(&e, Duration::ZERO);
+        let text = String::from_utf8_lossy(body.body());
+        assert!(!text.contains("arn:aws"), "{text}");
+        assert!(!text.contains("999999999999"), "{text}");
+        let doc: Value = serde_json::from_slice(body.body()).unwrap();
+        assert_eq!(doc["details"]["lastAttempt"]["errorKind"], "AccessDenied");
+        assert_eq!(
+            doc["details"]["lastAttempt"]["message"],
+            RefreshErrorKind::AccessDenied.description()
+        );
     }
 
     #[test]

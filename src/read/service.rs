@@ -151,12 +151,26 @@ pub enum LoadError {
     Store(Arc<StoreError>),
 }
 
+impl LoadError {
+    /// The failure in one fixed word, for answers: `timeout`, `corrupt` or
+    /// `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Store(e) if matches!(**e, StoreError::Corrupt { .. }) => "corrupt",
+            Self::Store(_) => "error",
+        }
+    }
+}
+
 pub struct ReadService {
     store: Arc<dyn CacheStore>,
     trigger: Arc<dyn RefreshTrigger>,
     clock: Arc<dyn Clock>,
     memory: MemoryTier,
-    requested: Cache<CacheKey, ()>,
+    /// Targets asked for within the interval, and whether the request was
+    /// taken.
+    requested: Cache<CacheKey, bool>,
     settings: ReaderSettings,
 }
 
@@ -294,7 +308,8 @@ impl ReadService {
             .await
     }
 
-    /// The store failed: serve the memory copy, however old, marked stale.
+    /// The store failed: serve the memory copy, marked stale, until the end of
+    /// its stale window.
     async fn fall_back_to_memory(
         &self,
         key: &CacheKey,
@@ -306,7 +321,12 @@ impl ReadService {
             // Only a new version can replace an unreadable one.
             self.request_refresh(key).await;
         }
-        match self.memory.snapshot(key).await {
+        let servable = self
+            .memory
+            .snapshot(key)
+            .await
+            .filter(|s| s.meta.freshness(now) != Freshness::Expired);
+        match servable {
             Some(snapshot) if snapshot.meta.state == EntryState::Ready => Ok(Servable {
                 age: snapshot.meta.age(now),
                 snapshot,
@@ -341,20 +361,21 @@ impl ReadService {
         }
     }
 
-    /// Asks for a refresh of `key` unless this container asked recently. Returns
-    /// whether a refresh is on its way (asked now or recently).
+    /// Asks for a refresh of `key` unless this container asked within the
+    /// refresh request interval, whether that request was taken or not (so a
+    /// throttled workflow is not asked again on every read). Returns whether a
+    /// refresh is on its way.
     async fn request_refresh(&self, key: &CacheKey) -> bool {
-        let entry = self.requested.entry_by_ref(key).or_insert(()).await;
+        let entry = self.requested.entry_by_ref(key).or_insert(true).await;
         if !entry.is_fresh() {
-            return true;
+            return entry.into_value();
         }
         let request = self.trigger.request_refresh(key, RefreshReason::Miss);
         let Err(failure) = self.within_trigger_timeout(request).await else {
             return true;
         };
         warn!(cache_key = %key, error = %errors::chain(&failure), "refresh request failed");
-        // Not on its way after all: the next read may ask again.
-        self.requested.invalidate(key).await;
+        self.requested.insert(key.clone(), false).await;
         false
     }
 }

@@ -260,6 +260,58 @@ async fn a_target_whose_refreshes_all_failed_reports_the_last_failure() {
     assert_eq!(body["error"], "NOT_CACHED");
     assert_eq!(body["details"]["lastAttempt"]["errorKind"], "AccessDenied");
     assert_eq!(body["details"]["lastAttempt"]["at"], at.unix_secs());
+    // The upstream's own words stay in the table and the log.
+    assert_eq!(
+        body["details"]["lastAttempt"]["message"],
+        RefreshErrorKind::AccessDenied.description()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_refresh_request_is_not_asked_again_within_the_interval() {
+    let h = harness(settings()).await;
+    h.trigger.refuse_requests();
+    let k = key(DataType::Ec2SecurityGroups, "ap-southeast-2");
+    for _ in 0..3 {
+        let r = h
+            .get("/ec2/security-groups", &[("region", "ap-southeast-2")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json(&r);
+        assert_eq!(body["error"], "NOT_CACHED");
+        assert_eq!(body["details"]["refreshRequested"], false);
+    }
+    assert_eq!(h.trigger.requests(), vec![(k, RefreshReason::Miss)]);
+}
+
+#[tokio::test]
+async fn a_store_outage_never_serves_a_memory_copy_past_its_stale_window() {
+    let h = harness(ReaderSettings {
+        memory_ttl: Duration::ZERO,
+        stale_recheck: Duration::ZERO,
+        store_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let k = key(DataType::DrsAccounts, "us-east-1");
+    h.cache(
+        &k,
+        &br#"{"accounts":[],"count":0}"#[..],
+        7_200,
+        policy(60, 600),
+    )
+    .await;
+    // Read once: too old to serve, but now held in memory.
+    let r = h.get("/drs/accounts", &[("region", "us-east-1")]).await;
+    assert_eq!(json(&r)["error"], "NOT_CACHED");
+    h.outage(Mode::Refuse);
+    let r = h.get("/drs/accounts", &[("region", "us-east-1")]).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(&r);
+    assert_eq!(body["error"], "CACHE_UNAVAILABLE");
+    // A refused connection is retried by the SDK until the store timeout.
+    let cause = body["details"]["cause"].as_str().unwrap();
+    assert!(["timeout", "error"].contains(&cause), "{cause}");
 }
 
 #[tokio::test]

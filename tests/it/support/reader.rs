@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -36,9 +36,15 @@ pub const ACCOUNT: &str = "123456789012";
 pub struct RecordingTrigger(
     Mutex<Vec<(CacheKey, RefreshReason)>>,
     Mutex<Vec<Invalidation>>,
+    /// Refresh requests are recorded but refused, as a throttled workflow does.
+    AtomicBool,
 );
 
 impl RecordingTrigger {
+    pub fn refuse_requests(&self) {
+        self.2.store(true, Ordering::SeqCst);
+    }
+
     pub fn requests(&self) -> Vec<(CacheKey, RefreshReason)> {
         self.0.lock().unwrap().clone()
     }
@@ -56,6 +62,12 @@ impl RefreshTrigger for RecordingTrigger {
         reason: RefreshReason,
     ) -> Result<(), RefreshRequestError> {
         self.0.lock().unwrap().push((key.clone(), reason));
+        if self.2.load(Ordering::SeqCst) {
+            return Err(RefreshRequestError {
+                key: key.to_string(),
+                source: "StartExecution throttled".into(),
+            });
+        }
         Ok(())
     }
 
