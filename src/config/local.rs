@@ -165,10 +165,18 @@ impl LocalConfig {
     ) -> Result<Self, LocalConfigError> {
         let mut reader = env.reader_settings()?;
         let refresh = match env.optional("REFRESH_STATE_MACHINE_ARN") {
-            Some(state_machine_arn) => RefreshSide::Workflow { state_machine_arn },
+            Some(state_machine_arn) => {
+                // A deployment's targets when REGIONS names them; else every
+                // target is read.
+                if env.optional("REGIONS").is_some() {
+                    reader.kept = Some(env.targets(reader.default_account, None)?.kept());
+                }
+                RefreshSide::Workflow { state_machine_arn }
+            }
             None => {
                 let local = LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?;
                 reader.default_account.get_or_insert(local.home);
+                reader.kept = Some(local.plan.kept());
                 RefreshSide::InProcess(Box::new(local))
             }
         };

@@ -32,8 +32,9 @@ pub const SESSION_NAME: &str = "drs-cache-refresher";
 /// Requests for one target within this window start one workflow execution.
 pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 
-/// The `reader` function: `CACHE_TABLE_NAME` and `REFRESH_STATE_MACHINE_ARN`
-/// (both required) and the reader's settings.
+/// The `reader` function: `CACHE_TABLE_NAME`, `REFRESH_STATE_MACHINE_ARN` and
+/// `REGIONS` (all required), the targets kept (`ACCOUNT_IDS`, `DATA_TYPES`, as
+/// the planner reads them) and the reader's settings.
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
     pub table: String,
@@ -47,10 +48,14 @@ impl ReaderConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        let table = env.required("CACHE_TABLE_NAME")?;
+        let state_machine_arn = env.required("REFRESH_STATE_MACHINE_ARN")?;
+        let mut settings = env.reader_settings()?;
+        settings.kept = Some(env.targets(settings.default_account, None)?.kept());
         Ok(Self {
-            table: env.required("CACHE_TABLE_NAME")?,
-            state_machine_arn: env.required("REFRESH_STATE_MACHINE_ARN")?,
-            settings: env.reader_settings()?,
+            table,
+            state_machine_arn,
+            settings,
         })
     }
 }
@@ -130,6 +135,17 @@ mod tests {
         assert_eq!(
             missing(ReaderConfig::from_vars(&env(&table)).map(drop)),
             "REFRESH_STATE_MACHINE_ARN"
+        );
+        let reader = [
+            ("CACHE_TABLE_NAME", "t"),
+            (
+                "REFRESH_STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:1:stateMachine:r",
+            ),
+        ];
+        assert_eq!(
+            missing(ReaderConfig::from_vars(&env(&reader)).map(drop)),
+            "ACCOUNT_IDS"
         );
         assert_eq!(
             missing(RefresherConfig::from_vars(&env(&table)).map(drop)),

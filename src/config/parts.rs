@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     adapters::aws::{AccountAccess, Credentials, RetrySettings, UpstreamConfig},
-    domain::{AccountId, DataType, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
+    domain::{AccountId, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
@@ -22,6 +22,19 @@ pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
 pub struct PlanDefaults {
     pub accounts: Vec<AccountId>,
     pub regions: Vec<Region>,
+}
+
+/// The accounts, regions and data types a deployment keeps.
+pub(super) struct Targets {
+    pub accounts: Vec<AccountId>,
+    pub regions: Vec<Region>,
+    pub data_types: Vec<DataType>,
+}
+
+impl Targets {
+    pub fn kept(&self) -> Kept {
+        Kept::new(&self.accounts, &self.regions, &self.data_types)
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -43,6 +56,48 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 d.refresh_request_interval,
             )?,
             trigger_timeout: self.millis("REFRESH_REQUEST_TIMEOUT_MS", d.trigger_timeout)?,
+            kept: None,
+        })
+    }
+
+    /// The targets a deployment keeps: `ACCOUNT_IDS` (comma-separated; default
+    /// `home`, required without one), `REGIONS` (comma-separated; required
+    /// unless `defaults` gives them) and `DATA_TYPES` (default all), as the
+    /// planner reads them.
+    pub(super) fn targets(
+        &self,
+        home: Option<AccountId>,
+        defaults: Option<PlanDefaults>,
+    ) -> Result<Targets, EnvError> {
+        let accounts = match self.list("ACCOUNT_IDS", AccountId::parse)? {
+            Some(accounts) => accounts,
+            None => match (&defaults, home) {
+                (Some(d), _) => d.accounts.clone(),
+                (None, Some(home)) => vec![home],
+                (None, None) => {
+                    return Err(EnvError::new(
+                        "ACCOUNT_IDS",
+                        "is required without DEPLOYMENT_ACCOUNT_ID: the accounts kept, comma-separated",
+                    ));
+                }
+            },
+        };
+        let regions = match self.list("REGIONS", Region::parse)? {
+            Some(regions) => regions,
+            None => defaults.map(|d| d.regions).ok_or_else(|| {
+                EnvError::new(
+                    "REGIONS",
+                    "is required: the regions to refresh, comma-separated",
+                )
+            })?,
+        };
+        let data_types = self
+            .list("DATA_TYPES", DataType::parse)?
+            .unwrap_or_else(|| DataType::ALL.to_vec());
+        Ok(Targets {
+            accounts,
+            regions,
+            data_types,
         })
     }
 
@@ -102,24 +157,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         home: AccountId,
         defaults: Option<PlanDefaults>,
     ) -> Result<PlanConfig, EnvError> {
-        let accounts = match self.list("ACCOUNT_IDS", AccountId::parse)? {
-            Some(accounts) => accounts,
-            None => defaults
-                .as_ref()
-                .map_or_else(|| vec![home], |d| d.accounts.clone()),
-        };
-        let regions = match self.list("REGIONS", Region::parse)? {
-            Some(regions) => regions,
-            None => defaults.map(|d| d.regions).ok_or_else(|| {
-                EnvError::new(
-                    "REGIONS",
-                    "is required: the regions to refresh, comma-separated",
-                )
-            })?,
-        };
-        let data_types = self
-            .list("DATA_TYPES", DataType::parse)?
-            .unwrap_or_else(|| DataType::ALL.to_vec());
+        let Targets {
+            accounts,
+            regions,
+            data_types,
+        } = self.targets(Some(home), defaults)?;
         let batch_size = self.number_at_least("REFRESH_BATCH_SIZE", 10usize, 1)?;
         if batch_size > crate::workflow::MAX_BATCH_TARGETS {
             return Err(EnvError::new(

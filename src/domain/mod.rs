@@ -6,6 +6,7 @@ mod data_type;
 mod entry;
 mod freshness;
 pub mod inventory;
+mod kept;
 mod key;
 pub mod payload;
 mod region;
@@ -18,6 +19,7 @@ pub use entry::{
     RefreshFailure, Version,
 };
 pub use freshness::Freshness;
+pub use kept::{Kept, NotKept};
 pub use key::{CacheKey, KeyError};
 pub use region::Region;
 pub use time::{Clock, SystemClock, Timestamp};

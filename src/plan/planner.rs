@@ -9,7 +9,9 @@ use std::{
 };
 
 use crate::{
-    domain::{AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Region, Timestamp},
+    domain::{
+        AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
+    },
     ports::{CacheStore, Invalidation, RefreshLeases, RefreshReason, StoreError},
     workflow,
 };
@@ -44,6 +46,13 @@ pub struct PlanConfig {
     pub max_targets_per_run: usize,
 }
 
+impl PlanConfig {
+    /// The accounts, regions and data types planned over.
+    pub fn kept(&self) -> Kept {
+        Kept::new(&self.accounts, &self.regions, &self.data_types)
+    }
+}
+
 /// The targets of one run, packed into the refresher's batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -76,8 +85,8 @@ pub struct Planner {
     leases: Arc<dyn RefreshLeases>,
     clock: Arc<dyn Clock>,
     config: PlanConfig,
-    /// The configured accounts, for lookups by key.
-    accounts: HashSet<AccountId>,
+    /// The configured targets, for lookups by key.
+    kept: Kept,
 }
 
 impl Planner {
@@ -91,7 +100,7 @@ impl Planner {
             store,
             leases,
             clock,
-            accounts: config.accounts.iter().copied().collect(),
+            kept: config.kept(),
             config,
         }
     }
@@ -199,13 +208,7 @@ impl Planner {
     }
 
     fn is_configured(&self, key: &CacheKey) -> bool {
-        let c = &self.config;
-        c.data_types.contains(&key.data_type())
-            && c.regions.contains(key.region())
-            && key
-                .scope()
-                .account()
-                .is_none_or(|a| self.accounts.contains(&a))
+        self.kept.check(key).is_ok()
     }
 
     /// Configured targets never cached, holding no data, or expiring before the

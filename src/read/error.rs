@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{CacheKey, RefreshAttempt},
+    domain::{CacheKey, NotKept, RefreshAttempt},
     ports::Invalidation,
 };
 
@@ -33,6 +33,9 @@ pub enum ApiError {
         /// The offending value, cut to 64 characters.
         value: String,
     },
+    /// A read or invalidation of a target the deployment does not refresh.
+    #[error(transparent)]
+    NotConfigured(NotKept),
     #[error("{}", not_cached_message(key, *expired))]
     NotCached {
         key: CacheKey,
@@ -85,7 +88,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::NotConfigured(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::MissingParameter { .. } | Self::InvalidParameter { .. } => {
                 StatusCode::BAD_REQUEST
@@ -109,6 +112,9 @@ impl ApiError {
             Self::NotFound { path } => json!({"path": path}),
             Self::MethodNotAllowed { method, .. } => json!({"method": method}),
             Self::MissingParameter { field } => json!({"field": field}),
+            Self::NotConfigured(not_kept) => {
+                json!({"field": not_kept.field, "value": not_kept.value})
+            }
             Self::InvalidParameter { field, value, .. } => json!({"field": field, "value": value}),
             Self::NotCached {
                 key,
@@ -150,6 +156,7 @@ impl From<ReadError> for ApiError {
                 refresh_requested,
                 last_attempt,
             },
+            ReadError::NotConfigured(not_kept) => Self::NotConfigured(not_kept),
             ReadError::DrsNotInitialized { key } => Self::DrsNotInitialized { key },
             ReadError::Unavailable { key, source } => Self::StoreUnavailable {
                 key,
@@ -248,6 +255,10 @@ mod tests {
                 invalidation: Invalidation::default(),
             },
             ApiError::DrsNotInitialized { key: key() },
+            ApiError::NotConfigured(NotKept {
+                field: "region",
+                value: "eu-west-1".into(),
+            }),
         ]
         .map(|e| e.code());
         assert_eq!(
@@ -260,6 +271,7 @@ mod tests {
                 "CACHE_UNAVAILABLE",
                 "REFRESH_UNAVAILABLE",
                 "DRS_NOT_INITIALIZED",
+                "NOT_CONFIGURED",
             ]
         );
         assert_eq!(ApiError::INVALID_PARAMETER, "INVALID_PARAMETER");

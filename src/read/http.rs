@@ -148,7 +148,9 @@ impl Router {
             Err(ReadError::Unavailable { .. } | ReadError::Unreadable { .. }) => {
                 (ReadResult::Unavailable, None)
             }
-            Err(ReadError::DrsNotInitialized { .. }) => (ReadResult::Other, None),
+            Err(ReadError::DrsNotInitialized { .. } | ReadError::NotConfigured(_)) => {
+                (ReadResult::Other, None)
+            }
         };
         self.metrics.record(&ReadOutcome {
             data_type,
@@ -182,6 +184,9 @@ impl Router {
                 StatusCode::ACCEPTED,
                 &json!({"status": "accepted", "invalidation": invalidation_json(&invalidation)}),
             ),
+            Err(super::RequestNotTaken::NotConfigured(not_kept)) => {
+                self.error(&ApiError::NotConfigured(not_kept))
+            }
             Err(e) => {
                 tracing::warn!(%invalidation, error = %errors::chain(&e), "invalidation not taken");
                 self.error(&ApiError::RefreshUnavailable { invalidation })

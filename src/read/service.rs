@@ -8,8 +8,8 @@ use tracing::{instrument, warn};
 
 use crate::{
     domain::{
-        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, RefreshAttempt, RefreshErrorKind,
-        Timestamp,
+        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, Kept, NotKept, RefreshAttempt,
+        RefreshErrorKind, Timestamp,
     },
     errors,
     ports::{
@@ -42,6 +42,9 @@ pub struct ReaderSettings {
     pub refresh_request_interval: Duration,
     /// Longest wait for a refresh request to be accepted.
     pub trigger_timeout: Duration,
+    /// The targets the deployment keeps; a read of any other is
+    /// `NOT_CONFIGURED`. `None`: every target is read.
+    pub kept: Option<Kept>,
 }
 
 impl Default for ReaderSettings {
@@ -55,6 +58,7 @@ impl Default for ReaderSettings {
             retry_after: Duration::from_secs(30),
             refresh_request_interval: Duration::from_secs(30),
             trigger_timeout: Duration::from_millis(1_000),
+            kept: None,
         }
     }
 }
@@ -111,6 +115,9 @@ struct Servable {
 /// Why a read has nothing to serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The deployment does not refresh this target: nothing is asked for.
+    #[error(transparent)]
+    NotConfigured(NotKept),
     #[error("{key} is not cached yet")]
     NotCached {
         key: CacheKey,
@@ -136,6 +143,9 @@ pub enum ReadError {
 /// Why a refresh request or an invalidation was not taken by the refresh side.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestNotTaken {
+    /// The invalidation names a part the deployment does not keep.
+    #[error(transparent)]
+    NotConfigured(NotKept),
     #[error(transparent)]
     Refused(#[from] RefreshRequestError),
     #[error("the refresh request was not taken within {0:?}")]
@@ -207,6 +217,9 @@ impl ReadService {
     #[instrument(skip_all, fields(cache_key = %request.key))]
     pub async fn read(&self, request: &ReadRequest) -> Result<Served, ReadError> {
         let key = &request.key;
+        if let Some(kept) = &self.settings.kept {
+            kept.check(key).map_err(ReadError::NotConfigured)?;
+        }
         let servable = self.servable(key).await?;
         let snapshot = &servable.snapshot;
         let (body, etag) = match &request.filter {
@@ -346,6 +359,14 @@ impl ReadService {
     /// Asks the refresh side to refresh what `invalidation` matches, waiting at
     /// most the trigger timeout.
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<(), RequestNotTaken> {
+        if let Some(kept) = &self.settings.kept {
+            kept.check_parts(
+                invalidation.data_type,
+                invalidation.region.as_ref(),
+                invalidation.account,
+            )
+            .map_err(RequestNotTaken::NotConfigured)?;
+        }
         self.within_trigger_timeout(self.trigger.request_invalidation(invalidation))
             .await
     }

@@ -8,8 +8,8 @@ use crate::support::{
 use bytes::Bytes;
 use drs_cache::{
     domain::{
-        CacheEntry, DataType, RefreshAttempt, RefreshErrorKind, RefreshFailure, Region,
-        SystemClock, Timestamp, Version,
+        AccountId, CacheEntry, DataType, Kept, RefreshAttempt, RefreshErrorKind, RefreshFailure,
+        Region, SystemClock, Timestamp, Version,
     },
     ports::{CacheStore, Invalidation, RefreshReason},
     read::{ApiRequest, ReaderSettings, metrics::ReadResult},
@@ -265,6 +265,60 @@ async fn a_target_whose_refreshes_all_failed_reports_the_last_failure() {
         body["details"]["lastAttempt"]["message"],
         RefreshErrorKind::AccessDenied.description()
     );
+}
+
+#[tokio::test]
+async fn a_target_the_deployment_does_not_keep_is_404_not_configured_and_asks_for_nothing() {
+    let kept = Kept::new(
+        &[AccountId::parse(ACCOUNT).unwrap()],
+        &[Region::parse("us-east-1").unwrap()],
+        &[DataType::Ec2Subnets, DataType::DrsQuotas],
+    );
+    let h = harness(ReaderSettings {
+        kept: Some(kept),
+        ..settings()
+    })
+    .await;
+    let cases = [
+        (
+            "/drs/quotas",
+            vec![("region", "eu-west-1")],
+            "region",
+            "eu-west-1",
+        ),
+        (
+            "/drs/quotas",
+            vec![("region", "us-east-1"), ("accountId", "444455556666")],
+            "accountId",
+            "444455556666",
+        ),
+        (
+            "/drs/accounts",
+            vec![("region", "us-east-1")],
+            "dataType",
+            "drs-accounts",
+        ),
+    ];
+    for (path, query, field, value) in cases {
+        let r = h.get(path, &query).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} {query:?}");
+        let body = json(&r);
+        assert_eq!(body["error"], "NOT_CONFIGURED");
+        assert_eq!(body["details"]["field"], field);
+        assert_eq!(body["details"]["value"], value);
+    }
+    let r = h
+        .router
+        .handle(&post("/cache/invalidate", r#"{"region": "eu-west-1"}"#))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(&r)["details"]["field"], "region");
+    assert!(h.trigger.requests().is_empty());
+    assert!(h.trigger.invalidations().is_empty());
+    assert_eq!(h.reads.gets(), 0, "the store is not read either");
+    // A kept target is read as ever.
+    let r = h.get("/drs/quotas", &[("region", "us-east-1")]).await;
+    assert_eq!(json(&r)["error"], "NOT_CACHED");
 }
 
 #[tokio::test]

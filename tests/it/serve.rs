@@ -179,6 +179,8 @@ async fn create_table_then_serve_from_dynamodb() {
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+        // The region read below is one the local refresher keeps.
+        ("REGIONS", "eu-west-1"),
     ];
     for _ in 0..2 {
         let status = Command::new(BIN)
@@ -217,6 +219,15 @@ async fn create_table_then_serve_from_dynamodb() {
     let err: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(err["error"], "NOT_CACHED");
     assert_eq!(err["details"]["refreshRequested"], true);
+
+    // A region the deployment does not keep: 404, and nothing is asked for.
+    let (status, headers, got) = server.get("/drs/quotas?region=ap-south-1");
+    assert_eq!(status, 404, "{got}");
+    assert!(headers.iter().all(|(name, _)| name != "retry-after"));
+    let err: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(err["error"], "NOT_CONFIGURED");
+    assert_eq!(err["details"]["field"], "region");
+    assert_eq!(err["details"]["value"], "ap-south-1");
     assert!(server.stop().success());
 }
 
