@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use crate::{
     domain::{CacheKey, Timestamp},
-    ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
+    ports::{BoxError, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
+    text::prefix,
     workflow::ExecutionInput,
 };
 use async_trait::async_trait;
-use aws_sdk_sfn::{Client, error::SdkError, operation::start_execution::StartExecutionError};
+use aws_sdk_sfn::{
+    Client, error::SdkError, operation::start_execution::StartExecutionError,
+    types::ExecutionStatus,
+};
 
 /// Step Functions limits execution names to 80 characters.
 const MAX_NAME: usize = 80;
@@ -78,14 +82,42 @@ fn bounded_name(prefix: &str, parts: &str, slot: i64) -> String {
 }
 
 impl StepFunctionsTrigger {
-    /// Starts an execution named `name`; one that already exists is this
-    /// window's run of the same request.
+    /// Starts an execution named `name`. One that already exists is this
+    /// window's run of the same request: if it is still running it will do
+    /// the work, so the request is taken; if it has ended, a run under a name
+    /// of its own (`{name}-r{unix seconds}`) is started, so an accepted request
+    /// always means a run.
     async fn start(
         &self,
         name: String,
         input: String,
         asked: String,
     ) -> Result<(), RefreshRequestError> {
+        let refused = |source: BoxError| RefreshRequestError {
+            key: asked.clone(),
+            source,
+        };
+        match self.start_named(&name, &input).await {
+            Ok(Started::New) => return Ok(()),
+            Ok(Started::Exists) => {}
+            Err(e) => return Err(refused(e)),
+        }
+        if self.is_running(&name).await.map_err(refused)? {
+            return Ok(());
+        }
+        let again = format!(
+            "{}-r{}",
+            prefix(&name, MAX_NAME - 12),
+            Timestamp::now().unix_secs()
+        );
+        match self.start_named(&again, &input).await {
+            // Exists: another request started it within this second.
+            Ok(_) => Ok(()),
+            Err(e) => Err(refused(e)),
+        }
+    }
+
+    async fn start_named(&self, name: &str, input: &str) -> Result<Started, BoxError> {
         let result = self
             .client
             .start_execution()
@@ -95,18 +127,41 @@ impl StepFunctionsTrigger {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Started::New),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
             {
-                Ok(())
+                Ok(Started::Exists)
             }
-            Err(e) => Err(RefreshRequestError {
-                key: asked,
-                source: Box::new(e),
-            }),
+            Err(e) => Err(Box::new(e)),
         }
     }
+
+    /// Whether the execution `name` of the state machine is still running.
+    async fn is_running(&self, name: &str) -> Result<bool, BoxError> {
+        let described = self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn(&self.state_machine_arn, name))
+            .send()
+            .await
+            .map_err(|e| Box::new(e) as BoxError)?;
+        Ok(*described.status() == ExecutionStatus::Running)
+    }
+}
+
+enum Started {
+    New,
+    Exists,
+}
+
+/// The ARN of the execution `name` of `state_machine_arn`:
+/// `arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME`.
+fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
 }
 
 #[async_trait]
@@ -175,6 +230,17 @@ mod tests {
         );
         assert!(name.len() <= MAX_NAME, "{name}");
         assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn an_execution_arn_is_built_from_its_state_machine_and_name() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:drs-refresh",
+                "manual-all-all-all-1"
+            ),
+            "arn:aws:states:us-east-1:123456789012:execution:drs-refresh:manual-all-all-all-1"
+        );
     }
 
     #[test]

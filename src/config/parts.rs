@@ -151,7 +151,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
     /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
     /// (300), `LEASE_SECONDS` (30), `REFRESH_BATCH_SIZE` (10, at most 500) and
-    /// `MAX_TARGETS_PER_RUN` (10,000).
+    /// `MAX_TARGETS_PER_RUN` (10,000) and `MANUAL_MIN_AGE_SECONDS` (60).
     pub(super) fn plan_config(
         &self,
         home: AccountId,
@@ -186,6 +186,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             batch_size,
             list_page: 1_000,
             max_targets_per_run: self.number_at_least("MAX_TARGETS_PER_RUN", 10_000usize, 1)?,
+            manual_min_age: self.seconds("MANUAL_MIN_AGE_SECONDS", Duration::from_secs(60))?,
         })
     }
 
@@ -329,6 +330,7 @@ mod tests {
         assert_eq!(c.data_types, [DataType::DrsQuotas]);
         assert_eq!(c.batch_size, 10);
         assert_eq!(c.max_targets_per_run, 10_000);
+        assert_eq!(c.manual_min_age, Duration::from_secs(60));
         let err = env(&[]).plan_config(home(), None).unwrap_err();
         assert_eq!(err.var, "REGIONS");
         let defaults = PlanDefaults {

@@ -44,6 +44,9 @@ pub struct PlanConfig {
     /// Most targets a scheduled tick claims; the rest of what is due, the most
     /// recently refreshed, waits for the next tick.
     pub max_targets_per_run: usize,
+    /// An invalidation leaves out targets fetched less than this long ago, so
+    /// repeated invalidations cannot refresh the whole fleet over and over.
+    pub manual_min_age: Duration,
 }
 
 impl PlanConfig {
@@ -141,16 +144,7 @@ impl Planner {
                 .iter()
                 .map(|r| CacheKey::new(DataType::Ec2InstanceProfiles, r.clone(), *account))
                 .collect(),
-            Trigger::Manual(Invalidation {
-                data_type,
-                region,
-                account,
-            }) => self
-                .configured()
-                .filter(|k| data_type.is_none_or(|t| k.data_type() == t))
-                .filter(|k| region.as_ref().is_none_or(|r| k.region() == r))
-                .filter(|k| account.is_none_or(|a| k.scope().account().is_none_or(|ka| ka == a)))
-                .collect(),
+            Trigger::Manual(invalidation) => self.invalidated(invalidation, now).await?,
             Trigger::Targets { keys, .. } => keys.clone(),
             Trigger::Ignored { why } => {
                 tracing::info!(why = %why, "event ignored");
@@ -207,6 +201,61 @@ impl Planner {
         })
     }
 
+    /// The configured targets `invalidation` matches, but those fetched within
+    /// the manual minimum age.
+    async fn invalidated(
+        &self,
+        invalidation: &Invalidation,
+        now: Timestamp,
+    ) -> Result<Vec<CacheKey>, StoreError> {
+        let Invalidation {
+            data_type,
+            region,
+            account,
+        } = invalidation;
+        let matching: Vec<CacheKey> = self
+            .configured()
+            .filter(|k| data_type.is_none_or(|t| k.data_type() == t))
+            .filter(|k| region.as_ref().is_none_or(|r| k.region() == r))
+            .filter(|k| account.is_none_or(|a| k.scope().account().is_none_or(|ka| ka == a)))
+            .collect();
+        let min_age = self.config.manual_min_age;
+        if min_age.is_zero() || matching.is_empty() {
+            return Ok(matching);
+        }
+        let types: Vec<DataType> = match data_type {
+            Some(t) => vec![*t],
+            None => self.config.data_types.clone(),
+        };
+        let stored = self.stored(&types).await?;
+        let recent = |key: &CacheKey| {
+            stored
+                .get(key)
+                .is_some_and(|m| m.state != EntryState::NoData && m.fetched_at.plus(min_age) > now)
+        };
+        Ok(matching.into_iter().filter(|k| !recent(k)).collect())
+    }
+
+    /// The metadata of every stored entry of `types`.
+    async fn stored(&self, types: &[DataType]) -> Result<HashMap<CacheKey, EntryMeta>, StoreError> {
+        let mut stored = HashMap::new();
+        for data_type in types {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .list(*data_type, cursor.as_deref(), self.config.list_page)
+                    .await?;
+                stored.extend(page.entries.into_iter().map(|m| (m.key.clone(), m)));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(stored)
+    }
+
     fn is_configured(&self, key: &CacheKey) -> bool {
         self.kept.check(key).is_ok()
     }
@@ -217,21 +266,7 @@ impl Planner {
     async fn due(&self, now: Timestamp) -> Result<Vec<CacheKey>, StoreError> {
         let c = &self.config;
         let horizon = now.plus(c.schedule_interval + c.refresh_ahead_margin);
-        let mut stored: HashMap<CacheKey, EntryMeta> = HashMap::new();
-        for data_type in &c.data_types {
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self
-                    .store
-                    .list(*data_type, cursor.as_deref(), c.list_page)
-                    .await?;
-                stored.extend(page.entries.into_iter().map(|m| (m.key.clone(), m)));
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
+        let stored = self.stored(&c.data_types).await?;
         // `None` (never cached) sorts before every expiry.
         let mut due: Vec<(Option<Timestamp>, CacheKey)> =
             self.configured()

@@ -916,15 +916,21 @@ fn the_reader_role_allows_reads_and_refresh_requests_only() {
     let t = template();
     let granted = granted(&t, "ReaderRole");
     // `DynamoDbStore::get` reads a head with GetItem and its chunks with
-    // BatchGetItem; refresh requests are StartExecution.
+    // BatchGetItem; refresh requests are StartExecution, and DescribeExecution
+    // when the window's execution exists.
     assert_eq!(
         actions(&granted),
         [
             "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
+            "states:DescribeExecution",
             "states:StartExecution"
         ]
     );
+    assert!(granted["states:DescribeExecution"].iter().all(|r| is_sub(
+        r,
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${ProjectName}-refresh-${Environment}:*"
+    )));
     for action in ["dynamodb:GetItem", "dynamodb:BatchGetItem"] {
         assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
     }

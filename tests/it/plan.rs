@@ -2,7 +2,7 @@
 //! due, events refresh their account and region, bursts collapse, and runs go
 //! through the real refresher against the fleet simulator.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crate::support::{
     InSim, moto,
@@ -242,6 +242,35 @@ async fn an_invalidation_plans_exactly_the_matching_targets() {
     // Every per-account type of that account, and the instance types, in both
     // regions; the subnets of eu-west-1 are still leased.
     assert_eq!(every.targets().len(), 2 * 7 - 1, "{every:?}");
+}
+
+#[tokio::test]
+async fn an_invalidation_leaves_out_targets_refreshed_within_the_minimum_age() {
+    let (rig, _, clock) = rig().await;
+    let min_age = Duration::from_secs(600);
+    let planner = Planner::new(
+        rig.store.clone(),
+        rig.store.clone(),
+        clock.clone(),
+        PlanConfig {
+            manual_min_age: min_age,
+            ..config()
+        },
+    );
+    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, 4)
+        .await
+        .unwrap();
+    assert_eq!(run.keys.refreshed, 26, "{run:?}");
+    // Past the tick's leases, everything was fetched less than the minimum
+    // age ago: nothing is planned.
+    clock.advance(config().lease.as_secs());
+    let everything = Trigger::Manual(Invalidation::default());
+    let soon = planner.plan(&everything).await.unwrap();
+    assert!(soon.targets().is_empty(), "{soon:?}");
+    // Past it, the invalidation plans every target.
+    clock.advance(min_age.as_secs());
+    let later = planner.plan(&everything).await.unwrap();
+    assert_eq!(later.targets().len(), 26, "{later:?}");
 }
 
 fn event(payload: Value) -> LambdaEvent<Value> {

@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use crate::support::moto;
-use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sfn::{
+    config::{BehaviorVersion, Credentials, Region},
+    types::ExecutionStatus,
+};
 use drs_cache::{
     adapters::sfn::StepFunctionsTrigger,
     domain::CacheKey,
-    ports::{RefreshReason, RefreshTrigger},
+    ports::{Invalidation, RefreshReason, RefreshTrigger},
 };
 
 async fn sfn_client() -> aws_sdk_sfn::Client {
@@ -88,4 +91,55 @@ async fn a_missing_state_machine_is_an_error() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_request_whose_windows_run_has_ended_starts_a_new_run() {
+    let client = sfn_client().await;
+    let machine = client
+        .create_state_machine()
+        .name(moto::unique_name("refresh"))
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/refresh")
+        .send()
+        .await
+        .unwrap();
+    let arn = machine.state_machine_arn();
+    let trigger = StepFunctionsTrigger::new(client.clone(), arn, Duration::from_secs(86_400 * 365));
+    let everything = Invalidation::default();
+    let executions = || async {
+        client
+            .list_executions()
+            .state_machine_arn(arn)
+            .send()
+            .await
+            .unwrap()
+            .executions()
+            .to_vec()
+    };
+
+    // While the window's run is running, the same request joins it.
+    trigger.request_invalidation(&everything).await.unwrap();
+    trigger.request_invalidation(&everything).await.unwrap();
+    let runs = executions().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+
+    // Once it has ended, the same request is a run of its own.
+    client
+        .stop_execution()
+        .execution_arn(runs[0].execution_arn())
+        .send()
+        .await
+        .unwrap();
+    trigger.request_invalidation(&everything).await.unwrap();
+    let runs = executions().await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let running: Vec<_> = runs
+        .iter()
+        .filter(|e| *e.status() == ExecutionStatus::Running)
+        .collect();
+    assert_eq!(running.len(), 1, "{runs:?}");
+    let name = running[0].name();
+    assert!(name.starts_with("manual-all-all-all-"), "{name}");
+    assert!(name.contains("-r"), "{name}");
 }

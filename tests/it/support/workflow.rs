@@ -730,6 +730,7 @@ pub fn plan_config() -> PlanConfig {
         batch_size: 10,
         list_page: 25,
         max_targets_per_run: 10_000,
+        manual_min_age: Duration::from_secs(60),
     }
 }
 
