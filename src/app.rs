@@ -8,7 +8,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::{
     adapters::{
-        aws::{AwsUpstream, SetupError},
+        aws::{AwsUpstream, CallTimeouts, SetupError},
         dynamodb::DynamoDbStore,
         s3::S3PlanStore,
         sfn::StepFunctionsTrigger,
@@ -45,9 +45,13 @@ impl Aws {
             .await
     }
 
-    /// The cache table `table` on DynamoDB.
-    pub async fn table(&self, table: &str) -> Arc<DynamoDbStore> {
-        let client = aws_sdk_dynamodb::Client::new(self.config().await);
+    /// The cache table `table` on DynamoDB, each call bounded by `timeouts`.
+    pub async fn table(&self, table: &str, timeouts: CallTimeouts) -> Arc<DynamoDbStore> {
+        let sdk = self.config().await;
+        let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .timeout_config(timeouts.on(sdk.timeout_config()))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
         Arc::new(DynamoDbStore::new(client, table.to_owned()))
     }
 
@@ -66,7 +70,7 @@ impl Aws {
 /// workflow, EMF metrics on standard output.
 pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSink>) -> Router {
     let (store, trigger) = tokio::join!(
-        aws.table(&config.table),
+        aws.table(&config.table, config.store_timeouts),
         aws.workflow_trigger(&config.state_machine_arn)
     );
     reader_router(store, trigger, config.settings.clone(), metrics)
@@ -83,7 +87,7 @@ pub async fn refresher(
         config.access.clone(),
         config.upstream,
     )?;
-    let store = aws.table(&config.table).await;
+    let store = aws.table(&config.table, config.store_timeouts).await;
     let refresher = refresher_over(
         store.clone(),
         upstream,
@@ -96,7 +100,7 @@ pub async fn refresher(
 /// The `planner` Lambda: store metadata, leases and the run ledger in the
 /// DynamoDB table, plans in the plan bucket, run totals as EMF.
 pub async fn planner(aws: &Aws, config: &PlannerConfig) -> PlannerFunction {
-    let store = aws.table(&config.table).await;
+    let store = aws.table(&config.table, config.store_timeouts).await;
     let plans = S3PlanStore::new(
         aws_sdk_s3::Client::new(aws.config().await),
         &config.plan_bucket,
@@ -167,7 +171,7 @@ mod local {
     use super::{Aws, reader_router, refresher_over};
     use crate::{
         adapters::{
-            aws::AwsUpstream,
+            aws::{AwsUpstream, CallTimeouts},
             embedded::EmbeddedStore,
             local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
         },
@@ -248,7 +252,7 @@ mod local {
                     source,
                 },
             )?),
-            StoreChoice::DynamoDb { table } => aws.table(table).await,
+            StoreChoice::DynamoDb { table } => aws.table(table, CallTimeouts::STORE).await,
         })
     }
 

@@ -11,7 +11,7 @@ mod parts;
 use std::time::Duration;
 
 use crate::{
-    adapters::aws::{AccountAccess, UpstreamConfig},
+    adapters::aws::{AccountAccess, CallTimeouts, UpstreamConfig},
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
@@ -38,6 +38,10 @@ pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
     pub table: String,
+    /// Each cache table call (`STORE_ATTEMPT_TIMEOUT_MS`,
+    /// `STORE_OPERATION_TIMEOUT_MS`); a read also gives up after the reader's
+    /// `STORE_TIMEOUT_MS`.
+    pub store_timeouts: CallTimeouts,
     pub state_machine_arn: String,
     pub settings: ReaderSettings,
 }
@@ -54,6 +58,7 @@ impl ReaderConfig {
         settings.kept = Some(env.targets(settings.default_account, None)?.kept());
         Ok(Self {
             table,
+            store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             state_machine_arn,
             settings,
         })
@@ -65,6 +70,8 @@ impl ReaderConfig {
 #[derive(Debug, Clone)]
 pub struct PlannerConfig {
     pub table: String,
+    /// Each cache table call (`STORE_ATTEMPT_TIMEOUT_MS`, `STORE_OPERATION_TIMEOUT_MS`).
+    pub store_timeouts: CallTimeouts,
     /// The bucket plan objects are written to.
     pub plan_bucket: String,
     pub plan: PlanConfig,
@@ -78,6 +85,7 @@ impl PlannerConfig {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,
+            store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             plan_bucket: env.required("PLAN_BUCKET")?,
             plan: env.plan_config(home_account(env)?, None)?,
         })
@@ -90,6 +98,8 @@ impl PlannerConfig {
 #[derive(Debug, Clone)]
 pub struct RefresherConfig {
     pub table: String,
+    /// Each cache table call (`STORE_ATTEMPT_TIMEOUT_MS`, `STORE_OPERATION_TIMEOUT_MS`).
+    pub store_timeouts: CallTimeouts,
     pub settings: RefreshSettings,
     pub access: AccountAccess,
     pub upstream: UpstreamConfig,
@@ -104,6 +114,7 @@ impl RefresherConfig {
         let home = home_account(env)?;
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,
+            store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             settings: env.refresh_settings(home)?,
             access: env.account_access(home)?,
             upstream: env.upstream_config()?,
@@ -168,6 +179,26 @@ mod tests {
             missing(PlannerConfig::from_vars(&env(&planner)).map(drop)),
             "REGIONS"
         );
+    }
+
+    #[test]
+    fn call_timeouts_default_and_a_bad_pair_is_named() {
+        let base = [
+            ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+        ];
+        let c = RefresherConfig::from_vars(&env(&base)).unwrap();
+        assert_eq!(c.store_timeouts, CallTimeouts::STORE);
+        assert_eq!(c.upstream.timeouts, CallTimeouts::UPSTREAM);
+        let mut vars = base.to_vec();
+        vars.push(("UPSTREAM_ATTEMPT_TIMEOUT_MS", "5000"));
+        vars.push(("UPSTREAM_OPERATION_TIMEOUT_MS", "1000"));
+        let e = RefresherConfig::from_vars(&env(&vars)).unwrap_err();
+        assert_eq!(e.var, "UPSTREAM_OPERATION_TIMEOUT_MS");
+        let mut vars = base.to_vec();
+        vars.push(("STORE_ATTEMPT_TIMEOUT_MS", "0"));
+        let e = RefresherConfig::from_vars(&env(&vars)).unwrap_err();
+        assert_eq!(e.var, "STORE_ATTEMPT_TIMEOUT_MS");
     }
 
     #[test]

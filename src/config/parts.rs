@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    adapters::aws::{AccountAccess, Credentials, RetrySettings, UpstreamConfig},
+    adapters::aws::{AccountAccess, CallTimeouts, Credentials, RetrySettings, UpstreamConfig},
     domain::{AccountId, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
     plan::PlanConfig,
     read::ReaderSettings,
@@ -247,8 +247,35 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 max_retry_after: self
                     .seconds("UPSTREAM_MAX_RETRY_AFTER_SECONDS", d.max_retry_after)?,
             },
+            timeouts: self.call_timeouts("UPSTREAM", CallTimeouts::UPSTREAM)?,
             ..UpstreamConfig::default()
         })
+    }
+
+    /// `{PREFIX}_ATTEMPT_TIMEOUT_MS` and `{PREFIX}_OPERATION_TIMEOUT_MS`, each
+    /// at least 1 ms, the attempt's no longer than the operation's.
+    pub(super) fn call_timeouts(
+        &self,
+        prefix: &str,
+        defaults: CallTimeouts,
+    ) -> Result<CallTimeouts, EnvError> {
+        let attempt_var = format!("{prefix}_ATTEMPT_TIMEOUT_MS");
+        let operation_var = format!("{prefix}_OPERATION_TIMEOUT_MS");
+        let attempt = self.millis(&attempt_var, defaults.attempt)?;
+        let operation = self.millis(&operation_var, defaults.operation)?;
+        if attempt.is_zero() {
+            return Err(EnvError::new(&attempt_var, "must be at least 1"));
+        }
+        if operation < attempt {
+            return Err(EnvError::new(
+                &operation_var,
+                format!(
+                    "must be at least {attempt_var} ({} ms)",
+                    attempt.as_millis()
+                ),
+            ));
+        }
+        Ok(CallTimeouts { attempt, operation })
     }
 }
 

@@ -80,17 +80,21 @@ impl Refresher {
         self.settings.home_account
     }
 
-    /// Refreshes `targets`, at most `concurrency` fetches at once. Every key is
-    /// reported; a failure is recorded on its entry and never touches its body.
+    /// Refreshes `targets`, at most `concurrency` fetches at once, a new one
+    /// starting whenever one ends. Every key is reported, in the order of the
+    /// targets' jobs; a failure is recorded on its entry and never touches its
+    /// body.
     #[tracing::instrument(skip_all, fields(targets = targets.len(), reason = reason.as_str()))]
     pub async fn refresh(&self, targets: &[CacheKey], reason: RefreshReason) -> BatchReport {
         let jobs = jobs::plan(targets, self.settings.home_account);
-        let results: Vec<Vec<KeySummary>> = stream::iter(jobs)
-            .map(|job| self.run(job))
-            .buffered(self.settings.concurrency.max(1))
+        // Unordered: a slow fetch never keeps the next jobs from starting.
+        let mut results: Vec<(usize, Vec<KeySummary>)> = stream::iter(jobs.into_iter().enumerate())
+            .map(|(at, job)| async move { (at, self.run(job).await) })
+            .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        let results: Vec<KeySummary> = results.into_iter().flatten().collect();
+        results.sort_unstable_by_key(|(at, _)| *at);
+        let results: Vec<KeySummary> = results.into_iter().flat_map(|(_, r)| r).collect();
         for summary in &results {
             self.metrics.record(reason, summary);
         }

@@ -21,6 +21,7 @@ use aws_sdk_ec2::types::Tag;
 use aws_sdk_sts::config::Credentials as AwsCredentials;
 use bytes::Bytes;
 use drs_cache::{
+    adapters::aws::CallTimeouts,
     adapters::aws::{
         AccountAccess, AwsUpstream, CachedClients, Credentials, RetrySettings, StaticKeys,
         UpstreamConfig,
@@ -757,6 +758,31 @@ async fn an_unreachable_upstream_is_upstream() {
         err.message
     );
     assert!(!err.message.contains("DispatchFailure("), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_call_that_never_answers_ends_at_its_timeouts_as_upstream() {
+    let proxy = crate::support::proxy::FaultProxy::start(moto::endpoint()).await;
+    proxy.set(crate::support::proxy::Mode::Hang);
+    let config = UpstreamConfig {
+        timeouts: CallTimeouts {
+            attempt: Duration::from_millis(200),
+            operation: Duration::from_millis(700),
+        },
+        ..UpstreamConfig::default()
+    };
+    let upstream = upstream_at(&proxy.url(), config).await;
+    let started = std::time::Instant::now();
+    let err = upstream
+        .subnets(&scope(ACCOUNT_A, "us-east-1"))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind, RefreshErrorKind::Upstream, "{err}");
+    // Bounded by the operation timeout (retries included), far below the
+    // refresher's own timeout.
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use super::{
     access::{AccountAccess, Credentials, Partition, role_arn},
     errors,
-    retry::RetrySettings,
+    retry::{CallTimeouts, RetrySettings},
 };
 
 use crate::{
@@ -61,10 +61,21 @@ impl Default for PageSizes {
 }
 
 /// How the upstream pages and retries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub page_sizes: PageSizes,
     pub retry: RetrySettings,
+    pub timeouts: CallTimeouts,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            page_sizes: PageSizes::default(),
+            retry: RetrySettings::default(),
+            timeouts: CallTimeouts::UPSTREAM,
+        }
+    }
 }
 
 /// The base `SdkConfig` cannot serve the upstream.
@@ -199,8 +210,12 @@ impl AwsUpstream {
         if matches!(access.others, Credentials::AssumeRole { .. }) && base.time_source().is_none() {
             return Err(SetupError::NoTimeSource);
         }
+        let base_partition = Partition::of(region.as_ref());
+        // Every client and credentials provider built from it bounds its calls.
+        let timeouts = config.timeouts.on(base.timeout_config());
+        let base = base.to_builder().timeout_config(timeouts).build();
         Ok(Self {
-            base_partition: Partition::of(region.as_ref()),
+            base_partition,
             base,
             access,
             config,

@@ -15,4 +15,4 @@ mod retry;
 
 pub use access::{AccountAccess, Credentials, StaticKeys};
 pub use clients::{AwsUpstream, CachedClients, PageSizes, SetupError, UpstreamConfig};
-pub use retry::RetrySettings;
+pub use retry::{CallTimeouts, RetrySettings};

@@ -1,9 +1,14 @@
-//! Upstream retries: the SDK's standard strategy, plus a classifier that waits as
-//! long as a throttling answer asks (`Retry-After`), up to a cap.
+//! How long and how often one AWS call may run: timeouts for each attempt and
+//! for the whole call (retries included), and for the upstream the SDK's
+//! standard retry strategy plus a classifier that waits as long as a throttling
+//! answer asks (`Retry-After`), up to a cap.
 
 use std::time::Duration;
 
-use aws_config::retry::{ErrorKind, RetryConfig};
+use aws_config::{
+    retry::{ErrorKind, RetryConfig},
+    timeout::TimeoutConfig,
+};
 use aws_smithy_runtime_api::client::{
     interceptors::context::InterceptorContext,
     retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason},
@@ -13,6 +18,39 @@ use super::errors::retry_after;
 
 /// The SDK's own cap on a backoff; a longer honoured `Retry-After` raises it.
 const SDK_MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// The longest an AWS call may take: each attempt, and the whole call with its
+/// retries and their pauses. A call past either fails (as `Upstream` for the
+/// upstream, `StoreUnavailable` for the store) instead of holding its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimeouts {
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl CallTimeouts {
+    /// Upstream calls: 10 s an attempt, 60 s a call, well inside the
+    /// refresher's 300 s timeout.
+    pub const UPSTREAM: Self = Self {
+        attempt: Duration::from_secs(10),
+        operation: Duration::from_secs(60),
+    };
+    /// Cache table calls: 5 s an attempt, 20 s a call.
+    pub const STORE: Self = Self {
+        attempt: Duration::from_secs(5),
+        operation: Duration::from_secs(20),
+    };
+
+    /// `base` (keeping its connect and read timeouts) with these attempt and
+    /// operation timeouts.
+    pub fn on(&self, base: Option<&TimeoutConfig>) -> TimeoutConfig {
+        base.map(TimeoutConfig::to_builder)
+            .unwrap_or_default()
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
 
 /// Retries of one upstream call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +149,19 @@ impl ClassifyRetry for RetryAfterClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_timeouts_keep_the_base_connect_timeout() {
+        let base = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(3_100))
+            .build();
+        let t = CallTimeouts::UPSTREAM.on(Some(&base));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(3_100)));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(60)));
+        let none = CallTimeouts::STORE.on(None);
+        assert_eq!(none.operation_timeout(), Some(Duration::from_secs(20)));
+    }
 
     #[test]
     fn defaults_are_three_attempts_and_a_twenty_second_cap() {
