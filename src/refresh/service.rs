@@ -13,7 +13,7 @@ use crate::{
     errors,
     ports::{
         CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
-        RefreshReason, SourceError,
+        RefreshReason, SourceError, StoreError,
     },
 };
 
@@ -25,6 +25,12 @@ use super::{
     summary::{BatchReport, FailureKind, FailureSummary, KeySummary, Status},
     views::{self, View},
 };
+
+/// Writes of one fetched body before its key is reported failed: a store that
+/// is briefly unavailable is written again, never fetched from upstream again.
+const WRITE_ATTEMPTS: u32 = 3;
+/// The pause before the second write; it doubles before each further one.
+const WRITE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The upstream systems a refresh reads.
 #[derive(Clone)]
@@ -174,22 +180,24 @@ impl Refresher {
     }
 
     /// Writes `entry` unless a refresh that started later already did: only the
-    /// freshness moves when the stored body is the same.
+    /// freshness moves when the stored body is the same. A store that is
+    /// unavailable is tried [`WRITE_ATTEMPTS`] times with the body in hand.
     async fn write(&self, entry: CacheEntry, pages: u32, started: Instant) -> KeySummary {
         let ext = Extension::of(&entry.meta);
         let key = entry.meta.key.clone();
         let items = entry.meta.item_count;
         let bytes = entry.body.len() as u64;
         let not_initialized = entry.meta.state == EntryState::DrsNotInitialized;
-        let outcome = match self.store.extend(&key, &ext).await {
-            Ok(ExtendOutcome::Extended) => Ok(Status::Unchanged),
-            Ok(ExtendOutcome::Superseded { .. }) => Ok(Status::Superseded),
-            Ok(ExtendOutcome::Changed) => match self.store.put(&entry).await {
-                Ok(PutOutcome::Written) => Ok(Status::Refreshed),
-                Ok(PutOutcome::Superseded { .. }) => Ok(Status::Superseded),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.write_once(&entry, &ext).await {
+                Err(StoreError::Unavailable(e)) if attempt < WRITE_ATTEMPTS => {
+                    tracing::warn!(cache_key = %key, attempt, error = %errors::chain(&*e), "cache store write failed; writing again");
+                    tokio::time::sleep(WRITE_RETRY_PAUSE * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                outcome => break outcome,
+            }
         };
         let (status, error) = match outcome {
             Ok(Status::Refreshed | Status::Unchanged) if not_initialized => {
@@ -213,6 +221,18 @@ impl Refresher {
             duration_ms: elapsed_ms(started),
             error,
         }
+    }
+
+    /// One write of `entry`: extend the stored body if it is the same, else put.
+    async fn write_once(&self, entry: &CacheEntry, ext: &Extension) -> Result<Status, StoreError> {
+        Ok(match self.store.extend(&entry.meta.key, ext).await? {
+            ExtendOutcome::Extended => Status::Unchanged,
+            ExtendOutcome::Superseded { .. } => Status::Superseded,
+            ExtendOutcome::Changed => match self.store.put(entry).await? {
+                PutOutcome::Written => Status::Refreshed,
+                PutOutcome::Superseded { .. } => Status::Superseded,
+            },
+        })
     }
 
     /// Records the failed attempt on the entry, leaving its body as it is.

@@ -2,12 +2,29 @@
 //! over HTTP, views are written to a DynamoDB table on moto, and the reader
 //! serves them.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering::SeqCst},
+    },
+    time::{Duration, Instant},
+};
 
 use crate::support::InSim;
-use crate::support::refresh::{HOME, REGION, Rig, home, key};
+use crate::support::refresh::{
+    Endpoints, HOME, REGION, RecordedRefreshes, Rig, home, key, sdk_config, settings, table_store,
+};
+use async_trait::async_trait;
 use drs_cache::{
-    domain::{EntryState, RefreshErrorKind, Region},
+    adapters::aws::{AccountAccess, AwsUpstream, Credentials, UpstreamConfig},
+    app,
+    domain::{
+        CacheEntry, CacheKey, DataType, EntryState, Extension, RefreshAttempt, RefreshErrorKind,
+        Region,
+    },
+    ports::{
+        CacheStorage, CacheStore, ExtendOutcome, MetaPage, PutOutcome, RefreshReason, StoreError,
+    },
     refresh::summary::{FailureKind, Status},
 };
 use drs_sim::{AccountMatch, Faults, RegionalSelector, Service, SimConfig};
@@ -49,7 +66,7 @@ async fn every_data_type_is_refreshed_then_served_with_its_documented_fields() {
     let metrics = rig.metrics.take();
     assert_eq!(metrics.len(), 7);
     for (reason, summary) in &metrics {
-        assert_eq!(*reason, drs_cache::ports::RefreshReason::Manual);
+        assert_eq!(*reason, RefreshReason::Manual);
         assert!(
             summary.items > 0 && summary.bytes > 0 && summary.pages > 0,
             "{summary:?}"
@@ -450,4 +467,89 @@ async fn four_thousand_source_servers_round_trip_through_store_and_reader() {
     // Far more than 300 servers replicate: no slot is left.
     assert_eq!(quotas["status"], "CRITICAL");
     assert_eq!(quotas["availableReplicatingSlots"], 0);
+}
+
+/// A store whose next `failures` puts fail as unavailable.
+struct FlakyStore {
+    inner: Arc<dyn CacheStorage>,
+    failures: AtomicUsize,
+    puts: AtomicUsize,
+}
+
+#[async_trait]
+impl CacheStore for FlakyStore {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
+        self.puts.fetch_add(1, SeqCst);
+        let failing = self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("injected: throttled".into()));
+        }
+        self.inner.put(entry).await
+    }
+
+    async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
+        self.inner.extend(key, ext).await
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &CacheKey,
+        attempt: &RefreshAttempt,
+    ) -> Result<(), StoreError> {
+        self.inner.record_attempt(key, attempt).await
+    }
+
+    async fn list(
+        &self,
+        data_type: DataType,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<MetaPage, StoreError> {
+        self.inner.list(data_type, cursor, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_store_write_is_written_again_without_fetching_again() {
+    let rig = Rig::start(SimConfig::default()).await;
+    for (failures, status, puts) in [(2, Status::Refreshed, 3), (5, Status::Failed, 3)] {
+        let flaky = Arc::new(FlakyStore {
+            inner: table_store().await,
+            failures: AtomicUsize::new(failures),
+            puts: AtomicUsize::new(0),
+        });
+        let base = sdk_config(&rig.sim.endpoint(), Endpoints::default()).await;
+        let access = AccountAccess {
+            own_account: Some(home()),
+            others: Credentials::Static(Default::default()),
+        };
+        let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
+        let refresher = app::refresher_over(
+            flaky.clone(),
+            upstream,
+            settings(),
+            Arc::new(RecordedRefreshes::default()),
+        );
+        let before = rig.sim.requests(Service::Drs, "ListStagingAccounts");
+        let report = refresher
+            .refresh(
+                &[key("drs-accounts#us-east-1#123456789012")],
+                RefreshReason::Manual,
+            )
+            .await;
+        assert_eq!(report.results[0].status, status, "{failures} failures");
+        assert_eq!(flaky.puts.load(SeqCst), puts, "{failures} failures");
+        assert_eq!(
+            rig.sim.requests(Service::Drs, "ListStagingAccounts") - before,
+            1,
+            "fetched once, written {puts} times"
+        );
+    }
 }
