@@ -3,28 +3,20 @@
 //! serves them.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering::SeqCst},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use crate::support::InSim;
+use crate::support::reader::CountingStore;
 use crate::support::refresh::{
     Endpoints, HOME, REGION, RecordedRefreshes, Rig, home, key, sdk_config, settings, table_store,
 };
-use async_trait::async_trait;
 use drs_cache::{
     adapters::aws::{AccountAccess, AwsUpstream, Credentials, UpstreamConfig},
     app,
-    domain::{
-        CacheEntry, CacheKey, DataType, EntryState, Extension, RefreshAttempt, RefreshErrorKind,
-        Region,
-    },
-    ports::{
-        CacheStorage, CacheStore, ExtendOutcome, MetaPage, PutOutcome, RefreshReason, StoreError,
-    },
+    domain::{EntryState, RefreshErrorKind, Region},
+    ports::RefreshReason,
     refresh::summary::{FailureKind, Status},
 };
 use drs_sim::{AccountMatch, Faults, RegionalSelector, Service, SimConfig};
@@ -469,62 +461,12 @@ async fn four_thousand_source_servers_round_trip_through_store_and_reader() {
     assert_eq!(quotas["availableReplicatingSlots"], 0);
 }
 
-/// A store whose next `failures` puts fail as unavailable.
-struct FlakyStore {
-    inner: Arc<dyn CacheStorage>,
-    failures: AtomicUsize,
-    puts: AtomicUsize,
-}
-
-#[async_trait]
-impl CacheStore for FlakyStore {
-    async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
-        self.inner.get(key).await
-    }
-
-    async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
-        self.puts.fetch_add(1, SeqCst);
-        let failing = self
-            .failures
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(StoreError::Unavailable("injected: throttled".into()));
-        }
-        self.inner.put(entry).await
-    }
-
-    async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
-        self.inner.extend(key, ext).await
-    }
-
-    async fn record_attempt(
-        &self,
-        key: &CacheKey,
-        attempt: &RefreshAttempt,
-    ) -> Result<(), StoreError> {
-        self.inner.record_attempt(key, attempt).await
-    }
-
-    async fn list(
-        &self,
-        data_type: DataType,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<MetaPage, StoreError> {
-        self.inner.list(data_type, cursor, limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_store_write_is_written_again_without_fetching_again() {
     let rig = Rig::start(SimConfig::default()).await;
     for (failures, status, puts) in [(2, Status::Refreshed, 3), (5, Status::Failed, 3)] {
-        let flaky = Arc::new(FlakyStore {
-            inner: table_store().await,
-            failures: AtomicUsize::new(failures),
-            puts: AtomicUsize::new(0),
-        });
+        let flaky = Arc::new(CountingStore::new(table_store().await));
+        flaky.fail_next_puts(failures);
         let base = sdk_config(&rig.sim.endpoint(), Endpoints::default()).await;
         let access = AccountAccess {
             own_account: Some(home()),
@@ -545,7 +487,7 @@ async fn a_failed_store_write_is_written_again_without_fetching_again() {
             )
             .await;
         assert_eq!(report.results[0].status, status, "{failures} failures");
-        assert_eq!(flaky.puts.load(SeqCst), puts, "{failures} failures");
+        assert_eq!(flaky.puts(), puts, "{failures} failures");
         assert_eq!(
             rig.sim.requests(Service::Drs, "ListStagingAccounts") - before,
             1,

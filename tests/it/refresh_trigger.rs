@@ -23,18 +23,25 @@ async fn sfn_client() -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::from_conf(config)
 }
 
-#[tokio::test]
-async fn a_burst_of_requests_for_one_target_starts_one_execution() {
-    let client = sfn_client().await;
-    let machine = client
+/// A state machine that does nothing, named for this test; its ARN.
+async fn state_machine(client: &aws_sdk_sfn::Client) -> String {
+    client
         .create_state_machine()
         .name(moto::unique_name("refresh"))
         .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
         .role_arn("arn:aws:iam::123456789012:role/refresh")
         .send()
         .await
-        .unwrap();
-    let arn = machine.state_machine_arn();
+        .unwrap()
+        .state_machine_arn()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_burst_of_requests_for_one_target_starts_one_execution() {
+    let client = sfn_client().await;
+    let machine = state_machine(&client).await;
+    let arn = machine.as_str();
     // A window long enough that the burst cannot straddle two windows.
     let trigger = StepFunctionsTrigger::new(client.clone(), arn, Duration::from_secs(86_400 * 365));
     let key = CacheKey::parse("drs-source-servers#us-east-1#123456789012").unwrap();
@@ -96,15 +103,8 @@ async fn a_missing_state_machine_is_an_error() {
 #[tokio::test]
 async fn a_request_whose_windows_run_has_ended_starts_a_new_run() {
     let client = sfn_client().await;
-    let machine = client
-        .create_state_machine()
-        .name(moto::unique_name("refresh"))
-        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
-        .role_arn("arn:aws:iam::123456789012:role/refresh")
-        .send()
-        .await
-        .unwrap();
-    let arn = machine.state_machine_arn();
+    let machine = state_machine(&client).await;
+    let arn = machine.as_str();
     let trigger = StepFunctionsTrigger::new(client.clone(), arn, Duration::from_secs(86_400 * 365));
     let everything = Invalidation::default();
     let executions = || async {

@@ -80,15 +80,37 @@ impl RefreshTrigger for RecordingTrigger {
     }
 }
 
-/// Counts the reads that reach the real store it wraps.
+/// Counts the reads and writes that reach the real store it wraps, and fails
+/// the next puts it is told to, as an unavailable store would.
 pub struct CountingStore {
     inner: Arc<dyn CacheStore>,
     gets: AtomicUsize,
+    puts: AtomicUsize,
+    failing_puts: AtomicUsize,
 }
 
 impl CountingStore {
+    pub fn new(inner: Arc<dyn CacheStore>) -> Self {
+        Self {
+            inner,
+            gets: AtomicUsize::new(0),
+            puts: AtomicUsize::new(0),
+            failing_puts: AtomicUsize::new(0),
+        }
+    }
+
     pub fn gets(&self) -> usize {
         self.gets.load(Ordering::SeqCst)
+    }
+
+    /// Puts asked for, failed ones included.
+    pub fn puts(&self) -> usize {
+        self.puts.load(Ordering::SeqCst)
+    }
+
+    /// The next `n` puts fail as unavailable.
+    pub fn fail_next_puts(&self, n: usize) {
+        self.failing_puts.store(n, Ordering::SeqCst);
     }
 }
 
@@ -99,6 +121,14 @@ impl CacheStore for CountingStore {
         self.inner.get(key).await
     }
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .failing_puts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("injected: throttled".into()));
+        }
         self.inner.put(entry).await
     }
     async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
@@ -150,10 +180,7 @@ pub async fn harness(settings: ReaderSettings) -> Harness {
     create_table(&admin, &table).await.unwrap();
     let proxy = FaultProxy::start(endpoint).await;
     let reader_store = DynamoDbStore::new(moto::dynamodb_client(&proxy.url()).await, table.clone());
-    let reads = Arc::new(CountingStore {
-        inner: Arc::new(reader_store),
-        gets: AtomicUsize::new(0),
-    });
+    let reads = Arc::new(CountingStore::new(Arc::new(reader_store)));
     let trigger = Arc::new(RecordingTrigger::default());
     let metrics = Arc::new(Recorded::default());
     let service = ReadService::new(
