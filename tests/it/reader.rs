@@ -8,8 +8,8 @@ use crate::support::{
 use bytes::Bytes;
 use drs_cache::{
     domain::{
-        AccountId, CacheEntry, DataType, Kept, RefreshAttempt, RefreshErrorKind, RefreshFailure,
-        Region, SystemClock, Timestamp, Version,
+        AccountId, CacheEntry, CacheKey, DataType, Kept, RefreshAttempt, RefreshErrorKind,
+        RefreshFailure, Region, SystemClock, Timestamp, Version,
     },
     ports::{CacheStore, Invalidation, RefreshReason},
     read::{ApiRequest, ReaderSettings, metrics::ReadResult},
@@ -146,9 +146,9 @@ async fn expired_data_within_the_stale_window_is_served_marked_stale_and_refresh
     );
 }
 
-#[tokio::test]
-async fn data_past_its_stale_window_is_not_served() {
-    let h = harness(settings()).await;
+/// Caches `drs-accounts` of us-east-1, fetched two hours ago: past its stale
+/// window.
+async fn cache_expired_accounts(h: &Harness) -> CacheKey {
     let k = key(DataType::DrsAccounts, "us-east-1");
     h.cache(
         &k,
@@ -157,6 +157,13 @@ async fn data_past_its_stale_window_is_not_served() {
         policy(60, 600),
     )
     .await;
+    k
+}
+
+#[tokio::test]
+async fn data_past_its_stale_window_is_not_served() {
+    let h = harness(settings()).await;
+    let k = cache_expired_accounts(&h).await;
     let r = h.get("/drs/accounts", &[("region", "us-east-1")]).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(&r);
@@ -347,14 +354,7 @@ async fn a_store_outage_never_serves_a_memory_copy_past_its_stale_window() {
         ..settings()
     })
     .await;
-    let k = key(DataType::DrsAccounts, "us-east-1");
-    h.cache(
-        &k,
-        &br#"{"accounts":[],"count":0}"#[..],
-        7_200,
-        policy(60, 600),
-    )
-    .await;
+    cache_expired_accounts(&h).await;
     // Read once: too old to serve, but now held in memory.
     let r = h.get("/drs/accounts", &[("region", "us-east-1")]).await;
     assert_eq!(json(&r)["error"], "NOT_CACHED");
