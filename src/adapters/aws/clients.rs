@@ -78,6 +78,19 @@ impl Default for UpstreamConfig {
     }
 }
 
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc), built once so
+/// that every client of the upstream shares it. Left to itself, each service
+/// client builds its own, and a fleet of a thousand accounts in several regions
+/// then holds thousands of pools, sockets and TLS configurations.
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{Builder, tls};
+    Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https()
+}
+
 /// The base `SdkConfig` cannot serve the upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -211,9 +224,15 @@ impl AwsUpstream {
             return Err(SetupError::NoTimeSource);
         }
         let base_partition = Partition::of(region.as_ref());
-        // Every client and credentials provider built from it bounds its calls.
+        // Every client and credentials provider built from it bounds its calls
+        // and shares one HTTP client: one connection pool per endpoint, not one
+        // pool (and TLS configuration) per account and region.
         let timeouts = config.timeouts.on(base.timeout_config());
-        let base = base.to_builder().timeout_config(timeouts).build();
+        let mut builder = base.to_builder().timeout_config(timeouts);
+        if base.http_client().is_none() {
+            builder = builder.http_client(shared_https_client());
+        }
+        let base = builder.build();
         Ok(Self {
             base_partition,
             base,
