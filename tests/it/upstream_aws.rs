@@ -785,6 +785,55 @@ async fn a_call_that_never_answers_ends_at_its_timeouts_as_upstream() {
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
+#[tokio::test]
+async fn the_clients_of_every_account_and_region_share_one_connection_pool() {
+    // A DRS endpoint that answers every listing with no items, and counts the
+    // connections it accepts.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let service = service_fn(|_req| async {
+                Ok::<_, Infallible>(Canned::json(200, r#"{"items":[]}"#).into_response())
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    let accounts: Vec<String> = (0..12)
+        .map(|i| format!("{:012}", 300_000_000_000u64 + i))
+        .collect();
+    let keys = accounts
+        .iter()
+        .map(|a| (account(a), StaticKeys::new(format!("KEY{a}"), "x")))
+        .collect();
+    let access = AccountAccess {
+        own_account: None,
+        others: Credentials::Static(keys),
+    };
+    let upstream = AwsUpstream::new(
+        base_config(&format!("http://{addr}")).await,
+        access,
+        no_retries(),
+    )
+    .unwrap();
+    for a in &accounts {
+        for region in ["us-east-1", "eu-west-1"] {
+            let fetched = upstream.source_servers(&scope(a, region)).await.unwrap();
+            assert!(fetched.items.is_empty());
+        }
+    }
+    // 24 clients, one after the other: the shared pool keeps reusing one
+    // connection, where a pool per client would open 24.
+    let opened = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(opened <= 2, "{opened} connections for 24 clients");
+}
+
 // ---------------------------------------------------------------------------
 // Pagination, against fakes that do paginate.
 
