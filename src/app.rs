@@ -20,10 +20,11 @@ use crate::{
         lambda::PlannerFunction,
         summary::{EmfRunMetrics, RunMetrics},
     },
-    ports::{CacheStore, RefreshTrigger},
+    ports::{CacheStorage, CacheStore, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
         RefreshSettings, Refresher, Upstream,
+        lambda::RefresherFunction,
         metrics::{EmfRefreshMetrics, RefreshMetrics},
     },
     workflow::PlanStore,
@@ -76,25 +77,33 @@ pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSi
     reader_router(store, trigger, config.settings.clone(), metrics)
 }
 
-/// The refresher of the `refresher` Lambda and its run ledger: the DynamoDB
-/// table and the AWS upstream of the deployment's account.
+/// The `refresher` Lambda: the DynamoDB table (entries, leases and the run
+/// ledger), the AWS upstream of the deployment's account, and the workflow for
+/// follow-up runs.
 pub async fn refresher(
     aws: &Aws,
     config: &RefresherConfig,
-) -> Result<(Refresher, Arc<DynamoDbStore>), SetupError> {
+) -> Result<RefresherFunction, SetupError> {
     let upstream = AwsUpstream::new(
         aws.config().await.clone(),
         config.access.clone(),
         config.upstream,
     )?;
-    let store = aws.table(&config.table, config.store_timeouts).await;
+    let (store, trigger) = tokio::join!(
+        aws.table(&config.table, config.store_timeouts),
+        aws.workflow_trigger(&config.state_machine_arn)
+    );
     let refresher = refresher_over(
         store.clone(),
         upstream,
         config.settings.clone(),
         Arc::new(EmfRefreshMetrics),
     );
-    Ok((refresher, store))
+    Ok(RefresherFunction {
+        refresher: Arc::new(refresher),
+        ledger: store,
+        trigger,
+    })
 }
 
 /// The `planner` Lambda: store metadata, leases and the run ledger in the
@@ -129,9 +138,10 @@ pub fn planner_function(
     }
 }
 
-/// A refresher writing to `store` from the AWS upstream `upstream`.
+/// A refresher writing to `store` (which also keeps its leases) from the AWS
+/// upstream `upstream`.
 pub fn refresher_over(
-    store: Arc<dyn CacheStore>,
+    store: Arc<dyn CacheStorage>,
     upstream: AwsUpstream,
     settings: RefreshSettings,
     metrics: Arc<dyn RefreshMetrics>,
@@ -142,7 +152,14 @@ pub fn refresher_over(
         ec2: upstream.clone(),
         iam: upstream,
     };
-    Refresher::new(store, sources, Arc::new(SystemClock), metrics, settings)
+    Refresher::new(
+        store.clone(),
+        store,
+        sources,
+        Arc::new(SystemClock),
+        metrics,
+        settings,
+    )
 }
 
 /// A reader over `store`, asking `trigger` for refreshes.

@@ -173,6 +173,14 @@ pub trait RefreshTrigger: Send + Sync {
         &self,
         invalidation: &Invalidation,
     ) -> Result<(), RefreshRequestError>;
+
+    /// Asks for a new run refreshing exactly `keys`: never collapsed into a run
+    /// already under way, which may have fetched them before the change.
+    async fn request_targets(
+        &self,
+        keys: &[CacheKey],
+        reason: RefreshReason,
+    ) -> Result<(), RefreshRequestError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,21 +262,84 @@ pub struct SourceError {
     pub source: Option<BoxError>,
 }
 
-/// Short claims on targets that collapse bursts: a target claimed and not yet
-/// released is not planned again until its claim runs out.
+/// Leases on targets, so that no target is refreshed twice at once and a burst
+/// of triggers means one fetch in flight and at most one after it.
+///
+/// A planner claims the targets of a run; the refresher `begin`s each round of
+/// its batch under that claim (renewing the lease for as long as the round may
+/// take and recording when its fetch started) and `release`s the targets it is
+/// done with. A lease that was begun and never released is the record of a
+/// refresh that died: a scheduled claim leaves its target alone for a backoff
+/// past the lease's end.
 #[async_trait]
 pub trait RefreshLeases: Send + Sync {
-    /// Claims each of `keys` until `until`, unless a claim on it runs past `now`.
-    /// Returns the keys this call claimed, in the order given; concurrent calls
-    /// never both claim one key. A call that fails leaves no claim of its own in
-    /// place (the DynamoDB store releases what it wrote, best effort; a claim it
-    /// could not release runs out at `until`).
+    /// Claims each of `keys` until `until` under a new claim id, unless a lease
+    /// on it runs past `now` (or, by `rule`, a refresh of it died recently).
+    /// Returns the claim: its id and the keys it holds, in the order given;
+    /// concurrent calls never both claim one key. A call that fails leaves no
+    /// claim of its own in place (the DynamoDB store releases what it wrote,
+    /// best effort; a claim it could not release runs out at `until`).
     async fn claim(
         &self,
         keys: &[CacheKey],
         now: Timestamp,
         until: Timestamp,
+        rule: ClaimRule,
+    ) -> Result<Claim, StoreError>;
+
+    /// Starts a fetch of `keys` under `claim`: each lease that `claim` holds,
+    /// or that no live lease holds, becomes `claim`'s until `until`, with `now`
+    /// as the start of its fetch. Returns the keys `claim` now holds, in the
+    /// order given; a key another claim took over is left out.
+    async fn begin(
+        &self,
+        keys: &[CacheKey],
+        claim: &ClaimId,
+        now: Timestamp,
+        until: Timestamp,
     ) -> Result<Vec<CacheKey>, StoreError>;
+
+    /// Ends `claim`'s leases on `keys` (a key `claim` no longer holds is left
+    /// as it is). Returns the keys a change was recorded for while `claim`
+    /// held them ([`ClaimRule::Demand`]): each needs one more refresh.
+    async fn release(
+        &self,
+        keys: &[CacheKey],
+        claim: &ClaimId,
+    ) -> Result<Vec<CacheKey>, StoreError>;
+}
+
+/// The id of one claim, carried by the batches it planned (16 hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ClaimId(pub String);
+
+impl std::fmt::Display for ClaimId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a claim took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: ClaimId,
+    pub keys: Vec<CacheKey>,
+}
+
+/// How a claim treats a key another lease holds, or held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRule {
+    /// A scheduled tick: a key whose lease was begun and never released (its
+    /// refresh died) is not claimed until `died_backoff` past that lease's end,
+    /// as a failed refresh waits out its backoff.
+    Schedule { died_backoff: Duration },
+    /// A change or a request: a key whose lease has ended is claimed whatever
+    /// became of its refresh. With `mark_pending`, a key held by a live lease
+    /// is marked, and its holder asks for one more refresh when it releases it:
+    /// a change after a fetch started is never lost, and any number of marks
+    /// make one refresh.
+    Demand { mark_pending: bool },
 }
 
 /// A cache store that also keeps refresh leases, as both stores do.

@@ -120,6 +120,22 @@ impl RefreshTrigger for LocalRefreshQueue {
     ) -> Result<(), RefreshRequestError> {
         self.send(RefreshRequest::Invalidation(invalidation.clone()))
     }
+
+    /// One request per key: a key already waiting has not been refreshed yet,
+    /// so the waiting request stands for this one too.
+    async fn request_targets(
+        &self,
+        keys: &[CacheKey],
+        reason: RefreshReason,
+    ) -> Result<(), RefreshRequestError> {
+        for key in keys {
+            self.send(RefreshRequest::Target {
+                key: key.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl LocalRefreshReceiver {

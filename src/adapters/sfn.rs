@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::unique_id;
 use crate::{
     domain::{CacheKey, Timestamp},
     ports::{BoxError, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
@@ -186,6 +187,26 @@ impl RefreshTrigger for StepFunctionsTrigger {
         let input = ExecutionInput::invalidation(invalidation);
         self.start(name, input.to_json(), invalidation.to_string())
             .await
+    }
+
+    /// An execution of its own, `{reason}-targets-{unix seconds}-{unique id}`.
+    #[tracing::instrument(skip_all, fields(keys = keys.len()))]
+    async fn request_targets(
+        &self,
+        keys: &[CacheKey],
+        reason: RefreshReason,
+    ) -> Result<(), RefreshRequestError> {
+        let name = format!(
+            "{}-targets-{}-{}",
+            reason.as_str(),
+            Timestamp::now().unix_secs(),
+            unique_id()
+        );
+        let input = ExecutionInput::targets(reason, keys);
+        self.start_named(&name, &input.to_json())
+            .await
+            .map(|_| ())
+            .map_err(|source| RefreshRequestError { key: name, source })
     }
 }
 

@@ -1,16 +1,13 @@
 //! The refresher Lambda: fetches a batch of targets from DRS, EC2 and IAM and
 //! writes them to the cache table. A task of the refresh workflow.
 
-use drs_cache::{app, config::RefresherConfig, refresh::lambda};
+use drs_cache::{app, config::RefresherConfig};
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = RefresherConfig::from_env()?;
-    let (refresher, ledger) = app::refresher(&app::Aws::default(), &config).await?;
-    lambda_runtime::run(service_fn(|event| {
-        lambda::handle(&refresher, ledger.as_ref(), event)
-    }))
-    .await
+    let function = app::refresher(&app::Aws::default(), &config).await?;
+    lambda_runtime::run(service_fn(|event| function.handle(event))).await
 }

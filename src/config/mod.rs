@@ -23,7 +23,7 @@ pub use local::{
     LOCAL_REGION, LOCAL_SECRET, LocalArgs, LocalConfig, LocalConfigError, LocalRefreshConfig,
     RefreshRunConfig, RefreshSide, StoreChoice, StoreKind, local_key, table_name,
 };
-pub use parts::{DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
+pub use parts::{DEFAULT_LEASE, DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
 
 /// The role assumed in other accounts when `CROSS_ACCOUNT_ROLE_NAME` is unset.
 pub const DEFAULT_ROLE_NAME: &str = "drs-cache-reader";
@@ -92,12 +92,14 @@ impl PlannerConfig {
     }
 }
 
-/// The `refresher` function: `CACHE_TABLE_NAME` and `DEPLOYMENT_ACCOUNT_ID`
-/// (both required), its settings, how it reaches other accounts and how it
-/// pages and retries upstream.
+/// The `refresher` function: `CACHE_TABLE_NAME`, `REFRESH_STATE_MACHINE_ARN`
+/// (where follow-up runs start) and `DEPLOYMENT_ACCOUNT_ID` (all required),
+/// its settings, how it reaches other accounts and how it pages and retries
+/// upstream.
 #[derive(Debug, Clone)]
 pub struct RefresherConfig {
     pub table: String,
+    pub state_machine_arn: String,
     /// Each cache table call (`STORE_ATTEMPT_TIMEOUT_MS`, `STORE_OPERATION_TIMEOUT_MS`).
     pub store_timeouts: CallTimeouts,
     pub settings: RefreshSettings,
@@ -114,6 +116,7 @@ impl RefresherConfig {
         let home = home_account(env)?;
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,
+            state_machine_arn: env.required("REFRESH_STATE_MACHINE_ARN")?,
             store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             settings: env.refresh_settings(home)?,
             access: env.account_access(home)?,
@@ -181,11 +184,49 @@ mod tests {
         );
     }
 
+    const MACHINE: &str =
+        "arn:aws:states:us-east-1:123456789012:stateMachine:drs-cache-refresh-dev";
+
+    #[test]
+    fn leases_outlast_the_refresher_and_rounds_are_bounded() {
+        let base = [
+            ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("REFRESH_STATE_MACHINE_ARN", MACHINE),
+            ("PLAN_BUCKET", "plans"),
+            ("REGIONS", "us-east-1"),
+        ];
+        let c = RefresherConfig::from_vars(&env(&base)).unwrap();
+        assert_eq!(c.settings.lease, Duration::from_secs(360));
+        assert_eq!(c.settings.retry.rounds, 3);
+        assert_eq!(c.settings.retry.first_wait, Duration::from_secs(5));
+        let p = PlannerConfig::from_vars(&env(&base)).unwrap();
+        assert_eq!(p.plan.lease, c.settings.lease, "one LEASE_SECONDS for both");
+        for (var, value) in [
+            ("LEASE_SECONDS", "30"),
+            ("REFRESH_ROUNDS", "0"),
+            ("REFRESH_ROUNDS", "11"),
+            ("RETRY_WAIT_SECONDS", "soon"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((var, value));
+            let e = RefresherConfig::from_vars(&env(&vars)).unwrap_err();
+            assert_eq!(e.var, var, "{value}");
+        }
+        let mut vars = base.to_vec();
+        vars.push(("LEASE_SECONDS", "30"));
+        assert_eq!(
+            PlannerConfig::from_vars(&env(&vars)).unwrap_err().var,
+            "LEASE_SECONDS"
+        );
+    }
+
     #[test]
     fn call_timeouts_default_and_a_bad_pair_is_named() {
         let base = [
             ("CACHE_TABLE_NAME", "t"),
             ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("REFRESH_STATE_MACHINE_ARN", MACHINE),
         ];
         let c = RefresherConfig::from_vars(&env(&base)).unwrap();
         assert_eq!(c.store_timeouts, CallTimeouts::STORE);
@@ -203,12 +244,19 @@ mod tests {
 
     #[test]
     fn the_refresher_reaches_other_accounts_through_the_named_role() {
-        let c = RefresherConfig::from_vars(&env(&[
+        let vars = [
             ("CACHE_TABLE_NAME", "t"),
             ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("REFRESH_STATE_MACHINE_ARN", MACHINE),
             ("CROSS_ACCOUNT_ROLE_NAME", "reader"),
-        ]))
-        .unwrap();
+        ];
+        let e = RefresherConfig::from_vars(&env(&vars[..2])).unwrap_err();
+        assert_eq!(
+            e.var, "REFRESH_STATE_MACHINE_ARN",
+            "follow-up runs need the workflow"
+        );
+        let c = RefresherConfig::from_vars(&env(&vars)).unwrap();
+        assert_eq!(c.state_machine_arn, MACHINE);
         assert_eq!(c.settings.home_account.as_str(), "123456789012");
         assert_eq!(c.access.own_account, Some(c.settings.home_account));
         let crate::adapters::aws::Credentials::AssumeRole { role_name, .. } = &c.access.others

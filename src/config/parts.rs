@@ -8,11 +8,18 @@ use crate::{
     domain::{AccountId, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
     plan::PlanConfig,
     read::ReaderSettings,
-    refresh::RefreshSettings,
+    refresh::{RefreshSettings, RetryPolicy},
 };
 
 use super::{DEFAULT_ROLE_NAME, Env, EnvError, SESSION_NAME};
 
+/// How long a lease lasts when `LEASE_SECONDS` is unset: the refresher's
+/// 300 s timeout and a minute.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(360);
+/// The shortest `LEASE_SECONDS`.
+const MIN_LEASE: Duration = Duration::from_secs(60);
+/// The most `REFRESH_ROUNDS`.
+const MAX_REFRESH_ROUNDS: u32 = 10;
 /// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
 pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
 
@@ -105,8 +112,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// TTL table, the DRS limits and status thresholds
     /// (`DRS_MAX_REPLICATING_SERVERS`, `DRS_MAX_SOURCE_SERVERS`,
     /// `QUOTA_WARNING_PERCENT`, `QUOTA_CRITICAL_PERCENT`) and
-    /// `REFRESH_CONCURRENCY`.
+    /// `REFRESH_CONCURRENCY`, `LEASE_SECONDS` (360), `REFRESH_ROUNDS` (3, from
+    /// 1 to 10) and `RETRY_WAIT_SECONDS` (5).
     pub(super) fn refresh_settings(&self, home: AccountId) -> Result<RefreshSettings, EnvError> {
+        let rounds = self.number_at_least("REFRESH_ROUNDS", RetryPolicy::default().rounds, 1)?;
+        if rounds > MAX_REFRESH_ROUNDS {
+            return Err(EnvError::new(
+                "REFRESH_ROUNDS",
+                format!("must be at most {MAX_REFRESH_ROUNDS}"),
+            ));
+        }
         Ok(RefreshSettings {
             ttl: self.ttl_table()?,
             quota_limits: self.quota_thresholds()?,
@@ -116,7 +131,30 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 1,
             )?,
             home_account: home,
+            lease: self.lease()?,
+            retry: RetryPolicy {
+                rounds,
+                first_wait: self
+                    .seconds("RETRY_WAIT_SECONDS", RetryPolicy::default().first_wait)?,
+            },
         })
+    }
+
+    /// `LEASE_SECONDS`: how long a claim or a round of a batch holds a
+    /// target, which both the planner and the refresher read. At least a
+    /// minute, so that it outlasts the refresher's own call timeouts.
+    fn lease(&self) -> Result<Duration, EnvError> {
+        let lease = self.seconds("LEASE_SECONDS", DEFAULT_LEASE)?;
+        if lease < MIN_LEASE {
+            return Err(EnvError::new(
+                "LEASE_SECONDS",
+                format!(
+                    "must be at least {} (longer than the refresher's timeout)",
+                    MIN_LEASE.as_secs()
+                ),
+            ));
+        }
+        Ok(lease)
     }
 
     fn quota_thresholds(&self) -> Result<QuotaThresholds, EnvError> {
@@ -150,7 +188,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `defaults`), `REGIONS` (comma-separated; required unless `defaults`
     /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
     /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
-    /// (300), `LEASE_SECONDS` (30), `REFRESH_BATCH_SIZE` (10, at most 500) and
+    /// (300), `LEASE_SECONDS` (360), `REFRESH_BATCH_SIZE` (10, at most 500) and
     /// `MAX_TARGETS_PER_RUN` (10,000) and `MANUAL_MIN_AGE_SECONDS` (60).
     pub(super) fn plan_config(
         &self,
@@ -182,7 +220,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             refresh_ahead_margin: self
                 .seconds("REFRESH_AHEAD_MARGIN_SECONDS", Duration::from_secs(30))?,
             failure_backoff: self.seconds("FAILURE_BACKOFF_SECONDS", Duration::from_secs(300))?,
-            lease: self.seconds("LEASE_SECONDS", Duration::from_secs(30))?,
+            lease: self.lease()?,
             batch_size,
             list_page: 1_000,
             max_targets_per_run: self.number_at_least("MAX_TARGETS_PER_RUN", 10_000usize, 1)?,

@@ -27,6 +27,11 @@ impl Timestamp {
         Self(self.0.saturating_add(secs))
     }
 
+    pub fn minus(self, d: Duration) -> Self {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(secs))
+    }
+
     /// Seconds from `earlier` to `self`, zero if `earlier` is later.
     pub fn secs_since(self, earlier: Timestamp) -> u64 {
         u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)

@@ -90,7 +90,10 @@ async fn plan(
     let batches: Vec<Batch> = plan
         .batches
         .iter()
-        .map(|keys| Batch::of(plan.reason, keys))
+        .map(|keys| Batch {
+            claim: plan.claim.clone(),
+            ..Batch::of(plan.reason, keys)
+        })
         .collect();
     let location = if batches.is_empty() {
         None

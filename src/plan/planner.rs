@@ -12,7 +12,9 @@ use crate::{
     domain::{
         AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
     },
-    ports::{CacheStore, Invalidation, RefreshLeases, RefreshReason, StoreError},
+    ports::{
+        CacheStore, ClaimId, ClaimRule, Invalidation, RefreshLeases, RefreshReason, StoreError,
+    },
     workflow,
 };
 
@@ -35,7 +37,8 @@ pub struct PlanConfig {
     /// A target whose last refresh failed waits this long before a tick plans it
     /// again.
     pub failure_backoff: Duration,
-    /// How long a planned target is not planned again (bursts collapse).
+    /// How long a claim holds a planned target before its batch begins (and
+    /// each round of the batch renews it): longer than the refresher's timeout.
     pub lease: Duration,
     /// Most targets per refresher invocation.
     pub batch_size: usize,
@@ -62,6 +65,9 @@ pub struct Plan {
     pub reason: RefreshReason,
     /// One refresher invocation each (see [`workflow::pack`]).
     pub batches: Vec<Vec<CacheKey>>,
+    /// The claim holding the planned targets' leases; `None` when nothing was
+    /// planned.
+    pub claim: Option<ClaimId>,
     /// Targets asked for but not planned: claimed by a run shortly before, or
     /// outside this deployment's configuration.
     pub skipped: usize,
@@ -151,6 +157,7 @@ impl Planner {
                 return Ok(Plan {
                     reason,
                     batches: Vec::new(),
+                    claim: None,
                     skipped: 0,
                     deferred: 0,
                     ignored: Some(why.clone()),
@@ -170,18 +177,42 @@ impl Planner {
                 "targets outside this deployment's configuration skipped"
             );
         }
-        let claimed = self
+        let claim = self
             .leases
-            .claim(&wanted, now, now.plus(self.config.lease))
+            .claim(
+                &wanted,
+                now,
+                now.plus(self.config.lease),
+                self.rule(trigger),
+            )
             .await?;
-        let skipped = asked.len() - claimed.len();
+        let skipped = asked.len() - claim.keys.len();
         Ok(Plan {
             reason,
-            batches: workflow::pack(&claimed, self.config.home, self.config.batch_size),
+            batches: workflow::pack(&claim.keys, self.config.home, self.config.batch_size),
+            claim: (!claim.keys.is_empty()).then_some(claim.id),
             skipped,
             deferred,
             ignored: None,
         })
+    }
+
+    /// How the claim of `trigger`'s targets treats those another lease holds:
+    /// a tick leaves targets whose refresh died to their backoff; a change or
+    /// an operator's request marks the targets in flight for one more refresh
+    /// (a reader's request needs none: the refresh in flight answers it).
+    fn rule(&self, trigger: &Trigger) -> ClaimRule {
+        match trigger.reason() {
+            RefreshReason::Schedule => ClaimRule::Schedule {
+                died_backoff: self.config.failure_backoff,
+            },
+            RefreshReason::Event | RefreshReason::Manual => {
+                ClaimRule::Demand { mark_pending: true }
+            }
+            RefreshReason::Miss => ClaimRule::Demand {
+                mark_pending: false,
+            },
+        }
     }
 
     /// Every target this deployment keeps.

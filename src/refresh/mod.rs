@@ -4,8 +4,10 @@
 mod jobs;
 pub mod lambda;
 pub mod metrics;
+mod round;
 mod service;
 pub mod summary;
 pub mod views;
 
+pub use round::{MAX_RETRY_WAIT, Retry, RetryPolicy, RoundOutcome};
 pub use service::{RefreshSettings, Refresher, Upstream};

@@ -1,7 +1,10 @@
 //! The refresh use case: fetch a batch of targets from upstream, shape each into
 //! its view, and write it to the cache store without ever losing newer data.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::{StreamExt, stream};
 
@@ -13,7 +16,7 @@ use crate::{
     errors,
     ports::{
         CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
-        RefreshReason, SourceError, StoreError,
+        RefreshLeases, RefreshReason, SourceError, StoreError,
     },
 };
 
@@ -22,6 +25,7 @@ use crate::workflow::Fetch;
 use super::{
     jobs::{self, Job},
     metrics::RefreshMetrics,
+    round::RetryPolicy,
     summary::{BatchReport, FailureKind, FailureSummary, KeySummary, Status},
     views::{self, View},
 };
@@ -30,7 +34,7 @@ use super::{
 /// is briefly unavailable is written again, never fetched from upstream again.
 const WRITE_ATTEMPTS: u32 = 3;
 /// The pause before the second write; it doubles before each further one.
-const WRITE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+const WRITE_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// The upstream systems a refresh reads.
 #[derive(Clone)]
@@ -49,14 +53,20 @@ pub struct RefreshSettings {
     pub concurrency: usize,
     /// The deployment's own account: fetches account-independent data.
     pub home_account: AccountId,
+    /// How long a round of a batch holds its targets' leases: longer than the
+    /// round may run (the refresher's timeout).
+    pub lease: Duration,
+    /// How the targets that failed in passing are tried again.
+    pub retry: RetryPolicy,
 }
 
 pub struct Refresher {
     store: Arc<dyn CacheStore>,
+    pub(super) leases: Arc<dyn RefreshLeases>,
     upstream: Upstream,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     metrics: Arc<dyn RefreshMetrics>,
-    settings: RefreshSettings,
+    pub(super) settings: RefreshSettings,
 }
 
 /// Views fetched for the keys of one job.
@@ -68,6 +78,7 @@ struct Shaped {
 impl Refresher {
     pub fn new(
         store: Arc<dyn CacheStore>,
+        leases: Arc<dyn RefreshLeases>,
         upstream: Upstream,
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn RefreshMetrics>,
@@ -75,6 +86,7 @@ impl Refresher {
     ) -> Self {
         Self {
             store,
+            leases,
             upstream,
             clock,
             metrics,

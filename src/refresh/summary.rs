@@ -125,27 +125,31 @@ pub struct BatchReport {
 
 impl BatchReport {
     pub fn new(results: Vec<KeySummary>) -> Self {
-        let count = |s| results.iter().filter(|r| r.status == s).count() as u64;
-        Self {
-            counts: Counts {
-                refreshed: count(Status::Refreshed),
-                unchanged: count(Status::Unchanged),
-                superseded: count(Status::Superseded),
-                not_initialized: count(Status::NotInitialized),
-                failed: count(Status::Failed),
-            },
+        let mut report = Self {
+            counts: Counts::default(),
             results,
-        }
+        };
+        report.counts = report.counts_except(&std::collections::HashSet::new());
+        report
     }
 
-    /// The failure that decides how the workflow treats the batch: a transient
-    /// one if any (so the batch is retried), else the first permanent one.
-    pub fn decisive_failure(&self) -> Option<FailureKind> {
-        let failures = || self.results.iter().filter_map(|r| r.error.as_ref());
-        failures()
-            .find(|f| f.kind.is_transient())
-            .or_else(|| failures().next())
-            .map(|f| f.kind)
+    /// The counts of every key but those in `left_out`.
+    pub fn counts_except(&self, left_out: &std::collections::HashSet<&CacheKey>) -> Counts {
+        let mut counts = Counts::default();
+        for r in self
+            .results
+            .iter()
+            .filter(|r| !left_out.contains(&r.cache_key))
+        {
+            match r.status {
+                Status::Refreshed => counts.refreshed += 1,
+                Status::Unchanged => counts.unchanged += 1,
+                Status::Superseded => counts.superseded += 1,
+                Status::NotInitialized => counts.not_initialized += 1,
+                Status::Failed => counts.failed += 1,
+            }
+        }
+        counts
     }
 }
 
@@ -167,26 +171,22 @@ mod tests {
     }
 
     #[test]
-    fn a_transient_failure_decides_over_a_permanent_one() {
+    fn counts_add_up_by_status_and_leave_out_what_is_asked() {
         let report = BatchReport::new(vec![
             summary(Status::Refreshed, None),
             summary(
                 Status::Failed,
                 Some(FailureKind::Upstream(RefreshErrorKind::AccessDenied)),
             ),
-            summary(
-                Status::Failed,
-                Some(FailureKind::Upstream(RefreshErrorKind::Throttled)),
-            ),
+            summary(Status::Unchanged, None),
         ]);
         assert_eq!(report.counts.refreshed, 1);
-        assert_eq!(report.counts.failed, 2);
-        assert_eq!(
-            report.decisive_failure(),
-            Some(FailureKind::Upstream(RefreshErrorKind::Throttled))
-        );
-        let ok = BatchReport::new(vec![summary(Status::Unchanged, None)]);
-        assert_eq!(ok.decisive_failure(), None);
+        assert_eq!(report.counts.unchanged, 1);
+        assert_eq!(report.counts.failed, 1);
+        let key = report.results[0].cache_key.clone();
+        let all_of_it = std::collections::HashSet::from([&key]);
+        // Every summary here names the same key: leaving it out leaves nothing.
+        assert_eq!(report.counts_except(&all_of_it), Counts::default());
     }
 
     #[test]

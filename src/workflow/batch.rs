@@ -1,7 +1,9 @@
 //! A batch: the targets one refresher invocation takes, as the planner packs
 //! them and the workflow's Map passes them on (`{"reason", "targets": [...]}`,
 //! which is also the execution input of a refresh of exact targets; the Map
-//! adds `"run"`, naming the batch within its run).
+//! adds `"run"`, naming the batch within its run, and `"claim"`, the claim
+//! holding its leases; a retry of some of its targets adds `"round"` and
+//! `"carried"`).
 
 use std::collections::HashMap;
 
@@ -9,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{AccountId, CacheKey},
-    ports::RefreshReason,
+    ports::{ClaimId, RefreshReason},
 };
 
-use super::{Fetch, InputError, TargetSpec};
+use super::{Counts, Fetch, InputError, TargetSpec};
 
 /// Most targets one refresher invocation takes; the planner packs below this.
 pub const MAX_BATCH_TARGETS: usize = 500;
@@ -28,6 +30,21 @@ pub struct Batch {
     /// `None` outside a workflow run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunRef>,
+    /// The claim that holds the targets' leases, which the refresher renews
+    /// and releases; `None` for a batch nobody claimed (nothing is leased).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimId>,
+    /// Rounds of this batch already run: a retry of the targets that failed
+    /// in passing is round 1, and so on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+    /// Outcomes of the earlier rounds' keys that are done.
+    #[serde(default, skip_serializing_if = "Counts::is_zero")]
+    pub carried: Counts,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A batch's place in a run: `{"execution": NAME, "index": N}`.
@@ -46,6 +63,21 @@ impl Batch {
             reason,
             targets: keys.iter().map(TargetSpec::of).collect(),
             run: None,
+            claim: None,
+            round: 0,
+            carried: Counts::default(),
+        }
+    }
+
+    /// The next round of this batch: `keys` only, with `carried` done so far.
+    pub fn next_round(&self, keys: &[CacheKey], carried: Counts) -> Self {
+        Self {
+            reason: self.reason,
+            targets: keys.iter().map(TargetSpec::of).collect(),
+            run: self.run.clone(),
+            claim: self.claim.clone(),
+            round: self.round + 1,
+            carried,
         }
     }
 

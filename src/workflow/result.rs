@@ -46,6 +46,15 @@ pub struct Counts {
     pub superseded: u64,
     pub not_initialized: u64,
     pub failed: u64,
+    /// Targets another claim had taken over when the batch began: that claim
+    /// refreshes them.
+    pub skipped: u64,
+}
+
+impl Counts {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl std::ops::AddAssign for Counts {
@@ -55,6 +64,7 @@ impl std::ops::AddAssign for Counts {
         self.superseded += other.superseded;
         self.not_initialized += other.not_initialized;
         self.failed += other.failed;
+        self.skipped += other.skipped;
     }
 }
 

@@ -555,26 +555,18 @@ impl<'a> Stack<'a> {
             _ => {}
         }
         match intrinsic(value) {
-            Some((f, arg)) if f == "Ref" => {
-                let name = arg.as_str().expect("Ref takes a name");
-                match name {
-                    "AWS::AccountId" => return STACK_ACCOUNT.to_owned(),
-                    "AWS::Region" => return STACK_REGION.to_owned(),
-                    _ => {}
+            Some((f, arg)) if f == "Ref" => self.reference(arg.as_str().expect("Ref takes a name")),
+            // The short form: a string whose `${Name}`s are references.
+            Some((f, arg)) if f == "Sub" => {
+                let mut rest = arg.as_str().expect("Sub takes a string here");
+                let mut out = String::new();
+                while let Some(at) = rest.find("${") {
+                    let end = at + rest[at..].find('}').expect("a closed ${...}");
+                    out.push_str(&rest[..at]);
+                    out.push_str(&self.reference(&rest[at + 2..end]));
+                    rest = &rest[end + 1..];
                 }
-                if let Some(value) = self.parameters.get(name) {
-                    return (*value).to_owned();
-                }
-                let parameter = self.template.get("Parameters").and_then(|p| p.get(name));
-                match parameter {
-                    Some(p) => match p.get("Default") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Number(n)) => n.to_string(),
-                        _ => panic!("parameter {name} needs a value"),
-                    },
-                    // A resource: its physical ID.
-                    None => format!("physical-id-of-{name}"),
-                }
+                out + rest
             }
             Some((f, arg)) if f == "If" => {
                 let [condition, then, otherwise] =
@@ -590,6 +582,29 @@ impl<'a> Stack<'a> {
                 }
             }
             other => panic!("cannot evaluate {other:?}"),
+        }
+    }
+
+    /// What `Ref name` is in this stack.
+    fn reference(&self, name: &str) -> String {
+        match name {
+            "AWS::AccountId" => return STACK_ACCOUNT.to_owned(),
+            "AWS::Region" => return STACK_REGION.to_owned(),
+            "AWS::Partition" => return "aws".to_owned(),
+            _ => {}
+        }
+        if let Some(value) = self.parameters.get(name) {
+            return (*value).to_owned();
+        }
+        let parameter = self.template.get("Parameters").and_then(|p| p.get(name));
+        match parameter {
+            Some(p) => match p.get("Default") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => panic!("parameter {name} needs a value"),
+            },
+            // A resource: its physical ID.
+            None => format!("physical-id-of-{name}"),
         }
     }
 
@@ -772,6 +787,16 @@ fn the_refresher_gets_the_variables_it_reads() {
     let config = RefresherConfig::from_vars(&Stack::new(&t, &[]).env("RefresherFunction"))
         .expect("a configuration the refresher accepts");
     assert_eq!(config.table, "physical-id-of-QueryCacheTable");
+    // Follow-up runs start on this stack's state machine, named as it is.
+    let stack = Stack::new(&t, &[]);
+    let name = stack.resolve(field(
+        properties(&t, "RefreshStateMachine"),
+        "StateMachineName",
+    ));
+    assert_eq!(
+        config.state_machine_arn,
+        format!("arn:aws:states:{STACK_REGION}:{STACK_ACCOUNT}:stateMachine:{name}")
+    );
     let settings = config.settings;
     assert_eq!(settings.home_account, account(STACK_ACCOUNT));
     assert_eq!(settings.concurrency, DEFAULT_REFRESH_CONCURRENCY);
@@ -999,11 +1024,22 @@ fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_acco
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSubnets",
         "iam:ListInstanceProfiles",
+        "states:StartExecution",
         "sts:AssumeRole",
     ];
     expected.sort_unstable();
     assert_eq!(actions(&granted), expected);
     for (action, resources) in &granted {
+        if action.starts_with("states:") {
+            // Follow-up runs, of this stack's state machine only.
+            assert_eq!(
+                resources,
+                &[
+                    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${ProjectName}-refresh-${Environment}"
+                ],
+                "{action}"
+            );
+        }
         if action.starts_with("dynamodb:") {
             assert!(resources.iter().all(|r| is_table(r)), "{action}");
         }

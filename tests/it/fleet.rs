@@ -212,17 +212,6 @@ struct Tick {
 async fn fleet_tick(plan_store: &PlanStore) -> Tick {
     let store = Arc::new(MemoryStore::default());
     let upstream = Arc::new(EmptyUpstream);
-    let refresher = Refresher::new(
-        store.clone(),
-        Upstream {
-            drs: upstream.clone(),
-            ec2: upstream.clone(),
-            iam: upstream,
-        },
-        Arc::new(SystemClock),
-        Arc::new(RecordedRefreshes::default()),
-        settings(),
-    );
     let plan = drs_cache::plan::PlanConfig {
         accounts: accounts(),
         regions: REGIONS.map(|r| Region::parse(r).unwrap()).to_vec(),
@@ -237,6 +226,26 @@ async fn fleet_tick(plan_store: &PlanStore) -> Tick {
         )),
         PlanStore::Table => None,
     };
+    // The refresher begins and releases the planner's leases; with the
+    // planner on the table, it keeps them in a store of its own, so that the
+    // table's calls are the planner's alone.
+    let leases_dir = tempfile::tempdir().unwrap();
+    let leases: Arc<dyn CacheStorage> = match &planner_store {
+        Some(shared) => shared.clone(),
+        None => Arc::new(EmbeddedStore::open(leases_dir.path().join("leases.redb")).unwrap()),
+    };
+    let refresher = Refresher::new(
+        store.clone(),
+        leases,
+        Upstream {
+            drs: upstream.clone(),
+            ec2: upstream.clone(),
+            iam: upstream,
+        },
+        Arc::new(SystemClock),
+        Arc::new(RecordedRefreshes::default()),
+        settings(),
+    );
     let rig = Rig::start(Options {
         plan,
         refresher: Some(Arc::new(refresher)),

@@ -7,6 +7,7 @@ mod support;
 mod cfn_template;
 mod event_rules;
 mod fleet;
+mod leases;
 mod plan;
 mod reader;
 mod reader_inputs;

@@ -302,7 +302,7 @@ async fn throttling_past_every_attempt_is_recorded_and_keeps_the_cached_data() {
     let report = rig.refresh(&[subnets]).await;
     assert_eq!(report.counts.failed, 1);
     assert_eq!(
-        report.decisive_failure(),
+        report.results[0].error.as_ref().map(|e| e.kind),
         Some(FailureKind::Upstream(RefreshErrorKind::Throttled))
     );
     let after = rig.store.get(&key(subnets)).await.unwrap().unwrap();
@@ -334,7 +334,10 @@ async fn a_region_where_drs_is_not_initialized_is_stored_as_that_state() {
         .await;
     assert_eq!(report.counts.not_initialized, 3, "{report:#?}");
     assert_eq!(report.counts.refreshed, 1);
-    assert_eq!(report.decisive_failure(), None);
+    assert!(
+        report.results.iter().all(|r| r.error.is_none()),
+        "{report:#?}"
+    );
     let entry = rig
         .store
         .get(&key("drs-quotas#us-east-1#123456789012"))
@@ -403,10 +406,13 @@ async fn a_region_that_is_not_enabled_is_reported_as_such() {
         ])
         .await;
     assert_eq!(report.counts.failed, 2, "{report:#?}");
-    assert_eq!(
-        report.decisive_failure(),
-        Some(FailureKind::Upstream(RefreshErrorKind::RegionNotEnabled))
-    );
+    for result in &report.results {
+        assert_eq!(
+            result.error.as_ref().map(|e| e.kind),
+            Some(FailureKind::Upstream(RefreshErrorKind::RegionNotEnabled)),
+            "{result:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,11 +17,15 @@ use drs_cache::{
     domain::{CacheKey, RefreshErrorKind},
     invocation::ErrorType,
     plan::summary::RunSummary,
+    ports::ClaimId,
     ports::RefreshReason,
-    refresh::summary::{BatchReport, FailureKind},
+    refresh::{
+        lambda::{RetryOutput, RoundOutput},
+        summary::FailureKind,
+    },
     workflow::{
-        Batch, BatchResult, FailureRecord, PlanLocation, PlanOutput, RunRef, SummarizeInput,
-        SummarizeRequest, TargetSpec,
+        Batch, BatchResult, Counts, FailureRecord, PlanLocation, PlanOutput, RunRef,
+        SummarizeInput, SummarizeRequest,
     },
 };
 use serde_json::{Value, json};
@@ -323,17 +327,6 @@ fn refresh_error_kinds() -> [RefreshErrorKind; 5] {
     all
 }
 
-/// The error types the refresher fails an invocation with: each failure kind
-/// (`NotInitialized` is stored as a state, never raised) and `InvalidInput`.
-fn refresher_failures() -> Vec<FailureKind> {
-    refresh_error_kinds()
-        .into_iter()
-        .filter(|k| *k != RefreshErrorKind::NotInitialized)
-        .map(FailureKind::Upstream)
-        .chain([FailureKind::StoreUnavailable])
-        .collect()
-}
-
 /// The error type of an input the functions refuse.
 fn invalid_input() -> &'static str {
     ErrorType::InvalidInput.into()
@@ -370,52 +363,34 @@ fn retry_and_catch_name_only_errors_that_are_raised() {
 }
 
 #[test]
-fn transient_refresh_failures_are_retried_and_permanent_ones_caught() {
+fn a_refresher_invocation_is_retried_only_where_it_fetched_nothing() {
     let d = definition();
     let batch = state(&d, "Refresh batch");
-    let retriers = error_names(&batch["Retry"]);
-    let catchers = error_names(&batch["Catch"]);
-    // Throttling has its own retrier, with backoff and full jitter.
-    assert_eq!(retriers[0], ["Throttled"]);
-    let throttled = &batch["Retry"][0];
-    assert_eq!(throttled["JitterStrategy"], "FULL");
-    assert!(throttled["BackoffRate"].as_f64().unwrap() > 1.0);
-    assert!(throttled["MaxDelaySeconds"].as_u64().is_some());
-    for failure in refresher_failures() {
-        let name = failure.as_str().to_owned();
-        if failure.is_transient() {
-            assert!(
-                retriers.iter().any(|r| r.contains(&name)),
-                "{name} is transient: retry it"
-            );
-            assert!(
-                !catchers[..catchers.len() - 1]
-                    .iter()
-                    .any(|c| c.contains(&name)),
-                "{name} is caught only after its retries, by States.ALL"
-            );
-        } else {
-            assert!(
-                !retriers.iter().any(|r| r.contains(&name)),
-                "{name} is permanent: do not retry it"
-            );
-            assert!(catchers[0].contains(&name), "{name} is permanent: catch it");
-        }
-    }
-    assert!(catchers[0].contains(&invalid_input().to_owned()));
-    let service_retrier = &retriers[1];
-    for error in LAMBDA_SERVICE_ERRORS {
-        assert!(service_retrier.contains(&error.to_owned()), "{error}");
-    }
+    // The refresher fails an invocation with StoreUnavailable only while it
+    // begins its leases, before any fetch; a throttled Lambda service never
+    // ran it. Nothing else is retried: a retry never fetches again.
+    assert_eq!(
+        error_names(&batch["Retry"]),
+        [vec![
+            "Lambda.TooManyRequestsException".to_owned(),
+            ErrorType::StoreUnavailable.to_string()
+        ]]
+    );
+    let retry = &batch["Retry"][0];
+    assert_eq!(retry["JitterStrategy"], "FULL");
+    assert!(retry["BackoffRate"].as_f64().unwrap() > 1.0);
+    assert!(retry["MaxDelaySeconds"].as_u64().is_some());
     // Whatever else fails lands in Record failure: one batch never fails the run.
-    assert_eq!(catchers.last().unwrap(), &["States.ALL"]);
-    for catcher in batch["Catch"].as_array().unwrap() {
-        assert_eq!(catcher["Next"], "Record failure");
-        assert_eq!(
-            catcher["ResultPath"], "$.caught",
-            "Record failure reads the error beside the batch"
-        );
-    }
+    assert_eq!(
+        error_names(&batch["Catch"]),
+        [vec!["States.ALL".to_owned()]]
+    );
+    let catcher = &batch["Catch"][0];
+    assert_eq!(catcher["Next"], "Record failure");
+    assert_eq!(
+        catcher["ResultPath"], "$.caught",
+        "Record failure reads the error beside the batch"
+    );
     // Both planner calls retry the Lambda service errors with jitter.
     for name in ["Plan refresh", "Summarize"] {
         let retry = &state(&d, name)["Retry"][0];
@@ -430,31 +405,78 @@ fn transient_refresh_failures_are_retried_and_permanent_ones_caught() {
 }
 
 #[test]
-fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
+fn a_batch_runs_round_after_round_with_only_the_targets_handed_back() {
     let d = definition();
-    let selector = state(&d, "Refresh batch")["ResultSelector"]
-        .as_object()
-        .expect("a ResultSelector");
-    // The fields of the refresher's report: counts, and the per-key `results`.
-    let report = serde_json::to_value(BatchReport::new(Vec::new())).unwrap();
-    let report = report.as_object().unwrap();
-    assert!(report.contains_key("results"));
-    let counts: BTreeSet<&String> = report
-        .iter()
-        .filter(|(_, v)| v.is_number())
-        .map(|(k, _)| k)
-        .collect();
-    let selected: BTreeSet<String> = selector
-        .iter()
-        .map(|(k, v)| {
-            let field = k.strip_suffix(".$").expect("selected from the payload");
-            assert_eq!(v.as_str(), Some(format!("$.Payload.{field}").as_str()));
-            field.to_owned()
-        })
-        .collect();
-    assert_eq!(selected.iter().collect::<BTreeSet<_>>(), counts);
-    assert!(!selected.contains("results"));
+    let batch = state(&d, "Refresh batch");
+    // The round's answer is kept beside the batch, so that a failure still
+    // finds the batch's run and targets.
+    assert_eq!(
+        batch["ResultSelector"],
+        json!({"retry.$": "$.Payload.retry"})
+    );
+    assert_eq!(batch["ResultPath"], "$.outcome");
+    assert_eq!(batch["Next"], "More rounds?");
+    let more = state(&d, "More rounds?");
+    assert_eq!(
+        more["Choices"],
+        json!([{"Variable": "$.outcome.retry", "IsNull": false, "Next": "Wait for the next round"}])
+    );
+    assert_eq!(more["Default"], "Batch done");
+    assert_eq!(state(&d, "Batch done")["Type"], "Succeed");
+    let wait = state(&d, "Wait for the next round");
+    assert_eq!(wait["SecondsPath"], "$.outcome.retry.waitSeconds");
+    assert_eq!(wait["Next"], "Next round");
+    let next = state(&d, "Next round");
+    assert_eq!(next["Type"], "Pass");
+    assert_eq!(next["InputPath"], "$.outcome.retry.batch");
+    assert_eq!(next["Next"], "Refresh batch");
 
+    // The refresher's answer has that shape: counts (recorded by the
+    // refresher itself) and `retry`, null or a wait and the next batch.
+    let keys = [CacheKey::parse("drs-quotas#us-east-1#111122223333").unwrap()];
+    let first = Batch {
+        run: Some(RunRef {
+            execution: "tick".into(),
+            index: 3,
+        }),
+        claim: Some(ClaimId("00000000000000aa".into())),
+        ..Batch::of(RefreshReason::Schedule, &keys)
+    };
+    let carried = Counts {
+        refreshed: 2,
+        ..Counts::default()
+    };
+    let output = serde_json::to_value(RoundOutput {
+        counts: carried,
+        retry: Some(RetryOutput {
+            wait_seconds: 5,
+            batch: first.next_round(&keys, carried),
+        }),
+    })
+    .unwrap();
+    assert_eq!(output["retry"]["waitSeconds"], 5);
+    let again: Batch = serde_json::from_value(output["retry"]["batch"].clone())
+        .expect("the next round is a refresher input");
+    assert_eq!((again.round, again.carried), (1, carried));
+    assert_eq!(
+        (again.run, again.claim),
+        (first.run.clone(), first.claim.clone())
+    );
+    let done = serde_json::to_value(RoundOutput {
+        counts: carried,
+        retry: None,
+    })
+    .unwrap();
+    assert_eq!(
+        done["retry"],
+        Value::Null,
+        "the Choice needs the field, null"
+    );
+}
+
+#[test]
+fn a_failed_batch_is_recorded_in_the_shape_the_summary_reads() {
+    let d = definition();
     // A failed batch is recorded by the planner, in the shape it reads.
     let failure = &state(&d, "Record failure");
     assert_eq!(failure["Type"], "Task");
@@ -481,10 +503,11 @@ fn a_batch_result_is_the_refresher_counts_and_never_its_key_results() {
     assert_eq!(catch["ErrorEquals"], json!(["States.ALL"]));
     assert_eq!(state(&d, catch["Next"].as_str().unwrap())["Type"], "Pass");
     // Both shapes are what the planner's summary reads.
-    let counts_result: serde_json::Map<String, Value> = selected
-        .iter()
-        .map(|field| (field.clone(), json!(1)))
-        .collect();
+    let counts_result = serde_json::to_value(Counts {
+        refreshed: 1,
+        ..Counts::default()
+    })
+    .unwrap();
     let input: SummarizeInput = serde_json::from_value(json!({
         "reason": "schedule",
         "results": [counts_result, {"failedBatch": true, "error": "AccessDenied", "targets": 2}]
@@ -533,16 +556,19 @@ fn the_map_reads_the_plan_object_and_no_state_holds_the_batches_or_their_results
         json!({
             "reason.$": "$$.Map.Item.Value.reason",
             "targets.$": "$$.Map.Item.Value.targets",
+            "claim.$": "$$.Map.Item.Value.claim",
             "run": {"execution.$": "$$.Execution.Name", "index.$": "$$.Map.Item.Index"}
         })
     );
     let batch: Batch = serde_json::from_value(json!({
         "reason": "schedule",
         "targets": [{"dataType": "drs-quotas", "region": "us-east-1"}],
+        "claim": "0123456789abcdef",
         "run": {"execution": "tick", "index": 0}
     }))
     .expect("an item is a refresher input");
     assert!(batch.run.is_some());
+    assert_eq!(batch.claim, Some(ClaimId("0123456789abcdef".into())));
     // The children's results go to S3 and the Map's own result is dropped.
     assert_eq!(
         map["ResultWriter"]["Parameters"],
@@ -577,22 +603,33 @@ const DENIED: &str = "222222222222";
 const THROTTLED_ONCE: &str = "333333333333";
 const INVALID: &str = "444444444444";
 const UPSTREAM_DOWN: &str = "555555555555";
+const STORE_BLIP: &str = "666666666666";
 
 /// The plan object of the scheduled tick: one batch per way a batch can end.
 const TICK_PLAN: &str = "plans/statemachine-tick.json";
 
 fn tick_batches() -> Vec<Batch> {
-    [REFRESHED, DENIED, THROTTLED_ONCE, INVALID, UPSTREAM_DOWN]
-        .iter()
-        .map(|account| Batch {
-            reason: RefreshReason::Schedule,
-            targets: vec![TargetSpec::of(
-                &CacheKey::parse(&format!("drs-quotas#us-east-1#{account}")).unwrap(),
-            )],
-            run: None,
-        })
-        .collect()
+    [
+        REFRESHED,
+        DENIED,
+        THROTTLED_ONCE,
+        INVALID,
+        UPSTREAM_DOWN,
+        STORE_BLIP,
+    ]
+    .iter()
+    .map(|account| {
+        let key = CacheKey::parse(&format!("drs-quotas#us-east-1#{account}")).unwrap();
+        Batch {
+            claim: Some(ClaimId(format!("claim-{account}"))),
+            ..Batch::of(RefreshReason::Schedule, &[key])
+        }
+    })
+    .collect()
 }
+
+/// Rounds a batch runs at most, as the refresher's `REFRESH_ROUNDS`.
+const ROUNDS: u32 = 3;
 
 /// Stand-ins for the two functions, answering each batch in the way its account
 /// names, and keeping the run ledger as the real ones do.
@@ -693,44 +730,65 @@ impl Functions {
         }
     }
 
+    /// Answers as the refresher does: the batch's counts so far and the next
+    /// round, if any; the counts of a finished batch go to the ledger.
     fn refresher(&self, payload: &Value, earlier: usize) -> Answer {
-        // The item is the planned batch and its place in the run.
+        // The item is the planned batch, its claim and its place in the run.
         let batch: Batch = serde_json::from_value(payload.clone())
             .map_err(|e| (invalid_input(), format!("not a batch: {e}: {payload}")))?;
-        let Some(run) = batch.run else {
+        let Some(run) = batch.run.clone() else {
             return Err((invalid_input(), format!("no run: {payload}")));
         };
+        if batch.claim.is_none() {
+            return Err((invalid_input(), format!("no claim: {payload}")));
+        }
         let account = batch.targets[0].account_id.clone().unwrap_or_default();
-        // The report's `results` are large in real life; they must not flow on.
-        let report = || {
-            json!({
-                "refreshed": 1, "unchanged": 0, "superseded": 0, "notInitialized": 0,
-                "failed": 0,
-                "results": [{"cacheKey": format!("drs-quotas#us-east-1#{account}"),
-                             "status": "refreshed", "changed": true, "items": 1,
-                             "bytes": 301, "pages": 1, "durationMs": 12}]
+        let ended = |counts: Counts| {
+            let counts = Counts {
+                refreshed: batch.carried.refreshed + counts.refreshed,
+                failed: batch.carried.failed + counts.failed,
+                ..batch.carried
+            };
+            self.record(run.clone(), BatchResult::Counts(counts));
+            Ok(serde_json::to_value(RoundOutput {
+                counts,
+                retry: None,
             })
+            .unwrap())
         };
-        let refreshed = |run: RunRef| {
-            let report = report();
-            let counts = serde_json::from_value(report.clone()).unwrap();
-            self.record(run, BatchResult::Counts(counts));
-            Ok(report)
+        let again = || {
+            let keys = batch.keys(drs_cache::domain::AccountId::parse(&account).unwrap());
+            let retry = RetryOutput {
+                wait_seconds: 1,
+                batch: batch.next_round(&keys.unwrap(), batch.carried),
+            };
+            Ok(serde_json::to_value(RoundOutput {
+                counts: batch.carried,
+                retry: Some(retry),
+            })
+            .unwrap())
         };
-        let failed = |kind: &'static str| {
-            // The message is the whole report (docs/refresh.md).
-            let mut report = report();
-            report["refreshed"] = json!(0);
-            report["failed"] = json!(1);
-            Err((kind, report.to_string()))
+        let refreshed = Counts {
+            refreshed: 1,
+            ..Counts::default()
         };
+        let failed = Counts {
+            failed: 1,
+            ..Counts::default()
+        };
+        let last = batch.round + 1 >= ROUNDS;
         match account.as_str() {
-            REFRESHED => refreshed(run),
-            DENIED => failed("AccessDenied"),
-            THROTTLED_ONCE if earlier == 0 => failed("Throttled"),
-            THROTTLED_ONCE => refreshed(run),
+            REFRESHED => ended(refreshed),
+            // A permanent failure: counted, recorded on the key, not retried.
+            DENIED => ended(failed),
+            THROTTLED_ONCE if batch.round == 0 => again(),
+            THROTTLED_ONCE => ended(refreshed),
             INVALID => Err((invalid_input(), "targets[0].region ...".into())),
-            UPSTREAM_DOWN => failed("Upstream"),
+            UPSTREAM_DOWN if !last => again(),
+            UPSTREAM_DOWN => ended(failed),
+            // The leases could not be begun: nothing was fetched.
+            STORE_BLIP if earlier == 0 => Err(("StoreUnavailable", "throttled".into())),
+            STORE_BLIP => ended(refreshed),
             other => Err((invalid_input(), format!("unexpected account {other}"))),
         }
     }
@@ -816,14 +874,21 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
         json!({"trigger": "schedule", "time": "2024-05-14T09:00:00Z"}),
     )
     .await;
-    let refreshed =
-        json!({"refreshed": 1, "unchanged": 0, "superseded": 0, "notInitialized": 0, "failed": 0});
+    let counts = |refreshed: u64, failed: u64| {
+        serde_json::to_value(Counts {
+            refreshed,
+            failed,
+            ..Counts::default()
+        })
+        .unwrap()
+    };
     let expected_results = json!([
-        refreshed,
-        {"failedBatch": true, "error": "AccessDenied", "targets": 1},
-        refreshed,
+        counts(1, 0),
+        counts(0, 1),
+        counts(1, 0),
         {"failedBatch": true, "error": "InvalidInput", "targets": 1},
-        {"failedBatch": true, "error": "Upstream", "targets": 1},
+        counts(0, 1),
+        counts(1, 0),
     ]);
     let summarized = functions
         .calls_of(PLANNER)
@@ -832,7 +897,7 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
         .expect("Summarize ran");
     assert_eq!(
         summarized,
-        json!({"reason": "schedule", "execution": "tick", "batches": 5})
+        json!({"reason": "schedule", "execution": "tick", "batches": 6})
     );
     // Each batch recorded its result under its index: counts, never key results.
     let recorded: Vec<Value> = functions
@@ -852,25 +917,33 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     );
     assert_eq!(output, serde_json::to_value(&summary).unwrap());
 
-    // Each batch reached the refresher as planned; transient failures were
-    // retried, permanent ones were not.
+    // Each batch reached the refresher as planned, with its claim; a round
+    // handed back ran again after its wait, up to the last round; a store
+    // blip before any fetch was retried; nothing else ran twice.
     let refresher_calls = functions.calls_of(REFRESHER);
     for batch in tick_batches() {
         let account = batch.targets[0].account_id.clone().unwrap();
         let targets = serde_json::to_value(&batch.targets).unwrap();
-        let attempts = refresher_calls
+        let calls: Vec<&Value> = refresher_calls
             .iter()
             .filter(|p| p["targets"] == targets)
-            .count();
-        let expected = match account.as_str() {
-            THROTTLED_ONCE => 2,
-            // The first attempt and the retrier's three.
-            UPSTREAM_DOWN => 4,
-            _ => 1,
+            .collect();
+        let rounds: Vec<u64> = calls
+            .iter()
+            .map(|p| p.get("round").and_then(Value::as_u64).unwrap_or(0))
+            .collect();
+        let expected: &[u64] = match account.as_str() {
+            THROTTLED_ONCE => &[0, 1],
+            UPSTREAM_DOWN => &[0, 1, 2],
+            STORE_BLIP => &[0, 0],
+            _ => &[0],
         };
-        assert_eq!(attempts, expected, "batch of {account}");
+        assert_eq!(rounds, expected, "batch of {account}");
+        for call in calls {
+            assert_eq!(call["claim"], json!(format!("claim-{account}")));
+        }
     }
-    assert_eq!(refresher_calls.len(), 1 + 1 + 2 + 1 + 4);
+    assert_eq!(refresher_calls.len(), 1 + 1 + 2 + 1 + 3 + 2);
 
     // An invalidation with nothing to refresh, after the planner's store was
     // briefly unavailable: no Map, no summary.

@@ -29,7 +29,10 @@ use drs_cache::{
         CacheEntry, CacheKey, DataType, ETag, Extension, RefreshAttempt, RefreshErrorKind,
         RefreshFailure, Timestamp, Version,
     },
-    ports::{BoxError, CacheStore, ExtendOutcome, PutOutcome, RefreshLeases, StoreError},
+    ports::{
+        BoxError, CacheStore, ClaimId, ClaimRule, ExtendOutcome, PutOutcome, RefreshLeases,
+        StoreError,
+    },
 };
 
 type Item = std::collections::HashMap<String, AttributeValue>;
@@ -576,6 +579,10 @@ async fn a_cursor_is_valid_only_for_its_data_type() {
     ));
 }
 
+const PLAIN: ClaimRule = ClaimRule::Demand {
+    mark_pending: false,
+};
+
 /// Times to claim at, as seconds after one moment near now.
 fn lease_clock() -> impl Fn(i64) -> Timestamp {
     let start = Timestamp::now().unix_secs();
@@ -592,9 +599,10 @@ async fn a_lease_item_has_no_data_type_and_expires_by_ttl() {
     let (now, until) = (at(0), at(60));
     assert_eq!(
         t.store
-            .claim(std::slice::from_ref(&k), now, until)
+            .claim(std::slice::from_ref(&k), now, until, PLAIN)
             .await
-            .unwrap(),
+            .unwrap()
+            .keys,
         vec![k.clone()]
     );
 
@@ -640,9 +648,10 @@ async fn a_lease_item_has_no_data_type_and_expires_by_ttl() {
     let (later, later_until) = (until, at(120));
     assert_eq!(
         t.store
-            .claim(std::slice::from_ref(&k), later, later_until)
+            .claim(std::slice::from_ref(&k), later, later_until, PLAIN)
             .await
-            .unwrap(),
+            .unwrap()
+            .keys,
         vec![k.clone()]
     );
     let lease2 = t
@@ -650,7 +659,43 @@ async fn a_lease_item_has_no_data_type_and_expires_by_ttl() {
         .await
         .unwrap();
     assert_eq!(number(&lease2, "leaseUntil"), later_until.unix_secs());
-    assert_ne!(text(&lease2, "claimId"), claim_id);
+    let claim2 = ClaimId(text(&lease2, "claimId").to_owned());
+    assert_ne!(claim2.0, claim_id);
+
+    // A fetch begun under it records its start; a change while held, a mark.
+    let keys = [k.clone()];
+    let begun = t
+        .store
+        .begin(&keys, &claim2, at(121), at(481))
+        .await
+        .unwrap();
+    assert_eq!(begun, keys);
+    let marked = t
+        .store
+        .claim(
+            &keys,
+            at(122),
+            at(482),
+            ClaimRule::Demand { mark_pending: true },
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked.keys, []);
+    let lease3 = t
+        .raw_get("lease#drs-source-servers#us-west-2#111122223333")
+        .await
+        .unwrap();
+    assert_eq!(number(&lease3, "leaseUntil"), at(481).unix_secs());
+    assert_eq!(number(&lease3, "startedAt"), at(121).unix_secs());
+    assert_eq!(lease3["pending"].as_bool(), Ok(&true));
+    assert!(number(&lease3, "ttl") >= at(481).unix_secs());
+    // Released: the item is gone.
+    assert_eq!(t.store.release(&keys, &claim2).await.unwrap(), keys);
+    assert!(
+        t.raw_get("lease#drs-source-servers#us-west-2#111122223333")
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -667,7 +712,7 @@ async fn a_claim_on_an_unreachable_table_is_unavailable() {
     let store = DynamoDbStore::new(Client::from_conf(config), t.name.clone());
     proxy.set(Mode::Refuse);
 
-    let got = store.claim(&[servers_key()], at(0), at(60)).await;
+    let got = store.claim(&[servers_key()], at(0), at(60), PLAIN).await;
     assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
     proxy.set(Mode::Forward);
     assert_eq!(t.scan().await.len(), 0, "nothing was claimed");
@@ -740,9 +785,10 @@ async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
     let bad = key(DataType::DrsQuotas, "us-east-1", "999999999999");
     assert_eq!(
         t.store
-            .claim(std::slice::from_ref(&held), now, until)
+            .claim(std::slice::from_ref(&held), now, until, PLAIN)
             .await
-            .unwrap(),
+            .unwrap()
+            .keys,
         vec![held.clone()]
     );
 
@@ -751,7 +797,7 @@ async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
     call.extend_from_slice(&keys[..10]);
     call.push(bad.clone());
     call.extend_from_slice(&keys[10..]);
-    let got = failing.claim(&call, now, until).await;
+    let got = failing.claim(&call, now, until, PLAIN).await;
     assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
     // At most those in flight when the failure was seen are sent after it.
     let sent = puts.load(Ordering::SeqCst);
@@ -768,5 +814,8 @@ async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
     assert_eq!(leases, [format!("lease#{held}")]);
     let mut again = keys.clone();
     again.push(held.clone());
-    assert_eq!(t.store.claim(&again, now, until).await.unwrap(), keys);
+    assert_eq!(
+        t.store.claim(&again, now, until, PLAIN).await.unwrap().keys,
+        keys
+    );
 }

@@ -8,8 +8,8 @@ use crate::support::store_contract::{
 };
 use drs_cache::{
     adapters::embedded::{EmbeddedStore, OpenError},
-    domain::{DataType, ETag, Timestamp},
-    ports::{CacheStore, PutOutcome, RefreshLeases, StoreError},
+    domain::{CacheKey, DataType, ETag, Timestamp},
+    ports::{CacheStore, ClaimRule, PutOutcome, RefreshLeases, StoreError},
 };
 use tempfile::TempDir;
 
@@ -122,6 +122,23 @@ fn opening_a_file_that_is_not_a_store_is_an_error() {
     assert!(matches!(err, OpenError::Open { .. }), "{err:?}");
 }
 
+const PLAIN: ClaimRule = ClaimRule::Demand {
+    mark_pending: false,
+};
+
+async fn claim(
+    store: &EmbeddedStore,
+    k: &CacheKey,
+    now: Timestamp,
+    until: Timestamp,
+) -> Vec<CacheKey> {
+    store
+        .claim(std::slice::from_ref(k), now, until, PLAIN)
+        .await
+        .unwrap()
+        .keys
+}
+
 #[tokio::test]
 async fn leases_survive_reopening_the_file() {
     crate::support::init_test_log();
@@ -129,38 +146,37 @@ async fn leases_survive_reopening_the_file() {
     let k = key(DataType::DrsQuotas, "us-east-1", "111122223333");
     let now = Timestamp::now();
     let until = now.plus(Duration::from_secs(60));
-    {
+    let pending = ClaimRule::Demand { mark_pending: true };
+    let id = {
         let store = open(&cache_file(&dir));
-        assert_eq!(
-            store
-                .claim(std::slice::from_ref(&k), now, until)
-                .await
-                .unwrap(),
-            vec![k.clone()]
-        );
-    }
+        let claimed = store
+            .claim(std::slice::from_ref(&k), now, until, PLAIN)
+            .await
+            .unwrap();
+        assert_eq!(claimed.keys, vec![k.clone()]);
+        let marked = store
+            .claim(std::slice::from_ref(&k), now, until, pending)
+            .await
+            .unwrap();
+        assert_eq!(marked.keys, []);
+        claimed.id
+    };
 
     let store = open(&cache_file(&dir));
+    assert_eq!(claim(&store, &k, now, until).await, []);
     assert_eq!(
-        store
-            .claim(std::slice::from_ref(&k), now, until)
-            .await
-            .unwrap(),
-        []
+        store.release(std::slice::from_ref(&k), &id).await.unwrap(),
+        vec![k.clone()],
+        "the pending mark was kept"
     );
-    assert_eq!(
-        store
-            .claim(std::slice::from_ref(&k), until, until)
-            .await
-            .unwrap(),
-        [k]
-    );
+    assert_eq!(claim(&store, &k, now, until).await, [k]);
 }
 
-/// A file written before leases existed has no `leases` table: opening it adds
-/// one and keeps the entries.
+/// A file written by an earlier version keeps its leases in a `leases` table
+/// of lease ends: opening it drops that table, keeps the entries, and claims
+/// work in the table of today's leases.
 #[tokio::test]
-async fn a_file_without_a_leases_table_gets_one_on_open() {
+async fn a_file_with_the_earlier_leases_table_drops_it_on_open() {
     crate::support::init_test_log();
     let dir = TempDir::new().unwrap();
     let k = key(DataType::Ec2Subnets, "eu-west-1", "111122223333");
@@ -170,6 +186,8 @@ async fn a_file_without_a_leases_table_gets_one_on_open() {
         &b"{\"subnets\":[],\"count\":0}"[..],
         1_700_000_000,
     );
+    let old: redb::TableDefinition<&str, i64> = redb::TableDefinition::new("leases");
+    let now = Timestamp::now();
     {
         let store = open(&cache_file(&dir));
         store.put(&e).await.unwrap();
@@ -177,26 +195,21 @@ async fn a_file_without_a_leases_table_gets_one_on_open() {
     {
         let db = redb::Database::open(cache_file(&dir)).unwrap();
         let txn = db.begin_write().unwrap();
-        let leases: redb::TableDefinition<&str, i64> = redb::TableDefinition::new("leases");
-        assert!(
-            txn.delete_table(leases).unwrap(),
-            "the store has a leases table"
-        );
+        txn.open_table(old)
+            .unwrap()
+            .insert(k.to_string().as_str(), now.unix_secs() + 600)
+            .unwrap();
         txn.commit().unwrap();
     }
 
     let store = open(&cache_file(&dir));
     assert_eq!(store.get(&k).await.unwrap(), Some(e));
-    let now = Timestamp::now();
     assert_eq!(
-        store
-            .claim(
-                std::slice::from_ref(&k),
-                now,
-                now.plus(Duration::from_secs(60))
-            )
-            .await
-            .unwrap(),
+        claim(&store, &k, now, now.plus(Duration::from_secs(60))).await,
         [k]
     );
+    drop(store);
+    let db = redb::Database::open(cache_file(&dir)).unwrap();
+    let txn = db.begin_write().unwrap();
+    assert!(!txn.delete_table(old).unwrap(), "the earlier table is gone");
 }

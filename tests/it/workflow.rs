@@ -312,56 +312,36 @@ async fn an_account_denied_by_drs_is_recorded_while_the_other_completes() {
     let run = rig.run("tick", &tick()).await;
     let summary = &run.output;
 
-    // A batch holding a denied key fails with AccessDenied and is caught (not
-    // retried); every other batch counts its keys.
+    // A denied key is a permanent failure: its batch ends with it counted as
+    // failed (not retried, and no failed batch); every other key is refreshed.
     let plan = &plans(&rig).await[0];
     let batches = batch_keys(plan);
     let denied = |k: &String| k.starts_with("drs-") && k.ends_with(OTHER);
-    let failing = batches.iter().filter(|b| b.iter().any(denied)).count();
-    let counted: usize = batches
-        .iter()
-        .filter(|b| !b.iter().any(denied))
-        .map(Vec::len)
-        .sum();
-    assert!(failing > 0, "{batches:?}");
-    assert_eq!(summary["failedBatches"], failing, "{summary}");
+    assert!(batches.iter().any(|b| b.iter().any(denied)), "{batches:?}");
+    assert_eq!(summary["failedBatches"], 0, "{summary}");
+    assert_eq!(summary["refreshed"], 26 - 6, "{summary}");
     assert_eq!(
-        summary["errors"],
-        json!({"AccessDenied": failing}),
-        "{summary}"
+        summary["failed"], 6,
+        "the denied account's DRS keys in both regions: {summary}"
     );
-    assert_eq!(summary["refreshed"], counted, "{summary}");
-    // The failed batches' targets are counted apart from the key totals.
-    let failing_targets: usize = batches
-        .iter()
-        .filter(|b| b.iter().any(denied))
-        .map(Vec::len)
-        .sum();
-    assert_eq!(summary["failedBatchTargets"], failing_targets, "{summary}");
     assert_eq!(
         rig.invocations_of(REFRESHER).len(),
         batches.len(),
         "AccessDenied is not retried"
     );
-    // The refresher still wrote every key it could and said so in its error
-    // message (the report); "Record failure" keeps the error type and the
-    // batch's size, so the run's key totals leave out a caught batch's keys.
-    let reported: u64 = rig
+    let answered: u64 = rig
         .invocations_of(REFRESHER)
         .iter()
         .map(|i| {
-            let report = match &i.result {
-                Ok(report) => report.clone(),
-                Err((_, message)) => serde_json::from_str(message).expect("a report"),
-            };
-            report["refreshed"].as_u64().unwrap()
+            let out = i
+                .result
+                .as_ref()
+                .expect("keys that fail never fail the invocation");
+            assert_eq!(out["retry"], Value::Null, "{out}");
+            out["refreshed"].as_u64().unwrap()
         })
         .sum();
-    assert_eq!(
-        reported,
-        26 - 6,
-        "every key but the denied account's DRS keys"
-    );
+    assert_eq!(answered, 26 - 6);
 
     for key in rig.configured() {
         let raw = key.to_string();
@@ -412,18 +392,19 @@ async fn a_throttled_batch_is_retried_by_the_workflow_and_succeeds() {
     assert_eq!(summary["refreshed"], 2, "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
 
+    // The first round was throttled and handed its target back; the second,
+    // after its wait, refreshed it. Neither invocation failed.
     let calls = rig.invocations_of(REFRESHER);
-    let outcomes: Vec<Result<(), String>> = calls
-        .iter()
-        .map(|c| {
-            c.result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|(code, _)| code.clone())
-        })
-        .collect();
-    assert_eq!(outcomes, [Err("Throttled".to_owned()), Ok(())]);
-    assert_eq!(calls[0].payload, calls[1].payload, "the same batch, again");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|c| c.result.is_ok()), "{calls:?}");
+    assert_eq!(
+        calls[0].result.as_ref().unwrap()["retry"]["batch"],
+        calls[1].payload
+    );
+    assert_eq!(calls[1].payload["round"], 1);
+    assert_eq!(calls[1].payload["targets"], calls[0].payload["targets"]);
+    assert_eq!(calls[1].payload["claim"], calls[0].payload["claim"]);
+    assert_eq!(calls[1].result.as_ref().unwrap()["retry"], Value::Null);
     assert_eq!(rig.sim.requests(Service::Drs, "DescribeSourceServers"), 2);
 
     // moto keeps no history of a Distributed Map's children (each runs with a
@@ -501,7 +482,8 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
         );
     }
 
-    // One execution planned the target and refreshed it; 49 found it claimed.
+    // One execution planned the target and refreshed it; 49 found it claimed
+    // and marked it for one more refresh after that one.
     let planned: Vec<&Value> = runs
         .iter()
         .map(|r| &r.output)
@@ -509,28 +491,54 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
         .collect();
     assert_eq!(planned.len(), 1, "{planned:?}");
     assert_eq!(planned[0]["refreshed"], 1, "{}", planned[0]);
-    let plans = plans(&rig).await;
-    assert_eq!(plans.len(), 50);
-    assert_eq!(plans.iter().filter(|p| p["targets"] == 1).count(), 1);
-    assert_eq!(
-        plans
-            .iter()
-            .filter(|p| p["targets"] == 0 && p["skipped"] == 1)
-            .count(),
-        49
-    );
     let skipped: Vec<&Value> = runs
         .iter()
         .map(|r| &r.output)
         .filter(|o| o.get("failedBatches").is_none())
         .collect();
-    assert!(skipped.iter().all(|o| o["targets"] == 0), "{skipped:?}");
+    assert_eq!(skipped.len(), 49);
+    assert!(
+        skipped
+            .iter()
+            .all(|o| o["targets"] == 0 && o["skipped"] == 1),
+        "{skipped:?}"
+    );
 
-    // moto saw one DescribeSubnets, in the home account and region.
+    // Its refresher asked for that one follow-up run, which refreshed it again.
+    let executions = rig
+        .sfn
+        .list_executions()
+        .state_machine_arn(&rig.machine)
+        .send()
+        .await
+        .unwrap();
+    let follow_ups: Vec<String> = executions
+        .executions()
+        .iter()
+        .filter(|e| e.name().starts_with("event-targets-"))
+        .map(|e| e.execution_arn().to_owned())
+        .collect();
+    assert_eq!(follow_ups.len(), 1, "{follow_ups:?}");
+    let follow_up = rig.wait(&follow_ups[0]).await;
+    assert_eq!(
+        follow_up.status,
+        ExecutionStatus::Succeeded,
+        "{follow_up:?}"
+    );
+    // (moto's subnets are as they were: the body is unchanged, its freshness moves.)
+    assert_eq!(follow_up.output["unchanged"], 1, "{}", follow_up.output);
+    assert_eq!(plans(&rig).await.len(), 51);
+
+    // moto saw one DescribeSubnets in flight and one after it, in the home
+    // account and region.
     let listings = rig.forwarded_actions("DescribeSubnets");
-    assert_eq!(listings.len(), 1, "{listings:?}");
-    assert_eq!(listings[0].region.as_deref(), Some("us-east-1"));
-    assert_eq!(rig.invocations_of(REFRESHER).len(), 1);
+    assert_eq!(listings.len(), 2, "{listings:?}");
+    assert!(
+        listings
+            .iter()
+            .all(|l| l.region.as_deref() == Some("us-east-1"))
+    );
+    assert_eq!(rig.invocations_of(REFRESHER).len(), 2);
     let subnets = key(&format!("ec2-subnets#us-east-1#{HOME}"));
     assert_eq!(rig.read(&subnets).await.status(), 200);
 }

@@ -36,6 +36,8 @@ pub(super) mod attr {
     pub const CHUNK_SET: &str = "chunkSet";
     pub const LEASE_UNTIL: &str = "leaseUntil";
     pub const CLAIM_ID: &str = "claimId";
+    pub const STARTED_AT: &str = "startedAt";
+    pub const PENDING: &str = "pending";
     /// A run ledger item's batch result, as JSON.
     pub const RESULT: &str = "result";
 }

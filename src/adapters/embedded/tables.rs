@@ -13,8 +13,12 @@ pub(super) const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("hea
 pub(super) const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("bodies");
 pub(super) const BY_CREATED: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("by_created");
-/// Cache key → end of its refresh lease, in epoch seconds.
-pub(super) const LEASES: TableDefinition<&str, i64> = TableDefinition::new("leases");
+/// Cache key → its refresh lease: (end in epoch seconds, claim id, start of
+/// the fetch begun under it, marked pending).
+pub(super) const LEASES: TableDefinition<&str, (i64, &str, Option<i64>, bool)> =
+    TableDefinition::new("refresh_leases");
+/// The leases of earlier versions (key → end): dropped when a store opens.
+const OLD_LEASES: TableDefinition<&str, i64> = TableDefinition::new("leases");
 
 pub(super) fn create_tables(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
@@ -22,6 +26,7 @@ pub(super) fn create_tables(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(BODIES)?;
     txn.open_table(BY_CREATED)?;
     txn.open_table(LEASES)?;
+    txn.delete_table(OLD_LEASES)?;
     txn.commit()?;
     Ok(())
 }

@@ -18,8 +18,8 @@ use drs_cache::{
         Timestamp, TtlPolicy, Version,
     },
     ports::{
-        CacheStore, ExtendOutcome, Invalidation, MetaPage, PutOutcome, RefreshReason,
-        RefreshRequestError, RefreshTrigger, StoreError,
+        CacheStorage, CacheStore, Claim, ClaimId, ClaimRule, ExtendOutcome, Invalidation, MetaPage,
+        PutOutcome, RefreshLeases, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
     },
     read::{ApiRequest, ApiResponse, ReadService, ReaderSettings, Router, metrics::Recorded},
 };
@@ -78,19 +78,30 @@ impl RefreshTrigger for RecordingTrigger {
         self.1.lock().unwrap().push(invalidation.clone());
         Ok(())
     }
+
+    async fn request_targets(
+        &self,
+        keys: &[CacheKey],
+        reason: RefreshReason,
+    ) -> Result<(), RefreshRequestError> {
+        for key in keys {
+            self.request_refresh(key, reason).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts the reads and writes that reach the real store it wraps, and fails
 /// the next puts it is told to, as an unavailable store would.
 pub struct CountingStore {
-    inner: Arc<dyn CacheStore>,
+    inner: Arc<dyn CacheStorage>,
     gets: AtomicUsize,
     puts: AtomicUsize,
     failing_puts: AtomicUsize,
 }
 
 impl CountingStore {
-    pub fn new(inner: Arc<dyn CacheStore>) -> Self {
+    pub fn new(inner: Arc<dyn CacheStorage>) -> Self {
         Self {
             inner,
             gets: AtomicUsize::new(0),
@@ -148,6 +159,35 @@ impl CacheStore for CountingStore {
         limit: u32,
     ) -> Result<MetaPage, StoreError> {
         self.inner.list(data_type, cursor, limit).await
+    }
+}
+
+#[async_trait]
+impl RefreshLeases for CountingStore {
+    async fn claim(
+        &self,
+        keys: &[CacheKey],
+        now: Timestamp,
+        until: Timestamp,
+        rule: ClaimRule,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim(keys, now, until, rule).await
+    }
+    async fn begin(
+        &self,
+        keys: &[CacheKey],
+        claim: &ClaimId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CacheKey>, StoreError> {
+        self.inner.begin(keys, claim, now, until).await
+    }
+    async fn release(
+        &self,
+        keys: &[CacheKey],
+        claim: &ClaimId,
+    ) -> Result<Vec<CacheKey>, StoreError> {
+        self.inner.release(keys, claim).await
     }
 }
 

@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
@@ -19,14 +20,17 @@ use drs_cache::{
         dynamodb::{DynamoDbStore, create_table},
     },
     app,
+    config::DEFAULT_LEASE,
     domain::{AccountId, CacheKey, TtlTable, capacity::QuotaThresholds},
-    ports::{CacheStorage, RefreshReason},
+    ports::{CacheStorage, RefreshReason, RefreshTrigger},
     read::{ApiRequest, ApiResponse, ReaderSettings, metrics::Recorded},
     refresh::{
-        RefreshSettings, Refresher,
+        RefreshSettings, Refresher, RetryPolicy,
+        lambda::RefresherFunction,
         metrics::RefreshMetrics,
         summary::{BatchReport, KeySummary},
     },
+    workflow::RunLedger,
 };
 use drs_sim::{SimConfig, SimHandle, Simulator};
 
@@ -97,6 +101,12 @@ pub fn settings() -> RefreshSettings {
         quota_limits: QuotaThresholds::default(),
         concurrency: 8,
         home_account: home(),
+        lease: DEFAULT_LEASE,
+        // Short pauses between the rounds of a batch: a test waits 1-3 s in all.
+        retry: RetryPolicy {
+            rounds: 3,
+            first_wait: Duration::from_secs(1),
+        },
     }
 }
 
@@ -133,7 +143,7 @@ pub fn reader(store: Arc<dyn CacheStorage>) -> drs_cache::read::Router {
 pub struct Rig {
     pub sim: SimHandle,
     pub store: Arc<dyn CacheStorage>,
-    pub refresher: Refresher,
+    pub refresher: Arc<Refresher>,
     pub metrics: Arc<RecordedRefreshes>,
     router: drs_cache::read::Router,
 }
@@ -174,7 +184,12 @@ impl Rig {
         let store = table_store().await;
         let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
         let metrics = Arc::new(RecordedRefreshes::default());
-        let refresher = app::refresher_over(store.clone(), upstream, settings(), metrics.clone());
+        let refresher = Arc::new(app::refresher_over(
+            store.clone(),
+            upstream,
+            settings(),
+            metrics.clone(),
+        ));
         let router = reader(store.clone());
         Self {
             sim,
@@ -182,6 +197,20 @@ impl Rig {
             refresher,
             metrics,
             router,
+        }
+    }
+
+    /// The refresher as its Lambda function runs it: batch counts in `ledger`,
+    /// follow-up runs asked of `trigger`.
+    pub fn function(
+        &self,
+        ledger: Arc<dyn RunLedger>,
+        trigger: Arc<dyn RefreshTrigger>,
+    ) -> RefresherFunction {
+        RefresherFunction {
+            refresher: self.refresher.clone(),
+            ledger,
+            trigger,
         }
     }
 

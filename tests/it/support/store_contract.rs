@@ -9,7 +9,9 @@ use drs_cache::{
         AccountId, CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt,
         RefreshErrorKind, RefreshFailure, Region, Timestamp, TtlPolicy, Version,
     },
-    ports::{CacheStore, ExtendOutcome, PutOutcome, RefreshLeases, StoreError},
+    ports::{
+        CacheStore, Claim, ClaimId, ClaimRule, ExtendOutcome, PutOutcome, RefreshLeases, StoreError,
+    },
 };
 use rand::RngCore;
 
@@ -63,6 +65,10 @@ macro_rules! store_contract_tests {
             a_key_given_twice_in_one_call_is_claimed_once,
             concurrent_claims_of_one_key_claim_it_once,
             leases_never_show_in_or_disturb_cache_entries,
+            a_released_key_is_free_at_once_and_only_its_claim_releases_it,
+            begin_renews_its_claims_lease_and_takes_over_only_an_ended_one,
+            changes_while_a_key_is_held_make_one_pending_mark,
+            a_begun_lease_never_released_holds_off_scheduled_claims_for_the_backoff,
         );
     };
     (@tests $make:path; $($name:ident),+ $(,)?) => {
@@ -513,8 +519,23 @@ async fn claim(
     now: Timestamp,
     until: Timestamp,
 ) -> Vec<CacheKey> {
+    claim_by(leases, keys, now, until, PLAIN).await.keys
+}
+
+/// A claim that neither marks held keys nor minds a died refresh.
+const PLAIN: ClaimRule = ClaimRule::Demand {
+    mark_pending: false,
+};
+
+async fn claim_by(
+    leases: &dyn RefreshLeases,
+    keys: &[&CacheKey],
+    now: Timestamp,
+    until: Timestamp,
+    rule: ClaimRule,
+) -> Claim {
     let keys: Vec<CacheKey> = keys.iter().map(|&k| k.clone()).collect();
-    leases.claim(&keys, now, until).await.unwrap()
+    leases.claim(&keys, now, until, rule).await.unwrap()
 }
 
 pub async fn a_fresh_key_is_claimed(_: &dyn CacheStore, leases: &dyn RefreshLeases) {
@@ -590,12 +611,19 @@ pub async fn claims_are_per_key_and_keep_the_order_given(
         .collect();
     let mut reversed = many.clone();
     reversed.reverse();
-    assert_eq!(leases.claim(&reversed, now, until).await.unwrap(), reversed);
+    assert_eq!(
+        leases
+            .claim(&reversed, now, until, PLAIN)
+            .await
+            .unwrap()
+            .keys,
+        reversed
+    );
     let mut mixed = vec![a.clone()];
     mixed.extend(many.iter().cloned());
     mixed.push(key(DataType::DrsQuotas, "us-east-2", "111122223333"));
     assert_eq!(
-        leases.claim(&mixed, now, until).await.unwrap(),
+        leases.claim(&mixed, now, until, PLAIN).await.unwrap().keys,
         [key(DataType::DrsQuotas, "us-east-2", "111122223333")]
     );
 }
@@ -637,7 +665,10 @@ pub async fn concurrent_claims_of_one_key_claim_it_once(
         } else {
             vec![own.clone(), shared.clone()]
         };
-        async move { (own, leases.claim(&keys, now, until).await.unwrap()) }
+        async move {
+            let claimed = leases.claim(&keys, now, until, PLAIN).await.unwrap();
+            (own, claimed.keys)
+        }
     });
     let answers = futures::future::join_all(calls).await;
     let mut winners = 0;
@@ -713,4 +744,175 @@ pub async fn leases_never_show_in_or_disturb_cache_entries(
     let page = store.list(DataType::Ec2Subnets, None, 100).await.unwrap();
     assert_eq!(page.entries.len(), 1);
     assert_eq!(page.entries[0].version, Version::from_raw(5));
+}
+
+pub async fn a_released_key_is_free_at_once_and_only_its_claim_releases_it(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let k = quotas_key();
+    let first = claim_by(leases, &[&k], at(0), at(360), PLAIN).await;
+    assert_eq!(first.keys, vec![k.clone()]);
+    let other = ClaimId("0000000000000000".into());
+    let keys = vec![k.clone()];
+    assert_eq!(leases.release(&keys, &other).await.unwrap(), []);
+    assert_eq!(
+        claim(leases, &[&k], at(1), at(361)).await,
+        [],
+        "another claim released it"
+    );
+    assert_eq!(leases.release(&keys, &first.id).await.unwrap(), []);
+    assert_eq!(
+        claim(leases, &[&k], at(2), at(362)).await,
+        vec![k.clone()],
+        "released"
+    );
+    // Releasing what is no longer held changes nothing.
+    assert_eq!(leases.release(&keys, &first.id).await.unwrap(), []);
+    assert_eq!(claim(leases, &[&k], at(3), at(363)).await, []);
+}
+
+pub async fn begin_renews_its_claims_lease_and_takes_over_only_an_ended_one(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let (a, b) = (
+        key(DataType::Ec2Subnets, "us-east-1", "111122223333"),
+        key(DataType::Ec2Subnets, "us-east-1", "444455556666"),
+    );
+    let first = claim_by(leases, &[&a], at(0), at(60), PLAIN).await;
+    // Renewed past the claim's end: a claim after it finds the key held.
+    let both = [a.clone(), b.clone()];
+    assert_eq!(
+        leases
+            .begin(&both, &first.id, at(30), at(400))
+            .await
+            .unwrap(),
+        both,
+        "its own key renewed, a free one taken"
+    );
+    assert_eq!(claim(leases, &[&a, &b], at(100), at(160)).await, []);
+    let second = ClaimId("1111111111111111".into());
+    assert_eq!(
+        leases
+            .begin(&both, &second, at(100), at(460))
+            .await
+            .unwrap(),
+        [],
+        "held by the first claim"
+    );
+    // Once it ends, another claim takes it over, and the first no longer can.
+    assert_eq!(
+        leases
+            .begin(std::slice::from_ref(&b), &second, at(400), at(760))
+            .await
+            .unwrap(),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        leases
+            .begin(&both, &first.id, at(401), at(761))
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+}
+
+pub async fn changes_while_a_key_is_held_make_one_pending_mark(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let k = quotas_key();
+    let change = ClaimRule::Demand { mark_pending: true };
+    let held = claim_by(leases, &[&k], at(0), at(360), PLAIN).await;
+    let keys = vec![k.clone()];
+    leases.begin(&keys, &held.id, at(1), at(361)).await.unwrap();
+    // A burst of 50 changes while the fetch is in flight: none claims it.
+    for i in 0..50 {
+        assert_eq!(
+            claim_by(leases, &[&k], at(2 + i), at(400), change)
+                .await
+                .keys,
+            []
+        );
+    }
+    // A request that marks nothing leaves no mark of its own.
+    assert_eq!(claim(leases, &[&k], at(60), at(400)).await, []);
+    // The release says a change came: one follow-up, whatever the burst.
+    assert_eq!(leases.release(&keys, &held.id).await.unwrap(), keys);
+    let next = claim_by(leases, &[&k], at(70), at(430), PLAIN).await;
+    assert_eq!(next.keys, keys, "free after the release");
+    assert_eq!(
+        leases.release(&keys, &next.id).await.unwrap(),
+        [],
+        "no mark carried over"
+    );
+
+    // Without a change while held, nothing is pending.
+    let quiet = claim_by(leases, &[&k], at(80), at(440), PLAIN).await;
+    assert_eq!(claim(leases, &[&k], at(81), at(441)).await, []);
+    assert_eq!(leases.release(&keys, &quiet.id).await.unwrap(), []);
+}
+
+pub async fn a_begun_lease_never_released_holds_off_scheduled_claims_for_the_backoff(
+    _: &dyn CacheStore,
+    leases: &dyn RefreshLeases,
+) {
+    let at = lease_clock();
+    let backoff = Duration::from_secs(300);
+    let tick = ClaimRule::Schedule {
+        died_backoff: backoff,
+    };
+    let (died, unbegun) = (
+        key(DataType::Ec2Subnets, "us-east-1", "111122223333"),
+        key(DataType::Ec2SecurityGroups, "us-east-1", "111122223333"),
+    );
+    let claimed = claim_by(leases, &[&died, &unbegun], at(0), at(60), tick).await;
+    assert_eq!(claimed.keys, [died.clone(), unbegun.clone()]);
+    // The fetch of one begins and its refresher dies: nothing releases it.
+    let begun = [died.clone()];
+    leases
+        .begin(&begun, &claimed.id, at(5), at(65))
+        .await
+        .unwrap();
+    // Past the lease, a tick takes the key whose batch never began, and leaves
+    // the died one until the backoff has passed since its lease ended.
+    assert_eq!(
+        claim_by(leases, &[&died, &unbegun], at(66), at(126), tick)
+            .await
+            .keys,
+        vec![unbegun.clone()]
+    );
+    assert_eq!(
+        claim_by(leases, &[&died], at(364), at(424), tick)
+            .await
+            .keys,
+        []
+    );
+    // A change is never held off: it claims the died key at once.
+    let change = ClaimRule::Demand { mark_pending: true };
+    let after_change = claim_by(leases, &[&died], at(100), at(160), change).await;
+    assert_eq!(after_change.keys, begun);
+    leases.release(&begun, &after_change.id).await.unwrap();
+    // And after the backoff a tick takes a died key too.
+    let again = claim_by(leases, &[&died], at(200), at(260), PLAIN).await;
+    leases
+        .begin(&begun, &again.id, at(201), at(261))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim_by(leases, &[&died], at(560), at(620), tick)
+            .await
+            .keys,
+        []
+    );
+    assert_eq!(
+        claim_by(leases, &[&died], at(561), at(621), tick)
+            .await
+            .keys,
+        begun
+    );
 }

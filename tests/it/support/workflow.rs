@@ -36,13 +36,15 @@ use drs_cache::{
         aws::{AccountAccess, AwsUpstream, Credentials, RetrySettings, UpstreamConfig},
         dynamodb::{DynamoDbStore, create_table},
         s3::S3PlanStore,
+        sfn::StepFunctionsTrigger,
     },
+    config::REFRESH_REQUEST_WINDOW,
     domain::{AccountId, CacheEntry, CacheKey, DataType, Region, Timestamp},
     invocation::InvocationError,
     plan::{PlanConfig, Planner, lambda::PlannerFunction},
     ports::CacheStorage,
     read::{ApiRequest, ApiResponse},
-    refresh::Refresher,
+    refresh::{Refresher, lambda::RefresherFunction},
 };
 use drs_sim::{SimConfig, SimHandle, Simulator};
 use http::{Method, Request, Response, StatusCode, header};
@@ -136,9 +138,7 @@ enum Dispatch {
     Handlers {
         runtime: tokio::runtime::Handle,
         planner: Arc<PlannerFunction>,
-        refresher: Arc<Refresher>,
-        /// The refresher's run ledger.
-        ledger: Arc<DynamoDbStore>,
+        refresher: Arc<RefresherFunction>,
     },
     StandIns(StandIns),
 }
@@ -409,7 +409,7 @@ impl RouterState {
             }
         };
         let (name, input) = (function.clone(), payload.clone());
-        let (runtime, planner, refresher, ledger) = match dispatch {
+        let (runtime, planner, refresher) = match dispatch {
             Dispatch::StandIns(answer) => {
                 let started = Instant::now();
                 let result = answer(&function, payload.clone());
@@ -419,8 +419,7 @@ impl RouterState {
                 runtime,
                 planner,
                 refresher,
-                ledger,
-            } => (runtime, planner, refresher, ledger),
+            } => (runtime, planner, refresher),
         };
         let started = Instant::now();
         let outcome = runtime
@@ -430,7 +429,8 @@ impl RouterState {
                     PLANNER => drs_cache::plan::lambda::handle(&planner, event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
-                    REFRESHER => drs_cache::refresh::lambda::handle(&refresher, &*ledger, event)
+                    REFRESHER => refresher
+                        .handle(event)
                         .await
                         .map(|out| serde_json::to_value(out).unwrap()),
                     other => {
@@ -726,7 +726,7 @@ pub fn plan_config() -> PlanConfig {
         schedule_interval: Duration::from_secs(60),
         refresh_ahead_margin: Duration::from_secs(30),
         failure_backoff: Duration::from_secs(300),
-        lease: Duration::from_secs(60),
+        lease: drs_cache::config::DEFAULT_LEASE,
         batch_size: 10,
         list_page: 25,
         max_targets_per_run: 10_000,
@@ -878,14 +878,6 @@ impl Rig {
             ledger: store.clone(),
             metrics: Arc::new(RecordedRuns::default()),
         });
-        *lock(&harness.state.dispatch) = Some(Dispatch::Handlers {
-            runtime: tokio::runtime::Handle::current(),
-            planner: planner.clone(),
-            refresher,
-            ledger: store.clone(),
-        });
-        lock(&harness.state.forwarded).clear();
-        lock(&harness.state.invocations).clear();
 
         let concurrency = options.map_concurrency.to_string();
         let definition =
@@ -901,6 +893,23 @@ impl Rig {
             .expect("moto accepts the definition")
             .state_machine_arn()
             .to_owned();
+        // Follow-up runs start on this machine, as the deployed refresher's do.
+        let refresher = Arc::new(RefresherFunction {
+            refresher,
+            ledger: store.clone(),
+            trigger: Arc::new(StepFunctionsTrigger::new(
+                sfn.clone(),
+                &machine,
+                REFRESH_REQUEST_WINDOW,
+            )),
+        });
+        *lock(&harness.state.dispatch) = Some(Dispatch::Handlers {
+            runtime: tokio::runtime::Handle::current(),
+            planner: planner.clone(),
+            refresher,
+        });
+        lock(&harness.state.forwarded).clear();
+        lock(&harness.state.invocations).clear();
         let reader = super::refresh::reader(store.clone());
         Self {
             sim,
