@@ -289,8 +289,9 @@ pub trait RefreshLeases: Send + Sync {
 
     /// Starts a fetch of `keys` under `claim`: each lease that `claim` holds,
     /// or that no live lease holds, becomes `claim`'s until `until`, with `now`
-    /// as the start of its fetch. Returns the keys `claim` now holds, in the
-    /// order given; a key another claim took over is left out.
+    /// as the start of its fetch and no pending mark (the fetch that begins
+    /// answers every change marked before it). Returns the keys `claim` now
+    /// holds, in the order given; a key another claim took over is left out.
     async fn begin(
         &self,
         keys: &[CacheKey],
@@ -336,9 +337,9 @@ pub enum ClaimRule {
     Schedule { died_backoff: Duration },
     /// A change or a request: a key whose lease has ended is claimed whatever
     /// became of its refresh. With `mark_pending`, a key held by a live lease
-    /// is marked, and its holder asks for one more refresh when it releases it:
-    /// a change after a fetch started is never lost, and any number of marks
-    /// make one refresh.
+    /// is marked, and its holder asks for one more refresh when it releases it
+    /// (unless a fetch began after the mark): a change after a fetch started is
+    /// never lost, and any number of marks make one refresh.
     Demand { mark_pending: bool },
 }
 

@@ -126,7 +126,8 @@ impl Refresher {
                 .map(|r| &r.cache_key)
                 .collect()
         };
-        // A target is retried when any key its fetch writes failed in passing.
+        // A target is retried when any key its fetch writes failed in passing;
+        // every key it writes is then counted in a later round, not this one.
         let home = self.settings.home_account;
         let (again, done): (Vec<CacheKey>, Vec<CacheKey>) = held.into_iter().partition(|t| {
             Fetch::of(t, home)
@@ -134,7 +135,11 @@ impl Refresher {
                 .iter()
                 .any(|k| passing.contains(k))
         });
-        counts += report.counts_except(&passing);
+        let rewritten: Vec<CacheKey> = again
+            .iter()
+            .flat_map(|t| Fetch::of(t, home).written_keys(t))
+            .collect();
+        counts += report.counts_except(&rewritten.iter().collect());
         let follow_up = match &batch.claim {
             Some(claim) if !done.is_empty() => match self.leases.release(&done, claim).await {
                 Ok(pending) => pending,

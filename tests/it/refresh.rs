@@ -18,6 +18,7 @@ use drs_cache::{
     domain::{EntryState, RefreshErrorKind, Region},
     ports::RefreshReason,
     refresh::summary::{FailureKind, Status},
+    workflow::Batch,
 };
 use drs_sim::{AccountMatch, Faults, RegionalSelector, Service, SimConfig};
 use serde_json::Value;
@@ -467,24 +468,72 @@ async fn four_thousand_source_servers_round_trip_through_store_and_reader() {
     assert_eq!(quotas["availableReplicatingSlots"], 0);
 }
 
+/// A refresher over `store`, reading the rig's simulator in the home account.
+async fn refresher_over(rig: &Rig, store: Arc<CountingStore>) -> drs_cache::refresh::Refresher {
+    let base = sdk_config(&rig.sim.endpoint(), Endpoints::default()).await;
+    let access = AccountAccess {
+        own_account: Some(home()),
+        others: Credentials::Static(Default::default()),
+    };
+    let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
+    app::refresher_over(
+        store,
+        upstream,
+        settings(),
+        Arc::new(RecordedRefreshes::default()),
+    )
+}
+
+#[tokio::test]
+async fn a_target_retried_for_one_failed_write_counts_each_of_its_keys_once() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let flaky = Arc::new(CountingStore::new(table_store().await));
+    let refresher = refresher_over(&rig, flaky.clone()).await;
+    // The quotas target writes the source servers and the quotas from one
+    // listing; every write of the first of them fails, the second is written.
+    flaky.fail_next_puts(3);
+    let targets = vec![key("drs-quotas#us-east-1#123456789012")];
+    let first = refresher
+        .refresh_round(&Batch::of(RefreshReason::Manual, &targets), targets.clone())
+        .await
+        .unwrap();
+    let failed: Vec<_> = first
+        .report
+        .results
+        .iter()
+        .filter(|r| r.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", first.report);
+    let retry = first.retry.expect("the target failed in passing");
+    assert_eq!(retry.targets, targets);
+    assert!(
+        first.counts.is_zero(),
+        "counted in the round that ends it: {:?}",
+        first.counts
+    );
+    // The next round writes both again, and each is counted once.
+    let second = refresher
+        .refresh_round(&retry.batch, retry.targets)
+        .await
+        .unwrap();
+    assert!(second.retry.is_none());
+    assert_eq!(
+        second.counts.refreshed + second.counts.unchanged,
+        2,
+        "{:?}",
+        second.counts
+    );
+    assert_eq!(second.counts.failed, 0);
+    assert_eq!(rig.sim.requests(Service::Drs, "DescribeSourceServers"), 2);
+}
+
 #[tokio::test]
 async fn a_failed_store_write_is_written_again_without_fetching_again() {
     let rig = Rig::start(SimConfig::default()).await;
     for (failures, status, puts) in [(2, Status::Refreshed, 3), (5, Status::Failed, 3)] {
         let flaky = Arc::new(CountingStore::new(table_store().await));
         flaky.fail_next_puts(failures);
-        let base = sdk_config(&rig.sim.endpoint(), Endpoints::default()).await;
-        let access = AccountAccess {
-            own_account: Some(home()),
-            others: Credentials::Static(Default::default()),
-        };
-        let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
-        let refresher = app::refresher_over(
-            flaky.clone(),
-            upstream,
-            settings(),
-            Arc::new(RecordedRefreshes::default()),
-        );
+        let refresher = refresher_over(&rig, flaky.clone()).await;
         let before = rig.sim.requests(Service::Drs, "ListStagingAccounts");
         let report = refresher
             .refresh(

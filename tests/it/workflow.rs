@@ -483,7 +483,7 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
     }
 
     // One execution planned the target and refreshed it; 49 found it claimed
-    // and marked it for one more refresh after that one.
+    // and marked it.
     let planned: Vec<&Value> = runs
         .iter()
         .map(|r| &r.output)
@@ -504,7 +504,10 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
         "{skipped:?}"
     );
 
-    // Its refresher asked for that one follow-up run, which refreshed it again.
+    // Marks made before the fetch began are answered by it; one made after it
+    // began makes its refresher ask for one follow-up run. Which of the two
+    // happened depends on how moto ran the 50: either way the burst costs one
+    // fetch in flight and at most one after it.
     let executions = rig
         .sfn
         .list_executions()
@@ -518,27 +521,28 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
         .filter(|e| e.name().starts_with("event-targets-"))
         .map(|e| e.execution_arn().to_owned())
         .collect();
-    assert_eq!(follow_ups.len(), 1, "{follow_ups:?}");
-    let follow_up = rig.wait(&follow_ups[0]).await;
-    assert_eq!(
-        follow_up.status,
-        ExecutionStatus::Succeeded,
-        "{follow_up:?}"
-    );
-    // (moto's subnets are as they were: the body is unchanged, its freshness moves.)
-    assert_eq!(follow_up.output["unchanged"], 1, "{}", follow_up.output);
-    assert_eq!(plans(&rig).await.len(), 51);
+    assert!(follow_ups.len() <= 1, "{follow_ups:?}");
+    for arn in &follow_ups {
+        let follow_up = rig.wait(arn).await;
+        assert_eq!(
+            follow_up.status,
+            ExecutionStatus::Succeeded,
+            "{follow_up:?}"
+        );
+        // (moto's subnets are as they were: the body is unchanged.)
+        assert_eq!(follow_up.output["unchanged"], 1, "{}", follow_up.output);
+    }
+    assert_eq!(plans(&rig).await.len(), 50 + follow_ups.len());
 
-    // moto saw one DescribeSubnets in flight and one after it, in the home
-    // account and region.
+    // moto saw one DescribeSubnets per fetch, in the home account and region.
     let listings = rig.forwarded_actions("DescribeSubnets");
-    assert_eq!(listings.len(), 2, "{listings:?}");
+    assert_eq!(listings.len(), 1 + follow_ups.len(), "{listings:?}");
     assert!(
         listings
             .iter()
             .all(|l| l.region.as_deref() == Some("us-east-1"))
     );
-    assert_eq!(rig.invocations_of(REFRESHER).len(), 2);
+    assert_eq!(rig.invocations_of(REFRESHER).len(), 1 + follow_ups.len());
     let subnets = key(&format!("ec2-subnets#us-east-1#{HOME}"));
     assert_eq!(rig.read(&subnets).await.status(), 200);
 }

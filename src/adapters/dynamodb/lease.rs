@@ -156,13 +156,18 @@ impl DynamoDbStore {
             .update_item()
             .table_name(&self.table)
             .key(attr::CACHE_KEY, s(lease_key(key)))
-            .update_expression("SET #until = :until, #claim = :claim, #started = :now, #ttl = :ttl")
+            // A mark made before now is answered by the fetch beginning now.
+            .update_expression(
+                "SET #until = :until, #claim = :claim, #started = :now, #ttl = :ttl \
+                 REMOVE #pending",
+            )
             .condition_expression("#claim = :claim OR attribute_not_exists(#key) OR #until <= :now")
             .expression_attribute_names("#key", attr::CACHE_KEY)
             .expression_attribute_names("#until", attr::LEASE_UNTIL)
             .expression_attribute_names("#claim", attr::CLAIM_ID)
             .expression_attribute_names("#started", attr::STARTED_AT)
             .expression_attribute_names("#ttl", attr::TTL)
+            .expression_attribute_names("#pending", attr::PENDING)
             .expression_attribute_values(":until", n(until.unix_secs()))
             .expression_attribute_values(":claim", s(&claim.0))
             .expression_attribute_values(":now", n(now.unix_secs()))

@@ -135,7 +135,9 @@ impl RefreshLeases for EmbeddedStore {
                             until: until.unix_secs(),
                             claim: claim.0.clone(),
                             started: Some(now.unix_secs()),
-                            pending: stored.is_some_and(|l| l.claim == claim.0 && l.pending),
+                            // A mark made before now is answered by the fetch
+                            // beginning now.
+                            pending: false,
                         };
                         leases.insert(raw.as_str(), lease.row())?;
                         held.push(key);

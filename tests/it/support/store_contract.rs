@@ -855,6 +855,38 @@ pub async fn changes_while_a_key_is_held_make_one_pending_mark(
     let quiet = claim_by(leases, &[&k], at(80), at(440), PLAIN).await;
     assert_eq!(claim(leases, &[&k], at(81), at(441)).await, []);
     assert_eq!(leases.release(&keys, &quiet.id).await.unwrap(), []);
+
+    // A change before the fetch begins is answered by that fetch: the begin
+    // clears the mark, and a change after it marks again.
+    let early = claim_by(leases, &[&k], at(90), at(450), PLAIN).await;
+    assert_eq!(
+        claim_by(leases, &[&k], at(91), at(451), change).await.keys,
+        []
+    );
+    leases
+        .begin(&keys, &early.id, at(92), at(452))
+        .await
+        .unwrap();
+    assert_eq!(
+        leases.release(&keys, &early.id).await.unwrap(),
+        [],
+        "answered by the fetch"
+    );
+    let late = claim_by(leases, &[&k], at(100), at(460), PLAIN).await;
+    leases
+        .begin(&keys, &late.id, at(101), at(461))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim_by(leases, &[&k], at(102), at(462), change).await.keys,
+        []
+    );
+    // The next round of the same batch begins again: its fetch answers it too.
+    leases
+        .begin(&keys, &late.id, at(103), at(463))
+        .await
+        .unwrap();
+    assert_eq!(leases.release(&keys, &late.id).await.unwrap(), []);
 }
 
 pub async fn a_begun_lease_never_released_holds_off_scheduled_claims_for_the_backoff(
