@@ -57,6 +57,56 @@ fn claimable(stored: Option<&Lease>, now: Timestamp, rule: ClaimRule) -> bool {
     }
 }
 
+/// What a call does to the lease of one key, and whether its answer names
+/// the key.
+enum Step {
+    Leave,
+    Put { lease: Lease, answer: bool },
+    Remove { answer: bool },
+}
+
+impl EmbeddedStore {
+    /// Takes `step` on the lease of each distinct key of `keys`, all in one
+    /// write transaction; answers the keys the steps name, in the order given.
+    async fn each_lease<F>(&self, keys: &[CacheKey], step: F) -> Result<Vec<CacheKey>, StoreError>
+    where
+        F: Fn(Option<Lease>) -> Step + Send + 'static,
+    {
+        let keys = distinct(keys);
+        if keys.is_empty() {
+            return Ok(keys);
+        }
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            let mut answer = Vec::new();
+            {
+                let mut leases = txn.open_table(LEASES)?;
+                for key in keys {
+                    let raw = key.to_string();
+                    let stored = leases.get(raw.as_str())?.map(|g| Lease::read(g.value()));
+                    let named = match step(stored) {
+                        Step::Leave => false,
+                        Step::Put { lease, answer } => {
+                            leases.insert(raw.as_str(), lease.row())?;
+                            answer
+                        }
+                        Step::Remove { answer } => {
+                            leases.remove(raw.as_str())?;
+                            answer
+                        }
+                    };
+                    if named {
+                        answer.push(key);
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(answer)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl RefreshLeases for EmbeddedStore {
     /// Atomic: a claim that fails claims nothing.
@@ -68,41 +118,37 @@ impl RefreshLeases for EmbeddedStore {
         until: Timestamp,
         rule: ClaimRule,
     ) -> Result<Claim, StoreError> {
-        let keys = distinct(keys);
         let id = ClaimId(unique_id());
-        if keys.is_empty() {
-            return Ok(Claim { id, keys });
-        }
-        let claim = id.clone();
+        let claim = id.0.clone();
         let claimed = self
-            .run(move |db| {
-                let txn = db.begin_write()?;
-                let mut claimed = Vec::new();
-                {
-                    let mut leases = txn.open_table(LEASES)?;
-                    for key in keys {
-                        let raw = key.to_string();
-                        let stored = leases.get(raw.as_str())?.map(|g| Lease::read(g.value()));
-                        if claimable(stored.as_ref(), now, rule) {
-                            let lease = Lease {
-                                until: until.unix_secs(),
-                                claim: claim.0.clone(),
-                                started: None,
-                                pending: false,
-                            };
-                            leases.insert(raw.as_str(), lease.row())?;
-                            claimed.push(key);
-                        } else if let (Some(mut held), ClaimRule::Demand { mark_pending: true }) =
-                            (stored, rule)
-                            && held.until > now.unix_secs()
-                        {
-                            held.pending = true;
-                            leases.insert(raw.as_str(), held.row())?;
+            .each_lease(keys, move |stored| {
+                if claimable(stored.as_ref(), now, rule) {
+                    let lease = Lease {
+                        until: until.unix_secs(),
+                        claim: claim.clone(),
+                        started: None,
+                        pending: false,
+                    };
+                    return Step::Put {
+                        lease,
+                        answer: true,
+                    };
+                }
+                match (stored, rule) {
+                    (Some(held), ClaimRule::Demand { mark_pending: true })
+                        if held.until > now.unix_secs() =>
+                    {
+                        let lease = Lease {
+                            pending: true,
+                            ..held
+                        };
+                        Step::Put {
+                            lease,
+                            answer: false,
                         }
                     }
+                    _ => Step::Leave,
                 }
-                txn.commit()?;
-                Ok(claimed)
             })
             .await?;
         Ok(Claim { id, keys: claimed })
@@ -116,36 +162,25 @@ impl RefreshLeases for EmbeddedStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<CacheKey>, StoreError> {
-        let keys = distinct(keys);
-        let claim = claim.clone();
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            let mut held = Vec::new();
-            {
-                let mut leases = txn.open_table(LEASES)?;
-                for key in keys {
-                    let raw = key.to_string();
-                    let stored = leases.get(raw.as_str())?.map(|g| Lease::read(g.value()));
-                    let ours = match &stored {
-                        None => true,
-                        Some(lease) => lease.claim == claim.0 || lease.until <= now.unix_secs(),
-                    };
-                    if ours {
-                        let lease = Lease {
-                            until: until.unix_secs(),
-                            claim: claim.0.clone(),
-                            started: Some(now.unix_secs()),
-                            // A mark made before now is answered by the fetch
-                            // beginning now.
-                            pending: false,
-                        };
-                        leases.insert(raw.as_str(), lease.row())?;
-                        held.push(key);
-                    }
-                }
+        let claim = claim.0.clone();
+        self.each_lease(keys, move |stored| {
+            let ours = stored
+                .as_ref()
+                .is_none_or(|lease| lease.claim == claim || lease.until <= now.unix_secs());
+            if !ours {
+                return Step::Leave;
             }
-            txn.commit()?;
-            Ok(held)
+            let lease = Lease {
+                until: until.unix_secs(),
+                claim: claim.clone(),
+                started: Some(now.unix_secs()),
+                // A mark made before now is answered by the fetch beginning now.
+                pending: false,
+            };
+            Step::Put {
+                lease,
+                answer: true,
+            }
         })
         .await
     }
@@ -156,28 +191,12 @@ impl RefreshLeases for EmbeddedStore {
         keys: &[CacheKey],
         claim: &ClaimId,
     ) -> Result<Vec<CacheKey>, StoreError> {
-        let keys = distinct(keys);
-        let claim = claim.clone();
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            let mut pending = Vec::new();
-            {
-                let mut leases = txn.open_table(LEASES)?;
-                for key in keys {
-                    let raw = key.to_string();
-                    let stored = leases.get(raw.as_str())?.map(|g| Lease::read(g.value()));
-                    if let Some(lease) = stored
-                        && lease.claim == claim.0
-                    {
-                        leases.remove(raw.as_str())?;
-                        if lease.pending {
-                            pending.push(key);
-                        }
-                    }
-                }
-            }
-            txn.commit()?;
-            Ok(pending)
+        let claim = claim.0.clone();
+        self.each_lease(keys, move |stored| match stored {
+            Some(lease) if lease.claim == claim => Step::Remove {
+                answer: lease.pending,
+            },
+            _ => Step::Leave,
         })
         .await
     }
