@@ -115,7 +115,7 @@ impl Refresher {
         counts.skipped += (targets.len() - held.len()) as u64;
         let report = self.refresh(&held, batch.reason).await;
         let policy = self.settings.retry;
-        let last = batch.round + 1 >= policy.rounds.max(1);
+        let last = batch.round.saturating_add(1) >= policy.rounds.max(1);
         let passing: HashSet<&CacheKey> = if last {
             HashSet::new()
         } else {

@@ -76,7 +76,7 @@ impl Batch {
             targets: keys.iter().map(TargetSpec::of).collect(),
             run: self.run.clone(),
             claim: self.claim.clone(),
-            round: self.round + 1,
+            round: self.round.saturating_add(1),
             carried,
         }
     }

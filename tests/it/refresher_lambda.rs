@@ -196,10 +196,20 @@ async fn an_event_that_is_not_a_refresh_request_is_invalid_input_and_fetches_not
         json!({"Items": []}),
         json!("refresh everything"),
         json!({"targets": [{"dataType": "drs-quotas", "region": "us-east-1"}], "round": -1}),
+        json!({"targets": [{"dataType": "drs-quotas", "region": "us-east-1"}], "round": 1e10}),
     ] {
         let error = function.handle(event(payload.clone())).await.unwrap_err();
         assert_eq!(error.error_type, "InvalidInput", "{payload}");
     }
     let counts = rig.sim.request_counts();
     assert!(counts.is_empty(), "{counts:?}");
+
+    // A round past the last is the last: its failures are final, never a panic.
+    let out = answer(
+        &function,
+        json!({"targets": [{"dataType": "drs-accounts", "region": "us-east-1", "accountId": HOME}],
+               "round": u32::MAX}),
+    )
+    .await;
+    assert_eq!(out["retry"], Value::Null, "{out}");
 }
