@@ -10,9 +10,19 @@ pub mod s3;
 pub mod sfn;
 
 use std::{
+    collections::HashSet,
     hash::{BuildHasher, Hasher},
     sync::atomic::{AtomicU64, Ordering},
 };
+
+use crate::domain::CacheKey;
+
+/// The keys of `keys` with each one once, in the order of first mention: what
+/// a lease call works on.
+pub(crate) fn distinct(keys: &[CacheKey]) -> Vec<&CacheKey> {
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.iter().filter(|&k| seen.insert(k)).collect()
+}
 
 /// 16 hex digits that no other call of this or another process draws.
 pub(crate) fn unique_id() -> String {

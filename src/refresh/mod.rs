@@ -9,5 +9,5 @@ mod service;
 pub mod summary;
 pub mod views;
 
-pub use round::{MAX_RETRY_WAIT, Retry, RetryPolicy, RoundOutcome};
+pub use round::{Retry, RetryPolicy, RoundOutcome};
 pub use service::{RefreshSettings, Refresher, Upstream};

@@ -30,7 +30,7 @@ pub struct RetryPolicy {
 }
 
 /// The longest pause between two rounds of a batch.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
 impl Default for RetryPolicy {
     fn default() -> Self {

@@ -4,7 +4,6 @@
 //! `docs/data-model.md` describes the item, which is built here.
 
 use std::{
-    collections::HashSet,
     future::Future,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
@@ -20,6 +19,7 @@ use super::{
     unavailable, unique_id,
 };
 use crate::{
+    adapters::distinct,
     domain::{CacheKey, Timestamp},
     ports::{Claim, ClaimId, ClaimRule, RefreshLeases, StoreError},
 };
@@ -68,11 +68,6 @@ async fn in_turn<T>(calls: Vec<impl Future<Output = T>>) -> Vec<T> {
         .buffered(CONCURRENT_CLAIMS)
         .collect()
         .await
-}
-
-fn distinct(keys: &[CacheKey]) -> Vec<&CacheKey> {
-    let mut seen = HashSet::with_capacity(keys.len());
-    keys.iter().filter(|&k| seen.insert(k)).collect()
 }
 
 impl DynamoDbStore {

@@ -1,14 +1,12 @@
 //! Refresh leases in the `refresh_leases` table, all the keys of one call in one
 //! write transaction.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use redb::ReadableTable;
 
 use super::{EmbeddedStore, tables::LEASES};
 use crate::{
-    adapters::unique_id,
+    adapters::{distinct, unique_id},
     domain::{CacheKey, Timestamp},
     ports::{Claim, ClaimId, ClaimRule, RefreshLeases, StoreError},
 };
@@ -39,11 +37,6 @@ impl Lease {
     }
 }
 
-fn distinct(keys: &[CacheKey]) -> Vec<CacheKey> {
-    let mut seen = HashSet::with_capacity(keys.len());
-    keys.iter().filter(|&k| seen.insert(k)).cloned().collect()
-}
-
 /// Whether a claim under `rule` at `now` may take the key `stored` leases.
 fn claimable(stored: Option<&Lease>, now: Timestamp, rule: ClaimRule) -> bool {
     let Some(lease) = stored else { return true };
@@ -72,7 +65,7 @@ impl EmbeddedStore {
     where
         F: Fn(Option<Lease>) -> Step + Send + 'static,
     {
-        let keys = distinct(keys);
+        let keys: Vec<CacheKey> = distinct(keys).into_iter().cloned().collect();
         if keys.is_empty() {
             return Ok(keys);
         }
