@@ -8,7 +8,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::{
     adapters::{
-        aws::{AwsUpstream, CallTimeouts, SetupError},
+        aws::{AwsUpstream, CallTimeouts, SetupError, https_client},
         dynamodb::DynamoDbStore,
         s3::S3PlanStore,
         sfn::StepFunctionsTrigger,
@@ -42,7 +42,11 @@ pub struct Aws(tokio::sync::OnceCell<SdkConfig>);
 impl Aws {
     pub async fn config(&self) -> &SdkConfig {
         self.0
-            .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
+            .get_or_init(|| {
+                aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(https_client())
+                    .load()
+            })
             .await
     }
 
@@ -188,7 +192,7 @@ mod local {
     use super::{Aws, reader_router, refresher_over};
     use crate::{
         adapters::{
-            aws::{AwsUpstream, CallTimeouts},
+            aws::{AwsUpstream, CallTimeouts, https_client},
             embedded::EmbeddedStore,
             local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
         },
@@ -296,6 +300,7 @@ mod local {
                 .map_err(StartError::Simulator)?;
             tracing::info!(endpoint = %simulator.endpoint(), "fleet simulator serving DRS, EC2 and IAM");
             let base = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(https_client())
                 .region(SdkRegion::new(LOCAL_REGION))
                 .endpoint_url(simulator.endpoint())
                 .credentials_provider(SdkCredentials::new(

@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::support::{
     refresh::{RecordedRefreshes, settings},
-    workflow::{Options, PLANNER, REFRESHER, Rig, plan_config},
+    workflow::{Lane, Options, PLANNER, REFRESHER, Rig, plan_config},
 };
 
 const ACCOUNTS: u64 = 1_167;
@@ -253,6 +253,7 @@ async fn fleet_tick(plan_store: &PlanStore) -> Tick {
         table_via_router: true,
         map_concurrency: 40,
         execution_deadline: Duration::from_secs(600),
+        lane: Lane::Fleet,
         ..Options::default()
     })
     .await;

@@ -16,6 +16,7 @@ use drs_cache::{
 async fn sfn_client() -> aws_sdk_sfn::Client {
     let config = aws_sdk_sfn::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .endpoint_url(moto::endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))

@@ -73,6 +73,7 @@ fn clients_with(
         drs: aws_sdk_drs::Client::from_conf(
             aws_sdk_drs::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
+                .http_client(drs_cache::adapters::aws::https_client())
                 .endpoint_url(&endpoint)
                 .region(Region::new(region.to_owned()))
                 .credentials_provider(credentials.clone())
@@ -82,6 +83,7 @@ fn clients_with(
         ec2: aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
+                .http_client(drs_cache::adapters::aws::https_client())
                 .endpoint_url(&endpoint)
                 .region(Region::new(region.to_owned()))
                 .credentials_provider(credentials.clone())
@@ -91,6 +93,7 @@ fn clients_with(
         iam: aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
+                .http_client(drs_cache::adapters::aws::https_client())
                 .endpoint_url(&endpoint)
                 // IAM is global: its requests are signed for us-east-1.
                 .region(Region::new("us-east-1"))
@@ -1237,6 +1240,7 @@ async fn assumed_role_credentials_from_moto_sts_reach_the_assumed_account() {
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(drs_cache::adapters::aws::https_client())
             .endpoint_url(endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))

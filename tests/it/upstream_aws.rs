@@ -60,6 +60,7 @@ fn scope(account_id: &str, region: &str) -> AccountRegion {
 /// `endpoint`.
 async fn base_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(AwsCredentials::new(

@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
 use aws_config::{SdkConfig, identity::IdentityCache, sts::AssumeRoleProvider};
@@ -78,17 +78,25 @@ impl Default for UpstreamConfig {
     }
 }
 
-/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc), built once so
-/// that every client of the upstream shares it. Left to itself, each service
-/// client builds its own, and a fleet of a thousand accounts in several regions
-/// then holds thousands of pools, sockets and TLS configurations.
-fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The one HTTPS client of the process (hyper 1, rustls with ring), shared by
+/// every AWS client it builds. Left to itself, each service client builds its
+/// own, and a fleet of a thousand accounts in several regions then holds
+/// thousands of pools, sockets and TLS configurations. ring rather than the
+/// SDK's default aws-lc: the same TLS, without a C library that takes longer
+/// to build than any crate of this one's but the EC2 client.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::{Builder, tls};
-    Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .build_https()
+    static CLIENT: OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
+        OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https()
+        })
+        .clone()
 }
 
 /// The base `SdkConfig` cannot serve the upstream.
@@ -230,7 +238,7 @@ impl AwsUpstream {
         let timeouts = config.timeouts.on(base.timeout_config());
         let mut builder = base.to_builder().timeout_config(timeouts);
         if base.http_client().is_none() {
-            builder = builder.http_client(shared_https_client());
+            builder = builder.http_client(https_client());
         }
         let base = builder.build();
         Ok(Self {

@@ -14,5 +14,7 @@ mod iam;
 mod retry;
 
 pub use access::{AccountAccess, Credentials, StaticKeys};
-pub use clients::{AwsUpstream, CachedClients, PageSizes, SetupError, UpstreamConfig};
+pub use clients::{
+    AwsUpstream, CachedClients, PageSizes, SetupError, UpstreamConfig, https_client,
+};
 pub use retry::{CallTimeouts, RetrySettings};

@@ -36,6 +36,7 @@ pub fn endpoint() -> &'static str {
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
@@ -48,6 +49,7 @@ pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .endpoint_url(endpoint)
         .force_path_style(true)
         .region(aws_sdk_s3::config::Region::new("us-east-1"))

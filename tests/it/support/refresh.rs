@@ -73,6 +73,7 @@ pub async fn sdk_config(default_endpoint: &str, endpoints: Endpoints) -> SdkConf
         ..endpoints
     };
     let mut builder = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .region(SdkRegion::new(REGION))
         .credentials_provider(SdkCredentials::new(
             "testing", "testing", None, None, "tests",

@@ -143,8 +143,17 @@ enum Dispatch {
     StandIns(StandIns),
 }
 
-/// One test at a time uses the router.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Which moto and router a rig runs on. Each lane serves one test at a time;
+/// tests on different lanes run side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// The lane most workflow tests share.
+    #[default]
+    Shared,
+    /// A moto of its own for a run of a thousand executions, so that the other
+    /// workflow tests do not queue behind it for most of a minute.
+    Fleet,
+}
 
 struct Harness {
     /// moto itself, such as `http://127.0.0.1:5123`.
@@ -152,6 +161,8 @@ struct Harness {
     /// The router in front of it, at `MOTO_PORT`.
     router: String,
     state: Arc<RouterState>,
+    /// One test at a time uses the router.
+    turn: tokio::sync::Mutex<()>,
 }
 
 struct RouterState {
@@ -175,14 +186,27 @@ fn router_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
+fn harness(lane: Lane) -> &'static Harness {
+    static SHARED: OnceLock<Harness> = OnceLock::new();
+    static FLEET: OnceLock<Harness> = OnceLock::new();
+    let cell = match lane {
+        Lane::Shared => &SHARED,
+        Lane::Fleet => &FLEET,
+    };
     // Started on a thread of its own: the caller may be inside a runtime.
-    HARNESS.get_or_init(|| {
+    cell.get_or_init(|| {
         std::thread::spawn(Harness::start)
             .join()
             .expect("the workflow harness starts")
     })
+}
+
+/// The harness of `lane`, and its turn once the test before has finished.
+async fn turn_at(lane: Lane) -> (&'static Harness, tokio::sync::MutexGuard<'static, ()>) {
+    let harness = tokio::task::spawn_blocking(move || harness(lane))
+        .await
+        .unwrap();
+    (harness, harness.turn.lock().await)
 }
 
 impl Harness {
@@ -212,6 +236,7 @@ impl Harness {
             moto,
             router: format!("http://127.0.0.1:{port}"),
             state,
+            turn: tokio::sync::Mutex::new(()),
         };
         runtime.block_on(async {
             harness.enable_execution().await;
@@ -693,6 +718,7 @@ pub struct Options {
     pub table_via_router: bool,
     /// How long one execution may take.
     pub execution_deadline: Duration,
+    pub lane: Lane,
 }
 
 impl Default for Options {
@@ -712,6 +738,7 @@ impl Default for Options {
             plan_store: None,
             table_via_router: false,
             execution_deadline: Duration::from_secs(90),
+            lane: Lane::Shared,
         }
     }
 }
@@ -788,8 +815,7 @@ impl Drop for StandInTurn {
 
 impl StandInTurn {
     pub async fn start(functions: StandIns) -> Self {
-        let turn = TURN.lock().await;
-        let harness = tokio::task::spawn_blocking(harness).await.unwrap();
+        let (harness, turn) = turn_at(Lane::Shared).await;
         let sfn = sfn_client(&harness.moto);
         stop_leftover_executions(&sfn).await;
         let s3 = moto::s3_client(&harness.moto);
@@ -806,8 +832,8 @@ impl StandInTurn {
 
 impl Rig {
     pub async fn start(options: Options) -> Self {
-        let turn = TURN.lock().await;
-        let harness = tokio::task::spawn_blocking(harness).await.unwrap();
+        super::init_test_log();
+        let (harness, turn) = turn_at(options.lane).await;
         let sfn = sfn_client(&harness.moto);
         stop_leftover_executions(&sfn).await;
 
@@ -1136,6 +1162,7 @@ fn truncate(text: &str, max: usize) -> String {
 fn sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
     let config = aws_sdk_sfn::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(drs_cache::adapters::aws::https_client())
         .endpoint_url(endpoint)
         .region(SfnRegion::new("us-east-1"))
         .credentials_provider(SfnCredentials::new(
