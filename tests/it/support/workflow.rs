@@ -143,17 +143,21 @@ enum Dispatch {
     StandIns(StandIns),
 }
 
-/// Which moto and router a rig runs on. Each lane serves one test at a time;
-/// tests on different lanes run side by side.
+/// Which moto and router a rig runs on. Each harness serves one test at a
+/// time; tests on different harnesses run side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lane {
-    /// The lane most workflow tests share.
+    /// Whichever of the [`SHARED_LANES`] harnesses is free first.
     #[default]
     Shared,
     /// A moto of its own for a run of a thousand executions, so that the other
     /// workflow tests do not queue behind it for most of a minute.
     Fleet,
 }
+
+/// Harnesses the workflow tests share: a test spends most of its run waiting
+/// on moto's engine, so two run at once.
+const SHARED_LANES: usize = 2;
 
 struct Harness {
     /// moto itself, such as `http://127.0.0.1:5123`.
@@ -186,27 +190,38 @@ fn router_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn harness(lane: Lane) -> &'static Harness {
-    static SHARED: OnceLock<Harness> = OnceLock::new();
-    static FLEET: OnceLock<Harness> = OnceLock::new();
-    let cell = match lane {
-        Lane::Shared => &SHARED,
-        Lane::Fleet => &FLEET,
-    };
+/// The harness `index` (`SHARED_LANES` is the fleet's), started on first use.
+fn harness(index: usize) -> &'static Harness {
+    static HARNESSES: [OnceLock<Harness>; SHARED_LANES + 1] =
+        [const { OnceLock::new() }; SHARED_LANES + 1];
     // Started on a thread of its own: the caller may be inside a runtime.
-    cell.get_or_init(|| {
+    HARNESSES[index].get_or_init(|| {
         std::thread::spawn(Harness::start)
             .join()
             .expect("the workflow harness starts")
     })
 }
 
-/// The harness of `lane`, and its turn once the test before has finished.
+/// A harness of `lane` and its turn: a free one if there is one, else the
+/// next in turn once its test has finished.
 async fn turn_at(lane: Lane) -> (&'static Harness, tokio::sync::MutexGuard<'static, ()>) {
-    let harness = tokio::task::spawn_blocking(move || harness(lane))
-        .await
-        .unwrap();
-    (harness, harness.turn.lock().await)
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let candidates: Vec<usize> = match lane {
+        Lane::Shared => (0..SHARED_LANES).collect(),
+        Lane::Fleet => vec![SHARED_LANES],
+    };
+    let started = tokio::task::spawn_blocking(move || {
+        candidates.into_iter().map(harness).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for harness in &started {
+        if let Ok(turn) = harness.turn.try_lock() {
+            return (harness, turn);
+        }
+    }
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % started.len();
+    (started[next], started[next].turn.lock().await)
 }
 
 impl Harness {
