@@ -87,6 +87,9 @@ async fn plan(
         .plan(&trigger)
         .await
         .map_err(|e| unavailable("planning", &e))?;
+    if !plan.freshness.is_empty() {
+        function.metrics.record_freshness(&plan.freshness);
+    }
     let batches: Vec<Batch> = plan
         .batches
         .iter()

@@ -1,7 +1,8 @@
 //! The plan side: which targets a trigger (a scheduled tick, a change event, an
-//! invalidation, a reader's miss) refreshes, packed into batches, and the run's
-//! summary.
+//! invalidation, a reader's miss) refreshes, packed into batches, the run's
+//! summary, and how fresh a scheduled tick finds the configured targets.
 
+pub mod freshness;
 pub mod lambda;
 mod planner;
 pub mod summary;

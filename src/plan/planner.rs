@@ -18,7 +18,10 @@ use crate::{
     workflow,
 };
 
-use super::trigger::Trigger;
+use super::{
+    freshness::{self, TypeFreshness},
+    trigger::Trigger,
+};
 
 /// What this deployment refreshes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +63,7 @@ impl PlanConfig {
 }
 
 /// The targets of one run, packed into the refresher's batches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub reason: RefreshReason,
     /// One refresher invocation each (see [`workflow::pack`]).
@@ -76,6 +79,9 @@ pub struct Plan {
     pub deferred: usize,
     /// Why nothing was planned, when the trigger was ignored.
     pub ignored: Option<String>,
+    /// How fresh the configured targets were, by data type: surveyed by
+    /// scheduled ticks only, which read every target's metadata anyway.
+    pub freshness: Vec<TypeFreshness>,
 }
 
 impl Plan {
@@ -123,9 +129,12 @@ impl Planner {
         let now = self.clock.now();
         let reason = trigger.reason();
         let mut deferred = 0;
+        let mut freshness = Vec::new();
         let asked: Vec<CacheKey> = match trigger {
             Trigger::Schedule => {
-                let mut due = self.due(now).await?;
+                let stored = self.stored(&self.config.data_types).await?;
+                freshness = freshness::survey(self.configured(), &stored, now);
+                let mut due = self.due(&stored, now);
                 deferred = due.len().saturating_sub(self.config.max_targets_per_run);
                 due.truncate(self.config.max_targets_per_run);
                 if deferred > 0 {
@@ -161,6 +170,7 @@ impl Planner {
                     skipped: 0,
                     deferred: 0,
                     ignored: Some(why.clone()),
+                    freshness,
                 });
             }
         };
@@ -194,6 +204,7 @@ impl Planner {
             skipped,
             deferred,
             ignored: None,
+            freshness,
         })
     }
 
@@ -294,10 +305,9 @@ impl Planner {
     /// Configured targets never cached, holding no data, or expiring before the
     /// next tick plus the margin, oldest first: never cached, then by expiry;
     /// a target whose last refresh failed waits out the failure backoff.
-    async fn due(&self, now: Timestamp) -> Result<Vec<CacheKey>, StoreError> {
+    fn due(&self, stored: &HashMap<CacheKey, EntryMeta>, now: Timestamp) -> Vec<CacheKey> {
         let c = &self.config;
         let horizon = now.plus(c.schedule_interval + c.refresh_ahead_margin);
-        let stored = self.stored(&c.data_types).await?;
         // `None` (never cached) sorts before every expiry.
         let mut due: Vec<(Option<Timestamp>, CacheKey)> =
             self.configured()
@@ -315,6 +325,6 @@ impl Planner {
                 .collect();
         // Stable: targets of one expiry keep the configured order.
         due.sort_by_key(|(expires, _)| *expires);
-        Ok(due.into_iter().map(|(_, key)| key).collect())
+        due.into_iter().map(|(_, key)| key).collect()
     }
 }

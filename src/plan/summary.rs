@@ -4,15 +4,17 @@ use std::{collections::BTreeMap, time::SystemTime};
 
 use serde::Serialize;
 
+use super::freshness::TypeFreshness;
 use crate::{
     emf::{self, MetricDef},
     ports::RefreshReason,
     workflow::{BatchResult, Counts, SummarizeInput},
 };
 
-/// Where run totals go.
+/// Where run totals, and the freshness a scheduled tick found, go.
 pub trait RunMetrics: Send + Sync {
     fn record(&self, summary: &RunSummary);
+    fn record_freshness(&self, survey: &[TypeFreshness]);
 }
 
 /// Writes the EMF line of each run to standard output, where Lambda sends it to
@@ -23,6 +25,13 @@ pub struct EmfRunMetrics;
 impl RunMetrics for EmfRunMetrics {
     fn record(&self, summary: &RunSummary) {
         emf::emit(summary.emf_line(SystemTime::now()));
+    }
+
+    fn record_freshness(&self, survey: &[TypeFreshness]) {
+        let now = SystemTime::now();
+        for data_type in survey {
+            emf::emit(data_type.emf_line(now));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use drs_cache::{
     domain::{AccountId, CacheKey, DataType, Region, Timestamp},
     plan::{
         PlanConfig, Planner,
+        freshness::TypeFreshness,
         lambda::{PlannerFunction, handle},
         trigger::Trigger,
     },
@@ -95,6 +96,99 @@ async fn a_tick_plans_everything_never_cached_and_later_ticks_only_what_is_due()
     let due = planner.plan(&Trigger::Schedule).await.unwrap();
     assert_eq!(due.targets().len(), 4, "{due:?}");
     assert_eq!(count(&due.targets(), DataType::DrsSourceServers), 4);
+}
+
+/// A data type's line of a tick's freshness survey.
+fn surveyed(plan: &drs_cache::plan::Plan, data_type: DataType) -> TypeFreshness {
+    plan.freshness
+        .iter()
+        .find(|t| t.data_type == data_type.as_str())
+        .unwrap_or_else(|| panic!("no {data_type:?} in {:?}", plan.freshness))
+        .clone()
+}
+
+#[tokio::test]
+async fn a_tick_surveys_each_types_missing_and_overdue_targets_and_the_lambda_records_it() {
+    let (rig, planner, clock) = rig().await;
+    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, 4)
+        .await
+        .unwrap();
+    assert_eq!(run.keys.refreshed, 26, "{run:?}");
+    clock.advance(1);
+    let fresh = planner.plan(&Trigger::Schedule).await.unwrap();
+    assert_eq!(fresh.freshness.len(), DataType::ALL.len(), "{fresh:?}");
+    assert!(
+        fresh
+            .freshness
+            .iter()
+            .all(|t| t.missing_keys == 0 && t.overdue_keys == 0),
+        "{:?}",
+        fresh.freshness
+    );
+    assert_eq!(
+        fresh
+            .freshness
+            .iter()
+            .map(|t| t.configured_keys)
+            .sum::<u64>(),
+        26
+    );
+    assert!(surveyed(&fresh, DataType::DrsSourceServers).worst_age_ratio < 1.0);
+
+    // A region configured since: its targets are missing until refreshed.
+    let mut wider = config();
+    wider.regions.push(Region::parse("eu-central-1").unwrap());
+    let wider = Planner::new(rig.store.clone(), rig.store.clone(), clock.clone(), wider);
+    let grown = wider.plan(&Trigger::Schedule).await.unwrap();
+    let servers = surveyed(&grown, DataType::DrsSourceServers);
+    assert_eq!(
+        (
+            servers.configured_keys,
+            servers.missing_keys,
+            servers.overdue_keys
+        ),
+        (6, 2, 0)
+    );
+    assert_eq!(
+        grown.freshness.iter().map(|t| t.missing_keys).sum::<u64>(),
+        13
+    );
+
+    // Past twice their freshness (2 minutes), the source servers are overdue;
+    // instance types (a day) are not.
+    clock.advance(2 * 120 + 1);
+    let late = planner.plan(&Trigger::Schedule).await.unwrap();
+    let servers = surveyed(&late, DataType::DrsSourceServers);
+    assert_eq!((servers.missing_keys, servers.overdue_keys), (0, 4));
+    assert!(servers.worst_age_ratio > 2.0, "{servers:?}");
+    assert_eq!(surveyed(&late, DataType::Ec2InstanceTypes).overdue_keys, 0);
+
+    // Events plan without a survey; the planner function records each tick's.
+    let change = planner
+        .plan(&Trigger::Change {
+            account: home(),
+            region: Region::parse("us-east-1").unwrap(),
+            data_types: vec![DataType::DrsSourceServers],
+        })
+        .await
+        .unwrap();
+    assert!(change.freshness.is_empty(), "{change:?}");
+    let runs = Arc::new(RecordedRuns::default());
+    let s3 = moto::s3_client(moto::endpoint());
+    let bucket = moto::unique_name("plans");
+    moto::ensure_bucket(&s3, &bucket).await;
+    let function = PlannerFunction {
+        planner,
+        plans: Arc::new(S3PlanStore::new(s3, &bucket)),
+        ledger: dynamodb_table().await,
+        metrics: runs.clone(),
+    };
+    handle(&function, event(json!({"trigger": "schedule"})))
+        .await
+        .unwrap();
+    let surveys = runs.take_surveys();
+    assert_eq!(surveys.len(), 1);
+    assert_eq!(surveys[0].len(), DataType::ALL.len());
 }
 
 #[tokio::test]

@@ -7,22 +7,38 @@ use std::sync::{
 
 use drs_cache::{
     domain::{Clock, Timestamp},
-    plan::summary::{RunMetrics, RunSummary},
+    plan::{
+        freshness::TypeFreshness,
+        summary::{RunMetrics, RunSummary},
+    },
 };
 
-/// Keeps each run's totals instead of printing them.
+/// Keeps each run's totals, and each tick's freshness survey, instead of
+/// printing them.
 #[derive(Default)]
-pub struct RecordedRuns(Mutex<Vec<RunSummary>>);
+pub struct RecordedRuns {
+    runs: Mutex<Vec<RunSummary>>,
+    surveys: Mutex<Vec<Vec<TypeFreshness>>>,
+}
 
 impl RecordedRuns {
     pub fn take(&self) -> Vec<RunSummary> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        std::mem::take(&mut *self.runs.lock().unwrap())
+    }
+
+    /// The freshness surveys recorded, one per scheduled tick, oldest first.
+    pub fn take_surveys(&self) -> Vec<Vec<TypeFreshness>> {
+        std::mem::take(&mut *self.surveys.lock().unwrap())
     }
 }
 
 impl RunMetrics for RecordedRuns {
     fn record(&self, summary: &RunSummary) {
-        self.0.lock().unwrap().push(summary.clone());
+        self.runs.lock().unwrap().push(summary.clone());
+    }
+
+    fn record_freshness(&self, survey: &[TypeFreshness]) {
+        self.surveys.lock().unwrap().push(survey.to_vec());
     }
 }
 
