@@ -344,7 +344,9 @@ fn the_table_is_a_disposable_encrypted_cache() {
         field(field(&t, "Parameters"), "PointInTimeRecovery"),
         "Default",
     );
-    assert_eq!(parameter.as_str(), Some("false"));
+    // On by default: while the upstream is out, what the table holds cannot be
+    // fetched again.
+    assert_eq!(parameter.as_str(), Some("true"));
 }
 
 #[test]
@@ -355,7 +357,15 @@ fn the_plan_bucket_is_private_encrypted_and_expires_plans_and_results_after_a_da
         field(props, "BucketEncryption"),
         "ServerSideEncryptionConfiguration",
     )[0]["ServerSideEncryptionByDefault"];
-    assert_eq!(text(encryption, "SSEAlgorithm"), "AES256");
+    // S3-managed keys, or the customer-managed key KmsKeyArn names.
+    let algorithm = intrinsic(field(encryption, "SSEAlgorithm"));
+    assert!(
+        matches!(&algorithm, Some((f, arg)) if f == "If"
+            && arg[0].as_str() == Some("UseKmsKey")
+            && arg[1].as_str() == Some("aws:kms")
+            && arg[2].as_str() == Some("AES256")),
+        "{algorithm:?}"
+    );
     let block = field(props, "PublicAccessBlockConfiguration");
     for setting in [
         "BlockPublicAcls",
@@ -413,6 +423,21 @@ fn template_routes(template: &Value) -> BTreeSet<String> {
             assert!(
                 is_ref(field(props, "AuthorizationType"), "ApiAuthorization"),
                 "{id}"
+            );
+            // With JWT, the authorizer checks every route's token.
+            let authorizer = intrinsic(field(props, "AuthorizerId"));
+            assert!(
+                matches!(&authorizer, Some((f, arg)) if f == "If"
+                    && arg[0].as_str() == Some("UseJwt")
+                    && is_ref(&arg[1], "JwtAuthorizer")),
+                "{id}: {authorizer:?}"
+            );
+            // Only invalidation needs a scope: reading never grants it.
+            let scopes = props.get("AuthorizationScopes");
+            assert_eq!(
+                scopes.is_some(),
+                text(props, "RouteKey") == INVALIDATE_ROUTE,
+                "{id}: {scopes:?}"
             );
             let target = intrinsic(field(props, "Target"));
             assert!(
@@ -894,7 +919,7 @@ fn each_function_runs_its_own_package() {
 // --- roles ---------------------------------------------------------------------------
 
 /// The actions a role's inline policies allow, each with the resources named
-/// (a policy under `!If` counts as present).
+/// (a policy or a statement under `!If` counts as present).
 fn granted<'a>(template: &'a Value, role: &str) -> BTreeMap<String, Vec<&'a Value>> {
     let mut granted: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for policy in list(properties(template, role), "Policies") {
@@ -903,6 +928,10 @@ fn granted<'a>(template: &'a Value, role: &str) -> BTreeMap<String, Vec<&'a Valu
             _ => policy,
         };
         for statement in list(field(policy, "PolicyDocument"), "Statement") {
+            let statement = match intrinsic(statement) {
+                Some((f, arg)) if f == "If" => &arg.as_sequence().expect("If takes a list")[1],
+                _ => statement,
+            };
             assert_eq!(text(statement, "Effect"), "Allow");
             let actions: Vec<&str> = match field(statement, "Action") {
                 Value::String(a) => vec![a.as_str()],
@@ -979,9 +1008,18 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:UpdateItem",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
             "s3:PutObject",
         ]
     );
+    // The customer-managed key, when KmsKeyArn names one, and nothing else.
+    for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+        assert!(
+            granted[action].iter().all(|r| is_ref(r, "KmsKeyArn")),
+            "{action}"
+        );
+    }
     // Plans only, under the prefix the bucket expires.
     assert!(
         granted["s3:PutObject"]
@@ -1089,6 +1127,13 @@ fn the_workflow_role_invokes_both_functions_reads_plans_and_runs_its_own_child_e
             "{action}"
         );
     }
+    // With a customer-managed key, the plans and results are under that key.
+    for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+        assert!(
+            granted[action].iter().all(|r| is_ref(r, "KmsKeyArn")),
+            "{action}"
+        );
+    }
     // The Map reads plans and writes its result files, each under its prefix.
     assert!(
         granted["s3:GetObject"]
@@ -1112,6 +1157,7 @@ fn the_workflow_role_invokes_both_functions_reads_plans_and_runs_its_own_child_e
         assert!(
             action.starts_with("logs:")
                 || action.starts_with("s3:")
+                || action.starts_with("kms:")
                 || action == "lambda:InvokeFunction"
                 || action.starts_with("states:"),
             "{action}"
