@@ -1003,8 +1003,6 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
         actions(&granted),
         [
             "dynamodb:BatchGetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:UpdateItem",
@@ -1035,11 +1033,9 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
         "Query on the dataType index"
     );
     for action in [
-        "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
     ] {
         assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
     }
@@ -1050,7 +1046,6 @@ fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_acco
     let t = template();
     let granted = granted(&t, "RefresherRole");
     let mut expected = vec![
-        "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
