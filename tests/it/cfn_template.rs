@@ -32,11 +32,6 @@ use serde_norway::Value;
 
 const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
 const CARGO_TOML: &str = include_str!("../../Cargo.toml");
-/// Where the functions' configurations read their variables.
-const CONFIG_SOURCES: [&str; 2] = [
-    include_str!("../../src/config/mod.rs"),
-    include_str!("../../src/config/parts.rs"),
-];
 /// The account and region of the stack these tests evaluate the template for.
 const STACK_ACCOUNT: &str = "111122223333";
 const STACK_REGION: &str = "eu-west-1";
@@ -860,16 +855,41 @@ fn the_refresher_gets_the_variables_it_reads() {
     assert_eq!(external_id.as_deref(), Some("drs-cache-prod"));
 }
 
+/// What each function's configuration reads, as the configuration's Debug
+/// form (the variables it asks for are recorded by [`variables_read`]).
+type Read = fn(&Env<&dyn Fn(&str) -> Option<String>>) -> String;
+
+/// Debug with every line sorted: sets and maps print their elements in no
+/// fixed order, a changed value still changes a line.
+fn canonical(debug: String) -> Vec<String> {
+    let mut lines: Vec<String> = debug.lines().map(|l| l.trim().to_owned()).collect();
+    lines.sort_unstable();
+    lines
+}
+
+const FUNCTIONS: [(&str, Read); 3] = [
+    ("ReaderFunction", |env| {
+        format!("{:#?}", ReaderConfig::from_vars(env))
+    }),
+    ("PlannerFunction", |env| {
+        format!("{:#?}", PlannerConfig::from_vars(env))
+    }),
+    ("RefresherFunction", |env| {
+        format!("{:#?}", RefresherConfig::from_vars(env))
+    }),
+];
+
 #[test]
-fn every_variable_set_on_a_function_is_one_the_code_reads() {
+fn every_variable_set_on_a_function_is_one_its_code_reads() {
     let t = template();
     let stack = Stack::new(&t, &[]);
-    for function in ["ReaderFunction", "PlannerFunction", "RefresherFunction"] {
-        for var in stack.environment(function).keys() {
-            let quoted = format!("\"{var}\"");
+    for (function, read) in FUNCTIONS {
+        let environment = stack.environment(function);
+        let asked = variables_read(&environment, read);
+        for var in environment.keys() {
             assert!(
-                CONFIG_SOURCES.iter().any(|s| s.contains(&quoted)),
-                "{function} sets {var}, which no code reads"
+                asked.contains(var),
+                "{function} sets {var}, which its configuration never reads"
             );
         }
     }
@@ -1252,4 +1272,75 @@ fn the_outputs_name_the_workflow_and_every_function() {
             .get("RefreshStateMachineArn")
             .is_none()
     );
+}
+
+/// Every variable `read` asks for when given `environment`, in the order asked.
+fn variables_read<T>(
+    environment: &BTreeMap<String, String>,
+    read: impl Fn(&Env<&dyn Fn(&str) -> Option<String>>) -> T,
+) -> Vec<String> {
+    let asked = std::sync::Mutex::new(Vec::new());
+    let lookup = |name: &str| {
+        asked.lock().unwrap().push(name.to_owned());
+        environment.get(name).cloned()
+    };
+    read(&Env(&lookup));
+    let mut asked = asked.into_inner().unwrap();
+    asked.dedup();
+    asked
+}
+
+/// Each function's template environment sets every variable its configuration
+/// reads (all but the SDK's own `AWS_*`), each tuning variable from a parameter
+/// whose default gives the same configuration as the code's own default.
+#[test]
+fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
+    let t = template();
+    let stack = Stack::new(&t, &[]);
+    let parameters = field(&t, "Parameters");
+    for (function, read) in FUNCTIONS {
+        let environment = stack.environment(function);
+        let asked = variables_read(&environment, read);
+        let unset: Vec<&String> = asked
+            .iter()
+            .filter(|v| !v.starts_with("AWS_") && !environment.contains_key(*v))
+            .collect();
+        assert!(
+            unset.is_empty(),
+            "{function} reads but the template never sets {unset:?}"
+        );
+
+        let deployed = read(&Env(&|name: &str| environment.get(name).cloned()));
+        assert!(!deployed.starts_with("Err"), "{function}: {deployed}");
+        let deployed = canonical(deployed);
+        let variables = field(field(properties(&t, function), "Environment"), "Variables");
+        for (name, value) in variables.as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            // Tuning variables come from a parameter of the same default.
+            let Some(("Ref", parameter)) = intrinsic(value)
+                .as_ref()
+                .map(|(f, arg)| (f.as_str(), arg.as_str().unwrap_or_default()))
+            else {
+                continue;
+            };
+            let Some(declared) = parameters.get(parameter) else {
+                continue; // a resource
+            };
+            let without = read(&Env(&|n: &str| {
+                (n != name).then(|| environment.get(n).cloned()).flatten()
+            }));
+            if without.starts_with("Err") {
+                continue; // required: no code default to agree with
+            }
+            assert!(
+                declared.get("Default").is_some(),
+                "{parameter} has no default"
+            );
+            assert_eq!(
+                deployed,
+                canonical(without),
+                "{function}: {name} = {parameter}'s default changes the code's default"
+            );
+        }
+    }
 }
