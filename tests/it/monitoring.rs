@@ -217,3 +217,40 @@ fn every_function_logs_to_a_group_of_the_stack_kept_for_the_retention_parameter(
         );
     }
 }
+
+#[test]
+fn every_deploy_parameter_is_in_a_console_group_and_documented_with_its_default() {
+    let template = template();
+    let section = OPERATIONS
+        .split("## Deploy parameters")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/operations.md has a Deploy parameters section");
+    let grouped: BTreeSet<&str> = template["Metadata"]["AWS::CloudFormation::Interface"]
+        ["ParameterGroups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["Parameters"].as_sequence().unwrap())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for (name, parameter) in template["Parameters"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        assert!(grouped.contains(name), "{name} is in no ParameterGroup");
+        let default = match &parameter["Default"] {
+            Value::String(s) if s.is_empty() => "(empty)".to_owned(),
+            Value::String(s) => format!("`{s}`"),
+            Value::Number(n) => format!("`{n}`"),
+            Value::Null => "(required)".to_owned(),
+            other => panic!("{name}: default {other:?}"),
+        };
+        let row = section
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("docs/operations.md does not document {name}"));
+        assert!(
+            row.starts_with(&format!("| `{name}` | {default} |")),
+            "{name}: documented as {row}, default {default}"
+        );
+    }
+}
