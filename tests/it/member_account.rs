@@ -29,11 +29,12 @@ use std::{
 use crate::support::{cfn::Stack, moto};
 use drs_cache::{
     config::DEFAULT_ROLE_NAME,
-    domain::{AccountId, Region},
+    domain::{AccountId, CacheKey, DataType, Region},
     plan::trigger::{
         self, DRS_DETAIL_TYPES, INSTANCE_PROFILE_EVENTS, SECURITY_GROUP_EVENTS, SUBNET_EVENTS,
         Trigger,
     },
+    workflow::Fetch,
 };
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
@@ -160,9 +161,9 @@ fn pascal_case(snake: &str) -> String {
         .collect()
 }
 
-/// The IAM actions of the SDK operations the refresher calls in an account:
-/// every `.client.operation(` in `src/adapters/aws/`, outside its unit tests,
-/// as `service:Operation`, the service being that of the connection the client
+/// The IAM actions of the SDK operations the refresher calls: every
+/// `.client.operation(` in `src/adapters/aws/`, outside its unit tests, as
+/// `service:Operation`, the service being that of the connection the client
 /// comes from (`self.drs(..)`, `self.ec2(..)` or `self.iam(..)`). Each
 /// operation is also the `OPERATION` the adapter names in its errors.
 fn refresher_actions() -> BTreeSet<String> {
@@ -254,9 +255,53 @@ fn granted(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
     granted
 }
 
-#[test]
-fn the_member_role_allows_exactly_the_calls_the_refresher_makes() {
+/// The operations whose fetches run in `account`, for a refresher whose own
+/// account is `home`: those of every data type kept per account, while data
+/// that is the same in every account (instance types) is fetched with the
+/// refresher's own account (`workflow::Fetch`).
+fn operations_run_in(account: &str, home: &str) -> BTreeSet<String> {
+    let (account, home) = (
+        AccountId::parse(account).unwrap(),
+        AccountId::parse(home).unwrap(),
+    );
+    let region = Region::parse("eu-west-1").unwrap();
+    DataType::ALL
+        .iter()
+        .map(|&data_type| Fetch::of(&CacheKey::new(data_type, region.clone(), account), home))
+        .filter(|fetch| fetch.account() == account)
+        .map(|fetch| fetch.operation().to_owned())
+        .collect()
+}
+
+/// The actions of the refresher's calls in an account other than its own.
+fn member_account_actions() -> BTreeSet<String> {
+    let in_member = operations_run_in(MEMBER, DEPLOYMENT);
     let actions = refresher_actions();
+    // Every operation a fetch names is one the adapters call, and back.
+    let operations = |actions: &BTreeSet<String>| {
+        actions
+            .iter()
+            .map(|a| a.split_once(':').unwrap().1.to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        operations(&actions),
+        operations_run_in(DEPLOYMENT, DEPLOYMENT)
+    );
+    actions
+        .into_iter()
+        .filter(|a| in_member.contains(a.split_once(':').unwrap().1))
+        .collect()
+}
+
+#[test]
+fn the_member_role_allows_exactly_the_calls_the_refresher_makes_there() {
+    let actions = member_account_actions();
+    // Instance types are read in the deployment account only.
+    assert!(
+        !actions.contains("ec2:DescribeInstanceTypes"),
+        "{actions:?}"
+    );
     let member = member_template();
     let role = member_stack(&member, MEMBER, "us-east-1").properties("ReaderRole");
     let allowed = granted(&role);
@@ -267,7 +312,8 @@ fn the_member_role_allows_exactly_the_calls_the_refresher_makes() {
         assert_eq!(resources, &set(["*"]), "{action}");
     }
 
-    // The refresher's own role reads its own account with the same calls.
+    // The refresher's own role reads its own account with every call.
+    let actions = refresher_actions();
     let main = main_template();
     let refresher = Stack::new(&main, DEPLOYMENT, DEPLOYMENT_REGION).properties("RefresherRole");
     let read_upstream = refresher["Policies"]
