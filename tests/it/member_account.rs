@@ -644,10 +644,13 @@ fn planner_accounts(template: &Yaml, stack: &Stack) -> Vec<String> {
         .collect()
 }
 
+/// Parameter values of a main stack, and the accounts it refreshes.
+type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
 #[test]
 fn the_main_rules_take_the_events_of_the_accounts_refreshed_only() {
     let main = main_template();
-    let cases: [(&[(&str, &str)], &[&str]); 4] = [
+    let cases: [Case; 4] = [
         // The deployment account alone.
         (&[], &[DEPLOYMENT]),
         (&[("DeploymentAccountId", MEMBER)], &[MEMBER]),
