@@ -1185,13 +1185,29 @@ fn schedules_and_rules_may_only_start_the_workflow() {
     let t = template();
     for role in ["RefreshScheduleRole", "RefreshEventRuleRole"] {
         let granted = granted(&t, role);
-        assert_eq!(actions(&granted), ["states:StartExecution"], "{role}");
+        // Scheduler also sends the ticks it could not deliver to the schedule's
+        // dead-letter queue with its role (EventBridge rules need no role for
+        // theirs: the queue's policy lets them).
+        let expected: &[&str] = if role == "RefreshScheduleRole" {
+            &["sqs:SendMessage", "states:StartExecution"]
+        } else {
+            &["states:StartExecution"]
+        };
+        assert_eq!(actions(&granted), expected, "{role}");
         assert!(
             granted["states:StartExecution"]
                 .iter()
                 .all(|r| is_ref(r, "RefreshStateMachine")),
             "{role}"
         );
+        if let Some(queues) = granted.get("sqs:SendMessage") {
+            assert!(
+                queues
+                    .iter()
+                    .all(|r| is_get_att(r, "RefreshScheduleDeadLetterQueue", "Arn")),
+                "{role}"
+            );
+        }
     }
 }
 
@@ -1227,6 +1243,37 @@ fn the_schedule_starts_a_scheduled_run_as_often_as_the_planner_is_told() {
     assert!(is_get_att(
         field(target, "RoleArn"),
         "RefreshScheduleRole",
+        "Arn"
+    ));
+    // A tick it cannot deliver after its retries goes to an encrypted queue.
+    assert!(field(target, "RetryPolicy").is_mapping());
+    assert!(is_get_att(
+        field(field(target, "DeadLetterConfig"), "Arn"),
+        "RefreshScheduleDeadLetterQueue",
+        "Arn"
+    ));
+    let queue = properties(&t, "RefreshScheduleDeadLetterQueue");
+    // Encrypted: SQS-managed keys, or the customer-managed key KmsKeyArn names.
+    let sse = intrinsic(field(queue, "SqsManagedSseEnabled"));
+    assert!(
+        matches!(&sse, Some((f, arg)) if f == "If"
+            && arg[0].as_str() == Some("UseKmsKey")
+            && arg[2] == Value::Bool(true)),
+        "{sse:?}"
+    );
+    let kms = intrinsic(field(queue, "KmsMasterKeyId"));
+    assert!(
+        matches!(&kms, Some((f, arg)) if f == "If" && is_ref(&arg[1], "KmsKeyArn")),
+        "{kms:?}"
+    );
+    let outputs = field(&t, "Outputs");
+    assert!(is_ref(
+        field(field(outputs, "RefreshScheduleDeadLetterQueueUrl"), "Value"),
+        "RefreshScheduleDeadLetterQueue"
+    ));
+    assert!(is_get_att(
+        field(field(outputs, "RefreshScheduleDeadLetterQueueArn"), "Value"),
+        "RefreshScheduleDeadLetterQueue",
         "Arn"
     ));
     // The input, with the time Scheduler puts in, is a scheduled tick.

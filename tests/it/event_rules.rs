@@ -6,6 +6,11 @@
 //!
 //! The fixture's name says where it must go: `drs-*` to the DRS rule, `ec2-*` to
 //! the EC2 rule, `iam-*` to the instance profile rule, `other-*` nowhere.
+//!
+//! The patterns are the template's evaluated for a stack in moto's account with
+//! the default parameters, so their account filter names the account moto
+//! stamps on the events put here; tests/it/member_account.rs checks that filter
+//! against other accounts.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -15,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use crate::support::moto;
+use crate::support::{cfn::Stack, moto};
 use drs_cache::{
     domain::AccountId,
     plan::trigger::{
@@ -54,9 +59,11 @@ fn rules(template: &Yaml) -> BTreeMap<String, Yaml> {
         .collect()
 }
 
-/// A rule's event pattern as the JSON EventBridge takes.
+/// A rule's event pattern as the JSON EventBridge takes, for a stack in moto's
+/// account and `REGION` with the default parameters.
 fn pattern(rule: &Yaml) -> Value {
-    serde_json::to_value(&rule["EventPattern"]).expect("a pattern without intrinsics")
+    let t = template();
+    Stack::new(&t, moto::ACCOUNT, REGION).value(&rule["EventPattern"])
 }
 
 fn strings(value: &Value) -> BTreeSet<String> {
@@ -167,6 +174,14 @@ fn every_rule_starts_the_refresh_workflow_with_the_whole_event() {
         for field in ["Input", "InputPath", "InputTransformer"] {
             assert!(target.get(field).is_none(), "{id}: {field}");
         }
+        // An event that cannot start a run after the retries is kept.
+        let retry = &target["RetryPolicy"];
+        assert!(retry["MaximumRetryAttempts"].as_u64() > Some(0), "{id}");
+        assert_eq!(
+            tagged(&target["DeadLetterConfig"]["Arn"]),
+            ("!GetAtt".into(), "RefreshEventsDeadLetterQueue.Arn".into()),
+            "{id}"
+        );
     }
 }
 
@@ -207,6 +222,44 @@ fn the_rules_name_exactly_the_events_the_planner_acts_on() {
     for pattern in [&ec2, &iam] {
         assert_eq!(pattern["detail"]["errorCode"], json!([{"exists": false}]));
     }
+    // The events of the accounts refreshed: by default the stack's own.
+    for pattern in [&drs, &ec2, &iam] {
+        assert_eq!(pattern["account"], json!([moto::ACCOUNT]));
+    }
+}
+
+#[test]
+fn what_the_rules_cannot_deliver_waits_in_an_encrypted_queue_only_they_may_send_to() {
+    let t = template();
+    let stack = Stack::new(&t, moto::ACCOUNT, REGION);
+    let queue = stack.properties("RefreshEventsDeadLetterQueue");
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    let policy = stack.properties("RefreshEventsDeadLetterQueuePolicy");
+    assert_eq!(
+        policy["Queues"],
+        json!(["physical-id-of-RefreshEventsDeadLetterQueue"])
+    );
+    let rules: BTreeSet<String> = RULES.iter().map(|(id, _)| format!("Arn-of-{id}")).collect();
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"],
+        json!([{
+            "Sid": "RefreshRulesDeadLetters",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": "Arn-of-RefreshEventsDeadLetterQueue",
+            "Condition": {"ArnEquals": {"aws:SourceArn": rules}},
+        }])
+    );
+    let outputs = stack.outputs();
+    assert_eq!(
+        outputs["RefreshEventsDeadLetterQueueUrl"],
+        "physical-id-of-RefreshEventsDeadLetterQueue"
+    );
+    assert_eq!(
+        outputs["RefreshEventsDeadLetterQueueArn"],
+        "Arn-of-RefreshEventsDeadLetterQueue"
+    );
 }
 
 #[test]

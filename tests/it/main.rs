@@ -8,6 +8,7 @@ mod cfn_template;
 mod event_rules;
 mod fleet;
 mod leases;
+mod member_account;
 mod monitoring;
 mod plan;
 mod reader;

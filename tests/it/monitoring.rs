@@ -226,14 +226,14 @@ fn every_deploy_parameter_is_in_a_console_group_and_documented_with_its_default(
         .nth(1)
         .and_then(|rest| rest.split("\n## ").next())
         .expect("docs/operations.md has a Deploy parameters section");
-    let grouped: BTreeSet<&str> = template["Metadata"]["AWS::CloudFormation::Interface"]
-        ["ParameterGroups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["Parameters"].as_sequence().unwrap())
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let grouped: BTreeSet<&str> =
+        template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["Parameters"].as_sequence().unwrap())
+            .map(|p| p.as_str().unwrap())
+            .collect();
     for (name, parameter) in template["Parameters"].as_mapping().unwrap() {
         let name = name.as_str().unwrap();
         assert!(grouped.contains(name), "{name} is in no ParameterGroup");

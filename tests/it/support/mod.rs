@@ -1,5 +1,6 @@
 //! Harnesses and helpers the integration tests share.
 
+pub mod cfn;
 pub mod moto;
 pub mod plan;
 pub mod proxy;

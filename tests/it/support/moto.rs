@@ -17,6 +17,10 @@ use std::{
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
+/// The account moto serves a request that names none (its default account):
+/// the account of the events a test puts without naming one.
+pub const ACCOUNT: &str = "123456789012";
+
 /// How long a started server may take to answer.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Servers tried before giving up, in case another process takes the port first.
