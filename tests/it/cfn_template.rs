@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use crate::support::moto;
+use crate::support::{
+    cfn::{intrinsic, resources_of},
+    moto,
+};
 use bytes::Bytes;
 use drs_cache::{
     adapters::{
@@ -67,35 +70,6 @@ fn properties<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
         field(field(template, "Resources"), logical_id),
         "Properties",
     )
-}
-
-/// The resources of one type, by logical ID.
-fn resources_of<'a>(template: &'a Value, ty: &str) -> BTreeMap<&'a str, &'a Value> {
-    field(template, "Resources")
-        .as_mapping()
-        .expect("Resources is a mapping")
-        .iter()
-        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
-        .map(|(id, r)| (id.as_str().expect("logical IDs are strings"), r))
-        .collect()
-}
-
-/// An intrinsic function call, short form (`!Ref X`) or long (`Ref: X`,
-/// `Fn::GetAtt: [...]`): its name without `Fn::`, and its argument.
-fn intrinsic(value: &Value) -> Option<(String, &Value)> {
-    match value {
-        Value::Tagged(tagged) => Some((
-            tagged.tag.to_string().trim_start_matches('!').to_owned(),
-            &tagged.value,
-        )),
-        Value::Mapping(m) if m.len() == 1 => {
-            let (name, argument) = m.iter().next()?;
-            let name = name.as_str()?;
-            (name == "Ref" || name.starts_with("Fn::"))
-                .then(|| (name.trim_start_matches("Fn::").to_owned(), argument))
-        }
-        _ => None,
-    }
 }
 
 fn is_ref(value: &Value, target: &str) -> bool {

@@ -12,15 +12,9 @@
 //! stamps on the events put here; tests/it/member_account.rs checks that filter
 //! against other accounts.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    io::{Read, Write},
-    net::TcpStream,
-    path::PathBuf,
-    time::Duration,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::support::{cfn::Stack, moto};
+use crate::support::{cfn::Stack, events, moto};
 use drs_cache::{
     domain::AccountId,
     plan::trigger::{
@@ -77,56 +71,6 @@ fn strings(value: &Value) -> BTreeSet<String> {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// The sample events: file name to event.
-fn fixtures() -> BTreeMap<String, Value> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
-    let events: BTreeMap<String, Value> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let event: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, event)
-        })
-        .collect();
-    assert!(!events.is_empty(), "no fixtures in {}", dir.display());
-    for (name, event) in &events {
-        // The EventBridge envelope every event has.
-        for field in [
-            "version",
-            "id",
-            "detail-type",
-            "source",
-            "account",
-            "time",
-            "region",
-        ] {
-            assert!(event[field].is_string(), "{name}: {field}");
-        }
-        assert!(event["resources"].is_array(), "{name}: resources");
-        assert!(event["detail"].is_object(), "{name}: detail");
-        assert!(
-            AccountId::parse(event["account"].as_str().unwrap()).is_ok(),
-            "{name}: account"
-        );
-        if event["detail-type"] == CLOUDTRAIL {
-            for field in [
-                "eventSource",
-                "eventName",
-                "awsRegion",
-                "recipientAccountId",
-                "eventID",
-            ] {
-                assert!(event["detail"][field].is_string(), "{name}: detail.{field}");
-            }
-        }
-    }
-    events
 }
 
 /// The rule a fixture must be routed by, from its name; `None` for `other-*`.
@@ -264,7 +208,7 @@ fn what_the_rules_cannot_deliver_waits_in_an_encrypted_queue_only_they_may_send_
 
 #[test]
 fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
-    let events = fixtures();
+    let events = events::fixtures();
     let home = AccountId::parse("111122223333").unwrap();
     let mut drs = BTreeSet::new();
     let mut calls: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -307,61 +251,23 @@ fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
 
 // --- moto ------------------------------------------------------------------------------
 
-/// One call of an AWS JSON protocol (`X-Amz-Target`) on the moto server; the
-/// answer's JSON body. The Authorization header names the service and region
-/// (moto routes by it and checks no signature).
-fn aws_json(service: &str, target: &str, body: &Value) -> Value {
-    let host = moto::endpoint().trim_start_matches("http://");
-    let content_type = match service {
-        "sqs" => "application/x-amz-json-1.0",
-        _ => "application/x-amz-json-1.1",
-    };
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(host).expect("moto answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: {target}\r\n\
-         Content-Type: {content_type}\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/{REGION}/{service}/aws4_request, \
-         SignedHeaders=host;x-amz-target, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8(response).expect("UTF-8 answer");
-    let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split(' ').nth(1).unwrap_or("");
-    assert!(
-        status.starts_with('2'),
-        "{target}: HTTP {status}: {payload}"
-    );
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "{target}: chunked answers are not read here"
-    );
-    if payload.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{target}: {e}: {payload}"))
-    }
-}
-
 struct Queue {
     url: String,
 }
 
 impl Queue {
     fn create(name: &str) -> (Self, String) {
-        let created = aws_json("sqs", "AmazonSQS.CreateQueue", &json!({"QueueName": name}));
+        let created = moto::aws_json(
+            moto::ACCOUNT,
+            REGION,
+            "sqs",
+            "AmazonSQS.CreateQueue",
+            &json!({"QueueName": name}),
+        );
         let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
-        let attributes = aws_json(
+        let attributes = moto::aws_json(
+            moto::ACCOUNT,
+            REGION,
             "sqs",
             "AmazonSQS.GetQueueAttributes",
             &json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
@@ -378,7 +284,9 @@ impl Queue {
     fn drain(&self) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
-            let received = aws_json(
+            let received = moto::aws_json(
+                moto::ACCOUNT,
+                REGION,
                 "sqs",
                 "AmazonSQS.ReceiveMessage",
                 &json!({"QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
@@ -390,7 +298,9 @@ impl Queue {
             for message in messages {
                 let body = message["Body"].as_str().expect("a body");
                 events.push(serde_json::from_str(body).expect("the event as JSON"));
-                aws_json(
+                moto::aws_json(
+                    moto::ACCOUNT,
+                    REGION,
                     "sqs",
                     "AmazonSQS.DeleteMessage",
                     &json!({"QueueUrl": self.url, "ReceiptHandle": message["ReceiptHandle"]}),
@@ -400,26 +310,24 @@ impl Queue {
     }
 }
 
-/// What identifies an event after EventBridge gave it a new id and time.
-fn identity(event: &Value) -> Value {
-    json!([
-        event["source"],
-        event["detail-type"],
-        event["resources"],
-        event["detail"]
-    ])
-}
-
 #[test]
 fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     let t = template();
     let bus = moto::unique_name("bus");
-    aws_json("events", "AWSEvents.CreateEventBus", &json!({"Name": bus}));
+    moto::aws_json(
+        moto::ACCOUNT,
+        REGION,
+        "events",
+        "AWSEvents.CreateEventBus",
+        &json!({"Name": bus}),
+    );
     let mut queues = BTreeMap::new();
     for (id, rule) in rules(&t) {
         let name = moto::unique_name(&id.to_lowercase());
         let (queue, arn) = Queue::create(&name);
-        aws_json(
+        moto::aws_json(
+            moto::ACCOUNT,
+            REGION,
             "events",
             "AWSEvents.PutRule",
             &json!({
@@ -429,7 +337,9 @@ fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
                 "State": "ENABLED",
             }),
         );
-        aws_json(
+        moto::aws_json(
+            moto::ACCOUNT,
+            REGION,
             "events",
             "AWSEvents.PutTargets",
             &json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "queue", "Arn": arn}]}),
@@ -438,8 +348,10 @@ fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     }
 
     let mut routed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, event) in fixtures() {
-        let put = aws_json(
+    for (name, event) in events::fixtures() {
+        let put = moto::aws_json(
+            moto::ACCOUNT,
+            REGION,
             "events",
             "AWSEvents.PutEvents",
             &json!({"Entries": [{
@@ -454,7 +366,11 @@ fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
         let mut taken_by = Vec::new();
         for (rule, queue) in &queues {
             for delivered in queue.drain() {
-                assert_eq!(identity(&delivered), identity(&event), "{name} via {rule}");
+                assert_eq!(
+                    events::identity(&delivered),
+                    events::identity(&event),
+                    "{name} via {rule}"
+                );
                 taken_by.push(rule.clone());
             }
         }

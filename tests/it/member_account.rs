@@ -20,13 +20,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     hash::{Hash, Hasher},
-    io::{Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use crate::support::{cfn::Stack, moto};
+use crate::support::{cfn::Stack, events, moto, workflow};
 use drs_cache::{
     config::DEFAULT_ROLE_NAME,
     domain::{AccountId, CacheKey, DataType, Region},
@@ -750,62 +747,6 @@ fn the_bus_accepts_events_from_the_accounts_refreshed_or_the_organization_and_no
 
 // --- moto -------------------------------------------------------------------------------
 
-/// One call on the moto server as `account` in `region`: moto takes the
-/// account from `x-moto-account-id` and the service and region from the
-/// Authorization header's credential scope, and checks no signature. The
-/// answer's JSON body.
-fn call(account: &str, region: &str, service: &str, headers: &str, body: &str) -> Value {
-    let host = moto::endpoint().trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("moto answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {host}\r\n{headers}x-moto-account-id: {account}\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/{region}/{service}/aws4_request, \
-         SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8(response).expect("UTF-8 answer");
-    let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split(' ').nth(1).unwrap_or("");
-    assert!(
-        status.starts_with('2'),
-        "{service} {headers}: HTTP {status}: {payload}"
-    );
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "chunked answers are not read here"
-    );
-    if payload.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
-    }
-}
-
-/// A call of an AWS JSON protocol (EventBridge, SQS).
-fn aws_json(account: &str, region: &str, service: &str, target: &str, body: &Value) -> Value {
-    let content_type = match service {
-        "sqs" => "application/x-amz-json-1.0",
-        _ => "application/x-amz-json-1.1",
-    };
-    call(
-        account,
-        region,
-        service,
-        &format!("X-Amz-Target: {target}\r\nContent-Type: {content_type}\r\n"),
-        &body.to_string(),
-    )
-}
-
 fn form_encode(value: &str) -> String {
     value
         .bytes()
@@ -838,7 +779,7 @@ fn query(
     .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
     .collect::<Vec<_>>()
     .join("&");
-    let answer = call(
+    let answer = moto::call(
         account,
         region,
         service,
@@ -881,7 +822,7 @@ struct Queue {
 
 impl Queue {
     fn create(account: &str, region: &str, name: &str) -> Self {
-        let created = aws_json(
+        let created = moto::aws_json(
             account,
             region,
             "sqs",
@@ -889,7 +830,7 @@ impl Queue {
             &json!({"QueueName": name}),
         );
         let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
-        let attributes = aws_json(
+        let attributes = moto::aws_json(
             account,
             region,
             "sqs",
@@ -913,7 +854,7 @@ impl Queue {
     fn drain(&self) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
-            let received = aws_json(
+            let received = moto::aws_json(
                 &self.account,
                 &self.region,
                 "sqs",
@@ -926,7 +867,7 @@ impl Queue {
             }
             for message in messages {
                 events.push(serde_json::from_str(message["Body"].as_str().unwrap()).unwrap());
-                aws_json(
+                moto::aws_json(
                     &self.account,
                     &self.region,
                     "sqs",
@@ -936,24 +877,6 @@ impl Queue {
             }
         }
     }
-}
-
-/// The sample events of `tests/fixtures/events/`: file name to event.
-fn fixtures() -> BTreeMap<String, Value> {
-    let dir = source_dir("tests/fixtures/events");
-    let events: BTreeMap<String, Value> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let event = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, event)
-        })
-        .collect();
-    assert!(!events.is_empty());
-    events
 }
 
 /// The main stack rule a sample event is for, from its name; `None` for
@@ -998,7 +921,7 @@ fn put_event(account: &str, region: &str, bus: Option<&str>, event: &Value) {
     if let Some(bus) = bus {
         entry["EventBusName"] = bus.into();
     }
-    let put = aws_json(
+    let put = moto::aws_json(
         account,
         region,
         "events",
@@ -1020,7 +943,7 @@ struct MainRules {
 impl MainRules {
     fn put(stack: &Stack, account: &str, region: &str) -> Self {
         let bus = moto::unique_name("deployment-bus");
-        aws_json(
+        moto::aws_json(
             account,
             region,
             "events",
@@ -1031,7 +954,7 @@ impl MainRules {
         for (rule, _) in FORWARDED_BY {
             let name = moto::unique_name(&rule.to_lowercase());
             let queue = Queue::create(account, region, &name);
-            aws_json(
+            moto::aws_json(
                 account,
                 region,
                 "events",
@@ -1043,7 +966,7 @@ impl MainRules {
                     "State": "ENABLED",
                 }),
             );
-            aws_json(
+            moto::aws_json(
                 account,
                 region,
                 "events",
@@ -1071,16 +994,6 @@ impl MainRules {
     }
 }
 
-/// What identifies an event after EventBridge gave it a new id and time.
-fn identity(event: &Value) -> Value {
-    json!([
-        event["source"],
-        event["detail-type"],
-        event["resources"],
-        event["detail"]
-    ])
-}
-
 #[test]
 fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_others() {
     let main = main_template();
@@ -1102,7 +1015,7 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
         // Not in AccountIds: its own events start no run either.
         (&deployment, false),
     ] {
-        for (name, sample) in fixtures() {
+        for (name, sample) in events::fixtures() {
             // DRS and EC2 events of another region than the deployment's.
             let event = happened_in(&sample, account, "eu-west-1");
             let region = event["region"].as_str().unwrap().to_owned();
@@ -1120,7 +1033,11 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
                 continue;
             };
             taken += 1;
-            assert_eq!(identity(delivered), identity(&event), "{name}");
+            assert_eq!(
+                events::identity(delivered),
+                events::identity(&event),
+                "{name}"
+            );
             // The run it starts refreshes the member account's data, in the
             // region the event happened in.
             let account = AccountId::parse(account).unwrap();
@@ -1142,7 +1059,10 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
             }
         }
     }
-    let samples = fixtures().keys().filter(|n| rule_for(n).is_some()).count();
+    let samples = events::fixtures()
+        .keys()
+        .filter(|n| rule_for(n).is_some())
+        .count();
     assert_eq!(taken, 2 * samples);
 }
 
@@ -1169,23 +1089,6 @@ fn stack_resources(account: &str, region: &str, stack: &str) -> BTreeMap<String,
         .collect()
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 #[test]
 fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_deployment_bus() {
     let template = member_template();
@@ -1199,7 +1102,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
     ];
 
     // What arrives on the deployment bus, from any source a sample has.
-    let sources: BTreeSet<String> = fixtures()
+    let sources: BTreeSet<String> = events::fixtures()
         .values()
         .map(|e| e["source"].as_str().unwrap().to_owned())
         .collect();
@@ -1208,14 +1111,14 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
         DEPLOYMENT_REGION,
         &moto::unique_name("arrived"),
     );
-    aws_json(
+    moto::aws_json(
         &deployment,
         DEPLOYMENT_REGION,
         "events",
         "AWSEvents.PutRule",
         &json!({"Name": "arrived", "EventPattern": json!({"source": sources}).to_string()}),
     );
-    aws_json(
+    moto::aws_json(
         &deployment,
         DEPLOYMENT_REGION,
         "events",
@@ -1290,7 +1193,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
                 "GetRole",
                 &[("RoleName".into(), DEFAULT_ROLE_NAME.into())],
             );
-            let trust: Value = serde_json::from_str(&percent_decode(
+            let trust: Value = serde_json::from_str(&workflow::percent_decode(
                 role["Role"]["AssumeRolePolicyDocument"].as_str().unwrap(),
             ))
             .unwrap();
@@ -1313,7 +1216,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
             resources["ForwardEventsRole"]
         );
         for (id, rule) in expected.resources_of("AWS::Events::Rule") {
-            let listed = aws_json(
+            let listed = moto::aws_json(
                 &member,
                 region,
                 "events",
@@ -1336,7 +1239,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
 
         // The member's events: DRS and EC2 changes from every region, IAM
         // changes from us-east-1 only, nothing else.
-        for (name, sample) in fixtures() {
+        for (name, sample) in events::fixtures() {
             let event = happened_in(&sample, &member, region);
             put_event(&member, region, None, &event);
             let forwarded = arrived.drain();

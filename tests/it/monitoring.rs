@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
+
+use crate::support::cfn::{intrinsic, resources_of};
 use serde_norway::Value;
 
 const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
@@ -25,22 +27,12 @@ fn template() -> Value {
     serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML")
 }
 
-fn resources_of(template: &Value, ty: &str) -> Vec<(String, Value)> {
-    template["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
-        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r["Properties"].clone()))
+/// The properties of the resources of one type, by logical ID.
+fn properties_of<'a>(template: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
+    resources_of(template, ty)
+        .into_iter()
+        .map(|(id, r)| (id, &r["Properties"]))
         .collect()
-}
-
-/// The value of a YAML short-form tag (`!Ref X`), as (tag, value).
-fn tagged(value: &Value) -> Option<(String, &Value)> {
-    match value {
-        Value::Tagged(t) => Some((t.tag.to_string(), &t.value)),
-        _ => None,
-    }
 }
 
 /// Every metric name the code writes to the namespace.
@@ -98,24 +90,24 @@ fn metrics_named_in(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_alarm_notifies_the_alarm_topic_and_links_a_runbook_entry() {
     let template = template();
-    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let alarms = properties_of(&template, "AWS::CloudWatch::Alarm");
     assert!(alarms.len() >= 9, "{alarms:?}");
     let entries = anchors(OPERATIONS);
     for (id, alarm) in &alarms {
         for actions in ["AlarmActions", "OKActions"] {
             let action = &alarm[actions][0];
-            let (tag, value) = tagged(action).unwrap_or_else(|| panic!("{id}: {actions}"));
-            assert_eq!(tag, "!If", "{id}: {actions}");
+            let (tag, value) = intrinsic(action).unwrap_or_else(|| panic!("{id}: {actions}"));
+            assert_eq!(tag, "If", "{id}: {actions}");
             let branches = value.as_sequence().unwrap();
             assert_eq!(branches[0].as_str(), Some("MakeAlarmTopic"), "{id}");
             assert_eq!(
-                tagged(&branches[1]).map(|(t, v)| (t, v.as_str())),
-                Some(("!Ref".to_owned(), Some("AlarmTopic"))),
+                intrinsic(&branches[1]).map(|(t, v)| (t, v.as_str())),
+                Some(("Ref".to_owned(), Some("AlarmTopic"))),
                 "{id}"
             );
             assert_eq!(
-                tagged(&branches[2]).map(|(t, v)| (t, v.as_str())),
-                Some(("!Ref".to_owned(), Some("AlarmTopicArn"))),
+                intrinsic(&branches[2]).map(|(t, v)| (t, v.as_str())),
+                Some(("Ref".to_owned(), Some("AlarmTopicArn"))),
                 "{id}"
             );
         }
@@ -141,7 +133,7 @@ fn alarms_and_the_dashboard_read_only_metrics_the_code_writes() {
     let emitted = emitted();
     assert!(emitted.contains("OverdueKeys") && emitted.contains("CacheHit"));
     let mut read = BTreeSet::new();
-    for (id, alarm) in resources_of(&template, "AWS::CloudWatch::Alarm") {
+    for (id, alarm) in properties_of(&template, "AWS::CloudWatch::Alarm") {
         if alarm["Namespace"].as_str() == Some(NAMESPACE) {
             read.insert(alarm["MetricName"].as_str().unwrap().to_owned());
         }
@@ -155,9 +147,9 @@ fn alarms_and_the_dashboard_read_only_metrics_the_code_writes() {
             }
         }
     }
-    let dashboard = &resources_of(&template, "AWS::CloudWatch::Dashboard")[0].1;
-    let (tag, sub) = tagged(&dashboard["DashboardBody"]).unwrap();
-    assert_eq!(tag, "!Sub");
+    let dashboard = &properties_of(&template, "AWS::CloudWatch::Dashboard")[0].1;
+    let (tag, sub) = intrinsic(&dashboard["DashboardBody"]).unwrap();
+    assert_eq!(tag, "Sub");
     let body = sub[0].as_str().unwrap();
     let on_dashboard = metrics_named_in(body);
     for name in [
@@ -191,24 +183,25 @@ fn alarms_and_the_dashboard_read_only_metrics_the_code_writes() {
 #[test]
 fn every_function_logs_to_a_group_of_the_stack_kept_for_the_retention_parameter() {
     let template = template();
-    let groups = resources_of(&template, "AWS::Logs::LogGroup");
-    for (id, function) in resources_of(&template, "AWS::Lambda::Function") {
-        let (tag, group) = tagged(&function["LoggingConfig"]["LogGroup"])
+    let groups = properties_of(&template, "AWS::Logs::LogGroup");
+    for (id, function) in properties_of(&template, "AWS::Lambda::Function") {
+        let (tag, group) = intrinsic(&function["LoggingConfig"]["LogGroup"])
             .unwrap_or_else(|| panic!("{id} names no log group"));
-        assert_eq!(tag, "!Ref", "{id}");
+        assert_eq!(tag, "Ref", "{id}");
         let group_id = group.as_str().unwrap();
         let (_, properties) = groups
             .iter()
-            .find(|(g, _)| g == group_id)
+            .find(|(g, _)| *g == group_id)
             .unwrap_or_else(|| panic!("{id}: no log group {group_id}"));
-        let retention = tagged(&properties["RetentionInDays"]).map(|(t, v)| (t, v.as_str()));
+        let retention = intrinsic(&properties["RetentionInDays"]).map(|(t, v)| (t, v.as_str()));
         assert_eq!(
             retention,
-            Some(("!Ref".to_owned(), Some("LogRetentionDays"))),
+            Some(("Ref".to_owned(), Some("LogRetentionDays"))),
             "{group_id}"
         );
         // The group is the one Lambda would make for the function's name.
-        let name = |value: &Value| tagged(value).and_then(|(_, v)| v.as_str().map(str::to_owned));
+        let name =
+            |value: &Value| intrinsic(value).and_then(|(_, v)| v.as_str().map(str::to_owned));
         let function_name = name(&function["FunctionName"]).unwrap();
         assert_eq!(
             name(&properties["LogGroupName"]),

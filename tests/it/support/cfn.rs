@@ -39,6 +39,17 @@ pub fn intrinsic(value: &Yaml) -> Option<(String, &Yaml)> {
     }
 }
 
+/// The resources of one type, by logical ID.
+pub fn resources_of<'a>(template: &'a Yaml, ty: &str) -> BTreeMap<&'a str, &'a Yaml> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some(ty))
+        .map(|(id, r)| (id.as_str().expect("logical IDs are strings"), r))
+        .collect()
+}
+
 fn arguments<'y>(function: &str, argument: &'y Yaml) -> &'y [Yaml] {
     argument
         .as_sequence()

@@ -1,6 +1,7 @@
 //! Harnesses and helpers the integration tests share.
 
 pub mod cfn;
+pub mod events;
 pub mod moto;
 pub mod plan;
 pub mod proxy;

@@ -245,3 +245,73 @@ fn answers_http(addr: SocketAddr) -> bool {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
+
+// --- raw calls, for what the SDK clients of the tests do not cover ---------------
+
+/// One call on the moto server as `account` in `region`: moto takes the
+/// account from `x-moto-account-id` and the service and region from the
+/// Authorization header's credential scope, and checks no signature. The
+/// answer's JSON body.
+pub fn call(
+    account: &str,
+    region: &str,
+    service: &str,
+    headers: &str,
+    body: &str,
+) -> serde_json::Value {
+    let host = endpoint().trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("moto answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {host}\r\n{headers}x-moto-account-id: {account}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/{region}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).expect("UTF-8 answer");
+    let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split(' ').nth(1).unwrap_or("");
+    assert!(
+        status.starts_with('2'),
+        "{service} {headers}: HTTP {status}: {payload}"
+    );
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked answers are not read here"
+    );
+    if payload.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+    }
+}
+
+/// A call of an AWS JSON protocol (EventBridge, SQS).
+pub fn aws_json(
+    account: &str,
+    region: &str,
+    service: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let content_type = match service {
+        "sqs" => "application/x-amz-json-1.0",
+        _ => "application/x-amz-json-1.1",
+    };
+    call(
+        account,
+        region,
+        service,
+        &format!("X-Amz-Target: {target}\r\nContent-Type: {content_type}\r\n"),
+        &body.to_string(),
+    )
+}

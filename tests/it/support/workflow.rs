@@ -365,7 +365,8 @@ fn invoked_function(method: &Method, path: &str) -> Option<String> {
     name.rsplit(':').next().map(str::to_owned)
 }
 
-fn percent_decode(text: &str) -> String {
+/// `text` with its `%XX` escapes decoded (a malformed one is kept as it is).
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
