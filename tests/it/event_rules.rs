@@ -251,65 +251,6 @@ fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
 
 // --- moto ------------------------------------------------------------------------------
 
-struct Queue {
-    url: String,
-}
-
-impl Queue {
-    fn create(name: &str) -> (Self, String) {
-        let created = moto::aws_json(
-            moto::ACCOUNT,
-            REGION,
-            "sqs",
-            "AmazonSQS.CreateQueue",
-            &json!({"QueueName": name}),
-        );
-        let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
-        let attributes = moto::aws_json(
-            moto::ACCOUNT,
-            REGION,
-            "sqs",
-            "AmazonSQS.GetQueueAttributes",
-            &json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
-        );
-        let arn = attributes["Attributes"]["QueueArn"]
-            .as_str()
-            .expect("QueueArn")
-            .to_owned();
-        (Self { url }, arn)
-    }
-
-    /// The events waiting in the queue, removed from it. moto delivers to a
-    /// rule's targets within PutEvents, so nothing arrives later.
-    fn drain(&self) -> Vec<Value> {
-        let mut events = Vec::new();
-        loop {
-            let received = moto::aws_json(
-                moto::ACCOUNT,
-                REGION,
-                "sqs",
-                "AmazonSQS.ReceiveMessage",
-                &json!({"QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
-            );
-            let messages = received["Messages"].as_array().cloned().unwrap_or_default();
-            if messages.is_empty() {
-                return events;
-            }
-            for message in messages {
-                let body = message["Body"].as_str().expect("a body");
-                events.push(serde_json::from_str(body).expect("the event as JSON"));
-                moto::aws_json(
-                    moto::ACCOUNT,
-                    REGION,
-                    "sqs",
-                    "AmazonSQS.DeleteMessage",
-                    &json!({"QueueUrl": self.url, "ReceiptHandle": message["ReceiptHandle"]}),
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     let t = template();
@@ -324,7 +265,8 @@ fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     let mut queues = BTreeMap::new();
     for (id, rule) in rules(&t) {
         let name = moto::unique_name(&id.to_lowercase());
-        let (queue, arn) = Queue::create(&name);
+        let queue = moto::Queue::create(moto::ACCOUNT, REGION, &name);
+        let arn = queue.arn.clone();
         moto::aws_json(
             moto::ACCOUNT,
             REGION,

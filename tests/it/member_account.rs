@@ -813,72 +813,6 @@ fn unique_account() -> String {
     format!("{:012}", hasher.finish() % 1_000_000_000_000)
 }
 
-struct Queue {
-    account: String,
-    region: String,
-    url: String,
-    arn: String,
-}
-
-impl Queue {
-    fn create(account: &str, region: &str, name: &str) -> Self {
-        let created = moto::aws_json(
-            account,
-            region,
-            "sqs",
-            "AmazonSQS.CreateQueue",
-            &json!({"QueueName": name}),
-        );
-        let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
-        let attributes = moto::aws_json(
-            account,
-            region,
-            "sqs",
-            "AmazonSQS.GetQueueAttributes",
-            &json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
-        );
-        let arn = attributes["Attributes"]["QueueArn"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        Self {
-            account: account.to_owned(),
-            region: region.to_owned(),
-            url,
-            arn,
-        }
-    }
-
-    /// The events waiting in the queue, removed from it. moto delivers to a
-    /// rule's targets within PutEvents, so nothing arrives later.
-    fn drain(&self) -> Vec<Value> {
-        let mut events = Vec::new();
-        loop {
-            let received = moto::aws_json(
-                &self.account,
-                &self.region,
-                "sqs",
-                "AmazonSQS.ReceiveMessage",
-                &json!({"QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
-            );
-            let messages = received["Messages"].as_array().cloned().unwrap_or_default();
-            if messages.is_empty() {
-                return events;
-            }
-            for message in messages {
-                events.push(serde_json::from_str(message["Body"].as_str().unwrap()).unwrap());
-                moto::aws_json(
-                    &self.account,
-                    &self.region,
-                    "sqs",
-                    "AmazonSQS.DeleteMessage",
-                    &json!({"QueueUrl": self.url, "ReceiptHandle": message["ReceiptHandle"]}),
-                );
-            }
-        }
-    }
-}
-
 /// The main stack rule a sample event is for, from its name; `None` for
 /// `other-*` (tests/it/event_rules.rs holds the names to this).
 fn rule_for(fixture: &str) -> Option<&'static str> {
@@ -937,7 +871,7 @@ struct MainRules {
     account: String,
     region: String,
     bus: String,
-    queues: BTreeMap<&'static str, Queue>,
+    queues: BTreeMap<&'static str, moto::Queue>,
 }
 
 impl MainRules {
@@ -953,7 +887,7 @@ impl MainRules {
         let mut queues = BTreeMap::new();
         for (rule, _) in FORWARDED_BY {
             let name = moto::unique_name(&rule.to_lowercase());
-            let queue = Queue::create(account, region, &name);
+            let queue = moto::Queue::create(account, region, &name);
             moto::aws_json(
                 account,
                 region,
@@ -1106,7 +1040,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
         .values()
         .map(|e| e["source"].as_str().unwrap().to_owned())
         .collect();
-    let arrived = Queue::create(
+    let arrived = moto::Queue::create(
         &deployment,
         DEPLOYMENT_REGION,
         &moto::unique_name("arrived"),

@@ -315,3 +315,71 @@ pub fn aws_json(
         &body.to_string(),
     )
 }
+
+/// An SQS queue of `account` in `region` on moto, as a rule target that
+/// shows which events the rule took.
+pub struct Queue {
+    account: String,
+    region: String,
+    url: String,
+    pub arn: String,
+}
+
+impl Queue {
+    pub fn create(account: &str, region: &str, name: &str) -> Self {
+        let created = aws_json(
+            account,
+            region,
+            "sqs",
+            "AmazonSQS.CreateQueue",
+            &serde_json::json!({"QueueName": name}),
+        );
+        let url = created["QueueUrl"].as_str().expect("QueueUrl").to_owned();
+        let attributes = aws_json(
+            account,
+            region,
+            "sqs",
+            "AmazonSQS.GetQueueAttributes",
+            &serde_json::json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
+        );
+        let arn = attributes["Attributes"]["QueueArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Self {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            url,
+            arn,
+        }
+    }
+
+    /// The events waiting in the queue, removed from it. moto delivers to a
+    /// rule's targets within PutEvents, so nothing arrives later.
+    pub fn drain(&self) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        loop {
+            let received = aws_json(
+                &self.account,
+                &self.region,
+                "sqs",
+                "AmazonSQS.ReceiveMessage",
+                &serde_json::json!({"QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
+            );
+            let messages = received["Messages"].as_array().cloned().unwrap_or_default();
+            if messages.is_empty() {
+                return events;
+            }
+            for message in messages {
+                events.push(serde_json::from_str(message["Body"].as_str().unwrap()).unwrap());
+                aws_json(
+                    &self.account,
+                    &self.region,
+                    "sqs",
+                    "AmazonSQS.DeleteMessage",
+                    &serde_json::json!({"QueueUrl": self.url, "ReceiptHandle": message["ReceiptHandle"]}),
+                );
+            }
+        }
+    }
+}
