@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cfn_moto;
 mod cfn_template;
 mod event_rules;
 mod fleet;

@@ -19,7 +19,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    hash::{Hash, Hasher},
     path::{Path, PathBuf},
 };
 
@@ -747,72 +746,6 @@ fn the_bus_accepts_events_from_the_accounts_refreshed_or_the_organization_and_no
 
 // --- moto -------------------------------------------------------------------------------
 
-fn form_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A call of an AWS query protocol (CloudFormation, IAM), answered in JSON
-/// (moto does so for `ContentType=JSON`): the action's result.
-fn query(
-    account: &str,
-    region: &str,
-    service: &str,
-    version: &str,
-    action: &str,
-    parameters: &[(String, String)],
-) -> Value {
-    let body = [
-        ("Action".to_owned(), action.to_owned()),
-        ("Version".to_owned(), version.to_owned()),
-        ("ContentType".to_owned(), "JSON".to_owned()),
-    ]
-    .iter()
-    .chain(parameters)
-    .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-    .collect::<Vec<_>>()
-    .join("&");
-    let answer = moto::call(
-        account,
-        region,
-        service,
-        "Content-Type: application/x-www-form-urlencoded\r\n",
-        &body,
-    );
-    answer[format!("{action}Response")][format!("{action}Result")].clone()
-}
-
-fn cloudformation(
-    account: &str,
-    region: &str,
-    action: &str,
-    parameters: &[(String, String)],
-) -> Value {
-    query(
-        account,
-        region,
-        "cloudformation",
-        "2010-05-15",
-        action,
-        parameters,
-    )
-}
-
-/// A twelve-digit account ID no other test of any process uses, so that what
-/// moto holds for it is this test's alone.
-fn unique_account() -> String {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    moto::unique_name("account").hash(&mut hasher);
-    format!("{:012}", hasher.finish() % 1_000_000_000_000)
-}
-
 /// The main stack rule a sample event is for, from its name; `None` for
 /// `other-*` (tests/it/event_rules.rs holds the names to this).
 fn rule_for(fixture: &str) -> Option<&'static str> {
@@ -932,10 +865,10 @@ impl MainRules {
 fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_others() {
     let main = main_template();
     let (deployment, member, other_member, stranger) = (
-        unique_account(),
-        unique_account(),
-        unique_account(),
-        unique_account(),
+        moto::unique_account(),
+        moto::unique_account(),
+        moto::unique_account(),
+        moto::unique_account(),
     );
     let stack = Stack::new(&main, &deployment, DEPLOYMENT_REGION)
         .with("AccountIds", &format!("{member},{other_member}"));
@@ -1000,33 +933,10 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
     assert_eq!(taken, 2 * samples);
 }
 
-/// A stack's resources as moto's CloudFormation lists them: logical ID to
-/// physical ID (moto lists what it skipped with an empty logical ID).
-fn stack_resources(account: &str, region: &str, stack: &str) -> BTreeMap<String, String> {
-    let listed = cloudformation(
-        account,
-        region,
-        "ListStackResources",
-        &[("StackName".into(), stack.into())],
-    );
-    listed["StackResourceSummaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["LogicalResourceId"] != "")
-        .map(|r| {
-            (
-                r["LogicalResourceId"].as_str().unwrap().to_owned(),
-                r["PhysicalResourceId"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_deployment_bus() {
     let template = member_template();
-    let (deployment, member) = (unique_account(), unique_account());
+    let (deployment, member) = (moto::unique_account(), moto::unique_account());
     let deployment_bus = bus_arn(&deployment, DEPLOYMENT_REGION);
     let refresher = format!("arn:aws:iam::{deployment}:role/drs-cache-RefresherRole-1A2B3C4D5E6F");
     let parameters = [
@@ -1063,32 +973,7 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
     // One stack set over two regions: us-east-1 first, which makes the role.
     for region in ["us-east-1", "eu-west-1"] {
         let name = moto::unique_name("drs-cache-member");
-        let mut request = vec![
-            ("StackName".to_owned(), name.clone()),
-            ("TemplateBody".to_owned(), MEMBER_TEMPLATE.to_owned()),
-            (
-                "Capabilities.member.1".to_owned(),
-                "CAPABILITY_NAMED_IAM".to_owned(),
-            ),
-        ];
-        for (i, (key, value)) in parameters.iter().enumerate() {
-            request.push((
-                format!("Parameters.member.{}.ParameterKey", i + 1),
-                (*key).to_owned(),
-            ));
-            request.push((
-                format!("Parameters.member.{}.ParameterValue", i + 1),
-                (*value).to_owned(),
-            ));
-        }
-        cloudformation(&member, region, "CreateStack", &request);
-        let described = cloudformation(
-            &member,
-            region,
-            "DescribeStacks",
-            &[("StackName".into(), name.clone())],
-        );
-        let created = &described["Stacks"][0];
+        let created = &moto::create_stack(&member, region, &name, MEMBER_TEMPLATE, &parameters);
         assert_eq!(
             created["StackStatus"], "CREATE_COMPLETE",
             "{region}: {created}"
@@ -1100,26 +985,16 @@ fn moto_creates_the_member_stack_in_each_region_and_its_rules_forward_to_the_dep
             .fold(Stack::new(&template, &member, region), |s, (k, v)| {
                 s.with(k, v)
             });
-        let resources = stack_resources(&member, region, &name);
+        let resources = moto::stack_resources(&member, region, &name);
         let mut wanted = expected.resources();
         wanted.retain(|_, r| !NOT_IN_MOTO.iter().any(|t| r["Type"] == *t));
         assert_eq!(set(resources.keys()), set(wanted.keys()), "{region}");
 
-        let outputs: BTreeMap<String, String> = created["Outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                (
-                    o["OutputKey"].as_str().unwrap().to_owned(),
-                    o["OutputValue"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let outputs = moto::stack_outputs(created);
         if region == "us-east-1" {
             let role_arn = format!("arn:aws:iam::{member}:role/{DEFAULT_ROLE_NAME}");
             assert_eq!(outputs.get("RoleArn"), Some(&role_arn));
-            let role = query(
+            let role = moto::query(
                 &member,
                 region,
                 "iam",

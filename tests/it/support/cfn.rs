@@ -50,6 +50,42 @@ pub fn resources_of<'a>(template: &'a Yaml, ty: &str) -> BTreeMap<&'a str, &'a Y
         .collect()
 }
 
+/// `template` as CloudFormation's JSON: every short-form tag in long form
+/// (`!Ref X` as `{"Ref": "X"}`, `!GetAtt R.A` as `{"Fn::GetAtt": ["R", "A"]}`,
+/// `!Condition C` as `{"Condition": "C"}`, `!Sub ...` as `{"Fn::Sub": ...}`).
+pub fn long_form(template: &Yaml) -> Json {
+    match template {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(b) => Json::Bool(*b),
+        Yaml::Number(n) => serde_json::to_value(n).expect("a number"),
+        Yaml::String(s) => Json::String(s.clone()),
+        Yaml::Sequence(items) => Json::Array(items.iter().map(long_form).collect()),
+        Yaml::Mapping(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), long_form(v)))
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => {
+            let name = tagged.tag.to_string();
+            let name = name.trim_start_matches('!');
+            let argument = match (name, &tagged.value) {
+                ("GetAtt", Yaml::String(path)) => {
+                    let (resource, attribute) = path
+                        .split_once('.')
+                        .unwrap_or_else(|| panic!("!GetAtt {path}: not Resource.Attribute"));
+                    Json::from([resource, attribute])
+                }
+                (_, value) => long_form(value),
+            };
+            let key = match name {
+                "Ref" | "Condition" => name.to_owned(),
+                _ => format!("Fn::{name}"),
+            };
+            Json::Object(Map::from_iter([(key, argument)]))
+        }
+    }
+}
+
 fn arguments<'y>(function: &str, argument: &'y Yaml) -> &'y [Yaml] {
     argument
         .as_sequence()
@@ -143,7 +179,15 @@ impl<'a> Stack<'a> {
                 let [a, b] = arguments("Equals", argument) else {
                     panic!("Equals takes two arguments: {argument:?}");
                 };
-                self.resolve(a) == self.resolve(b)
+                // CloudFormation compares the values as strings: a Number
+                // parameter's `-1` equals the literal -1.
+                let text = |v: &Yaml| {
+                    self.resolve(v).map(|v| match v {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    })
+                };
+                text(a) == text(b)
             }
             "Not" => {
                 let [inner] = arguments("Not", argument) else {

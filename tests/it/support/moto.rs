@@ -2,6 +2,7 @@
 //! `MOTO_ENDPOINT`, or one started here on a free port that dies with the process.
 
 use std::{
+    collections::BTreeMap,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     os::unix::process::CommandExt,
@@ -248,17 +249,19 @@ fn answers_http(addr: SocketAddr) -> bool {
 
 // --- raw calls, for what the SDK clients of the tests do not cover ---------------
 
-/// One call on the moto server as `account` in `region`: moto takes the
+/// One request to the moto server as `account` in `region`: moto takes the
 /// account from `x-moto-account-id` and the service and region from the
 /// Authorization header's credential scope, and checks no signature. The
-/// answer's JSON body.
-pub fn call(
+/// answer's status and body.
+pub fn request(
     account: &str,
     region: &str,
     service: &str,
+    method: &str,
+    path: &str,
     headers: &str,
-    body: &str,
-) -> serde_json::Value {
+    body: &[u8],
+) -> (u16, String) {
     let host = endpoint().trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).expect("moto answers");
     stream
@@ -266,36 +269,76 @@ pub fn call(
         .unwrap();
     write!(
         stream,
-        "POST / HTTP/1.1\r\nHost: {host}\r\n{headers}x-moto-account-id: {account}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}x-moto-account-id: {account}\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/{region}/{service}/aws4_request, \
          SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
+    stream.write_all(body).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let response = String::from_utf8(response).expect("UTF-8 answer");
     let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split(' ').nth(1).unwrap_or("");
-    assert!(
-        status.starts_with('2'),
-        "{service} {headers}: HTTP {status}: {payload}"
-    );
     assert!(
         !head
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked"),
         "chunked answers are not read here"
     );
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP status line: {head}"));
+    (status, payload.to_owned())
+}
+
+/// `request` answered 2xx, with a JSON body (or none: `Null`).
+pub fn request_json(
+    account: &str,
+    region: &str,
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> serde_json::Value {
+    let (status, payload) = request(account, region, service, method, path, headers, body);
+    assert!(
+        (200..300).contains(&status),
+        "{service} {method} {path} {headers}: HTTP {status}: {payload}"
+    );
     if payload.trim().is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+        serde_json::from_str(&payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
     }
 }
 
-/// A call of an AWS JSON protocol (EventBridge, SQS).
+/// One POST to `/` (the AWS JSON and query protocols), answered 2xx: its
+/// JSON body.
+pub fn call(
+    account: &str,
+    region: &str,
+    service: &str,
+    headers: &str,
+    body: &str,
+) -> serde_json::Value {
+    request_json(
+        account,
+        region,
+        service,
+        "POST",
+        "/",
+        headers,
+        body.as_bytes(),
+    )
+}
+
+/// A call of an AWS JSON protocol (EventBridge, SQS, DynamoDB, Step
+/// Functions, CloudWatch, CloudWatch Logs).
 pub fn aws_json(
     account: &str,
     region: &str,
@@ -304,7 +347,7 @@ pub fn aws_json(
     body: &serde_json::Value,
 ) -> serde_json::Value {
     let content_type = match service {
-        "sqs" => "application/x-amz-json-1.0",
+        "sqs" | "dynamodb" | "states" | "monitoring" => "application/x-amz-json-1.0",
         _ => "application/x-amz-json-1.1",
     };
     call(
@@ -314,6 +357,168 @@ pub fn aws_json(
         &format!("X-Amz-Target: {target}\r\nContent-Type: {content_type}\r\n"),
         &body.to_string(),
     )
+}
+
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A call of an AWS query protocol (CloudFormation, IAM, SNS), answered in
+/// JSON (moto does so for `ContentType=JSON`): the action's result.
+pub fn query(
+    account: &str,
+    region: &str,
+    service: &str,
+    version: &str,
+    action: &str,
+    parameters: &[(String, String)],
+) -> serde_json::Value {
+    let body = [
+        ("Action".to_owned(), action.to_owned()),
+        ("Version".to_owned(), version.to_owned()),
+        ("ContentType".to_owned(), "JSON".to_owned()),
+    ]
+    .iter()
+    .chain(parameters)
+    .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let answer = call(
+        account,
+        region,
+        service,
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &body,
+    );
+    answer[format!("{action}Response")][format!("{action}Result")].clone()
+}
+
+/// A CloudFormation call (`query`).
+pub fn cloudformation(
+    account: &str,
+    region: &str,
+    action: &str,
+    parameters: &[(String, String)],
+) -> serde_json::Value {
+    query(
+        account,
+        region,
+        "cloudformation",
+        "2010-05-15",
+        action,
+        parameters,
+    )
+}
+
+/// A twelve-digit account ID no other test of any process uses, so that what
+/// moto holds for it is this test's alone.
+pub fn unique_account() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    unique_name("account").hash(&mut hasher);
+    format!("{:012}", hasher.finish() % 1_000_000_000_000)
+}
+
+/// How long a stack moto reports in progress may take to finish.
+const STACK_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Creates the stack `name` of `template` (YAML or JSON) with `parameters`
+/// and named-IAM capability; the stack as DescribeStacks answers once it is
+/// no longer in progress. (moto creates every resource within CreateStack, so
+/// that is at once.)
+pub fn create_stack(
+    account: &str,
+    region: &str,
+    name: &str,
+    template: &str,
+    parameters: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut request = vec![
+        ("StackName".to_owned(), name.to_owned()),
+        ("TemplateBody".to_owned(), template.to_owned()),
+        (
+            "Capabilities.member.1".to_owned(),
+            "CAPABILITY_NAMED_IAM".to_owned(),
+        ),
+    ];
+    for (i, (key, value)) in parameters.iter().enumerate() {
+        request.push((
+            format!("Parameters.member.{}.ParameterKey", i + 1),
+            (*key).to_owned(),
+        ));
+        request.push((
+            format!("Parameters.member.{}.ParameterValue", i + 1),
+            (*value).to_owned(),
+        ));
+    }
+    cloudformation(account, region, "CreateStack", &request);
+    let deadline = Instant::now() + STACK_DEADLINE;
+    loop {
+        let described = cloudformation(
+            account,
+            region,
+            "DescribeStacks",
+            &[("StackName".into(), name.into())],
+        );
+        let stack = described["Stacks"][0].clone();
+        let status = stack["StackStatus"].as_str().unwrap_or_default();
+        if !status.ends_with("_IN_PROGRESS") {
+            return stack;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stack {name} is still {status} after {STACK_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A described stack's outputs: key to value.
+pub fn stack_outputs(stack: &serde_json::Value) -> BTreeMap<String, String> {
+    stack["Outputs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|o| {
+            (
+                o["OutputKey"].as_str().expect("OutputKey").to_owned(),
+                o["OutputValue"].as_str().expect("OutputValue").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A stack's resources as moto's CloudFormation lists them: logical ID to
+/// physical ID (moto lists what it skipped, or did not create for its
+/// condition, with an empty logical ID).
+pub fn stack_resources(account: &str, region: &str, stack: &str) -> BTreeMap<String, String> {
+    let listed = cloudformation(
+        account,
+        region,
+        "ListStackResources",
+        &[("StackName".into(), stack.into())],
+    );
+    listed["StackResourceSummaries"]
+        .as_array()
+        .expect("StackResourceSummaries")
+        .iter()
+        .filter(|r| r["LogicalResourceId"] != "")
+        .map(|r| {
+            (
+                r["LogicalResourceId"].as_str().unwrap().to_owned(),
+                r["PhysicalResourceId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// An SQS queue of `account` in `region` on moto, as a rule target that
