@@ -8,6 +8,7 @@ mod cfn_template;
 mod event_rules;
 mod fleet;
 mod leases;
+mod linked_calls;
 mod member_account;
 mod monitoring;
 mod plan;
