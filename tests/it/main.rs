@@ -5,6 +5,7 @@
 mod support;
 
 mod cfn_template;
+mod deploy;
 mod event_rules;
 mod fleet;
 mod leases;
