@@ -85,7 +85,7 @@ const CREDENTIALS: [(&str, &str); 2] = [
     ("AWS_SECRET_ACCESS_KEY", "testing"),
 ];
 
-fn with_region<'a>(region: &'a str) -> Vec<(&'a str, &'a str)> {
+fn with_region(region: &str) -> Vec<(&str, &str)> {
     let mut env = CREDENTIALS.to_vec();
     env.push(("AWS_REGION", region));
     env
