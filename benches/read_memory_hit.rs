@@ -21,7 +21,7 @@ use drs_cache::{
     adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
     domain::{CacheEntry, CacheKey, DataType, Region, SystemClock, Timestamp, TtlPolicy, Version},
-    ports::{CacheStore, PutOutcome},
+    ports::{CacheWrites, PutOutcome},
     read::{
         ApiRequest, ApiResponse, ReaderSettings, Router,
         metrics::{MetricsSink, ReadOutcome, emf_line},

@@ -20,7 +20,7 @@ use crate::{
         lambda::PlannerFunction,
         summary::{EmfRunMetrics, RunMetrics},
     },
-    ports::{CacheStorage, CacheStore, RefreshTrigger},
+    ports::{CacheReads, CacheWrites, RefreshLeases, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
         RefreshSettings, Refresher, Upstream,
@@ -61,7 +61,7 @@ impl Aws {
     }
 
     /// Refresh requests as executions of the state machine `arn`.
-    pub async fn workflow_trigger(&self, arn: &str) -> Arc<dyn RefreshTrigger> {
+    pub async fn workflow_trigger(&self, arn: &str) -> Arc<StepFunctionsTrigger> {
         let client = aws_sdk_sfn::Client::new(self.config().await);
         Arc::new(StepFunctionsTrigger::new(
             client,
@@ -98,6 +98,7 @@ pub async fn refresher(
         aws.workflow_trigger(&config.state_machine_arn)
     );
     let refresher = refresher_over(
+        store.clone(),
         store.clone(),
         upstream,
         config.settings.clone(),
@@ -142,10 +143,11 @@ pub fn planner_function(
     }
 }
 
-/// A refresher writing to `store` (which also keeps its leases) from the AWS
+/// A refresher writing to `store`, under the leases of `leases`, from the AWS
 /// upstream `upstream`.
 pub fn refresher_over(
-    store: Arc<dyn CacheStorage>,
+    store: Arc<dyn CacheWrites>,
+    leases: Arc<dyn RefreshLeases>,
     upstream: AwsUpstream,
     settings: RefreshSettings,
     metrics: Arc<dyn RefreshMetrics>,
@@ -157,8 +159,8 @@ pub fn refresher_over(
         iam: upstream,
     };
     Refresher::new(
-        store.clone(),
         store,
+        leases,
         sources,
         Arc::new(SystemClock),
         metrics,
@@ -168,7 +170,7 @@ pub fn refresher_over(
 
 /// A reader over `store`, asking `trigger` for refreshes.
 pub fn reader_router(
-    store: Arc<dyn CacheStore>,
+    store: Arc<dyn CacheReads>,
     trigger: Arc<dyn RefreshTrigger>,
     settings: ReaderSettings,
     metrics: Arc<dyn MetricsSink>,
@@ -313,8 +315,13 @@ mod local {
                 .load()
                 .await;
             let upstream = AwsUpstream::new(base, config.access.clone(), config.upstream)?;
-            let refresher =
-                refresher_over(store.clone(), upstream, config.settings.clone(), metrics);
+            let refresher = refresher_over(
+                store.clone(),
+                store.clone(),
+                upstream,
+                config.settings.clone(),
+                metrics,
+            );
             let planner = Planner::new(
                 store.clone(),
                 store,

@@ -15,14 +15,26 @@ use crate::domain::{
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where cache entries live. Every write is conditional on the version, so an
-/// older refresh never replaces a newer one, and nothing but `put` changes a body.
+/// Where cache entries live, in three capabilities so that each function holds
+/// (and links) only what it does: the reader reads ([`CacheReads`]), the
+/// refresher writes ([`CacheWrites`]) and the planner lists ([`CacheListing`]).
+/// Every write is conditional on the version, so an older refresh never
+/// replaces a newer one, and nothing but `put` changes a body.
+pub trait CacheStore: CacheReads + CacheWrites + CacheListing {}
+
+impl<T: CacheReads + CacheWrites + CacheListing + ?Sized> CacheStore for T {}
+
+/// Reading entries: all the reader does with the cache.
 #[async_trait]
-pub trait CacheStore: Send + Sync {
+pub trait CacheReads: Send + Sync {
     /// The entry under `key`, body included. A body stored in several chunks is
     /// returned whole and from one version, never mixed.
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError>;
+}
 
+/// Writing entries: all the refresher does with the cache.
+#[async_trait]
+pub trait CacheWrites: Send + Sync {
     /// Stores `entry` unless the stored version is the same or newer.
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError>;
 
@@ -48,7 +60,11 @@ pub trait CacheStore: Send + Sync {
         key: &CacheKey,
         attempt: &RefreshAttempt,
     ) -> Result<(), StoreError>;
+}
 
+/// Listing entries' metadata: all the planner does with the cache.
+#[async_trait]
+pub trait CacheListing: Send + Sync {
     /// The metadata of every entry of `data_type`, a page at a time, oldest
     /// `created_at` first. Pass the returned cursor to get the next page.
     async fn list(
@@ -173,7 +189,12 @@ pub trait RefreshTrigger: Send + Sync {
         &self,
         invalidation: &Invalidation,
     ) -> Result<(), RefreshRequestError>;
+}
 
+/// Asks the refresh side for runs of given targets: the refresher's follow-up
+/// runs of targets changed while it held them.
+#[async_trait]
+pub trait RunRequests: Send + Sync {
     /// Asks for a new run refreshing exactly `keys`: never collapsed into a run
     /// already under way, which may have fetched them before the change.
     async fn request_targets(
@@ -271,8 +292,9 @@ pub struct SourceError {
 /// done with. A lease that was begun and never released is the record of a
 /// refresh that died: a scheduled claim leaves its target alone for a backoff
 /// past the lease's end.
+/// The planner's side of the leases ([`RefreshLeases`]): claiming targets.
 #[async_trait]
-pub trait RefreshLeases: Send + Sync {
+pub trait LeaseClaims: Send + Sync {
     /// Claims each of `keys` until `until` under a new claim id, unless a lease
     /// on it runs past `now` (or, by `rule`, a refresh of it died recently).
     /// Returns the claim: its id and the keys it holds, in the order given;
@@ -286,7 +308,12 @@ pub trait RefreshLeases: Send + Sync {
         until: Timestamp,
         rule: ClaimRule,
     ) -> Result<Claim, StoreError>;
+}
 
+/// The refresher's side of the leases: beginning and releasing what a claim
+/// holds.
+#[async_trait]
+pub trait RefreshLeases: Send + Sync {
     /// Starts a fetch of `keys` under `claim`: each lease that `claim` holds,
     /// or that no live lease holds, becomes `claim`'s until `until`, with `now`
     /// as the start of its fetch and no pending mark (the fetch that begins
@@ -344,9 +371,9 @@ pub enum ClaimRule {
 }
 
 /// A cache store that also keeps refresh leases, as both stores do.
-pub trait CacheStorage: CacheStore + RefreshLeases {}
+pub trait CacheStorage: CacheStore + LeaseClaims + RefreshLeases {}
 
-impl<T: CacheStore + RefreshLeases> CacheStorage for T {}
+impl<T: CacheStore + LeaseClaims + RefreshLeases + ?Sized> CacheStorage for T {}
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::CacheKey,
-    ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
+    ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, RunRequests},
 };
 
 /// What the local refresher is asked to do.
@@ -120,7 +120,10 @@ impl RefreshTrigger for LocalRefreshQueue {
     ) -> Result<(), RefreshRequestError> {
         self.send(RefreshRequest::Invalidation(invalidation.clone()))
     }
+}
 
+#[async_trait]
+impl RunRequests for LocalRefreshQueue {
     /// One request per key: a key already waiting has not been refreshed yet,
     /// so the waiting request stands for this one too.
     async fn request_targets(

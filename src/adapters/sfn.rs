@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::unique_id;
 use crate::{
     domain::{CacheKey, Timestamp},
-    ports::{BoxError, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
+    ports::{
+        BoxError, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, RunRequests,
+    },
     text::prefix,
     workflow::ExecutionInput,
 };
@@ -188,7 +190,10 @@ impl RefreshTrigger for StepFunctionsTrigger {
         self.start(name, input.to_json(), invalidation.to_string())
             .await
     }
+}
 
+#[async_trait]
+impl RunRequests for StepFunctionsTrigger {
     /// An execution of its own, `{reason}-targets-{unix seconds}-{unique id}`.
     #[tracing::instrument(skip_all, fields(keys = keys.len()))]
     async fn request_targets(

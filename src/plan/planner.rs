@@ -13,7 +13,7 @@ use crate::{
         AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
     },
     ports::{
-        CacheStore, ClaimId, ClaimRule, Invalidation, RefreshLeases, RefreshReason, StoreError,
+        CacheListing, ClaimId, ClaimRule, Invalidation, LeaseClaims, RefreshReason, StoreError,
     },
     workflow,
 };
@@ -96,8 +96,8 @@ impl Plan {
 }
 
 pub struct Planner {
-    store: Arc<dyn CacheStore>,
-    leases: Arc<dyn RefreshLeases>,
+    store: Arc<dyn CacheListing>,
+    leases: Arc<dyn LeaseClaims>,
     clock: Arc<dyn Clock>,
     config: PlanConfig,
     /// The configured targets, for lookups by key.
@@ -106,8 +106,8 @@ pub struct Planner {
 
 impl Planner {
     pub fn new(
-        store: Arc<dyn CacheStore>,
-        leases: Arc<dyn RefreshLeases>,
+        store: Arc<dyn CacheListing>,
+        leases: Arc<dyn LeaseClaims>,
         clock: Arc<dyn Clock>,
         config: PlanConfig,
     ) -> Self {

@@ -13,7 +13,7 @@ use crate::{
     },
     errors,
     ports::{
-        CacheStore, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
+        CacheReads, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
     },
 };
 
@@ -174,7 +174,7 @@ impl LoadError {
 }
 
 pub struct ReadService {
-    store: Arc<dyn CacheStore>,
+    store: Arc<dyn CacheReads>,
     trigger: Arc<dyn RefreshTrigger>,
     clock: Arc<dyn Clock>,
     memory: MemoryTier,
@@ -186,7 +186,7 @@ pub struct ReadService {
 
 impl ReadService {
     pub fn new(
-        store: Arc<dyn CacheStore>,
+        store: Arc<dyn CacheReads>,
         trigger: Arc<dyn RefreshTrigger>,
         clock: Arc<dyn Clock>,
         settings: ReaderSettings,

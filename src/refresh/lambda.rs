@@ -16,8 +16,8 @@ use crate::{
     domain::{AccountId, CacheKey},
     errors,
     invocation::{ErrorType, InvocationError},
-    ports::{RefreshReason, RefreshTrigger},
-    workflow::{self, Batch, BatchResult, Counts, InputError, MAX_BATCH_TARGETS, RunLedger},
+    ports::{RefreshReason, RunRequests},
+    workflow::{self, Batch, BatchResult, Counts, InputError, MAX_BATCH_TARGETS, RunRecords},
 };
 
 use super::{Refresher, RoundOutcome};
@@ -26,9 +26,9 @@ use super::{Refresher, RoundOutcome};
 pub struct RefresherFunction {
     pub refresher: Arc<Refresher>,
     /// Where a finished batch's counts go.
-    pub ledger: Arc<dyn RunLedger>,
+    pub ledger: Arc<dyn RunRecords>,
     /// Where the follow-up runs of changed targets are asked for.
-    pub trigger: Arc<dyn RefreshTrigger>,
+    pub trigger: Arc<dyn RunRequests>,
 }
 
 /// What one invocation answers: a few hundred bytes, or a batch of targets

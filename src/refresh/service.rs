@@ -15,7 +15,7 @@ use crate::{
     },
     errors,
     ports::{
-        CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
+        CacheWrites, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
         RefreshLeases, RefreshReason, SourceError, StoreError,
     },
 };
@@ -61,7 +61,7 @@ pub struct RefreshSettings {
 }
 
 pub struct Refresher {
-    store: Arc<dyn CacheStore>,
+    store: Arc<dyn CacheWrites>,
     pub(super) leases: Arc<dyn RefreshLeases>,
     upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
@@ -77,7 +77,7 @@ struct Shaped {
 
 impl Refresher {
     pub fn new(
-        store: Arc<dyn CacheStore>,
+        store: Arc<dyn CacheWrites>,
         leases: Arc<dyn RefreshLeases>,
         upstream: Upstream,
         clock: Arc<dyn Clock>,

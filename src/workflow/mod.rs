@@ -20,5 +20,5 @@ pub use result::{
     BatchResult, Counts, FailureRecord, PlanLocation, PlanOutput, SummarizeInput, SummarizeRequest,
 };
 pub use run::run_in_process;
-pub use store::{PlanStore, RunLedger};
+pub use store::{PlanStore, RunLedger, RunRecords};
 pub use target::TargetSpec;

@@ -15,13 +15,17 @@ pub trait PlanStore: Send + Sync {
     async fn put(&self, body: Vec<u8>) -> Result<PlanLocation, StoreError>;
 }
 
+/// Recording a batch's result: all the refresher does with the ledger.
+#[async_trait]
+pub trait RunRecords: Send + Sync {
+    /// Records the result of the batch `run`; recording one again replaces it.
+    async fn record(&self, run: &RunRef, result: &BatchResult) -> Result<(), StoreError>;
+}
+
 /// The results of a run's batches, each recorded once under its place in the
 /// run, kept until the run has long ended.
 #[async_trait]
-pub trait RunLedger: Send + Sync {
-    /// Records the result of the batch `run`; recording one again replaces it.
-    async fn record(&self, run: &RunRef, result: &BatchResult) -> Result<(), StoreError>;
-
+pub trait RunLedger: RunRecords {
     /// The results of batches `0..batches` of `execution`, in order; `None`
     /// for one never recorded.
     async fn results(

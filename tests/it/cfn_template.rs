@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::support::{
-    cfn::{intrinsic, resources_of},
+    cfn::{Stack, intrinsic, resources_of},
     moto,
 };
 use bytes::Bytes;
@@ -526,116 +526,52 @@ fn the_api_serves_paths_as_the_reader_sees_them() {
 
 // --- the functions ---------------------------------------------------------------
 
-/// Evaluates the intrinsics the functions' environments use, as CloudFormation
-/// would for a stack in `STACK_ACCOUNT` and `STACK_REGION` with the given
-/// parameter values.
-struct Stack<'a> {
-    template: &'a Value,
-    parameters: BTreeMap<&'a str, &'a str>,
+/// The parameters without a default, as scripts/deploy sets them.
+const REQUIRED_PARAMETERS: [(&str, &str); 4] = [
+    ("CodeBucket", "code-bucket"),
+    ("ReaderCodeKey", "drs-cache/dev/functions/reader.zip"),
+    ("PlannerCodeKey", "drs-cache/dev/functions/planner.zip"),
+    ("RefresherCodeKey", "drs-cache/dev/functions/refresher.zip"),
+];
+
+/// The stack of `template` in `STACK_ACCOUNT` and `STACK_REGION` with the
+/// given parameter values (and `REQUIRED_PARAMETERS`).
+fn stack_of<'a>(template: &'a Value, parameters: &[(&str, &str)]) -> Stack<'a> {
+    REQUIRED_PARAMETERS.iter().chain(parameters).fold(
+        Stack::new(template, STACK_ACCOUNT, STACK_REGION),
+        |stack, (name, value)| stack.with(name, value),
+    )
 }
 
-impl<'a> Stack<'a> {
-    fn new(template: &'a Value, parameters: &[(&'a str, &'a str)]) -> Self {
-        Self {
-            template,
-            parameters: parameters.iter().copied().collect(),
-        }
-    }
+/// A function's environment, as the stack gives it.
+trait FunctionEnvironment {
+    /// The function's environment variables, evaluated.
+    fn environment(&self, function: &str) -> BTreeMap<String, String>;
 
-    fn resolve(&self, value: &Value) -> String {
-        match value {
-            Value::String(s) => return s.clone(),
-            Value::Number(n) => return n.to_string(),
-            _ => {}
-        }
-        match intrinsic(value) {
-            Some((f, arg)) if f == "Ref" => self.reference(arg.as_str().expect("Ref takes a name")),
-            // The short form: a string whose `${Name}`s are references.
-            Some((f, arg)) if f == "Sub" => {
-                let mut rest = arg.as_str().expect("Sub takes a string here");
-                let mut out = String::new();
-                while let Some(at) = rest.find("${") {
-                    let end = at + rest[at..].find('}').expect("a closed ${...}");
-                    out.push_str(&rest[..at]);
-                    out.push_str(&self.reference(&rest[at + 2..end]));
-                    rest = &rest[end + 1..];
-                }
-                out + rest
-            }
-            Some((f, arg)) if f == "If" => {
-                let [condition, then, otherwise] =
-                    arg.as_sequence().expect("If takes a list").as_slice()
-                else {
-                    panic!("If takes three arguments: {arg:?}");
-                };
-                let condition = condition.as_str().expect("a condition name");
-                if self.condition(condition) {
-                    self.resolve(then)
-                } else {
-                    self.resolve(otherwise)
-                }
-            }
-            other => panic!("cannot evaluate {other:?}"),
-        }
-    }
+    /// `Env` over the function's environment, as the function reads it.
+    fn env(&self, function: &str) -> Env<impl Fn(&str) -> Option<String> + 'static>;
+}
 
-    /// What `Ref name` is in this stack.
-    fn reference(&self, name: &str) -> String {
-        match name {
-            "AWS::AccountId" => return STACK_ACCOUNT.to_owned(),
-            "AWS::Region" => return STACK_REGION.to_owned(),
-            "AWS::Partition" => return "aws".to_owned(),
-            _ => {}
-        }
-        if let Some(value) = self.parameters.get(name) {
-            return (*value).to_owned();
-        }
-        let parameter = self.template.get("Parameters").and_then(|p| p.get(name));
-        match parameter {
-            Some(p) => match p.get("Default") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => panic!("parameter {name} needs a value"),
-            },
-            // A resource: its physical ID.
-            None => format!("physical-id-of-{name}"),
-        }
-    }
-
-    fn condition(&self, name: &str) -> bool {
-        let condition = field(field(self.template, "Conditions"), name);
-        match intrinsic(condition) {
-            Some((f, arg)) if f == "Equals" => {
-                let [a, b] = arg.as_sequence().expect("Equals takes a list").as_slice() else {
-                    panic!("Equals takes two arguments: {arg:?}");
-                };
-                self.resolve(a) == self.resolve(b)
-            }
-            other => panic!("cannot evaluate condition {name}: {other:?}"),
-        }
-    }
-
-    /// A function's environment variables, evaluated.
+impl FunctionEnvironment for Stack<'_> {
     fn environment(&self, function: &str) -> BTreeMap<String, String> {
-        let variables = field(
-            field(properties(self.template, function), "Environment"),
-            "Variables",
-        );
+        let properties = self.properties(function);
+        let variables = properties["Environment"]["Variables"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{function} has environment variables"));
         variables
-            .as_mapping()
-            .expect("Variables is a mapping")
             .iter()
             .map(|(name, value)| {
-                (
-                    name.as_str().expect("variable names").to_owned(),
-                    self.resolve(value),
-                )
+                let value = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    other => panic!("{function}: {name} is {other}"),
+                };
+                (name.clone(), value)
             })
             .collect()
     }
 
-    /// `Env` over a function's environment, as the function reads it.
-    fn env(&self, function: &str) -> Env<impl Fn(&str) -> Option<String> + use<>> {
+    fn env(&self, function: &str) -> Env<impl Fn(&str) -> Option<String> + 'static> {
         let environment = self.environment(function);
         Env(move |name: &str| environment.get(name).cloned())
     }
@@ -648,7 +584,7 @@ fn account(id: &str) -> AccountId {
 #[test]
 fn the_reader_gets_every_variable_it_requires() {
     let t = template();
-    let stack = Stack::new(&t, &[]);
+    let stack = stack_of(&t, &[]);
     let mut environment = stack.environment("ReaderFunction");
     let config = ReaderConfig::from_vars(&stack.env("ReaderFunction"))
         .unwrap_or_else(|e| panic!("{e} on the function"));
@@ -682,7 +618,7 @@ fn the_reader_gets_every_variable_it_requires() {
 #[test]
 fn a_deployment_account_parameter_overrides_the_stack_account_for_reads_only() {
     let t = template();
-    let stack = Stack::new(&t, &[("DeploymentAccountId", "444455556666")]);
+    let stack = stack_of(&t, &[("DeploymentAccountId", "444455556666")]);
     let settings = ReaderConfig::from_vars(&stack.env("ReaderFunction"))
         .unwrap()
         .settings;
@@ -705,7 +641,7 @@ fn a_deployment_account_parameter_overrides_the_stack_account_for_reads_only() {
 fn the_planner_gets_the_variables_it_reads() {
     let t = template();
     // Defaults: the deployment's account and the stack's region, every type.
-    let config = PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+    let config = PlannerConfig::from_vars(&stack_of(&t, &[]).env("PlannerFunction"))
         .expect("a configuration the planner accepts")
         .plan;
     assert_eq!(config.home, account(STACK_ACCOUNT));
@@ -722,7 +658,7 @@ fn the_planner_gets_the_variables_it_reads() {
     assert_eq!(config.schedule_interval, Duration::from_secs(60));
     assert_eq!(config.batch_size, 10);
     // Every parameter reaches it.
-    let stack = Stack::new(
+    let stack = stack_of(
         &t,
         &[
             ("AccountIds", "111111111111,222222222222"),
@@ -755,7 +691,7 @@ fn the_planner_gets_the_variables_it_reads() {
     assert_eq!(config.schedule_interval, Duration::from_secs(300));
     assert_eq!(config.batch_size, 25);
     assert_eq!(
-        PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+        PlannerConfig::from_vars(&stack_of(&t, &[]).env("PlannerFunction"))
             .unwrap()
             .table,
         "physical-id-of-QueryCacheTable"
@@ -778,15 +714,15 @@ fn the_data_types_default_is_every_type_and_each_is_allowed() {
 #[test]
 fn the_refresher_gets_the_variables_it_reads() {
     let t = template();
-    let config = RefresherConfig::from_vars(&Stack::new(&t, &[]).env("RefresherFunction"))
+    let config = RefresherConfig::from_vars(&stack_of(&t, &[]).env("RefresherFunction"))
         .expect("a configuration the refresher accepts");
     assert_eq!(config.table, "physical-id-of-QueryCacheTable");
     // Follow-up runs start on this stack's state machine, named as it is.
-    let stack = Stack::new(&t, &[]);
-    let name = stack.resolve(field(
-        properties(&t, "RefreshStateMachine"),
-        "StateMachineName",
-    ));
+    let stack = stack_of(&t, &[]);
+    let name = stack.properties("RefreshStateMachine")["StateMachineName"]
+        .as_str()
+        .expect("a state machine name")
+        .to_owned();
     assert_eq!(
         config.state_machine_arn,
         format!("arn:aws:states:{STACK_REGION}:{STACK_ACCOUNT}:stateMachine:{name}")
@@ -807,7 +743,7 @@ fn the_refresher_gets_the_variables_it_reads() {
     assert_eq!(role_name, DEFAULT_ROLE_NAME);
     assert_eq!(external_id, None, "an empty parameter is no ExternalId");
 
-    let stack = Stack::new(
+    let stack = stack_of(
         &t,
         &[
             ("CrossAccountRoleName", "dr-metadata-reader"),
@@ -856,7 +792,7 @@ const FUNCTIONS: [(&str, Read); 3] = [
 #[test]
 fn every_variable_set_on_a_function_is_one_its_code_reads() {
     let t = template();
-    let stack = Stack::new(&t, &[]);
+    let stack = stack_of(&t, &[]);
     for (function, read) in FUNCTIONS {
         let environment = stack.environment(function);
         let asked = variables_read(&environment, read);
@@ -963,18 +899,7 @@ fn is_table(value: &Value) -> bool {
 fn the_reader_role_allows_reads_and_refresh_requests_only() {
     let t = template();
     let granted = granted(&t, "ReaderRole");
-    // `DynamoDbStore::get` reads a head with GetItem and its chunks with
-    // BatchGetItem; refresh requests are StartExecution, and DescribeExecution
-    // when the window's execution exists.
-    assert_eq!(
-        actions(&granted),
-        [
-            "dynamodb:BatchGetItem",
-            "dynamodb:GetItem",
-            "states:DescribeExecution",
-            "states:StartExecution"
-        ]
-    );
+    // Which actions: tests/it/linked_calls.rs, from the binary. On what:
     assert!(granted["states:DescribeExecution"].iter().all(|r| is_sub(
         r,
         "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${ProjectName}-refresh-${Environment}:*"
@@ -993,18 +918,7 @@ fn the_reader_role_allows_reads_and_refresh_requests_only() {
 fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_upstream() {
     let t = template();
     let granted = granted(&t, "PlannerRole");
-    assert_eq!(
-        actions(&granted),
-        [
-            "dynamodb:BatchGetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "dynamodb:UpdateItem",
-            "kms:Decrypt",
-            "kms:GenerateDataKey",
-            "s3:PutObject",
-        ]
-    );
+    // Which actions: tests/it/linked_calls.rs, from the binary. On what:
     // The customer-managed key, when KmsKeyArn names one, and nothing else.
     for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
         assert!(
@@ -1030,6 +944,7 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
     ] {
         assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
     }
@@ -1039,23 +954,7 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
 fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_account_role() {
     let t = template();
     let granted = granted(&t, "RefresherRole");
-    let mut expected = vec![
-        "dynamodb:BatchWriteItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "drs:DescribeSourceServers",
-        "drs:ListStagingAccounts",
-        "ec2:DescribeInstanceTypes",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-        "iam:ListInstanceProfiles",
-        "states:StartExecution",
-        "sts:AssumeRole",
-    ];
-    expected.sort_unstable();
-    assert_eq!(actions(&granted), expected);
+    // Which actions: tests/it/linked_calls.rs, from the binary. On what:
     for (action, resources) in &granted {
         if action.starts_with("states:") {
             // Follow-up runs, of this stack's state machine only.
@@ -1078,6 +977,45 @@ fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_acco
     )));
     let parameter = field(field(&t, "Parameters"), "CrossAccountRoleName");
     assert_eq!(text(parameter, "Default"), DEFAULT_ROLE_NAME);
+}
+
+/// The `sts:AssumeRole` statement of the refresher's role in a stack with
+/// `parameters`.
+fn assume_role_statement(parameters: &[(&str, &str)]) -> serde_json::Value {
+    let template = template();
+    let role = stack_of(&template, parameters).properties("RefresherRole");
+    role["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .find(|s| s["Action"] == "sts:AssumeRole")
+        .expect("an sts:AssumeRole statement")
+        .clone()
+}
+
+#[test]
+fn the_refresher_assumes_roles_only_in_the_accounts_it_refreshes_or_their_organization() {
+    let listed = assume_role_statement(&[("AccountIds", "444455556666,777788889999")]);
+    assert_eq!(
+        listed["Condition"],
+        serde_json::json!({"StringEquals": {"aws:ResourceAccount": ["444455556666", "777788889999"]}})
+    );
+    // No accounts listed: the stack's own, which needs no role at all.
+    let own = assume_role_statement(&[]);
+    assert_eq!(
+        own["Condition"],
+        serde_json::json!({"StringEquals": {"aws:ResourceAccount": [STACK_ACCOUNT]}})
+    );
+    // An organization holds any number of accounts in one condition.
+    let organization = assume_role_statement(&[
+        ("AccountIds", "444455556666"),
+        ("OrganizationId", "o-a1b2c3d4e5"),
+    ]);
+    assert_eq!(
+        organization["Condition"],
+        serde_json::json!({"StringEquals": {"aws:ResourceOrgID": "o-a1b2c3d4e5"}})
+    );
 }
 
 #[test]
@@ -1266,7 +1204,7 @@ fn the_schedule_starts_a_scheduled_run_as_often_as_the_planner_is_told() {
     let parameters = field(&t, "Parameters");
     let expression = text(field(parameters, "ScheduleExpression"), "Default");
     assert_eq!(expression, "rate(1 minute)");
-    let config = PlannerConfig::from_vars(&Stack::new(&t, &[]).env("PlannerFunction"))
+    let config = PlannerConfig::from_vars(&stack_of(&t, &[]).env("PlannerFunction"))
         .unwrap()
         .plan;
     assert_eq!(config.schedule_interval, rate_period(expression));
@@ -1317,7 +1255,7 @@ fn variables_read<T>(
 #[test]
 fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
     let t = template();
-    let stack = Stack::new(&t, &[]);
+    let stack = stack_of(&t, &[]);
     let parameters = field(&t, "Parameters");
     for (function, read) in FUNCTIONS {
         let environment = stack.environment(function);

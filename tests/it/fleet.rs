@@ -21,8 +21,8 @@ use drs_cache::{
         },
     },
     ports::{
-        AccountRegion, CacheStorage, CacheStore, DrsSource, Ec2Source, ExtendOutcome, Fetched,
-        IamSource, MetaPage, PutOutcome, SourceError, StoreError,
+        AccountRegion, CacheListing, CacheReads, CacheStorage, CacheWrites, DrsSource, Ec2Source,
+        ExtendOutcome, Fetched, IamSource, MetaPage, PutOutcome, SourceError, StoreError,
     },
     refresh::{Refresher, Upstream},
 };
@@ -99,11 +99,14 @@ struct MemoryStore {
 }
 
 #[async_trait]
-impl CacheStore for MemoryStore {
+impl CacheReads for MemoryStore {
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         Ok(self.entries.lock().unwrap().get(key).cloned())
     }
+}
 
+#[async_trait]
+impl CacheWrites for MemoryStore {
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
         let mut entries = self.entries.lock().unwrap();
         match entries.get(&entry.meta.key) {
@@ -156,7 +159,10 @@ impl CacheStore for MemoryStore {
             reason: format!("unexpected failed attempt at {:?}", attempt.at),
         })
     }
+}
 
+#[async_trait]
+impl CacheListing for MemoryStore {
     async fn list(
         &self,
         data_type: DataType,

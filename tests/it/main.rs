@@ -6,9 +6,11 @@ mod support;
 
 mod cfn_moto;
 mod cfn_template;
+mod deploy;
 mod event_rules;
 mod fleet;
 mod leases;
+mod linked_calls;
 mod member_account;
 mod monitoring;
 mod plan;

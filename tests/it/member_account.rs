@@ -229,7 +229,7 @@ fn only_the_aws_adapters_call_drs_ec2_and_iam() {
 
 /// The actions a role's inline policies allow, each with its resources; every
 /// statement allows actions on resources (no Deny, NotAction or NotResource).
-fn granted(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
+pub(crate) fn granted(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for policy in role["Policies"].as_array().expect("inline policies") {
         for statement in policy["PolicyDocument"]["Statement"]

@@ -24,7 +24,7 @@ use drs_cache::{
         trigger::Trigger,
     },
     ports::{Invalidation, RefreshReason, StoreError},
-    workflow::{BatchResult, Counts, PlanLocation, RunLedger, RunRef, run_in_process},
+    workflow::{BatchResult, Counts, PlanLocation, RunRecords, RunRef, run_in_process},
 };
 use drs_sim::{SimConfig, Simulator};
 use lambda_runtime::{Context, LambdaEvent};

@@ -11,7 +11,7 @@ use drs_cache::{
         AccountId, CacheEntry, CacheKey, DataType, Kept, RefreshAttempt, RefreshErrorKind,
         RefreshFailure, Region, SystemClock, Timestamp, Version,
     },
-    ports::{CacheStore, Invalidation, RefreshReason},
+    ports::{CacheReads, CacheWrites, Invalidation, RefreshReason},
     read::{ApiRequest, ReaderSettings, metrics::ReadResult},
 };
 use http::StatusCode;

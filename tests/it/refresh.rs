@@ -477,6 +477,7 @@ async fn refresher_over(rig: &Rig, store: Arc<CountingStore>) -> drs_cache::refr
     };
     let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
     app::refresher_over(
+        store.clone(),
         store,
         upstream,
         settings(),

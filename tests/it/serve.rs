@@ -16,7 +16,7 @@ use crate::support::{
 use drs_cache::{
     adapters::{dynamodb::DynamoDbStore, embedded::EmbeddedStore},
     domain::DataType,
-    ports::CacheStore,
+    ports::CacheWrites,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_drs-cache");

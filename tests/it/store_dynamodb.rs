@@ -30,8 +30,8 @@ use drs_cache::{
         RefreshFailure, Timestamp, Version,
     },
     ports::{
-        BoxError, CacheStore, ClaimId, ClaimRule, ExtendOutcome, PutOutcome, RefreshLeases,
-        StoreError,
+        BoxError, CacheListing, CacheReads, CacheWrites, ClaimId, ClaimRule, ExtendOutcome,
+        LeaseClaims, PutOutcome, RefreshLeases, StoreError,
     },
 };
 

@@ -9,7 +9,10 @@ use crate::support::store_contract::{
 use drs_cache::{
     adapters::embedded::{EmbeddedStore, OpenError},
     domain::{CacheKey, DataType, ETag, Timestamp},
-    ports::{CacheStore, ClaimRule, PutOutcome, RefreshLeases, StoreError},
+    ports::{
+        CacheListing, CacheReads, CacheWrites, ClaimRule, LeaseClaims, PutOutcome, RefreshLeases,
+        StoreError,
+    },
 };
 use tempfile::TempDir;
 

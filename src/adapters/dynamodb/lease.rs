@@ -21,7 +21,7 @@ use super::{
 use crate::{
     adapters::distinct,
     domain::{CacheKey, Timestamp},
-    ports::{Claim, ClaimId, ClaimRule, RefreshLeases, StoreError},
+    ports::{Claim, ClaimId, ClaimRule, LeaseClaims, RefreshLeases, StoreError},
 };
 
 /// Lease writes of one call in flight at once.
@@ -203,7 +203,7 @@ impl DynamoDbStore {
 }
 
 #[async_trait]
-impl RefreshLeases for DynamoDbStore {
+impl LeaseClaims for DynamoDbStore {
     /// One conditional PutItem per distinct key (and an UpdateItem marking a
     /// held one pending), 64 at a time. After a failure no further claim is
     /// sent, the claims in flight finish, the leases this call wrote or may
@@ -262,7 +262,10 @@ impl RefreshLeases for DynamoDbStore {
         }
         Err(error)
     }
+}
 
+#[async_trait]
+impl RefreshLeases for DynamoDbStore {
     /// One conditional UpdateItem per distinct key, 64 at a time.
     #[tracing::instrument(skip_all, fields(keys = keys.len(), until = until.unix_secs()))]
     async fn begin(

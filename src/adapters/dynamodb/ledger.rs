@@ -17,7 +17,7 @@ use super::{
 use crate::{
     domain::Timestamp,
     ports::StoreError,
-    workflow::{BatchResult, RunLedger, RunRef},
+    workflow::{BatchResult, RunLedger, RunRecords, RunRef},
 };
 
 /// How long a batch's result is kept: a run ends within minutes.
@@ -46,7 +46,7 @@ fn result_item(run: &RunRef, result: &BatchResult, now: Timestamp) -> Item {
 }
 
 #[async_trait]
-impl RunLedger for DynamoDbStore {
+impl RunRecords for DynamoDbStore {
     async fn record(&self, run: &RunRef, result: &BatchResult) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -57,7 +57,10 @@ impl RunLedger for DynamoDbStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl RunLedger for DynamoDbStore {
     #[tracing::instrument(skip(self))]
     async fn results(
         &self,

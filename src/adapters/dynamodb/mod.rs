@@ -34,7 +34,9 @@ use crate::{
         CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt, TtlPolicy,
         payload::{self, Encoding},
     },
-    ports::{CacheStore, ExtendOutcome, MetaPage, PutOutcome, StoreError},
+    ports::{
+        CacheListing, CacheReads, CacheWrites, ExtendOutcome, MetaPage, PutOutcome, StoreError,
+    },
 };
 
 /// Reads of a head whose chunks a newer write removed meanwhile, before a get
@@ -91,7 +93,7 @@ impl DynamoDbStore {
 }
 
 #[async_trait]
-impl CacheStore for DynamoDbStore {
+impl CacheReads for DynamoDbStore {
     #[tracing::instrument(skip_all, fields(cache_key = %key))]
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let raw_key = key.to_string();
@@ -137,7 +139,10 @@ impl CacheStore for DynamoDbStore {
             )),
         ))
     }
+}
 
+#[async_trait]
+impl CacheWrites for DynamoDbStore {
     #[tracing::instrument(skip_all, fields(cache_key = %entry.meta.key))]
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
         let encoded = payload::encode(&entry.body);
@@ -299,7 +304,10 @@ impl CacheStore for DynamoDbStore {
         // Not applied: a later attempt is already recorded.
         self.update(&key.to_string(), update).await.map(|_| ())
     }
+}
 
+#[async_trait]
+impl CacheListing for DynamoDbStore {
     #[tracing::instrument(skip_all, fields(data_type = %data_type))]
     async fn list(
         &self,

@@ -8,7 +8,7 @@ use super::{EmbeddedStore, tables::LEASES};
 use crate::{
     adapters::{distinct, unique_id},
     domain::{CacheKey, Timestamp},
-    ports::{Claim, ClaimId, ClaimRule, RefreshLeases, StoreError},
+    ports::{Claim, ClaimId, ClaimRule, LeaseClaims, RefreshLeases, StoreError},
 };
 
 /// A stored lease.
@@ -101,7 +101,7 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
-impl RefreshLeases for EmbeddedStore {
+impl LeaseClaims for EmbeddedStore {
     /// Atomic: a claim that fails claims nothing.
     #[tracing::instrument(skip_all, fields(keys = keys.len(), until = until.unix_secs()))]
     async fn claim(
@@ -146,7 +146,10 @@ impl RefreshLeases for EmbeddedStore {
             .await?;
         Ok(Claim { id, keys: claimed })
     }
+}
 
+#[async_trait]
+impl RefreshLeases for EmbeddedStore {
     #[tracing::instrument(skip_all, fields(keys = keys.len(), until = until.unix_secs()))]
     async fn begin(
         &self,

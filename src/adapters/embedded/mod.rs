@@ -49,7 +49,9 @@ use crate::{
         CacheEntry, CacheKey, DataType, ETag, EntryMeta, EntryState, Extension, RefreshAttempt,
         TtlPolicy, Version, payload,
     },
-    ports::{CacheStore, ExtendOutcome, MetaPage, PutOutcome, StoreError},
+    ports::{
+        CacheListing, CacheReads, CacheWrites, ExtendOutcome, MetaPage, PutOutcome, StoreError,
+    },
 };
 
 /// A [`CacheStore`] and [`RefreshLeases`](crate::ports::RefreshLeases) in one
@@ -130,7 +132,7 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
-impl CacheStore for EmbeddedStore {
+impl CacheReads for EmbeddedStore {
     #[tracing::instrument(skip_all, fields(cache_key = %key))]
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let key = key.to_string();
@@ -151,7 +153,10 @@ impl CacheStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl CacheWrites for EmbeddedStore {
     #[tracing::instrument(skip_all, fields(cache_key = %entry.meta.key))]
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
         let entry = entry.clone();
@@ -245,7 +250,10 @@ impl CacheStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl CacheListing for EmbeddedStore {
     #[tracing::instrument(skip_all, fields(data_type = %data_type))]
     async fn list(
         &self,

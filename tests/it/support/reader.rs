@@ -18,8 +18,9 @@ use drs_cache::{
         Timestamp, TtlPolicy, Version,
     },
     ports::{
-        CacheStorage, CacheStore, Claim, ClaimId, ClaimRule, ExtendOutcome, Invalidation, MetaPage,
-        PutOutcome, RefreshLeases, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
+        CacheListing, CacheReads, CacheStorage, CacheWrites, Claim, ClaimId, ClaimRule,
+        ExtendOutcome, Invalidation, LeaseClaims, MetaPage, PutOutcome, RefreshLeases,
+        RefreshReason, RefreshRequestError, RefreshTrigger, RunRequests, StoreError,
     },
     read::{ApiRequest, ApiResponse, ReadService, ReaderSettings, Router, metrics::Recorded},
 };
@@ -78,7 +79,10 @@ impl RefreshTrigger for RecordingTrigger {
         self.1.lock().unwrap().push(invalidation.clone());
         Ok(())
     }
+}
 
+#[async_trait]
+impl RunRequests for RecordingTrigger {
     async fn request_targets(
         &self,
         keys: &[CacheKey],
@@ -126,11 +130,15 @@ impl CountingStore {
 }
 
 #[async_trait]
-impl CacheStore for CountingStore {
+impl CacheReads for CountingStore {
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
     }
+}
+
+#[async_trait]
+impl CacheWrites for CountingStore {
     async fn put(&self, entry: &CacheEntry) -> Result<PutOutcome, StoreError> {
         self.puts.fetch_add(1, Ordering::SeqCst);
         let failing = self
@@ -142,9 +150,11 @@ impl CacheStore for CountingStore {
         }
         self.inner.put(entry).await
     }
+
     async fn extend(&self, key: &CacheKey, ext: &Extension) -> Result<ExtendOutcome, StoreError> {
         self.inner.extend(key, ext).await
     }
+
     async fn record_attempt(
         &self,
         key: &CacheKey,
@@ -152,6 +162,10 @@ impl CacheStore for CountingStore {
     ) -> Result<(), StoreError> {
         self.inner.record_attempt(key, attempt).await
     }
+}
+
+#[async_trait]
+impl CacheListing for CountingStore {
     async fn list(
         &self,
         data_type: DataType,
@@ -163,7 +177,7 @@ impl CacheStore for CountingStore {
 }
 
 #[async_trait]
-impl RefreshLeases for CountingStore {
+impl LeaseClaims for CountingStore {
     async fn claim(
         &self,
         keys: &[CacheKey],
@@ -173,6 +187,10 @@ impl RefreshLeases for CountingStore {
     ) -> Result<Claim, StoreError> {
         self.inner.claim(keys, now, until, rule).await
     }
+}
+
+#[async_trait]
+impl RefreshLeases for CountingStore {
     async fn begin(
         &self,
         keys: &[CacheKey],
@@ -182,6 +200,7 @@ impl RefreshLeases for CountingStore {
     ) -> Result<Vec<CacheKey>, StoreError> {
         self.inner.begin(keys, claim, now, until).await
     }
+
     async fn release(
         &self,
         keys: &[CacheKey],

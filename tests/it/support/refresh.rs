@@ -22,7 +22,7 @@ use drs_cache::{
     app,
     config::DEFAULT_LEASE,
     domain::{AccountId, CacheKey, TtlTable, capacity::QuotaThresholds},
-    ports::{CacheStorage, RefreshReason, RefreshTrigger},
+    ports::{CacheStorage, RefreshReason, RunRequests},
     read::{ApiRequest, ApiResponse, ReaderSettings, metrics::Recorded},
     refresh::{
         RefreshSettings, Refresher, RetryPolicy,
@@ -30,7 +30,7 @@ use drs_cache::{
         metrics::RefreshMetrics,
         summary::{BatchReport, KeySummary},
     },
-    workflow::RunLedger,
+    workflow::RunRecords,
 };
 use drs_sim::{SimConfig, SimHandle, Simulator};
 
@@ -187,6 +187,7 @@ impl Rig {
         let metrics = Arc::new(RecordedRefreshes::default());
         let refresher = Arc::new(app::refresher_over(
             store.clone(),
+            store.clone(),
             upstream,
             settings(),
             metrics.clone(),
@@ -205,8 +206,8 @@ impl Rig {
     /// follow-up runs asked of `trigger`.
     pub fn function(
         &self,
-        ledger: Arc<dyn RunLedger>,
-        trigger: Arc<dyn RefreshTrigger>,
+        ledger: Arc<dyn RunRecords>,
+        trigger: Arc<dyn RunRequests>,
     ) -> RefresherFunction {
         RefresherFunction {
             refresher: self.refresher.clone(),

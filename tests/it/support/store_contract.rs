@@ -10,23 +10,30 @@ use drs_cache::{
         RefreshErrorKind, RefreshFailure, Region, Timestamp, TtlPolicy, Version,
     },
     ports::{
-        CacheStore, Claim, ClaimId, ClaimRule, ExtendOutcome, PutOutcome, RefreshLeases, StoreError,
+        CacheStore, Claim, ClaimId, ClaimRule, ExtendOutcome, LeaseClaims, PutOutcome,
+        RefreshLeases, StoreError,
     },
 };
 use rand::RngCore;
+
+/// Both sides of the leases: the planner's claims and the refresher's
+/// beginnings and releases.
+pub trait Leases: LeaseClaims + RefreshLeases {}
+
+impl<T: LeaseClaims + RefreshLeases + ?Sized> Leases for T {}
 
 /// A store under test and whatever must stay alive while it is used.
 pub struct TestStore {
     pub store: Arc<dyn CacheStore>,
     /// The same store, as refresh leases.
-    pub leases: Arc<dyn RefreshLeases>,
+    pub leases: Arc<dyn Leases>,
     pub _guard: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl TestStore {
     pub fn new<S>(store: S, guard: impl std::any::Any + Send + Sync) -> Self
     where
-        S: CacheStore + RefreshLeases + 'static,
+        S: CacheStore + Leases + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -514,7 +521,7 @@ fn lease_clock() -> impl Fn(i64) -> Timestamp {
 }
 
 async fn claim(
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
     keys: &[&CacheKey],
     now: Timestamp,
     until: Timestamp,
@@ -528,7 +535,7 @@ const PLAIN: ClaimRule = ClaimRule::Demand {
 };
 
 async fn claim_by(
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
     keys: &[&CacheKey],
     now: Timestamp,
     until: Timestamp,
@@ -538,7 +545,7 @@ async fn claim_by(
     leases.claim(&keys, now, until, rule).await.unwrap()
 }
 
-pub async fn a_fresh_key_is_claimed(_: &dyn CacheStore, leases: &dyn RefreshLeases) {
+pub async fn a_fresh_key_is_claimed(_: &dyn CacheStore, leases: &dyn Leases) {
     let at = lease_clock();
     let (now, until) = (at(0), at(60));
     let k = quotas_key();
@@ -548,7 +555,7 @@ pub async fn a_fresh_key_is_claimed(_: &dyn CacheStore, leases: &dyn RefreshLeas
 
 pub async fn a_claimed_key_is_claimed_again_only_once_its_claim_runs_out(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let k = quotas_key();
@@ -582,10 +589,7 @@ pub async fn a_claimed_key_is_claimed_again_only_once_its_claim_runs_out(
     );
 }
 
-pub async fn claims_are_per_key_and_keep_the_order_given(
-    _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
-) {
+pub async fn claims_are_per_key_and_keep_the_order_given(_: &dyn CacheStore, leases: &dyn Leases) {
     let at = lease_clock();
     let (now, until) = (at(0), at(60));
     let a = key(DataType::Ec2Subnets, "us-east-1", "111122223333");
@@ -630,7 +634,7 @@ pub async fn claims_are_per_key_and_keep_the_order_given(
 
 pub async fn a_key_given_twice_in_one_call_is_claimed_once(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let (now, until) = (at(0), at(60));
@@ -647,10 +651,7 @@ pub async fn a_key_given_twice_in_one_call_is_claimed_once(
 
 /// Twenty planners claim one shared target, each with a target of its own, at
 /// the same moment: the shared one is claimed by exactly one of them.
-pub async fn concurrent_claims_of_one_key_claim_it_once(
-    _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
-) {
+pub async fn concurrent_claims_of_one_key_claim_it_once(_: &dyn CacheStore, leases: &dyn Leases) {
     let at = lease_clock();
     let (now, until) = (at(0), at(60));
     let shared = quotas_key();
@@ -688,7 +689,7 @@ pub async fn concurrent_claims_of_one_key_claim_it_once(
 /// seeing each other.
 pub async fn leases_never_show_in_or_disturb_cache_entries(
     store: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let (now, until) = (at(0), at(60));
@@ -748,7 +749,7 @@ pub async fn leases_never_show_in_or_disturb_cache_entries(
 
 pub async fn a_released_key_is_free_at_once_and_only_its_claim_releases_it(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let k = quotas_key();
@@ -775,7 +776,7 @@ pub async fn a_released_key_is_free_at_once_and_only_its_claim_releases_it(
 
 pub async fn begin_renews_its_claims_lease_and_takes_over_only_an_ended_one(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let (a, b) = (
@@ -822,7 +823,7 @@ pub async fn begin_renews_its_claims_lease_and_takes_over_only_an_ended_one(
 
 pub async fn changes_while_a_key_is_held_make_one_pending_mark(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let k = quotas_key();
@@ -891,7 +892,7 @@ pub async fn changes_while_a_key_is_held_make_one_pending_mark(
 
 pub async fn a_begun_lease_never_released_holds_off_scheduled_claims_for_the_backoff(
     _: &dyn CacheStore,
-    leases: &dyn RefreshLeases,
+    leases: &dyn Leases,
 ) {
     let at = lease_clock();
     let backoff = Duration::from_secs(300);

@@ -901,6 +901,7 @@ impl Rig {
         let refresher = options.refresher.unwrap_or_else(|| {
             Arc::new(drs_cache::app::refresher_over(
                 store.clone(),
+                store.clone(),
                 upstream,
                 settings(),
                 Arc::new(RecordedRefreshes::default()),
@@ -1131,7 +1132,7 @@ impl Rig {
 
     /// The stored entry of `key`.
     pub async fn entry(&self, key: &CacheKey) -> Option<CacheEntry> {
-        use drs_cache::ports::CacheStore;
+        use drs_cache::ports::CacheReads;
         self.store.get(key).await.unwrap()
     }
 }
