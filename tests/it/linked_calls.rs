@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, process::Command};
 
-use crate::{member_account::granted, support::cfn::Stack};
+use crate::support::cfn::{Stack, granted};
 use serde_norway::Value as Yaml;
 
 const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");

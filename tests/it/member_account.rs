@@ -22,7 +22,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::support::{cfn::Stack, events, moto, workflow};
+use crate::support::{
+    cfn::{Stack, granted, strings},
+    events, moto, workflow,
+};
 use drs_cache::{
     config::DEFAULT_ROLE_NAME,
     domain::{AccountId, CacheKey, DataType, Region},
@@ -93,18 +96,6 @@ fn member_stack<'a>(template: &'a Yaml, account: &str, region: &str) -> Stack<'a
 
 fn set<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> BTreeSet<String> {
     items.into_iter().map(|s| s.as_ref().to_owned()).collect()
-}
-
-/// A policy field that is one string or a list of them.
-fn strings(value: &Value) -> BTreeSet<String> {
-    match value {
-        Value::String(s) => set([s]),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().expect("strings").to_owned())
-            .collect(),
-        other => panic!("not strings: {other}"),
-    }
 }
 
 fn parameter<'t>(template: &'t Yaml, name: &str) -> &'t Yaml {
@@ -225,30 +216,6 @@ fn only_the_aws_adapters_call_drs_ec2_and_iam() {
         BTreeSet::from(["drs", "ec2", "iam"]),
         "{actions:?}"
     );
-}
-
-/// The actions a role's inline policies allow, each with its resources; every
-/// statement allows actions on resources (no Deny, NotAction or NotResource).
-pub(crate) fn granted(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for policy in role["Policies"].as_array().expect("inline policies") {
-        for statement in policy["PolicyDocument"]["Statement"]
-            .as_array()
-            .expect("statements")
-        {
-            assert_eq!(statement["Effect"], "Allow", "{statement}");
-            for field in ["NotAction", "NotResource", "NotPrincipal"] {
-                assert!(statement.get(field).is_none(), "{statement}");
-            }
-            for action in strings(&statement["Action"]) {
-                granted
-                    .entry(action)
-                    .or_default()
-                    .extend(strings(&statement["Resource"]));
-            }
-        }
-    }
-    granted
 }
 
 /// The operations whose fetches run in `account`, for a refresher whose own

@@ -8,7 +8,7 @@
 //! A resource's `Ref` is `physical-id-of-{LogicalId}` and its attribute
 //! `{Attribute}-of-{LogicalId}` (`Arn-of-RefreshEventsDeadLetterQueue`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 use serde_norway::Value as Yaml;
@@ -423,4 +423,40 @@ impl<'a> Stack<'a> {
             })
             .collect()
     }
+}
+
+/// A policy field that is one string or a list of them.
+pub fn strings(value: &Json) -> BTreeSet<String> {
+    match value {
+        Json::String(s) => BTreeSet::from([s.clone()]),
+        Json::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().expect("strings").to_owned())
+            .collect(),
+        other => panic!("not strings: {other}"),
+    }
+}
+
+/// The actions a role's inline policies allow, each with its resources; every
+/// statement allows actions on resources (no Deny, NotAction or NotResource).
+pub fn granted(role: &Json) -> BTreeMap<String, BTreeSet<String>> {
+    let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for policy in role["Policies"].as_array().expect("inline policies") {
+        for statement in policy["PolicyDocument"]["Statement"]
+            .as_array()
+            .expect("statements")
+        {
+            assert_eq!(statement["Effect"], "Allow", "{statement}");
+            for field in ["NotAction", "NotResource", "NotPrincipal"] {
+                assert!(statement.get(field).is_none(), "{statement}");
+            }
+            for action in strings(&statement["Action"]) {
+                granted
+                    .entry(action)
+                    .or_default()
+                    .extend(strings(&statement["Resource"]));
+            }
+        }
+    }
+    granted
 }
