@@ -56,6 +56,13 @@ impl ManualClock {
     pub fn advance(&self, secs: u64) {
         self.0.fetch_add(secs * MICROS, Ordering::SeqCst);
     }
+
+    /// Moves to the whole second at or after `t`, unless already past it: for a
+    /// test whose entries were written at the system's time while it ran.
+    pub fn catch_up(&self, t: Timestamp) {
+        let secs = u64::try_from(t.unix_secs()).expect("a time after the epoch") + 1;
+        self.0.fetch_max(secs * MICROS, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {
