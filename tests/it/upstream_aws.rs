@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::moto;
+use crate::support::{moto, refresh::moto_upstream};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_sts::config::Credentials as AwsCredentials;
@@ -301,7 +301,7 @@ async fn instance_profiles_list_their_roles() {
 
 #[tokio::test]
 async fn instance_types_come_from_the_catalogue() {
-    let upstream = upstream_at(moto::endpoint(), UpstreamConfig::default()).await;
+    let upstream = upstream_at(moto::endpoint(), moto_upstream()).await;
     let types = upstream
         .instance_types(&scope(ACCOUNT_A, "us-east-1"))
         .await
@@ -393,7 +393,7 @@ async fn each_account_sees_only_its_own_data() {
 #[tokio::test]
 async fn credentials_and_clients_are_made_once_per_account_and_region() {
     let proxy = CountingProxy::start(moto::endpoint()).await;
-    let upstream = upstream_at(&proxy.url(), UpstreamConfig::default()).await;
+    let upstream = upstream_at(&proxy.url(), moto_upstream()).await;
     let b_east = scope(ACCOUNT_B, "us-east-1");
     let b_west = scope(ACCOUNT_B, "us-west-2");
 

@@ -16,7 +16,7 @@ use aws_types::{
 };
 use drs_cache::{
     adapters::{
-        aws::{AccountAccess, AwsUpstream, Credentials, UpstreamConfig},
+        aws::{AccountAccess, AwsUpstream, CallTimeouts, Credentials, UpstreamConfig},
         dynamodb::{DynamoDbStore, create_table},
     },
     app,
@@ -94,6 +94,20 @@ pub fn home() -> AccountId {
 
 pub fn key(raw: &str) -> CacheKey {
     CacheKey::parse(raw).unwrap()
+}
+
+/// The upstream configuration for calls that reach moto: moto renders the whole
+/// instance type catalogue for each DescribeInstanceTypes page, 8 to 13 s on a
+/// busy two-core machine, past the production attempt timeout of 10 s (which
+/// the timeout tests check against fakes, not moto).
+pub fn moto_upstream() -> UpstreamConfig {
+    UpstreamConfig {
+        timeouts: CallTimeouts {
+            attempt: Duration::from_secs(60),
+            operation: Duration::from_secs(120),
+        },
+        ..UpstreamConfig::default()
+    }
 }
 
 pub fn settings() -> RefreshSettings {

@@ -60,7 +60,9 @@ use serde_norway::Value as Yaml;
 use super::{
     moto,
     plan::{ManualClock, RecordedRuns},
-    refresh::{Endpoints, RecordedRefreshes, assumed_config, home, sdk_config, settings},
+    refresh::{
+        Endpoints, RecordedRefreshes, assumed_config, home, moto_upstream, sdk_config, settings,
+    },
 };
 
 pub use super::refresh::HOME;
@@ -894,7 +896,7 @@ impl Rig {
                     max_attempts: options.upstream_attempts,
                     ..RetrySettings::default()
                 },
-                ..UpstreamConfig::default()
+                ..moto_upstream()
             },
         )
         .unwrap();
