@@ -37,6 +37,8 @@ pub struct SimConfig {
     pub defaults: FleetSize,
     /// Per (account, region) overrides: sizes and generation.
     pub fleets: Vec<FleetConfig>,
+    /// Per account overrides: instance profiles (IAM is global).
+    pub accounts: Vec<AccountConfig>,
     pub faults: Faults,
 }
 
@@ -69,6 +71,92 @@ pub struct FleetConfig {
     /// Bumping it changes some servers' data (replication state, last seen, ...).
     #[serde(default)]
     pub generation: u64,
+    /// Source servers whose state a live change set (`SimHandle::apply`), served
+    /// over the generated state; at most one replication and one launch entry
+    /// per server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers_set: Vec<ServerSet>,
+}
+
+/// The state a live change gave one source server (by ID), at the fleet
+/// generation it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "set", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerSet {
+    /// `dataReplicationState` STALLED until a `recovered` entry replaces it.
+    Stalled { server: String, generation: u64 },
+    /// CONTINUOUS until a later generation redraws the server.
+    Recovered { server: String, generation: u64 },
+    /// `lastLaunchResult` and `lifeCycle.lastLaunch` of this launch, until a
+    /// later generation redraws the server.
+    Launched {
+        server: String,
+        generation: u64,
+        /// `drsjob-` and 17 alphanumerics.
+        job_id: String,
+        drill: bool,
+        succeeded: bool,
+    },
+}
+
+impl ServerSet {
+    /// The source server it names.
+    pub fn server(&self) -> &str {
+        match self {
+            Self::Stalled { server, .. }
+            | Self::Recovered { server, .. }
+            | Self::Launched { server, .. } => server,
+        }
+    }
+
+    /// The generation it happened at.
+    pub fn generation(&self) -> u64 {
+        match self {
+            Self::Stalled { generation, .. }
+            | Self::Recovered { generation, .. }
+            | Self::Launched { generation, .. } => *generation,
+        }
+    }
+
+    /// Whether it sets the replication state (else the last launch).
+    pub fn is_replication(&self) -> bool {
+        !matches!(self, Self::Launched { .. })
+    }
+
+    fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        let alnum =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !self
+            .server()
+            .strip_prefix("s-")
+            .is_some_and(|id| alnum(id, 17))
+        {
+            return Err(ConfigError::new(
+                format!("{field}.server"),
+                "must be a source server ID: s- and 17 letters or digits",
+            ));
+        }
+        if let Self::Launched { job_id, .. } = self
+            && !job_id
+                .strip_prefix("drsjob-")
+                .is_some_and(|id| alnum(id, 17))
+        {
+            return Err(ConfigError::new(
+                format!("{field}.job_id"),
+                "must be a DRS job ID: drsjob- and 17 letters or digits",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One account that differs from the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub account: AccountId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profiles: Option<u32>,
 }
 
 /// The effective shape of one (account, region): defaults plus its override.
@@ -183,6 +271,7 @@ impl Default for SimConfig {
             max_page_size: MAX_PAGE_SIZE,
             defaults: FleetSize::default(),
             fleets: Vec::new(),
+            accounts: Vec::new(),
             faults: Faults::default(),
         }
     }
@@ -267,7 +356,80 @@ impl SimConfig {
                 ));
             }
         }
+        for (i, over) in self.accounts.iter().enumerate() {
+            let field = format!("accounts[{i}]");
+            check_count(
+                &field,
+                "instance_profiles",
+                over.instance_profiles,
+                MAX_RESOURCES,
+            )?;
+            if self.accounts.iter().position(|a| a.account == over.account) != Some(i) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{} is configured twice", over.account),
+                ));
+            }
+        }
         self.faults.validate()
+    }
+
+    /// The instance profiles of `account`.
+    pub fn instance_profiles(&self, account: &AccountId) -> u32 {
+        self.accounts
+            .iter()
+            .find(|a| &a.account == account)
+            .and_then(|a| a.instance_profiles)
+            .unwrap_or(self.defaults.instance_profiles)
+    }
+
+    /// Sets the instance profile count of `account`.
+    pub fn set_instance_profiles(&mut self, account: AccountId, count: u32) {
+        match self.accounts.iter_mut().find(|a| a.account == account) {
+            Some(over) => over.instance_profiles = Some(count),
+            None => self.accounts.push(AccountConfig {
+                account,
+                instance_profiles: Some(count),
+            }),
+        }
+    }
+
+    /// Sets the subnet count of (`account`, `region`).
+    pub fn set_subnets(&mut self, account: AccountId, region: &Region, subnets: u32) {
+        self.fleet_mut(account, region).subnets = Some(subnets);
+    }
+
+    /// Sets the security group count of (`account`, `region`).
+    pub fn set_security_groups(&mut self, account: AccountId, region: &Region, groups: u32) {
+        self.fleet_mut(account, region).security_groups = Some(groups);
+    }
+
+    /// The servers whose state live changes set in (`account`, `region`).
+    pub fn servers_set(&self, account: &AccountId, region: &Region) -> &[ServerSet] {
+        self.fleets
+            .iter()
+            .find(|f| &f.account == account && &f.region == region)
+            .map_or(&[], |f| f.servers_set.as_slice())
+    }
+
+    /// Records `set` in (`account`, `region`), replacing what an earlier change
+    /// set on the same server's replication (or launch).
+    pub fn set_server(&mut self, account: AccountId, region: &Region, set: ServerSet) {
+        let fleet = self.fleet_mut(account, region);
+        fleet
+            .servers_set
+            .retain(|s| s.server() != set.server() || s.is_replication() != set.is_replication());
+        fleet.servers_set.push(set);
+    }
+
+    /// Keeps only the entries of (`account`, `region`) that `keep` accepts.
+    pub(crate) fn retain_servers_set(
+        &mut self,
+        account: AccountId,
+        region: &Region,
+        keep: impl FnMut(&ServerSet) -> bool,
+    ) {
+        self.fleet_mut(account, region).servers_set.retain(keep);
     }
 
     /// The effective fleet of (`account`, `region`).
@@ -315,6 +477,7 @@ impl SimConfig {
                 subnets: None,
                 security_groups: None,
                 generation: 0,
+                servers_set: Vec::new(),
             });
             self.fleets.len() - 1
         });
@@ -350,7 +513,11 @@ impl FleetConfig {
             "security_groups",
             self.security_groups,
             MAX_RESOURCES,
-        )
+        )?;
+        for (i, set) in self.servers_set.iter().enumerate() {
+            set.validate(&format!("{field}.servers_set[{i}]"))?;
+        }
+        Ok(())
     }
 }
 
@@ -426,6 +593,18 @@ fn locate(value: &Value, whole: serde_json::Error) -> ConfigError {
             Some(match inner {
                 Some((k, e)) => (format!("fleets[{i}].{k}"), e),
                 None => (format!("fleets[{i}]"), error),
+            })
+        }),
+        ("accounts", Value::Array(items)) => items.iter().enumerate().find_map(|(i, item)| {
+            let error = serde_json::from_value::<AccountConfig>(item.clone()).err()?;
+            let inner = item.as_object().and_then(|obj| {
+                let mut base = Map::new();
+                base.insert("account".into(), DEFAULT_ACCOUNT.into());
+                first_bad_field::<AccountConfig>(obj, &base)
+            });
+            Some(match inner {
+                Some((k, e)) => (format!("accounts[{i}].{k}"), e),
+                None => (format!("accounts[{i}]"), error),
             })
         }),
         _ => None,
@@ -528,6 +707,99 @@ mod tests {
             let error = SimConfig::from_json(json).unwrap_err();
             assert_eq!(error.field, field, "{json}: {error}");
         }
+    }
+
+    #[test]
+    fn account_overrides_and_servers_set_round_trip_and_validate() {
+        let text = r#"{"seed": 3,
+            "accounts": [{"account": "111111111111", "instance_profiles": 30}],
+            "fleets": [{"account": "111111111111", "region": "us-east-1", "generation": 4,
+                        "servers_set": [
+                          {"set": "stalled", "server": "s-0123456789abcdef0", "generation": 3},
+                          {"set": "launched", "server": "s-0123456789abcdef0", "generation": 4,
+                           "job_id": "drsjob-0123456789abcdef0", "drill": true, "succeeded": false}]}]}"#;
+        let config = SimConfig::from_json(text).unwrap();
+        let account = AccountId::parse("111111111111").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        assert_eq!(config.instance_profiles(&account), 30);
+        let other = AccountId::parse("222222222222").unwrap();
+        assert_eq!(config.instance_profiles(&other), 25);
+        assert_eq!(config.servers_set(&account, &region).len(), 2);
+        let again = SimConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
+        for (json, field) in [
+            (
+                r#"{"accounts": [{"account": "111111111111", "instance_profiles": 10001}]}"#,
+                "accounts[0].instance_profiles",
+            ),
+            (
+                r#"{"accounts": [{"account": "111111111111"}, {"account": "111111111111"}]}"#,
+                "accounts[1]",
+            ),
+            (
+                r#"{"accounts": [{"account": "111111111111", "profiles": 1}]}"#,
+                "accounts[0].profiles",
+            ),
+            (r#"{"accounts": [{"account": "1"}]}"#, "accounts[0].account"),
+            (
+                r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
+                    "servers_set": [{"set": "stalled", "server": "i-1", "generation": 1}]}]}"#,
+                "fleets[0].servers_set[0].server",
+            ),
+            (
+                r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
+                    "servers_set": [{"set": "launched", "server": "s-0123456789abcdef0", "generation": 1,
+                                     "job_id": "job", "drill": true, "succeeded": true}]}]}"#,
+                "fleets[0].servers_set[0].job_id",
+            ),
+            (
+                r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
+                    "servers_set": [{"set": "melted", "server": "s-0123456789abcdef0", "generation": 1}]}]}"#,
+                "fleets[0].servers_set",
+            ),
+        ] {
+            let error = SimConfig::from_json(json).unwrap_err();
+            assert_eq!(error.field, field, "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_later_change_to_a_server_replaces_the_earlier_one() {
+        let mut config = SimConfig::default();
+        let account = AccountId::parse("111111111111").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let server = "s-0123456789abcdef0".to_owned();
+        config.set_server(
+            account,
+            &region,
+            ServerSet::Stalled {
+                server: server.clone(),
+                generation: 1,
+            },
+        );
+        config.set_server(
+            account,
+            &region,
+            ServerSet::Launched {
+                server: server.clone(),
+                generation: 2,
+                job_id: "drsjob-0123456789abcdef0".into(),
+                drill: false,
+                succeeded: true,
+            },
+        );
+        config.set_server(
+            account,
+            &region,
+            ServerSet::Recovered {
+                server,
+                generation: 3,
+            },
+        );
+        let set = config.servers_set(&account, &region);
+        assert_eq!(set.len(), 2);
+        assert!(matches!(set[0], ServerSet::Launched { .. }));
+        assert!(matches!(set[1], ServerSet::Recovered { .. }));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     catalog::{self, InstanceType},
-    config::FleetParams,
+    config::{FleetParams, ServerSet},
     fleet::{self, Fleet},
     ids::{AccountId, Region},
     network::{self, Network},
@@ -49,10 +49,13 @@ impl<K, P, V> Default for Memo<K, P, V> {
     }
 }
 
+/// What a fleet is generated from: the seed, its shape and live changes.
+type FleetInputs = (u64, FleetParams, Vec<ServerSet>);
+
 /// Every generated dataset the simulator serves.
 #[derive(Debug, Default)]
 pub(crate) struct Datasets {
-    fleets: Memo<(AccountId, Region), (u64, FleetParams), Fleet>,
+    fleets: Memo<(AccountId, Region), FleetInputs, Fleet>,
     networks: Memo<(AccountId, Region), (u64, FleetParams), Network>,
     profiles: Memo<AccountId, (u64, u32), Vec<Profile>>,
     catalogs: Memo<Region, (), Vec<InstanceType>>,
@@ -65,17 +68,19 @@ impl Datasets {
         account: &AccountId,
         region: &Region,
         params: FleetParams,
+        set: &[ServerSet],
     ) -> Arc<Fleet> {
-        // Only the server count and generation shape a fleet.
+        // Only the server count, generation and live changes shape a fleet.
         let params = FleetParams {
             subnets: 0,
             security_groups: 0,
             ..params
         };
-        self.fleets
-            .get_or((*account, region.clone()), (seed, params), || {
-                fleet::generate(seed, account, region, params)
-            })
+        self.fleets.get_or(
+            (*account, region.clone()),
+            (seed, params, set.to_vec()),
+            || fleet::generate(seed, account, region, params, set),
+        )
     }
 
     pub(crate) fn network(

@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use crate::{
-    config::FleetParams,
+    config::{FleetParams, ServerSet},
     data::Datasets,
     ids::{AccountId, Region},
     page::Pager,
@@ -20,6 +20,7 @@ pub(crate) struct Call<'a> {
     pub(crate) account: &'a AccountId,
     pub(crate) region: &'a Region,
     pub(crate) params: FleetParams,
+    pub(crate) servers_set: Vec<ServerSet>,
     pub(crate) instance_profiles: u32,
     pub(crate) max_page: usize,
     pub(crate) retry_after: u64,

@@ -11,7 +11,7 @@ use strum::{EnumCount as _, IntoEnumIterator as _};
 use crate::{
     aws::{account_id, partition, resource_id, uuid, zone},
     clock::{SimTime, iso_duration},
-    config::FleetParams,
+    config::{FleetParams, ServerSet},
     ids::{AccountId, Region},
     rng::{Rng, Seed},
 };
@@ -27,9 +27,14 @@ pub(crate) struct Fleet {
 }
 
 /// One source server, rendered once as its JSON object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct SourceServer {
     pub(crate) id: String,
+    pub(crate) arn: String,
+    /// The last generation that redrew its state.
+    pub(crate) touch: u64,
+    /// Its `dataReplicationState`, as served.
+    pub(crate) state: ReplicationState,
     /// EC2 instance ID, VMware UUID and MAC addresses: what `hardwareId` matches.
     pub(crate) hardware_ids: Vec<String>,
     pub(crate) staging_account: Option<String>,
@@ -50,12 +55,14 @@ pub(crate) fn staging_accounts(seed: u64, account: &AccountId) -> Vec<String> {
     ids
 }
 
-/// Generates the fleet of (`account`, `region`).
+/// Generates the fleet of (`account`, `region`), with the states live changes
+/// `set` served over the generated ones.
 pub(crate) fn generate(
     seed: u64,
     account: &AccountId,
     region: &Region,
     params: FleetParams,
+    set: &[ServerSet],
 ) -> Fleet {
     let staging = staging_accounts(seed, account);
     let ctx = Context {
@@ -68,6 +75,7 @@ pub(crate) fn generate(
         staging: &staging,
         count: u64::from(params.servers),
         generation: params.generation,
+        set,
     };
     let servers = (0..ctx.count).map(|i| ctx.server(i)).collect();
     Fleet {
@@ -94,6 +102,14 @@ struct Context<'a> {
     staging: &'a [String],
     count: u64,
     generation: u64,
+    set: &'a [ServerSet],
+}
+
+/// What live changes set on one server and still hold at its last redraw.
+#[derive(Default)]
+struct Set<'a> {
+    state: Option<ReplicationState>,
+    launch: Option<&'a ServerSet>,
 }
 
 /// What a server is: drawn once from its index.
@@ -218,7 +234,7 @@ const ORIGIN_REGIONS: [&str; 6] = [
 /// A server's `dataReplicationState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-enum ReplicationState {
+pub(crate) enum ReplicationState {
     Continuous,
     InitialSync,
     Rescan,
@@ -351,9 +367,13 @@ impl Context<'_> {
             self.generation,
         );
         let mut rng = self.seed.with_str("state").with(index).with(touch).rng();
-        let json = self.render(&identity, touch, &mut rng);
+        let set = self.set_on(&identity.id, touch);
+        let (json, state) = self.render(&identity, touch, &set, &mut rng);
         SourceServer {
             id: identity.id,
+            arn: identity.arn,
+            touch,
+            state,
             hardware_ids: identity.hardware_ids,
             staging_account: match identity.staging {
                 Staging::NotExtended => None,
@@ -361,6 +381,25 @@ impl Context<'_> {
             },
             json,
         }
+    }
+
+    /// What live changes set on `id` that its redraw at `touch` has not undone:
+    /// a stall holds until a recovery; a recovery or launch until a later redraw.
+    fn set_on(&self, id: &str, touch: u64) -> Set<'_> {
+        let mut set = Set::default();
+        for entry in self.set.iter().filter(|s| s.server() == id) {
+            match entry {
+                ServerSet::Stalled { .. } => set.state = Some(Stalled),
+                ServerSet::Recovered { generation, .. } if *generation >= touch => {
+                    set.state = Some(Continuous);
+                }
+                ServerSet::Launched { generation, .. } if *generation >= touch => {
+                    set.launch = Some(entry);
+                }
+                ServerSet::Recovered { .. } | ServerSet::Launched { .. } => {}
+            }
+        }
+        set
     }
 
     fn identity(&self, index: u64) -> Identity {
@@ -515,9 +554,17 @@ impl Context<'_> {
         }
     }
 
-    fn render(&self, id: &Identity, touch: u64, rng: &mut Rng) -> String {
+    fn render(
+        &self,
+        id: &Identity,
+        touch: u64,
+        set: &Set<'_>,
+        rng: &mut Rng,
+    ) -> (String, ReplicationState) {
         let now = SimTime::generation(touch);
-        let state = *rng.weighted(&STATES);
+        // Drawn even when set, so the draws after it stay where they were.
+        let drawn = *rng.weighted(&STATES);
+        let state = set.state.unwrap_or(drawn);
         let last_seen = match state {
             Disconnected => now.minus(rng.range(2 * 3_600, 5 * 86_400) as i64),
             Stopped | Paused => now.minus(rng.range(86_400, 20 * 86_400) as i64),
@@ -553,7 +600,11 @@ impl Context<'_> {
             replication["dataReplicationError"] = json!({"error": error, "rawError": raw});
         }
 
-        let (result, last_launch) = last_launch(now, rng, id.added);
+        let (drawn_result, drawn_launch) = last_launch(now, rng, id.added);
+        let (result, last_launch) = match set.launch {
+            Some(launch) => launched(launch),
+            None => (drawn_result, drawn_launch),
+        };
         let mut life_cycle = json!({
             "addedToServiceDateTime": id.added.drs(),
             "lastSeenByServiceDateTime": last_seen.drs(),
@@ -642,14 +693,24 @@ impl Context<'_> {
                 resource_id("s", self.seed.with_str("reversed").with_str(&id.id), 0)
             ));
         }
-        if result == LaunchResult::Succeeded && rng.chance(0.5) {
+        let drawn_recovery = drawn_result == LaunchResult::Succeeded && rng.chance(0.5);
+        let recovery = match set.launch {
+            Some(ServerSet::Launched {
+                generation,
+                succeeded: true,
+                ..
+            }) => Some(*generation),
+            Some(_) => None,
+            None => drawn_recovery.then_some(touch),
+        };
+        if let Some(at) = recovery {
             server["recoveryInstanceId"] = json!(resource_id(
                 "i",
                 self.seed.with_str("recovery").with_str(&id.id),
-                touch
+                at
             ));
         }
-        server.to_string()
+        (server.to_string(), state)
     }
 
     fn replicated_disks(
@@ -757,6 +818,34 @@ fn last_launch(now: SimTime, rng: &mut Rng, added: SimTime) -> (LaunchResult, Op
     (result, Some(launch))
 }
 
+/// `lastLaunchResult` and `lifeCycle.lastLaunch` of a launch a live change set.
+fn launched(launch: &ServerSet) -> (LaunchResult, Option<Value>) {
+    let ServerSet::Launched {
+        generation,
+        job_id,
+        drill,
+        succeeded,
+        ..
+    } = launch
+    else {
+        return (LaunchResult::NotStarted, None);
+    };
+    let (result, status) = if *succeeded {
+        (LaunchResult::Succeeded, LaunchStatus::Launched)
+    } else {
+        (LaunchResult::Failed, LaunchStatus::Failed)
+    };
+    let launch = json!({
+        "initiated": {
+            "apiCallDateTime": SimTime::generation(*generation).minus(600).drs(),
+            "jobID": job_id,
+            "type": if *drill { "DRILL" } else { "RECOVERY" },
+        },
+        "status": status,
+    });
+    (result, Some(launch))
+}
+
 fn size_for(cores: u64) -> &'static str {
     match cores {
         0..=2 => "large",
@@ -798,8 +887,8 @@ mod tests {
     #[test]
     fn the_same_inputs_give_byte_identical_fleets() {
         let (account, region) = ids();
-        let a = generate(5, &account, &region, params(200, 3));
-        let b = generate(5, &account, &region, params(200, 3));
+        let a = generate(5, &account, &region, params(200, 3), &[]);
+        let b = generate(5, &account, &region, params(200, 3), &[]);
         let render = |f: &Fleet| f.servers.iter().map(|s| s.json.clone()).collect::<Vec<_>>();
         assert_eq!(render(&a), render(&b));
         assert_eq!(a.staging_accounts, b.staging_accounts);
@@ -808,13 +897,14 @@ mod tests {
     #[test]
     fn other_seeds_accounts_and_regions_give_other_fleets() {
         let (account, region) = ids();
-        let base = generate(5, &account, &region, params(5, 0));
-        let other_seed = generate(6, &account, &region, params(5, 0));
+        let base = generate(5, &account, &region, params(5, 0), &[]);
+        let other_seed = generate(6, &account, &region, params(5, 0), &[]);
         let other_region = generate(
             5,
             &account,
             &Region::parse("us-east-1").unwrap(),
             params(5, 0),
+            &[],
         );
         assert_ne!(base.servers[0].id, other_seed.servers[0].id);
         assert_ne!(base.servers[0].id, other_region.servers[0].id);
@@ -823,8 +913,8 @@ mod tests {
     #[test]
     fn a_generation_bump_changes_some_servers_and_keeps_identities() {
         let (account, region) = ids();
-        let before = generate(1, &account, &region, params(100, 0));
-        let after = generate(1, &account, &region, params(100, 1));
+        let before = generate(1, &account, &region, params(100, 0), &[]);
+        let after = generate(1, &account, &region, params(100, 1), &[]);
         let changed = before
             .servers
             .iter()
@@ -838,7 +928,7 @@ mod tests {
         }
         // A one-server fleet changes on every bump too.
         let one = |g| {
-            generate(1, &account, &region, params(1, g)).servers[0]
+            generate(1, &account, &region, params(1, g), &[]).servers[0]
                 .json
                 .clone()
         };
@@ -848,8 +938,8 @@ mod tests {
     #[test]
     fn growing_a_fleet_keeps_the_servers_it_had() {
         let (account, region) = ids();
-        let small = generate(2, &account, &region, params(10, 0));
-        let large = generate(2, &account, &region, params(20, 0));
+        let small = generate(2, &account, &region, params(10, 0), &[]);
+        let large = generate(2, &account, &region, params(20, 0), &[]);
         for (a, b) in small.servers.iter().zip(&large.servers) {
             assert_eq!(a.id, b.id);
         }
@@ -858,7 +948,7 @@ mod tests {
     #[test]
     fn a_fleet_is_realistic() {
         let (account, region) = ids();
-        let fleet = generate(3, &account, &region, params(2_000, 0));
+        let fleet = generate(3, &account, &region, params(2_000, 0), &[]);
         let ids: HashSet<&str> = fleet.servers.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids.len(), 2_000, "IDs are unique");
         let mut states: HashMap<String, usize> = HashMap::new();

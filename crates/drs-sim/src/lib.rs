@@ -52,6 +52,7 @@ mod faults;
 mod fleet;
 mod iam;
 mod ids;
+mod live;
 mod network;
 mod page;
 mod profiles;
@@ -62,9 +63,10 @@ mod service;
 mod xml;
 
 pub use config::{
-    AccountMatch, ConfigError, DEFAULT_ACCOUNT, Faults, FleetConfig, FleetParams, FleetSize,
-    MAX_PAGE_SIZE, RegionalSelector, SimConfig, default_account,
+    AccountConfig, AccountMatch, ConfigError, DEFAULT_ACCOUNT, Faults, FleetConfig, FleetParams,
+    FleetSize, MAX_PAGE_SIZE, RegionalSelector, ServerSet, SimConfig, default_account,
 };
 pub use ids::{AccountId, InvalidId, Region};
+pub use live::{Change, LiveError, LiveEvent};
 pub use server::{Hold, SimHandle, Simulator};
 pub use service::{RequestCounts, Service};

@@ -39,6 +39,10 @@ const ASSUME_ROLE_POLICY: &str = "%7B%22Version%22%3A%222012-10-17%22%2C%22State
 /// One instance profile: its path (for `PathPrefix`) and its `<member>`.
 #[derive(Debug)]
 pub(crate) struct Profile {
+    /// Its `InstanceProfileName`.
+    pub(crate) name: String,
+    /// Its position in generation order: the newest has the highest.
+    pub(crate) index: u64,
     pub(crate) path: String,
     pub(crate) xml: String,
 }
@@ -106,6 +110,8 @@ fn render(account: &AccountId, seed: Seed, name: &str, path: &str, i: u64) -> Pr
         Ok(())
     });
     Profile {
+        name: name.to_owned(),
+        index: i,
         path: path.to_owned(),
         xml,
     }

@@ -10,7 +10,7 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use bytes::Bytes;
@@ -33,6 +33,7 @@ use crate::{
     faults::{self, Arrival, Fault},
     iam::{self, IamError},
     ids::{AccountId, Region},
+    live::{self, Change, LiveError, LiveEvent},
     query::Params,
     rng::Seed,
     service::{RequestCounts, Service},
@@ -122,6 +123,21 @@ impl SimHandle {
     /// Moves (`account`, `region`) to its next generation and returns it.
     pub fn bump_generation(&self, account: AccountId, region: &Region) -> u64 {
         self.shared.config().bump_generation(account, region)
+    }
+
+    /// Applies a live change to (`account`, `region`) (IAM changes: to
+    /// `account`) and returns the EventBridge event AWS would deliver for it,
+    /// dated `at`. Nothing changes if it fails. Requests arriving after it
+    /// returns see the changed fleet.
+    pub fn apply(
+        &self,
+        change: Change,
+        account: &AccountId,
+        region: &Region,
+        at: SystemTime,
+    ) -> Result<LiveEvent, LiveError> {
+        let mut config = self.shared.config();
+        live::apply(&mut config, &self.shared.data, change, account, region, at)
     }
 
     /// Requests of `operation` answered so far, faults and errors included.
@@ -376,7 +392,7 @@ impl Shared {
         };
         let account = self.resolver.account(&scope.access_key, lookup).await;
 
-        let (fault, seed, params_fleet, instance_profiles, max_page, retry_after) = {
+        let (fault, seed, params_fleet, servers_set, instance_profiles, max_page, retry_after) = {
             let mut config = self.config();
             let seed = config.seed;
             let arrival = Arrival {
@@ -391,7 +407,8 @@ impl Shared {
                 fault,
                 seed,
                 config.fleet(&account, &region),
-                config.defaults.instance_profiles,
+                config.servers_set(&account, &region).to_vec(),
+                config.instance_profiles(&account),
                 config.max_page_size as usize,
                 config.faults.retry_after_secs,
             )
@@ -414,6 +431,7 @@ impl Shared {
             account: &account,
             region: &region,
             params: params_fleet,
+            servers_set,
             instance_profiles,
             max_page,
             retry_after,
