@@ -52,6 +52,7 @@ mod faults;
 mod fleet;
 mod iam;
 mod ids;
+mod life;
 mod live;
 mod network;
 mod page;
@@ -67,6 +68,7 @@ pub use config::{
     FleetSize, MAX_PAGE_SIZE, RegionalSelector, ServerSet, SimConfig, default_account,
 };
 pub use ids::{AccountId, InvalidId, Region};
+pub use life::Life;
 pub use live::{Change, LiveError, LiveEvent};
 pub use server::{Hold, SimHandle, Simulator};
 pub use service::{RequestCounts, Service};
