@@ -521,3 +521,75 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::R
     connections.shutdown().await;
     debug!("DRS simulator stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header;
+    use hyper_util::client::legacy::{Client, connect::HttpConnector};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// POSTs `body` to `path` as a caller of `service` in `region`, signed by
+    /// an unmapped key (the default account).
+    async fn call(sim: &SimHandle, service: &str, region: &str, path: &str, body: &str) -> String {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20240601/{region}/{service}/aws4_request, \
+             SignedHeaders=host, Signature={}",
+            "0".repeat(64)
+        );
+        let content_type = if service == "drs" {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        let request = http::Request::post(format!("{}{path}", sim.endpoint()))
+            .header(header::AUTHORIZATION, authorization)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn applied_changes_are_what_the_running_server_serves() {
+        // GIVEN a running simulator
+        let sim = Simulator::start(([127, 0, 0, 1], 0).into(), SimConfig::default())
+            .await
+            .unwrap();
+        let account = crate::config::default_account();
+        let region = Region::parse("eu-west-1").unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // WHEN a server stalls and an instance profile is created
+        let stall = sim
+            .apply(Change::ServerStalls { pick: 9 }, &account, &region, at)
+            .unwrap();
+        let profile = sim
+            .apply(Change::InstanceProfileCreated, &account, &region, at)
+            .unwrap();
+        // THEN DescribeSourceServers serves the stalled server as STALLED
+        let id = stall.resource.unwrap();
+        let body = format!(r#"{{"filters": {{"sourceServerIDs": ["{id}"]}}}}"#);
+        let answer = call(&sim, "drs", "eu-west-1", "/DescribeSourceServers", &body).await;
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            answer["items"][0]["dataReplicationInfo"]["dataReplicationState"],
+            "STALLED"
+        );
+        assert_eq!(stall.event["resources"][0], answer["items"][0]["arn"]);
+        // AND ListInstanceProfiles lists the new profile among 26
+        let query = "Action=ListInstanceProfiles&Version=2010-05-08&MaxItems=1000";
+        let answer = call(&sim, "iam", "us-east-1", "/", query).await;
+        let name = profile.resource.unwrap();
+        assert!(answer.contains(&format!(
+            "<InstanceProfileName>{name}</InstanceProfileName>"
+        )));
+        assert_eq!(answer.matches("<InstanceProfileName>").count(), 26);
+        sim.shutdown().await;
+    }
+}
