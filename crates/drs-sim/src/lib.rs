@@ -16,6 +16,11 @@
 //! - **Faults**: latency, throttling, server errors (rates and next-N), DRS not
 //!   initialised, access denied, disabled regions; all changeable at run time,
 //!   through [`SimHandle`] or `PUT /_sim/config`.
+//! - **Live fleet**: [`SimHandle::apply`] applies a [`Change`] (replication
+//!   progress, a stall, its recovery, a launch, a new subnet, security group or
+//!   instance profile) to one fleet or account and returns the [`LiveEvent`]:
+//!   the EventBridge event AWS would deliver, naming what is now served.
+//!   [`Life`] chooses a deterministic sequence of changes from a seed.
 //!
 //! Operations: DRS `DescribeSourceServers`, `ListStagingAccounts`; EC2
 //! `DescribeSubnets`, `DescribeSecurityGroups`, `DescribeInstanceTypes`; IAM
