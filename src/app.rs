@@ -199,8 +199,8 @@ mod local {
             local_queue::{LocalRefreshQueue, LocalRefreshReceiver},
         },
         config::{
-            LOCAL_REGION, LOCAL_SECRET, LocalConfig, LocalRefreshConfig, RefreshSide, StoreChoice,
-            local_key,
+            LOCAL_REGION, LOCAL_SECRET, LocalConfig, LocalRefreshConfig, RefreshSide,
+            RefreshSource, StoreChoice, local_key,
         },
         domain::SystemClock,
         plan::Planner,
@@ -279,41 +279,49 @@ mod local {
         })
     }
 
-    /// The planner and refresher of the local mode, and the simulator they read.
+    /// The planner and refresher of the local mode, and the simulator they
+    /// read (none when they read AWS).
     pub struct LocalRefresh {
         pub planner: Planner,
         pub refresher: Refresher,
         /// Batches refreshing at once, as the workflow's Map.
         pub concurrency: usize,
-        /// Kept so the simulator runs as long as this does.
-        _simulator: SimHandle,
+        /// Runs as long as this does.
+        pub simulator: Option<SimHandle>,
     }
 
     impl LocalRefresh {
-        /// Starts the simulator on a free loopback port and the planner and
-        /// refresher over `store`, reading it with the same adapters as in AWS.
+        /// Starts the simulator on a free loopback port (unless the source is
+        /// AWS) and the planner and refresher over `store`, reading upstream
+        /// with the same adapters as in AWS.
         pub async fn start(
             config: &LocalRefreshConfig,
             store: Arc<dyn CacheStorage>,
             metrics: Arc<dyn RefreshMetrics>,
         ) -> Result<Self, StartError> {
-            let simulator = Simulator::start(([127, 0, 0, 1], 0).into(), config.fleet.clone())
-                .await
-                .map_err(StartError::Simulator)?;
-            tracing::info!(endpoint = %simulator.endpoint(), "fleet simulator serving DRS, EC2 and IAM");
-            let base = aws_config::defaults(BehaviorVersion::latest())
-                .http_client(https_client())
-                .region(SdkRegion::new(LOCAL_REGION))
-                .endpoint_url(simulator.endpoint())
-                .credentials_provider(SdkCredentials::new(
-                    local_key(&config.home),
-                    LOCAL_SECRET,
-                    None,
-                    None,
-                    "local",
-                ))
-                .load()
-                .await;
+            let (base, simulator) = match &config.source {
+                RefreshSource::Simulator(fleet) => {
+                    let simulator = Simulator::start(([127, 0, 0, 1], 0).into(), (**fleet).clone())
+                        .await
+                        .map_err(StartError::Simulator)?;
+                    tracing::info!(endpoint = %simulator.endpoint(), "fleet simulator serving DRS, EC2 and IAM");
+                    let base = aws_config::defaults(BehaviorVersion::latest())
+                        .http_client(https_client())
+                        .region(SdkRegion::new(LOCAL_REGION))
+                        .endpoint_url(simulator.endpoint())
+                        .credentials_provider(SdkCredentials::new(
+                            local_key(&config.home),
+                            LOCAL_SECRET,
+                            None,
+                            None,
+                            "local",
+                        ))
+                        .load()
+                        .await;
+                    (base, Some(simulator))
+                }
+                RefreshSource::Aws => (Aws::default().config().await.clone(), None),
+            };
             let upstream = AwsUpstream::new(base, config.access.clone(), config.upstream)?;
             let refresher = refresher_over(
                 store.clone(),
@@ -332,7 +340,7 @@ mod local {
                 planner,
                 refresher,
                 concurrency: config.map_concurrency,
-                _simulator: simulator,
+                simulator,
             })
         }
     }

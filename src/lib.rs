@@ -15,6 +15,8 @@ pub mod domain;
 mod emf;
 mod errors;
 pub mod invocation;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod plan;
 pub mod ports;
 pub mod read;

@@ -75,6 +75,27 @@ pub trait CacheListing: Send + Sync {
     ) -> Result<MetaPage, StoreError>;
 }
 
+/// The metadata of every stored entry of `types`, listed `page` at a time.
+pub async fn list_all(
+    store: &dyn CacheListing,
+    types: &[DataType],
+    page: u32,
+) -> Result<std::collections::HashMap<CacheKey, EntryMeta>, StoreError> {
+    let mut stored = std::collections::HashMap::new();
+    for data_type in types {
+        let mut cursor: Option<String> = None;
+        loop {
+            let listed = store.list(*data_type, cursor.as_deref(), page).await?;
+            stored.extend(listed.entries.into_iter().map(|m| (m.key.clone(), m)));
+            match listed.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(stored)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     Written,

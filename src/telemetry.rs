@@ -1,12 +1,15 @@
 //! Logging for the command line: JSON lines on standard error when
-//! `LOG_FORMAT=json`, readable text otherwise; level from `RUST_LOG`.
+//! `LOG_FORMAT=json`, readable text otherwise; level from `RUST_LOG`, else
+//! the command's default.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt};
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Starts logging at `default_level` unless `RUST_LOG` says otherwise.
+pub fn init(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

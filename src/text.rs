@@ -19,6 +19,14 @@ pub fn truncated(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// Serializes a value as its `Display` text (`#[serde(serialize_with)]`).
+pub fn display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

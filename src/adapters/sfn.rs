@@ -153,6 +153,64 @@ impl StepFunctionsTrigger {
     }
 }
 
+/// How an execution the command line started and followed ended.
+#[cfg(feature = "local")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedRun {
+    pub execution_arn: String,
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    /// The execution's output (the run's summary) when it succeeded.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+#[cfg(feature = "local")]
+impl StepFunctionsTrigger {
+    /// Starts a run of `input` under a name of its own and waits for its end,
+    /// asking every `poll`; `on_poll` hears each status seen.
+    pub async fn run_to_end(
+        &self,
+        input: &ExecutionInput,
+        poll: Duration,
+        mut on_poll: impl FnMut(&str),
+    ) -> Result<FollowedRun, BoxError> {
+        let name = format!("cli-{}-{}", Timestamp::now().unix_secs(), unique_id());
+        let started = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(prefix(&name, MAX_NAME))
+            .input(input.to_json())
+            .send()
+            .await
+            .map_err(|e| Box::new(e) as BoxError)?;
+        let arn = started.execution_arn().to_owned();
+        loop {
+            let described = self
+                .client
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| Box::new(e) as BoxError)?;
+            let status = described.status().as_str().to_owned();
+            on_poll(&status);
+            if *described.status() != ExecutionStatus::Running {
+                return Ok(FollowedRun {
+                    execution_arn: arn,
+                    status,
+                    output: described.output().map(str::to_owned),
+                    error: described.error().map(str::to_owned),
+                    cause: described.cause().map(str::to_owned),
+                });
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
 enum Started {
     New,
     Exists,

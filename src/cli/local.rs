@@ -18,8 +18,24 @@ use crate::{
 impl LocalRefresh {
     /// One run of `trigger`, as the workflow would run it.
     pub async fn run(&self, trigger: &Trigger) -> Result<RunSummary, StoreError> {
-        let summary =
-            run_in_process(&self.planner, &self.refresher, trigger, self.concurrency).await?;
+        self.run_after(trigger, None).await
+    }
+
+    /// One run of `trigger`, for a change made at `event_time` (milliseconds
+    /// since the Unix epoch) when an event triggered it.
+    pub async fn run_after(
+        &self,
+        trigger: &Trigger,
+        event_time: Option<u64>,
+    ) -> Result<RunSummary, StoreError> {
+        let summary = run_in_process(
+            &self.planner,
+            &self.refresher,
+            trigger,
+            event_time,
+            self.concurrency,
+        )
+        .await?;
         info!(
             reason = summary.reason.as_str(),
             batches = summary.batches,

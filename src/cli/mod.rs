@@ -1,19 +1,28 @@
-//! The `drs-cache` command line: run the reader locally, run the workflow's
-//! steps once, prepare a table.
+//! The `drs-cache` command line: the local mode, the reader as a server, and
+//! the operator commands, each against the embedded store, a running local
+//! process or a deployment.
 
+mod backend;
 mod local;
-mod refresh;
+mod ops;
+mod output;
 mod serve;
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     adapters::dynamodb,
     app,
-    config::{Env, LocalArgs, LocalConfig, RefreshRunConfig, StoreKind, table_name},
+    config::{Env, LocalArgs, LocalConfig, StoreKind, table_name},
+    domain::DataType,
+    local::{DEFAULT_DATA_DIR, LocalOptions, MetricsMode, SourceKind},
 };
+
+use backend::TargetArgs;
+use ops::Scope;
+use output::Output;
 
 #[derive(Debug, Parser)]
 #[command(name = "drs-cache", version, about = "Cached AWS DRS and EC2 metadata")]
@@ -24,6 +33,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole job on this machine: the embedded store, a simulated living
+    /// fleet, the planner and refresher, and the reader with a status page.
+    Local(LocalCommand),
     /// Serve the reader API over HTTP.
     Serve {
         #[command(flatten)]
@@ -32,15 +44,78 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
-    /// Run the refresh workflow once in process, against the fleet simulator:
-    /// plan (what is due, or what the filters name), refresh with bounded
-    /// concurrency, and print the run's summary as JSON.
+    /// One read, with its freshness.
+    Get {
+        /// The data type, such as drs-source-servers or ec2-subnets.
+        #[arg(value_parser = ops::parse_type)]
+        data_type: DataType,
+        #[arg(long, value_parser = ops::parse_region)]
+        region: crate::domain::Region,
+        /// The account (default: the deployment's).
+        #[arg(long, value_parser = ops::parse_account)]
+        account: Option<crate::domain::AccountId>,
+        /// A filter the endpoint takes, as NAME=VALUE (vpcId, availabilityZone,
+        /// instanceFamily); repeatable.
+        #[arg(long = "filter", value_parser = parse_filter)]
+        filters: Vec<(String, String)>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Every key with its age, freshness, last outcome and error kind; exits 3
+    /// when a key is past its stale window, never cached, or holds no data.
+    Status {
+        /// Only keys served stale or past their stale window.
+        #[arg(long)]
+        stale: bool,
+        /// Only keys whose last refresh failed.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// What a scheduled tick would refresh now and why, changing nothing.
+    Plan {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Run a refresh to its end and print its summary as JSON: what is due,
+    /// or what the filters name, or everything with --all. In process against
+    /// the simulator (or AWS with --source aws), by a running local process,
+    /// or by a deployment's state machine (--state-machine-arn).
     Refresh {
         #[command(flatten)]
-        store: StoreArgs,
-        /// Refresh every configured target, due or not (an invalidation).
+        scope: Scope,
+        /// Every configured target, due or not.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Ask for a refresh of every configured target the filters match.
+    Invalidate {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Write a portable snapshot of the cache to FILE.
+    Export {
+        file: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Load a snapshot written by `export`; data the cache holds in the same
+    /// or a newer version is kept.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Create the cache table with its documented schema on the DynamoDB endpoint
     /// the environment names (AWS_ENDPOINT_URL for moto or DynamoDB Local).
@@ -51,7 +126,41 @@ enum Command {
     },
 }
 
-/// Where a local command keeps entries, and the fleet it refreshes from.
+#[derive(Debug, Args)]
+struct LocalCommand {
+    /// Address the reader and status page listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the store, the metrics file and the process's address live.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Fleet simulator configuration (JSON); default: three accounts in two
+    /// regions with a few hundred source servers each.
+    #[arg(long)]
+    fleet: Option<PathBuf>,
+    /// Run time N times faster: freshness, ticks and fleet changes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    time_scale: u32,
+    /// Where metric documents (EMF) go.
+    #[arg(long, value_enum, default_value_t = MetricsMode::File)]
+    metrics: MetricsMode,
+    /// What the refresher reads.
+    #[arg(long, value_enum, default_value_t = SourceKind::Simulator)]
+    source: SourceKind,
+    #[arg(long, value_enum, default_value_t = StoreKind::Embedded)]
+    store: StoreKind,
+    /// DynamoDB table, with --store dynamodb [env: CACHE_TABLE_NAME].
+    #[arg(long)]
+    table: Option<String>,
+    /// Seconds between changes of the simulated fleet (before --time-scale).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    change_every: u64,
+    /// Seconds between status lines.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    status_every: u64,
+}
+
+/// Where `serve` keeps entries, and the fleet it refreshes from.
 #[derive(Debug, Args)]
 struct StoreArgs {
     /// Where cached entries live.
@@ -81,25 +190,89 @@ impl From<StoreArgs> for LocalArgs {
             table: args.table,
             fleet: args.sim_config,
             allow_simulated_data: args.allow_simulated_data,
+            demo_fleet: false,
+            aws: false,
         }
     }
 }
 
-/// Runs the command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+fn parse_filter(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("must be NAME=VALUE, such as vpcId=vpc-0abc".into()),
+    }
+}
+
+impl Cli {
+    /// The log level unless `RUST_LOG` says otherwise: the server logs what it
+    /// does; the other commands print for a person and log only problems.
+    pub fn log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } | Command::CreateTable { .. } => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Runs the command line; the exit code says how it went.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Local(c) => {
+            crate::local::run(LocalOptions {
+                listen: c.listen,
+                data_dir: c.data_dir,
+                fleet: c.fleet,
+                time_scale: c.time_scale,
+                metrics: c.metrics,
+                source: c.source,
+                store: c.store,
+                table: c.table,
+                change_every: Duration::from_secs(c.change_every),
+                status_every: Duration::from_secs(c.status_every),
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { store, listen } => {
-            serve::run(LocalConfig::from_env(&store.into())?, listen).await
+            serve::run(LocalConfig::from_env(&store.into())?, listen).await?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Refresh { store, all } => {
-            refresh::run(RefreshRunConfig::from_env(&store.into())?, all).await
+        Command::Get {
+            data_type,
+            region,
+            account,
+            filters,
+            output,
+            target,
+        } => {
+            let mut query = vec![("region".to_owned(), region.as_str().to_owned())];
+            if let Some(account) = account {
+                query.push(("accountId".into(), account.as_str().to_owned()));
+            }
+            query.extend(filters);
+            ops::get(&target.open(false).await?, data_type, query, output).await
         }
+        Command::Status {
+            stale,
+            failed,
+            output,
+            target,
+        } => ops::status(&target.open(false).await?, stale, failed, output).await,
+        Command::Plan { output, target } => ops::plan(&target.open(true).await?, output).await,
+        Command::Refresh { scope, all, target } => {
+            ops::refresh(&target.open(true).await?, &scope, all).await
+        }
+        Command::Invalidate { scope, target } => {
+            ops::invalidate(&target.open(true).await?, &scope).await
+        }
+        Command::Export { file, target } => ops::export(&target.open(false).await?, &file).await,
+        Command::Import { file, target } => ops::import(&target.open(true).await?, &file).await,
         Command::CreateTable { table } => {
             let table = table_name(&Env::process(), table);
             let client = aws_sdk_dynamodb::Client::new(app::Aws::default().config().await);
             dynamodb::create_table(&client, &table).await?;
             tracing::info!(%table, "cache table ready");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

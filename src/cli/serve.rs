@@ -24,19 +24,7 @@ pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> 
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    server::serve(listener, router, shutdown_signal()).await?;
+    server::serve(listener, router, crate::local::shutdown_signal()).await?;
     info!("reader stopped");
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

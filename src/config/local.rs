@@ -3,13 +3,13 @@
 //! deployed workflow when `REFRESH_STATE_MACHINE_ARN` names one, otherwise the
 //! planner and refresher in process against the fleet simulator.
 
-use std::path::{Path, PathBuf};
+use std::{path::PathBuf, time::Duration};
 
 use drs_sim::SimConfig;
 
 use crate::{
     adapters::aws::{AccountAccess, Credentials, StaticKeys, UpstreamConfig},
-    domain::{AccountId, Region},
+    domain::{AccountId, DataType, Region, TtlPolicy},
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
@@ -51,12 +51,21 @@ pub enum RefreshSide {
     InProcess(Box<LocalRefreshConfig>),
 }
 
-/// The workflow's steps in process, against the fleet simulator.
+/// What the in-process refresher reads.
+#[derive(Debug, Clone)]
+pub enum RefreshSource {
+    /// The fleet simulator, started in process: a file's (`--fleet`) or a
+    /// built-in fleet, with the key [`local_key`] of `home` mapped to it.
+    Simulator(Box<SimConfig>),
+    /// The AWS account of the caller's credentials, and the accounts its
+    /// cross-account role reaches.
+    Aws,
+}
+
+/// The workflow's steps in process, against the fleet simulator or AWS.
 #[derive(Debug, Clone)]
 pub struct LocalRefreshConfig {
-    /// The simulated fleet: a file's (`--sim-config`) or the default one, with
-    /// the key [`local_key`] of `home` mapped to it.
-    pub fleet: SimConfig,
+    pub source: RefreshSource,
     /// The deployment's account: `DEPLOYMENT_ACCOUNT_ID`, else the
     /// simulator's default account.
     pub home: AccountId,
@@ -102,7 +111,16 @@ pub struct LocalArgs {
     /// Simulated data may be written into a DynamoDB table with no emulator
     /// endpoint set.
     pub allow_simulated_data: bool,
+    /// Without a fleet file, simulate the demo fleet ([`DEMO_FLEET`]) rather
+    /// than the simulator's default one.
+    pub demo_fleet: bool,
+    /// Refresh from AWS with the caller's credentials instead of the simulator.
+    pub aws: bool,
 }
+
+/// The fleet `drs-cache local` simulates without `--fleet`: three accounts in
+/// two regions, a few hundred source servers each.
+pub const DEMO_FLEET: &str = include_str!("demo-fleet.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalConfigError {
@@ -159,12 +177,27 @@ impl LocalConfig {
         Self::from_vars(&Env::process(), args)
     }
 
+    /// `drs-cache local`: always the refresher in process, whatever
+    /// `REFRESH_STATE_MACHINE_ARN` says.
+    pub fn in_process(args: &LocalArgs) -> Result<Self, LocalConfigError> {
+        let env = Env::process();
+        Self::of(&env, args, None)
+    }
+
     pub fn from_vars<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
         args: &LocalArgs,
     ) -> Result<Self, LocalConfigError> {
+        Self::of(env, args, env.optional("REFRESH_STATE_MACHINE_ARN"))
+    }
+
+    fn of<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        args: &LocalArgs,
+        workflow: Option<String>,
+    ) -> Result<Self, LocalConfigError> {
         let mut reader = env.reader_settings()?;
-        let refresh = match env.optional("REFRESH_STATE_MACHINE_ARN") {
+        let refresh = match workflow {
             Some(state_machine_arn) => {
                 // A deployment's targets when REGIONS names them; else every
                 // target is read.
@@ -174,14 +207,15 @@ impl LocalConfig {
                 RefreshSide::Workflow { state_machine_arn }
             }
             None => {
-                let local = LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?;
+                let local = LocalRefreshConfig::from_vars(env, args)?;
                 reader.default_account.get_or_insert(local.home);
                 reader.kept = Some(local.plan.kept());
                 RefreshSide::InProcess(Box::new(local))
             }
         };
         let store = store_choice(env, args);
-        if matches!(refresh, RefreshSide::InProcess(_)) {
+        if matches!(&refresh, RefreshSide::InProcess(l) if matches!(l.source, RefreshSource::Simulator(_)))
+        {
             simulated_data_allowed(env, &store, args)?;
         }
         Ok(Self {
@@ -203,10 +237,12 @@ impl RefreshRunConfig {
         args: &LocalArgs,
     ) -> Result<Self, LocalConfigError> {
         let store = store_choice(env, args);
-        simulated_data_allowed(env, &store, args)?;
+        if !args.aws {
+            simulated_data_allowed(env, &store, args)?;
+        }
         Ok(Self {
             store,
-            refresh: LocalRefreshConfig::from_vars(env, args.fleet.as_deref())?,
+            refresh: LocalRefreshConfig::from_vars(env, args)?,
         })
     }
 }
@@ -256,24 +292,32 @@ fn store_choice<F: Fn(&str) -> Option<String>>(env: &Env<F>, args: &LocalArgs) -
 impl LocalRefreshConfig {
     fn from_vars<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
-        fleet: Option<&Path>,
+        args: &LocalArgs,
     ) -> Result<Self, LocalConfigError> {
-        let fleet = match fleet {
-            Some(path) => {
+        if args.aws {
+            return Self::of_aws(env);
+        }
+        let mut fleet = match (&args.fleet, args.demo_fleet) {
+            (Some(path), _) => {
                 let text = std::fs::read_to_string(path).map_err(|source| {
                     LocalConfigError::FleetFile {
-                        path: path.to_owned(),
+                        path: path.clone(),
                         source,
                     }
                 })?;
                 SimConfig::from_json(&text).map_err(|source| LocalConfigError::Fleet {
-                    path: path.to_owned(),
+                    path: path.clone(),
                     source,
                 })?
             }
-            None => SimConfig::default(),
+            (None, true) => {
+                SimConfig::from_json(DEMO_FLEET).map_err(|source| LocalConfigError::Fleet {
+                    path: "(the built-in demo fleet)".into(),
+                    source,
+                })?
+            }
+            (None, false) => SimConfig::default(),
         };
-        let mut fleet = fleet;
         let home = match env.deployment_account()? {
             Some(account) => account,
             None => cache_account(&fleet.default_account)?,
@@ -290,22 +334,26 @@ impl LocalRefreshConfig {
             }
             others.insert(account, StaticKeys::new(key.clone(), LOCAL_SECRET));
         }
-        let defaults = PlanDefaults {
-            accounts,
-            regions: vec![
-                Region::parse(LOCAL_REGION).map_err(|e| EnvError::new("REGIONS", e.reason))?,
-            ],
-        };
+        // The regions the fleet's overrides name, in order; else the local one.
+        let mut regions: Vec<Region> = Vec::new();
+        for name in fleet
+            .fleets
+            .iter()
+            .map(|f| f.region.as_str())
+            .chain((fleet.fleets.is_empty()).then_some(LOCAL_REGION))
+        {
+            let region = Region::parse(name).map_err(|e| EnvError::new("REGIONS", e.reason))?;
+            if !regions.contains(&region) {
+                regions.push(region);
+            }
+        }
+        let defaults = PlanDefaults { accounts, regions };
         Ok(Self {
             plan: env.plan_config(home, Some(defaults))?,
             settings: env.refresh_settings(home)?,
             upstream: env.upstream_config()?,
-            map_concurrency: env.number_at_least(
-                "MAP_MAX_CONCURRENCY",
-                DEFAULT_MAP_CONCURRENCY,
-                1,
-            )?,
-            fleet,
+            map_concurrency: map_concurrency(env)?,
+            source: RefreshSource::Simulator(Box::new(fleet)),
             home,
             access: AccountAccess {
                 own_account: Some(home),
@@ -313,6 +361,68 @@ impl LocalRefreshConfig {
             },
         })
     }
+
+    /// AWS with the caller's credentials: `DEPLOYMENT_ACCOUNT_ID` (the
+    /// credentials' account), `REGIONS` (else `AWS_REGION`), `ACCOUNT_IDS`
+    /// and the cross-account role, as the deployed refresher reads them.
+    fn of_aws<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, LocalConfigError> {
+        let home = env.deployment_account()?.ok_or_else(|| {
+            EnvError::new(
+                "DEPLOYMENT_ACCOUNT_ID",
+                "must name the account of your AWS credentials (aws sts get-caller-identity) to refresh from AWS",
+            )
+        })?;
+        let defaults = match env.optional("REGIONS") {
+            Some(_) => None,
+            None => {
+                let region = env.optional("AWS_REGION").ok_or_else(|| {
+                    EnvError::new("REGIONS", "must be set (or AWS_REGION) to refresh from AWS")
+                })?;
+                Some(PlanDefaults {
+                    accounts: vec![home],
+                    regions: vec![
+                        Region::parse(&region)
+                            .map_err(|e| EnvError::new("AWS_REGION", e.reason))?,
+                    ],
+                })
+            }
+        };
+        Ok(Self {
+            plan: env.plan_config(home, defaults)?,
+            settings: env.refresh_settings(home)?,
+            upstream: env.upstream_config()?,
+            map_concurrency: map_concurrency(env)?,
+            source: RefreshSource::Aws,
+            home,
+            access: env.account_access(home)?,
+        })
+    }
+
+    /// Runs `scale` times faster: every freshness, stale window, tick, margin
+    /// and backoff divided by `scale` (at least a second each), so a demo shows
+    /// expiry and refresh-ahead within minutes.
+    pub fn scale_time(&mut self, scale: u32) {
+        let by = |d: Duration| (d / scale.max(1)).max(Duration::from_secs(1));
+        for &t in DataType::ALL {
+            let p = self.settings.ttl.policy(t);
+            self.settings.ttl.set(
+                t,
+                TtlPolicy {
+                    freshness: by(p.freshness),
+                    stale_window: by(p.stale_window),
+                },
+            );
+        }
+        let plan = &mut self.plan;
+        plan.schedule_interval = by(plan.schedule_interval);
+        plan.refresh_ahead_margin = by(plan.refresh_ahead_margin);
+        plan.failure_backoff = by(plan.failure_backoff);
+        plan.manual_min_age = by(plan.manual_min_age);
+    }
+}
+
+fn map_concurrency<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<usize, EnvError> {
+    env.number_at_least("MAP_MAX_CONCURRENCY", DEFAULT_MAP_CONCURRENCY, 1)
 }
 
 #[cfg(test)]
@@ -329,10 +439,10 @@ mod tests {
         };
         assert_eq!(c.reader.default_account, Some(local.home));
         let home_key = local_key(&local.home);
-        assert_eq!(
-            local.fleet.access_keys[&home_key].as_str(),
-            local.home.as_str()
-        );
+        let RefreshSource::Simulator(fleet) = &local.source else {
+            panic!("{:?}", local.source)
+        };
+        assert_eq!(fleet.access_keys[&home_key].as_str(), local.home.as_str());
         assert_eq!(local.plan.accounts[0], local.home);
         assert_eq!(local.plan.regions[0].as_str(), LOCAL_REGION);
         assert_eq!(local.map_concurrency, DEFAULT_MAP_CONCURRENCY);

@@ -21,7 +21,7 @@ pub use env::{Env, EnvError};
 #[cfg(feature = "local")]
 pub use local::{
     LOCAL_REGION, LOCAL_SECRET, LocalArgs, LocalConfig, LocalConfigError, LocalRefreshConfig,
-    RefreshRunConfig, RefreshSide, StoreChoice, StoreKind, local_key, table_name,
+    RefreshRunConfig, RefreshSide, RefreshSource, StoreChoice, StoreKind, local_key, table_name,
 };
 pub use parts::{DEFAULT_LEASE, DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
 

@@ -32,6 +32,14 @@ impl Timestamp {
         Self(self.0.saturating_sub(secs))
     }
 
+    /// RFC 3339 in UTC, such as `2026-12-02T15:00:00Z`.
+    pub fn rfc3339(self) -> String {
+        use aws_smithy_types::{DateTime, date_time::Format};
+        DateTime::from_secs(self.0)
+            .fmt(Format::DateTime)
+            .unwrap_or_else(|_| self.0.to_string())
+    }
+
     /// Seconds from `earlier` to `self`, zero if `earlier` is later.
     pub fn secs_since(self, earlier: Timestamp) -> u64 {
         u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)
@@ -58,5 +66,18 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
         u64::try_from(micros).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_reads_as_rfc3339_in_utc() {
+        assert_eq!(
+            Timestamp::from_unix_secs(1_796_223_601).rfc3339(),
+            "2026-12-02T15:00:01Z"
+        );
     }
 }

@@ -90,19 +90,13 @@ async fn plan(
     if !plan.freshness.is_empty() {
         function.metrics.record_freshness(&plan.freshness);
     }
-    let batches: Vec<Batch> = plan
-        .batches
-        .iter()
-        .map(|keys| Batch {
-            claim: plan.claim.clone(),
-            ..Batch::of(plan.reason, keys)
-        })
-        .collect();
+    let batches = plan.batch_inputs(trigger::event_time(payload));
     let location = if batches.is_empty() {
         None
     } else {
         // Keys, enums and strings only: serializing cannot fail.
-        let body = serde_json::to_vec(&batches).unwrap_or_default();
+        let items: Vec<serde_json::Value> = batches.iter().map(Batch::plan_item).collect();
+        let body = serde_json::to_vec(&items).unwrap_or_default();
         let location = function
             .plans
             .put(body)

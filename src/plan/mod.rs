@@ -8,5 +8,5 @@ mod planner;
 pub mod summary;
 pub mod trigger;
 
-pub use planner::{Plan, PlanConfig, Planner};
+pub use planner::{DueWhy, Plan, PlanConfig, Planner, Preview, PreviewTarget};
 pub use trigger::Trigger;

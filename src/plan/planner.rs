@@ -13,7 +13,8 @@ use crate::{
         AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
     },
     ports::{
-        CacheListing, ClaimId, ClaimRule, Invalidation, LeaseClaims, RefreshReason, StoreError,
+        self, CacheListing, ClaimId, ClaimRule, Invalidation, LeaseClaims, RefreshReason,
+        StoreError,
     },
     workflow,
 };
@@ -62,6 +63,62 @@ impl PlanConfig {
     }
 }
 
+/// What a scheduled tick would refresh now ([`Planner::preview`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// Targets this deployment keeps.
+    pub configured: usize,
+    /// Due targets, in the order the tick takes them.
+    pub targets: Vec<PreviewTarget>,
+    /// Due targets past the per-run limit, left to a later tick.
+    pub deferred: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewTarget {
+    #[serde(serialize_with = "crate::text::display")]
+    pub key: CacheKey,
+    pub why: DueWhy,
+}
+
+/// Why a tick refreshes a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum DueWhy {
+    /// Configured and never cached.
+    NeverCached,
+    /// Only failed attempts are stored.
+    NoData,
+    /// Past its freshness.
+    #[serde(rename_all = "camelCase")]
+    Expired { for_seconds: u64 },
+    /// Expires before the next tick plus the refresh-ahead margin.
+    #[serde(rename_all = "camelCase")]
+    ExpiresSoon {
+        in_seconds: u64,
+        horizon_seconds: u64,
+    },
+}
+
+impl std::fmt::Display for DueWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NeverCached => f.write_str("never cached"),
+            Self::NoData => f.write_str("no data (failed attempts only)"),
+            Self::Expired { for_seconds } => write!(f, "expired {for_seconds} s ago"),
+            Self::ExpiresSoon {
+                in_seconds,
+                horizon_seconds,
+            } => write!(
+                f,
+                "expires in {in_seconds} s, within the next tick and margin ({horizon_seconds} s)"
+            ),
+        }
+    }
+}
+
 /// The targets of one run, packed into the refresher's batches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -88,6 +145,19 @@ impl Plan {
     /// Every target planned, batch after batch.
     pub fn targets(&self) -> Vec<CacheKey> {
         self.batches.iter().flatten().cloned().collect()
+    }
+
+    /// The refresher's input for each batch: its targets under the plan's
+    /// claim, with the time of the change that triggered the run, if any.
+    pub fn batch_inputs(&self, event_time: Option<u64>) -> Vec<workflow::Batch> {
+        self.batches
+            .iter()
+            .map(|keys| workflow::Batch {
+                claim: self.claim.clone(),
+                event_time,
+                ..workflow::Batch::of(self.reason, keys)
+            })
+            .collect()
     }
 
     pub fn target_count(&self) -> usize {
@@ -208,6 +278,40 @@ impl Planner {
         })
     }
 
+    /// What a scheduled tick would plan now, each target with why, changing
+    /// nothing: no claim is taken, so targets another run holds are listed
+    /// too (the tick would skip them).
+    pub async fn preview(&self) -> Result<Preview, StoreError> {
+        let now = self.clock.now();
+        let stored = self.stored(&self.config.data_types).await?;
+        let mut due = self.due(&stored, now);
+        let deferred = due.len().saturating_sub(self.config.max_targets_per_run);
+        due.truncate(self.config.max_targets_per_run);
+        let horizon = now.plus(self.config.schedule_interval + self.config.refresh_ahead_margin);
+        let targets = due
+            .into_iter()
+            .map(|key| {
+                let why = match stored.get(&key) {
+                    None => DueWhy::NeverCached,
+                    Some(m) if m.state == EntryState::NoData => DueWhy::NoData,
+                    Some(m) if m.expires_at <= now => DueWhy::Expired {
+                        for_seconds: now.secs_since(m.expires_at),
+                    },
+                    Some(m) => DueWhy::ExpiresSoon {
+                        in_seconds: m.expires_at.secs_since(now),
+                        horizon_seconds: horizon.secs_since(now),
+                    },
+                };
+                PreviewTarget { key, why }
+            })
+            .collect();
+        Ok(Preview {
+            configured: self.configured().count(),
+            targets,
+            deferred,
+        })
+    }
+
     /// How the claim of `trigger`'s targets treats those another lease holds:
     /// a tick leaves targets whose refresh died to their backoff; a change or
     /// an operator's request marks the targets in flight for one more refresh
@@ -280,22 +384,7 @@ impl Planner {
 
     /// The metadata of every stored entry of `types`.
     async fn stored(&self, types: &[DataType]) -> Result<HashMap<CacheKey, EntryMeta>, StoreError> {
-        let mut stored = HashMap::new();
-        for data_type in types {
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self
-                    .store
-                    .list(*data_type, cursor.as_deref(), self.config.list_page)
-                    .await?;
-                stored.extend(page.entries.into_iter().map(|m| (m.key.clone(), m)));
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
-        Ok(stored)
+        ports::list_all(&*self.store, types, self.config.list_page).await
     }
 
     fn is_configured(&self, key: &CacheKey) -> bool {

@@ -165,6 +165,21 @@ fn event(input: &Value) -> Trigger {
     }
 }
 
+/// When the change an EventBridge event reports happened (its `time`), in
+/// milliseconds since the Unix epoch; `None` for our own inputs and for an
+/// event without a readable time. EventBridge gives whole seconds, so a lag
+/// measured from it reads up to a second long.
+pub fn event_time(input: &Value) -> Option<u64> {
+    if input.get("detail-type").is_none() {
+        return None;
+    }
+    let time = input.get("time")?.as_str()?;
+    let parsed =
+        aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
+            .ok()?;
+    u64::try_from(parsed.to_millis().ok()?).ok()
+}
+
 fn located(region: Option<&str>, account: Option<&str>) -> Option<(AccountId, Region)> {
     Some((
         AccountId::parse(account?).ok()?,
@@ -196,6 +211,25 @@ mod tests {
 
     fn home() -> AccountId {
         AccountId::parse("999999999999").unwrap()
+    }
+
+    #[test]
+    fn an_event_carries_its_time_and_our_own_inputs_none() {
+        let event = json!({
+            "source": "aws.drs", "detail-type": "DRS Source Server Launch Result",
+            "time": "2026-12-02T15:00:01Z", "resources": []
+        });
+        assert_eq!(event_time(&event), Some(1_796_223_601_000));
+        let fraction = json!({"detail-type": "x", "time": "2026-12-02T15:00:01.250Z"});
+        assert_eq!(event_time(&fraction), Some(1_796_223_601_250));
+        assert_eq!(
+            event_time(&json!({"detail-type": "x", "time": "soon"})),
+            None
+        );
+        assert_eq!(
+            event_time(&json!({"trigger": {"kind": "schedule"}, "time": "2026-12-02T15:00:01Z"})),
+            None
+        );
     }
 
     #[test]

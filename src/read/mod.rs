@@ -8,13 +8,16 @@ mod invalidate;
 pub mod lambda;
 mod memory;
 pub mod metrics;
-mod request;
+pub mod request;
 #[cfg(feature = "local")]
 pub mod server;
 mod service;
 
-pub use error::ApiError;
+pub use error::{ApiError, invalidation_json};
 pub use filter::Filter;
 pub use http::{ApiRequest, ApiResponse, Router};
+pub use invalidate::{
+    MAX_REQUEST_BODY_BYTES as MAX_INVALIDATION_BYTES, parse as parse_invalidation,
+};
 pub use request::ReadRequest;
 pub use service::{ReadError, ReadService, ReaderSettings, RequestNotTaken, Served, Tier};

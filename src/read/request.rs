@@ -11,19 +11,29 @@ pub struct ReadRequest {
     pub filter: Option<Filter>,
 }
 
+/// Where each data type is served.
+const ROUTES: [(&str, DataType); 7] = [
+    ("/drs/source-servers", DataType::DrsSourceServers),
+    ("/drs/quotas", DataType::DrsQuotas),
+    ("/drs/accounts", DataType::DrsAccounts),
+    ("/ec2/subnets", DataType::Ec2Subnets),
+    ("/ec2/security-groups", DataType::Ec2SecurityGroups),
+    ("/ec2/instance-profiles", DataType::Ec2InstanceProfiles),
+    ("/ec2/instance-types", DataType::Ec2InstanceTypes),
+];
+
 /// The data type served at `path` (a trailing slash is tolerated).
 pub fn route(path: &str) -> Option<DataType> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    Some(match path {
-        "/drs/source-servers" => DataType::DrsSourceServers,
-        "/drs/quotas" => DataType::DrsQuotas,
-        "/drs/accounts" => DataType::DrsAccounts,
-        "/ec2/subnets" => DataType::Ec2Subnets,
-        "/ec2/security-groups" => DataType::Ec2SecurityGroups,
-        "/ec2/instance-profiles" => DataType::Ec2InstanceProfiles,
-        "/ec2/instance-types" => DataType::Ec2InstanceTypes,
-        _ => return None,
-    })
+    ROUTES.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+}
+
+/// The path `data_type` is served at.
+pub fn path_of(data_type: DataType) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(_, t)| *t == data_type)
+        .map_or("/", |(p, _)| p)
 }
 
 /// The query parameters `data_type` accepts besides `region` and `accountId`.

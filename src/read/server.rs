@@ -8,12 +8,36 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use super::{ApiError, ApiRequest, Router, invalidate};
+use super::{ApiError, ApiRequest, ApiResponse, Router, invalidate};
+
+/// What answers the server's requests: the reader's router, or the local
+/// mode's, which adds its own pages to it.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: ApiRequest) -> impl Future<Output = ApiResponse> + Send;
+
+    /// The answer to a request the server could not read.
+    fn error(&self, error: &ApiError) -> ApiResponse;
+
+    /// The largest body a request to `path` may carry.
+    fn body_limit(&self, _path: &str) -> usize {
+        invalidate::MAX_REQUEST_BODY_BYTES
+    }
+}
+
+impl Handler for Router {
+    async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        Router::handle(self, &req).await
+    }
+
+    fn error(&self, error: &ApiError) -> ApiResponse {
+        Router::error(self, error)
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl Handler,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let router = Arc::new(router);
@@ -30,16 +54,17 @@ pub async fn serve(
                 let router = router.clone();
                 async move {
                     let (parts, body) = req.into_parts();
-                    let limited = Limited::new(body, invalidate::MAX_REQUEST_BODY_BYTES + 1);
+                    let limit = router.body_limit(parts.uri.path());
+                    let limited = Limited::new(body, limit + 1);
                     let response = match limited.collect().await {
                         Ok(body) => {
                             let req = http::Request::from_parts(parts, ());
                             let api = ApiRequest::from_http(&req, body.to_bytes());
-                            router.handle(&api).await
+                            router.handle(api).await
                         }
                         Err(_) => router.error(&ApiError::invalid(
                             "body",
-                            "could not be read whole, or is larger than 4 KiB",
+                            "could not be read whole, or is larger than this path takes (4 KiB for an invalidation)",
                             "",
                         )),
                     };

@@ -22,7 +22,11 @@ pub struct EmfRefreshMetrics;
 
 impl RefreshMetrics for EmfRefreshMetrics {
     fn record(&self, reason: RefreshReason, summary: &KeySummary) {
-        emf::emit(emf_line(reason, summary, SystemTime::now()));
+        let now = SystemTime::now();
+        emf::emit(emf_line(reason, summary, now));
+        if let Some(line) = event_lag_line(summary, now) {
+            emf::emit(line);
+        }
     }
 }
 
@@ -72,6 +76,29 @@ struct Line<'a> {
     upstream_pages: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_message: Option<&'a str>,
+}
+
+/// How long a change took from its event to the cache, per data type: the
+/// stack alarms on its p99.
+const EVENT_LAG: [MetricDef; 1] = [MetricDef::new("EventToCacheLatency", "Milliseconds")];
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LagLine {
+    data_type: &'static str,
+    cache_key: String,
+    event_to_cache_latency: u64,
+}
+
+/// The EMF document of an event's change reaching one key, when it did.
+pub fn event_lag_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8>> {
+    let lag = summary.event_to_cache_ms?;
+    let line = LagLine {
+        data_type: summary.cache_key.data_type().as_str(),
+        cache_key: summary.cache_key.to_string(),
+        event_to_cache_latency: lag,
+    };
+    Some(emf::line(at, &[&["DataType"]], &EVENT_LAG, &line))
 }
 
 /// The EMF document of one key's refresh, by data type and by outcome.
@@ -125,6 +152,7 @@ mod tests {
                 FailureKind::Upstream(RefreshErrorKind::AccessDenied),
                 "denied",
             )),
+            event_to_cache_ms: None,
         };
         let doc: Value = serde_json::from_slice(&emf_line(
             RefreshReason::Schedule,
@@ -145,6 +173,31 @@ mod tests {
     }
 
     #[test]
+    fn an_event_s_change_reaching_a_key_is_one_latency_document_and_other_refreshes_none() {
+        let mut summary = KeySummary {
+            cache_key: CacheKey::parse("drs-source-servers#us-east-1#111122223333").unwrap(),
+            status: Status::Refreshed,
+            changed: true,
+            items: 3,
+            bytes: 300,
+            pages: 1,
+            duration_ms: 20,
+            error: None,
+            event_to_cache_ms: None,
+        };
+        assert!(event_lag_line(&summary, SystemTime::now()).is_none());
+        summary.event_to_cache_ms = Some(1_250);
+        let doc: Value =
+            serde_json::from_slice(&event_lag_line(&summary, SystemTime::now()).unwrap()).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Metrics"][0]["Name"], "EventToCacheLatency");
+        assert_eq!(directive["Metrics"][0]["Unit"], "Milliseconds");
+        assert_eq!(directive["Dimensions"][0][0], "DataType");
+        assert_eq!(doc["EventToCacheLatency"], 1_250);
+        assert_eq!(doc["DataType"], "drs-source-servers");
+    }
+
+    #[test]
     fn a_key_that_did_not_fail_is_counted_under_its_status() {
         for (status, outcome) in [
             (Status::Refreshed, "refreshed"),
@@ -161,6 +214,7 @@ mod tests {
                 pages: 1,
                 duration_ms: 5,
                 error: None,
+                event_to_cache_ms: None,
             };
             let line = emf_line(RefreshReason::Event, &summary, SystemTime::now());
             let doc: Value = serde_json::from_slice(&line).unwrap();

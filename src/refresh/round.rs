@@ -113,7 +113,9 @@ impl Refresher {
         };
         let mut counts = batch.carried;
         counts.skipped += (targets.len() - held.len()) as u64;
-        let report = self.refresh(&held, batch.reason).await;
+        let report = self
+            .refresh_after(&held, batch.reason, batch.event_time)
+            .await;
         let policy = self.settings.retry;
         let last = batch.round.saturating_add(1) >= policy.rounds.max(1);
         let passing: HashSet<&CacheKey> = if last {

@@ -102,12 +102,33 @@ impl Refresher {
     /// starting whenever one ends. Every key is reported, in the order of the
     /// targets' jobs; a failure is recorded on its entry and never touches its
     /// body.
-    #[tracing::instrument(skip_all, fields(targets = targets.len(), reason = reason.as_str()))]
     pub async fn refresh(&self, targets: &[CacheKey], reason: RefreshReason) -> BatchReport {
+        self.refresh_after(targets, reason, None).await
+    }
+
+    /// [`Self::refresh`] of a run an event triggered: each key its change
+    /// reached (written, or found unchanged) reports how long after
+    /// `event_time` (milliseconds since the Unix epoch) that was.
+    #[tracing::instrument(skip_all, fields(targets = targets.len(), reason = reason.as_str()))]
+    pub async fn refresh_after(
+        &self,
+        targets: &[CacheKey],
+        reason: RefreshReason,
+        event_time: Option<u64>,
+    ) -> BatchReport {
         let jobs = jobs::plan(targets, self.settings.home_account);
         // Unordered: a slow fetch never keeps the next jobs from starting.
         let mut results: Vec<(usize, Vec<KeySummary>)> = stream::iter(jobs.into_iter().enumerate())
-            .map(|(at, job)| async move { (at, self.run(job).await) })
+            .map(|(at, job)| async move {
+                let mut summaries = self.run(job).await;
+                if let Some(event_ms) = event_time {
+                    let now_ms = self.clock.unix_micros() / 1_000;
+                    for summary in summaries.iter_mut().filter(|s| s.status.reached_cache()) {
+                        summary.event_to_cache_ms = Some(now_ms.saturating_sub(event_ms));
+                    }
+                }
+                (at, summaries)
+            })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -232,6 +253,7 @@ impl Refresher {
             pages,
             duration_ms: elapsed_ms(started),
             error,
+            event_to_cache_ms: None,
         }
     }
 
@@ -277,6 +299,7 @@ impl Refresher {
             pages: 0,
             duration_ms: elapsed_ms(started),
             error: Some(failure),
+            event_to_cache_ms: None,
         }
     }
 }

@@ -31,6 +31,17 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// The cache holds what upstream answered (a new body, the same body with
+    /// its freshness moved, or the not-initialized state).
+    pub const fn reached_cache(self) -> bool {
+        matches!(
+            self,
+            Self::Refreshed | Self::Unchanged | Self::NotInitialized
+        )
+    }
+}
+
 /// Why a key could not be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {
@@ -93,7 +104,7 @@ impl FailureSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeySummary {
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "text::display")]
     pub cache_key: CacheKey,
     pub status: Status,
     /// The stored body changed.
@@ -107,10 +118,10 @@ pub struct KeySummary {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<FailureSummary>,
-}
-
-fn display<S: serde::Serializer>(key: &CacheKey, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(key)
+    /// For a run an event triggered: milliseconds from the change to this key
+    /// showing it (written, or confirmed unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_to_cache_ms: Option<u64>,
 }
 
 /// The outcome of a batch: counts, and one summary per key written or attempted
@@ -167,6 +178,7 @@ mod tests {
             pages: 1,
             duration_ms: 3,
             error: error.map(|k| FailureSummary::new(k, "boom")),
+            event_to_cache_ms: None,
         }
     }
 

@@ -41,6 +41,13 @@ pub struct Batch {
     /// Outcomes of the earlier rounds' keys that are done.
     #[serde(default, skip_serializing_if = "Counts::is_zero")]
     pub carried: Counts,
+    /// When the change that triggered the run happened (milliseconds since the
+    /// Unix epoch), for an event's run: the refresher reports how long the
+    /// change took to reach the cache. A plan object's items always carry it
+    /// (`null` when none: see [`Batch::plan_item`]), since the Map's
+    /// `ItemSelector` reads it from each.
+    #[serde(default, rename = "eventTime", skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -66,7 +73,18 @@ impl Batch {
             claim: None,
             round: 0,
             carried: Counts::default(),
+            event_time: None,
         }
+    }
+
+    /// The batch as a plan object's item: every field the Map's
+    /// `ItemSelector` reads is present, `eventTime` as `null` when there is none.
+    pub fn plan_item(&self) -> serde_json::Value {
+        let mut item = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = item.as_object_mut() {
+            fields.entry("eventTime").or_insert(serde_json::Value::Null);
+        }
+        item
     }
 
     /// The next round of this batch: `keys` only, with `carried` done so far.
@@ -78,6 +96,7 @@ impl Batch {
             claim: self.claim.clone(),
             round: self.round.saturating_add(1),
             carried,
+            event_time: self.event_time,
         }
     }
 
@@ -175,6 +194,21 @@ mod tests {
                 vec![targets[3].clone()],
             ]
         );
+    }
+
+    #[test]
+    fn a_plan_item_always_names_its_event_time_and_reads_back_as_the_batch() {
+        let keys = [key("drs-quotas#us-east-1#111122223333")];
+        let mut batch = Batch::of(RefreshReason::Schedule, &keys);
+        assert_eq!(batch.plan_item()["eventTime"], serde_json::Value::Null);
+        batch.event_time = Some(1_796_223_601_000);
+        let item = batch.plan_item();
+        assert_eq!(item["eventTime"], 1_796_223_601_000_u64);
+        let back: Batch = serde_json::from_value(item).unwrap();
+        assert_eq!(back, batch);
+        let null: Batch =
+            serde_json::from_value(Batch::of(RefreshReason::Schedule, &keys).plan_item()).unwrap();
+        assert_eq!(null.event_time, None);
     }
 
     #[test]

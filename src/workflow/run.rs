@@ -14,7 +14,9 @@ use crate::{
 
 use super::{Batch, BatchResult, SummarizeInput};
 
-/// Runs `trigger` to the end: at most `concurrency` batches refresh at once.
+/// Runs `trigger` to the end: at most `concurrency` batches refresh at once;
+/// `event_time` is when the change behind an event's run happened (see
+/// [`Batch::event_time`]).
 /// The targets a change arrived for while they were held are refreshed in a
 /// run of their own right after, as the refresher asks in AWS (each such run
 /// is logged); the summary returned is the trigger's own run's.
@@ -22,15 +24,17 @@ pub async fn run_in_process(
     planner: &Planner,
     refresher: &Refresher,
     trigger: &Trigger,
+    event_time: Option<u64>,
     concurrency: usize,
 ) -> Result<RunSummary, StoreError> {
-    let (summary, mut follow_up) = run_once(planner, refresher, trigger, concurrency).await?;
+    let (summary, mut follow_up) =
+        run_once(planner, refresher, trigger, event_time, concurrency).await?;
     while !follow_up.is_empty() {
         let again = Trigger::Targets {
             reason: RefreshReason::Event,
             keys: follow_up,
         };
-        let (more, next) = run_once(planner, refresher, &again, concurrency).await?;
+        let (more, next) = run_once(planner, refresher, &again, event_time, concurrency).await?;
         tracing::info!(
             refreshed = more.keys.refreshed,
             unchanged = more.keys.unchanged,
@@ -46,20 +50,14 @@ async fn run_once(
     planner: &Planner,
     refresher: &Refresher,
     trigger: &Trigger,
+    event_time: Option<u64>,
     concurrency: usize,
 ) -> Result<(RunSummary, Vec<CacheKey>), StoreError> {
     let plan = planner.plan(trigger).await?;
     let reason = plan.reason;
-    let claim = plan.claim.clone();
     let outcomes: Vec<Result<(BatchResult, Vec<CacheKey>), StoreError>> =
-        stream::iter(plan.batches)
-            .map(|keys| {
-                let batch = Batch {
-                    claim: claim.clone(),
-                    ..Batch::of(reason, &keys)
-                };
-                run_batch(refresher, batch, keys)
-            })
+        stream::iter(plan.batch_inputs(event_time).into_iter().zip(plan.batches))
+            .map(|(batch, keys)| run_batch(refresher, batch, keys))
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;

@@ -92,7 +92,7 @@ async fn a_change_while_its_target_is_fetched_is_refreshed_once_more_after_that_
     let (rig, planner, _clock) = rig(5).await;
     let hold = rig.sim.hold_next(1);
     let trigger = change();
-    let run = run_in_process(&planner, &rig.refresher, &trigger, 4);
+    let run = run_in_process(&planner, &rig.refresher, &trigger, None, 4);
     let burst = async {
         // The fetch has its answer (5 servers) and is in flight.
         hold.wait_arrived(1).await;

@@ -77,7 +77,7 @@ async fn a_tick_plans_everything_never_cached_and_later_ticks_only_what_is_due()
     let (rig, planner, clock) = rig().await;
     // 2 regions x (6 per-account types x 2 accounts + instance types once),
     // refreshed through the refresher as the workflow does.
-    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, 4)
+    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, None, 4)
         .await
         .unwrap();
     assert_eq!(run.keys.refreshed, 26, "{run:?}");
@@ -110,7 +110,7 @@ fn surveyed(plan: &drs_cache::plan::Plan, data_type: DataType) -> TypeFreshness 
 #[tokio::test]
 async fn a_tick_surveys_each_types_missing_and_overdue_targets_and_the_lambda_records_it() {
     let (rig, planner, clock) = rig().await;
-    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, 4)
+    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, None, 4)
         .await
         .unwrap();
     assert_eq!(run.keys.refreshed, 26, "{run:?}");
@@ -353,7 +353,7 @@ async fn an_invalidation_leaves_out_targets_refreshed_within_the_minimum_age() {
             ..config()
         },
     );
-    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, 4)
+    let run = run_in_process(&planner, &rig.refresher, &Trigger::Schedule, None, 4)
         .await
         .unwrap();
     assert_eq!(run.keys.refreshed, 26, "{run:?}");
