@@ -69,7 +69,7 @@ pub struct Opened {
 
 pub enum Backend {
     /// A running `drs-cache local`.
-    Remote(Remote),
+    Remote(Box<Remote>),
     Store(Box<Opened>),
 }
 
@@ -96,7 +96,7 @@ impl TargetArgs {
     /// created when `create` (for the commands that write).
     pub async fn open(&self, create: bool) -> anyhow::Result<Backend> {
         if let Some(url) = &self.url {
-            return Ok(Backend::Remote(Remote::new(url)));
+            return Ok(Backend::Remote(Box::new(Remote::new(url))));
         }
         let workflow = self.workflow();
         let args = LocalArgs {
@@ -138,7 +138,7 @@ impl TargetArgs {
                                 self.data_dir.display()
                             )
                         })?;
-                        return Ok(Backend::Remote(Remote::new(&server.url)));
+                        return Ok(Backend::Remote(Box::new(Remote::new(&server.url))));
                     }
                     Err(e) => {
                         return Err(anyhow::Error::new(e)

@@ -20,8 +20,9 @@ use crate::{
 pub use env::{Env, EnvError};
 #[cfg(feature = "local")]
 pub use local::{
-    LOCAL_REGION, LOCAL_SECRET, LocalArgs, LocalConfig, LocalConfigError, LocalRefreshConfig,
-    RefreshRunConfig, RefreshSide, RefreshSource, StoreChoice, StoreKind, local_key, table_name,
+    DEMO_FLEET, LOCAL_REGION, LOCAL_SECRET, LocalArgs, LocalConfig, LocalConfigError,
+    LocalRefreshConfig, RefreshRunConfig, RefreshSide, RefreshSource, StoreChoice, StoreKind,
+    local_key, table_name,
 };
 pub use parts::{DEFAULT_LEASE, DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
 

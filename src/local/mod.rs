@@ -182,9 +182,30 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     ));
     tokio::spawn(refresh.clone().drain(requests));
 
-    // Everything configured, at once: what is due (all of it on a first
-    // start; on a restart, what expired while stopped).
-    let progress = console::Progress::start(configured.len() as u64, "start-up refresh");
+    // Everything configured, at once (all of it on a first start; on a
+    // restart, what expired while stopped), then the schedule, the living
+    // fleet and the status lines; stopping never waits for any of it.
+    let background = tokio::spawn(async move {
+        start_up(&refresh, &activity, configured.len() as u64).await;
+        tokio::spawn(refresh.clone().tick_forever());
+        if let Some(seed) = seed {
+            let every = (opts.change_every / scale).max(Duration::from_millis(200));
+            tokio::spawn(life::run(refresh.clone(), activity, seed, every));
+        }
+        console::status_lines(app, opts.status_every).await;
+    });
+
+    let served = serving.await;
+    background.abort();
+    let _ = std::fs::remove_file(&server_file);
+    served.context("the server task failed")??;
+    eprintln!("drs-cache local stopped");
+    Ok(())
+}
+
+/// The start-up refresh of what is due, with its progress.
+async fn start_up(refresh: &LocalRefresh, activity: &Activity, total: u64) {
+    let progress = console::Progress::start(total, "start-up refresh");
     let started = std::time::Instant::now();
     let run = refresh.run(&Trigger::Schedule);
     tokio::pin!(run);
@@ -201,24 +222,10 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
             s.keys.refreshed,
             s.keys.unchanged,
             s.keys.failed,
-            (configured.len() as u64)
-                .saturating_sub(s.keys.refreshed + s.keys.unchanged + s.keys.failed),
+            total.saturating_sub(s.keys.refreshed + s.keys.unchanged + s.keys.failed),
         )),
         Err(e) => progress.finish(&format!("start-up refresh failed: {e}")),
     }
-
-    tokio::spawn(refresh.clone().tick_forever());
-    if let Some(seed) = seed {
-        let every = (opts.change_every / scale).max(Duration::from_millis(200));
-        tokio::spawn(life::run(refresh.clone(), activity, seed, every));
-    }
-    tokio::spawn(console::status_lines(app, opts.status_every));
-
-    let served = serving.await;
-    let _ = std::fs::remove_file(&server_file);
-    served.context("the server task failed")??;
-    eprintln!("drs-cache local stopped");
-    Ok(())
 }
 
 fn emf_output(mode: MetricsMode, data_dir: &Path) -> anyhow::Result<EmfOutput> {

@@ -170,9 +170,7 @@ fn event(input: &Value) -> Trigger {
 /// event without a readable time. EventBridge gives whole seconds, so a lag
 /// measured from it reads up to a second long.
 pub fn event_time(input: &Value) -> Option<u64> {
-    if input.get("detail-type").is_none() {
-        return None;
-    }
+    input.get("detail-type")?;
     let time = input.get("time")?.as_str()?;
     let parsed =
         aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)

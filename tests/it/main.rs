@@ -6,11 +6,13 @@ mod support;
 
 mod cfn_moto;
 mod cfn_template;
+mod cli;
 mod deploy;
 mod event_rules;
 mod fleet;
 mod leases;
 mod linked_calls;
+mod local_mode;
 mod member_account;
 mod monitoring;
 mod plan;

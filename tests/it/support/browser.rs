@@ -63,12 +63,14 @@ pub fn dump_dom(url: &str, wait: Duration) -> Result<String, String> {
     // cannot keep a read blocked.
     let dom_path = dir.path().join("dom.html");
     let stderr_path = dir.path().join("stderr.log");
-    let create = |path: &Path| {
-        File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))
-    };
+    let create =
+        |path: &Path| File::create(path).map_err(|e| format!("creating {}: {e}", path.display()));
     let mut child = Command::new(&bin)
         .args(FLAGS)
-        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
         .arg(format!("--virtual-time-budget={}", wait.as_millis()))
         .arg("--dump-dom")
         .arg(url)
@@ -96,7 +98,10 @@ pub fn dump_dom(url: &str, wait: Duration) -> Result<String, String> {
                     Err(e) => format!("waiting for Chromium failed: {e}"),
                     _ => format!("Chromium did not finish within {WALL_TIMEOUT:?}"),
                 };
-                return Err(format!("{why} loading {url}; {}", stderr_tail(&stderr_path)));
+                return Err(format!(
+                    "{why} loading {url}; {}",
+                    stderr_tail(&stderr_path)
+                ));
             }
         }
     };

@@ -1,7 +1,9 @@
 //! Harnesses and helpers the integration tests share.
 
+pub mod browser;
 pub mod cfn;
 pub mod events;
+pub mod local;
 pub mod moto;
 pub mod plan;
 pub mod proxy;

@@ -1,0 +1,213 @@
+//! `drs-cache local` driven as a user drives it: started as a process, read
+//! over HTTP, watched while its simulated fleet changes, restarted, and its
+//! status page loaded in a headless browser.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{
+    browser,
+    local::{Local, cli, every_endpoint},
+};
+
+/// Keys of the demo fleet: 3 accounts × 2 regions × 6 per-account types,
+/// plus instance types in each region.
+const DEMO_KEYS: usize = 3 * 2 * 6 + 2;
+
+#[test]
+fn every_data_type_is_served_within_thirty_seconds_of_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path(), &[]);
+    let deadline = local.started + Duration::from_secs(30);
+    for path in every_endpoint() {
+        loop {
+            let answer = local.get(&path);
+            if answer.status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still {} 30 s after start: {}",
+                answer.status,
+                answer.body
+            );
+            // Polling interval of the check.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let served_after = local.started.elapsed();
+    let printed = local.printed().join("\n");
+    assert!(printed.contains("curl -s '"), "{printed}");
+    assert!(printed.contains("start-up refresh done"), "{printed}");
+    let status = local.status();
+    assert_eq!(status["totals"]["keys"], DEMO_KEYS, "{status:#}");
+    eprintln!("all seven data types served {served_after:?} after start");
+}
+
+#[test]
+fn a_simulated_stall_refreshes_its_keys_and_the_change_is_served_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // A change of the fleet every 250 ms.
+    let local = Local::start(dir.path(), &["--change-every", "1", "--time-scale", "4"]);
+    let stall = |s: &Value| -> Option<Value> {
+        s["events"]["recent"]
+            .as_array()?
+            .iter()
+            .find(|e| e["detailType"] == "DRS Source Server Data Replication Stalled Change")
+            .cloned()
+    };
+    let status = local.wait_status(Duration::from_secs(120), |s| stall(s).is_some());
+    let event = stall(&status).unwrap();
+    let (account, region) = (
+        event["account"].as_str().unwrap(),
+        event["region"].as_str().unwrap(),
+    );
+    // Exactly the DRS keys of the event's account and region.
+    let mut keys: Vec<&str> = event["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("drs-quotas#{region}#{account}"),
+            format!("drs-source-servers#{region}#{account}"),
+        ],
+        "{event:#}"
+    );
+    let to_cache = event["toCacheMs"]
+        .as_u64()
+        .expect("the change reached the cache");
+    assert!(to_cache < 5_000, "{event:#}");
+    // The stalled server is served as stalled, unless a later change of the
+    // same fleet recovered it already.
+    let server = event["summary"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let answer = local.get(&format!(
+        "/drs/source-servers?region={region}&accountId={account}"
+    ));
+    assert_eq!(answer.status, 200);
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    let served = body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sourceServerID"] == server.as_str())
+        .unwrap_or_else(|| panic!("{server} not served"));
+    let recovered_since = local.status()["events"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| {
+            e["detailType"] == event["detailType"]
+                && e["summary"].as_str().unwrap_or("").contains(&server)
+                && e["summary"].as_str().unwrap_or("").contains("recover")
+        });
+    if !recovered_since {
+        assert_eq!(served["replicationState"], "STALLED", "{served:#}");
+    }
+    let lag = &local.status()["events"]["eventToCache"];
+    assert!(lag["p99Ms"].as_u64().unwrap() < 5_000, "{lag}");
+    eprintln!("event to cache: {lag}");
+}
+
+#[test]
+fn a_restart_serves_the_stored_data_at_once_marked_stale_where_due() {
+    let dir = tempfile::tempdir().unwrap();
+    // At 600× a source-server listing is fresh for one second.
+    let first = Local::start(
+        dir.path(),
+        &["--time-scale", "600", "--change-every", "3600"],
+    );
+    first.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["fresh"] == DEMO_KEYS
+    });
+    let path = "/drs/source-servers?region=us-east-1&accountId=333333333333";
+    let before = first.get(path);
+    assert_eq!(before.status, 200);
+    first.stop();
+    // Stopped, nothing refreshes it: wait until the store has it past its
+    // freshness (a second at this scale).
+    let key = "drs-source-servers#us-east-1#333333333333";
+    let d = dir.path().to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = cli(&["status", "--data-dir", d, "--output", "json"], &[]);
+        let report: Value = serde_json::from_str(&out).unwrap();
+        let state = report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .map(|k| k["state"].clone());
+        if state == Some(Value::from("stale")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} never went stale: {state:?}"
+        );
+        // Polling interval of the check.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Upstream now answers after a minute: whatever is served at restart
+    // comes from the store.
+    let fleet = dir.path().join("slow-fleet.json");
+    let mut config: Value = serde_json::from_str(drs_cache::config::DEMO_FLEET).unwrap();
+    config["faults"] = serde_json::json!({"latency_ms": 60000});
+    std::fs::write(&fleet, config.to_string()).unwrap();
+    let restarted = Local::start(
+        dir.path(),
+        &[
+            "--time-scale",
+            "600",
+            "--change-every",
+            "3600",
+            "--fleet",
+            fleet.to_str().unwrap(),
+        ],
+    );
+    let answer = restarted.get(path);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("etag"), before.header("etag"));
+    assert_eq!(answer.header("x-cache-status"), Some("stale"));
+    assert!(restarted.started.elapsed() < Duration::from_secs(10));
+    // Stopping never waits for the refresh upstream is holding up.
+    let stopping = Instant::now();
+    restarted.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
+}
+
+#[test]
+fn the_status_page_lists_every_key_in_a_headless_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path(), &["--change-every", "3600"]);
+    local.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["fresh"] == DEMO_KEYS
+    });
+    let dom = browser::dump_dom(&format!("{}/", local.url), Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = dom.matches("class=\"key-row\"").count();
+    assert_eq!(rows, DEMO_KEYS, "{dom}");
+    for key in [
+        "drs-source-servers#us-east-1#111111111111",
+        "ec2-instance-types#us-west-2#global",
+    ] {
+        assert!(dom.contains(&format!("data-key=\"{key}\"")), "{key}: {dom}");
+    }
+    assert!(dom.contains("data-state=\"fresh\""), "{dom}");
+}
