@@ -171,6 +171,7 @@ fn alarms_and_the_dashboard_read_only_metrics_the_code_writes() {
         let end = start + filled[start..].find('}').unwrap();
         let value = match &filled[start + 2..end] {
             "HitRateAlarmThreshold" => "0.7",
+            "EventToCacheAlarmMilliseconds" => "60000",
             "Ns" => NAMESPACE,
             _ => "x",
         };

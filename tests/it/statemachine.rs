@@ -557,6 +557,7 @@ fn the_map_reads_the_plan_object_and_no_state_holds_the_batches_or_their_results
             "reason.$": "$$.Map.Item.Value.reason",
             "targets.$": "$$.Map.Item.Value.targets",
             "claim.$": "$$.Map.Item.Value.claim",
+            "eventTime.$": "$$.Map.Item.Value.eventTime",
             "run": {"execution.$": "$$.Execution.Name", "index.$": "$$.Map.Item.Index"}
         })
     );
@@ -564,6 +565,7 @@ fn the_map_reads_the_plan_object_and_no_state_holds_the_batches_or_their_results
         "reason": "schedule",
         "targets": [{"dataType": "drs-quotas", "region": "us-east-1"}],
         "claim": "0123456789abcdef",
+        "eventTime": null,
         "run": {"execution": "tick", "index": 0}
     }))
     .expect("an item is a refresher input");
@@ -843,7 +845,9 @@ async fn a_run_refreshes_every_batch_and_one_bad_account_never_fails_it() {
     }))
     .await;
     let client = &turn.sfn;
-    let body = serde_json::to_vec(&tick_batches()).unwrap();
+    // As the planner writes them: every field the ItemSelector reads present.
+    let items: Vec<Value> = tick_batches().iter().map(Batch::plan_item).collect();
+    let body = serde_json::to_vec(&items).unwrap();
     turn.s3
         .put_object()
         .bucket(PLAN_BUCKET)
