@@ -10,7 +10,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use crate::{
-    adapters::{embedded::EmbeddedStore, sfn::StepFunctionsTrigger},
+    adapters::{
+        embedded::{self, EmbeddedStore},
+        sfn::StepFunctionsTrigger,
+    },
     app::{self, LocalRefresh},
     config::{
         Env, LocalArgs, LocalConfigError, LocalRefreshConfig, RefreshRunConfig, StoreChoice,
@@ -46,9 +49,13 @@ pub struct TargetArgs {
     /// there [env: REFRESH_STATE_MACHINE_ARN].
     #[arg(long)]
     pub state_machine_arn: Option<String>,
-    /// What an in-process refresh reads.
-    #[arg(long, value_enum, default_value_t = SourceKind::Simulator)]
-    pub source: SourceKind,
+    /// What an in-process refresh reads, and so which targets are configured:
+    /// the simulator's fleet, or the accounts and regions the environment
+    /// names as the deployed functions read them (DEPLOYMENT_ACCOUNT_ID,
+    /// REGIONS, ACCOUNT_IDS) [default: aws with --store dynamodb, else
+    /// simulator].
+    #[arg(long, value_enum)]
+    pub source: Option<SourceKind>,
     /// Fleet simulator configuration (JSON); default: the demo fleet of
     /// `drs-cache local`.
     #[arg(long, alias = "sim-config")]
@@ -95,6 +102,10 @@ impl TargetArgs {
     /// store is held by one (or `--url` names it), else the store itself,
     /// created when `create` (for the commands that write).
     pub async fn open(&self, create: bool) -> anyhow::Result<Backend> {
+        let source = self.source.unwrap_or(match self.store {
+            StoreKind::Dynamodb => SourceKind::Aws,
+            StoreKind::Embedded => SourceKind::Simulator,
+        });
         if let Some(url) = &self.url {
             return Ok(Backend::Remote(Box::new(Remote::new(url))));
         }
@@ -107,7 +118,7 @@ impl TargetArgs {
             allow_simulated_data: self.allow_simulated_data,
             demo_fleet: true,
             // A deployment's targets are configured as its refresher's are.
-            aws: self.source == SourceKind::Aws || workflow.is_some(),
+            aws: source == SourceKind::Aws || workflow.is_some(),
         };
         let config = RefreshRunConfig::from_env(&args).map_err(|e| match e {
             LocalConfigError::Env(e) if workflow.is_some() => anyhow::anyhow!(
@@ -130,7 +141,7 @@ impl TargetArgs {
                 }
                 match EmbeddedStore::open(path) {
                     Ok(store) => Arc::new(store),
-                    Err(e) if is_held(&e) => {
+                    Err(e) if embedded::is_held(&e) => {
                         let server = ServerFile::read(&self.data_dir).with_context(|| {
                             format!(
                                 "{} is open in another process, which left no address in {}: pass --url",
@@ -172,21 +183,6 @@ impl TargetArgs {
             workflow,
         })))
     }
-}
-
-fn is_held(e: &crate::ports::StoreError) -> bool {
-    errors_mention(e, "already open")
-}
-
-fn errors_mention(e: &(dyn std::error::Error + 'static), text: &str) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if err.to_string().to_lowercase().contains(text) {
-            return true;
-        }
-        current = err.source();
-    }
-    false
 }
 
 impl Opened {

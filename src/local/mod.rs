@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::{
-    adapters::local_queue::LocalRefreshQueue,
+    adapters::{embedded, local_queue::LocalRefreshQueue},
     app::{self, LocalRefresh},
     config::{LocalArgs, LocalConfig, RefreshSide, RefreshSource, StoreKind},
     plan::Trigger,
@@ -134,14 +134,16 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     };
 
     let aws = app::Aws::default();
-    let store = app::open_store(&aws, &store_choice)
-        .await
-        .with_context(|| {
-            format!(
-                "is another drs-cache local using {}? Stop it, or pass another --data-dir",
+    let store = match app::open_store(&aws, &store_choice).await {
+        Ok(store) => store,
+        Err(app::StartError::Embedded { source, .. }) if embedded::is_held(&source) => {
+            anyhow::bail!(
+                "another process (a drs-cache local?) holds the store in {}: stop it, or pass another --data-dir",
                 opts.data_dir.display()
             )
-        })?;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let activity = Arc::new(Activity::new(emf_output(opts.metrics, &opts.data_dir)?));
     let refresh =
         Arc::new(LocalRefresh::start(&refresh_config, store.clone(), activity.clone()).await?);

@@ -227,6 +227,8 @@ fn a_missing_table_is_named() {
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("DEPLOYMENT_ACCOUNT_ID", "111111111111"),
+            ("REGIONS", "us-east-1"),
         ],
     );
     assert_eq!(code, 1, "{err}");
@@ -234,4 +236,88 @@ fn a_missing_table_is_named() {
         err.contains(&format!("cannot use the cache table {table}")),
         "{err}"
     );
+}
+
+#[test]
+fn status_and_get_read_a_deployment_s_table_for_its_configured_targets() {
+    let endpoint = moto::endpoint();
+    let table = moto::unique_name("deployed");
+    let aws = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let (code, _, err) = cli(&["create-table", "--table", &table], &aws);
+    assert_eq!(code, 0, "{err}");
+    // Simulated subnets written into the table on the emulator, as a refresher would.
+    let (code, _, err) = cli(
+        &[
+            "refresh",
+            "--type",
+            "ec2-subnets",
+            "--region",
+            "us-east-1",
+            "--store",
+            "dynamodb",
+            "--table",
+            &table,
+            "--source",
+            "simulator",
+        ],
+        &aws,
+    );
+    assert_eq!(code, 0, "{err}");
+    // The deployment's targets, as its functions read them.
+    let deployment: Vec<(&str, &str)> = aws
+        .iter()
+        .copied()
+        .chain([
+            ("DEPLOYMENT_ACCOUNT_ID", "111111111111"),
+            ("REGIONS", "us-east-1"),
+        ])
+        .collect();
+    let (code, out, err) = cli(
+        &[
+            "status", "--store", "dynamodb", "--table", &table, "--output", "json",
+        ],
+        &deployment,
+    );
+    assert_eq!(code, 3, "six of its seven targets were never cached: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let state_of = |key: &str| {
+        report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .map(|k| k["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        state_of("ec2-subnets#us-east-1#111111111111").as_deref(),
+        Some("fresh")
+    );
+    assert_eq!(
+        state_of("drs-quotas#us-east-1#111111111111").as_deref(),
+        Some("missing")
+    );
+    let (code, out, err) = cli(
+        &[
+            "get",
+            "ec2-subnets",
+            "--region",
+            "us-east-1",
+            "--store",
+            "dynamodb",
+            "--table",
+            &table,
+        ],
+        &deployment,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("16 records"), "{out}");
+    // Without the deployment's regions, the error names what is missing.
+    let (code, _, err) = cli(&["status", "--store", "dynamodb", "--table", &table], &aws);
+    assert_eq!(code, 1);
+    assert!(err.contains("DEPLOYMENT_ACCOUNT_ID"), "{err}");
 }

@@ -296,7 +296,15 @@ async fn serve_without_a_workflow_refreshes_misses_locally_from_the_simulator() 
 #[test]
 fn a_local_refresh_refuses_to_write_simulated_data_into_a_table_on_no_emulator() {
     let output = Command::new(BIN)
-        .args(["refresh", "--store", "dynamodb", "--table", "prod-cache"])
+        .args([
+            "refresh",
+            "--store",
+            "dynamodb",
+            "--table",
+            "prod-cache",
+            "--source",
+            "simulator",
+        ])
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("REFRESH_STATE_MACHINE_ARN")

@@ -61,6 +61,13 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
+/// Whether `error`, from [`EmbeddedStore::open`], says another process (or
+/// this one) holds the file.
+pub fn is_held(error: &StoreError) -> bool {
+    matches!(error, StoreError::Unavailable(source)
+        if matches!(source.downcast_ref::<OpenError>(), Some(OpenError::AlreadyOpen { .. })))
+}
+
 /// Why a store file could not be opened: the source of the `StoreError` that
 /// [`EmbeddedStore::open`] returns.
 #[derive(Debug, thiserror::Error)]
