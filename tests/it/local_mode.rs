@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::support::{
     browser,
     local::{Local, cli, every_endpoint},
+    moto,
 };
 
 /// Keys of the demo fleet: 3 accounts × 2 regions × 6 per-account types,
@@ -211,4 +212,77 @@ fn the_status_page_lists_every_key_in_a_headless_browser() {
         assert!(dom.contains(&format!("data-key=\"{key}\"")), "{key}: {dom}");
     }
     assert!(dom.contains("data-state=\"fresh\""), "{dom}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_source_aws_the_same_loop_reads_the_caller_s_account_into_a_table() {
+    // The caller's account: EC2, IAM and STS on moto, DRS at a simulator
+    // (moto has none), the cache a table on moto.
+    let endpoint = moto::endpoint();
+    let sim = drs_sim::Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        drs_sim::SimConfig {
+            sts_endpoint: Some(endpoint.to_owned()),
+            ..drs_sim::SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let drs = sim.endpoint();
+    let table = moto::unique_name("local-aws");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL_DRS", drs.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+        // moto renders its whole instance-type catalogue per page: left out.
+        (
+            "DATA_TYPES",
+            "drs-source-servers,drs-quotas,ec2-subnets,ec2-security-groups",
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_owned();
+    // Processes and blocking HTTP, off the runtime the simulator runs on.
+    let status = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (code, _, err) = cli(&["create-table", "--table", &table], &env);
+        assert_eq!(code, 0, "{err}");
+        let local = Local::start_with(
+            &dir_path,
+            &["--source", "aws", "--store", "dynamodb", "--table", &table],
+            &env,
+        );
+        let status = local.wait_status(Duration::from_secs(60), |s| {
+            s["totals"]["keys"] == 4 && s["totals"]["fresh"] == 4
+        });
+        let subnets = local.get("/ec2/subnets?region=us-east-1");
+        let servers = local.get("/drs/source-servers?region=us-east-1");
+        (status, subnets, servers, local.printed())
+    })
+    .await
+    .unwrap();
+    let (status, subnets, servers, printed) = status;
+    assert_eq!(subnets.status, 200, "{}", subnets.body);
+    let subnets: Value = serde_json::from_str(&subnets.body).unwrap();
+    assert!(
+        subnets["count"].as_u64().unwrap() > 0,
+        "moto's default subnets: {subnets}"
+    );
+    assert_eq!(servers.status, 200, "{}", servers.body);
+    let servers: Value = serde_json::from_str(&servers.body).unwrap();
+    assert_eq!(
+        servers["serverCount"], 50,
+        "the simulator's fleet: {servers}"
+    );
+    // No simulator of its own, so no living fleet.
+    assert_eq!(status["events"]["handled"], 0, "{status:#}");
+    assert!(
+        !printed.join("\n").contains("fleet simulator"),
+        "{printed:?}"
+    );
 }

@@ -546,3 +546,45 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
     let subnets = key(&format!("ec2-subnets#us-east-1#{HOME}"));
     assert_eq!(rig.read(&subnets).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_runs_a_deployment_s_refresh_on_its_workflow_and_prints_the_run_s_summary() {
+    let rig = Rig::start(Options::default()).await;
+    let args: Vec<String> = [
+        "refresh",
+        "--all",
+        "--store",
+        "dynamodb",
+        "--table",
+        &rig.table,
+        "--state-machine-arn",
+        &rig.machine,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", rig.moto_endpoint()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("DEPLOYMENT_ACCOUNT_ID", HOME),
+        ("REGIONS", "us-east-1,eu-west-1"),
+        ("ACCOUNT_IDS", &format!("{HOME},{OTHER}")),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    // The command waits on the execution, whose tasks this process answers.
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        crate::support::local::cli(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("succeeded"), "{err}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["reason"], "manual", "{summary}");
+    assert_eq!(summary["refreshed"], 26, "{summary}");
+    assert_eq!(summary["failedBatches"], 0, "{summary}");
+}

@@ -24,6 +24,12 @@ pub struct Local {
 impl Local {
     /// Starts it on `data_dir` with `args` after `local`; waits for its banner.
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_with(data_dir, args, &[])
+    }
+
+    /// [`Self::start`] with `envs` set (after the deployment variables are
+    /// cleared).
+    pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let started = Instant::now();
         let mut child = Command::new(BIN)
             .args(["local", "--listen", "127.0.0.1:0", "--metrics", "off"])
@@ -35,6 +41,7 @@ impl Local {
             .env_remove("DEPLOYMENT_ACCOUNT_ID")
             .env_remove("REGIONS")
             .env_remove("ACCOUNT_IDS")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

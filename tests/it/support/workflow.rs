@@ -802,6 +802,8 @@ pub struct Rig {
     pub clock: Arc<ManualClock>,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
+    /// The cache table, on moto.
+    pub table: String,
     execution_deadline: Duration,
     reader: drs_cache::read::Router,
     harness: &'static Harness,
@@ -849,6 +851,11 @@ impl StandInTurn {
 }
 
 impl Rig {
+    /// moto's own endpoint, where the state machine and the table are.
+    pub fn moto_endpoint(&self) -> &str {
+        &self.harness.moto
+    }
+
     pub async fn start(options: Options) -> Self {
         super::init_test_log();
         let (harness, turn) = turn_at(options.lane).await;
@@ -872,7 +879,7 @@ impl Rig {
         let client = moto::dynamodb_client(table_endpoint).await;
         let table = moto::unique_name("workflow");
         create_table(&client, &table).await.unwrap();
-        let store = Arc::new(DynamoDbStore::new(client, table));
+        let store = Arc::new(DynamoDbStore::new(client, table.clone()));
 
         // EC2, IAM and STS through the router (counted), DRS at the simulator.
         let base = sdk_config(
@@ -964,6 +971,7 @@ impl Rig {
             clock,
             sfn,
             machine,
+            table,
             execution_deadline: options.execution_deadline,
             reader,
             harness,
