@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::{
     app::LocalRefresh,
-    domain::{CacheKey, DataType, Timestamp},
+    domain::{CacheKey, Timestamp},
     errors,
     plan::{Trigger, trigger},
 };
@@ -91,26 +91,10 @@ fn now_ms() -> u64 {
 
 /// The configured keys `trigger` refreshes.
 fn keys_of(trigger: &Trigger, refresh: &LocalRefresh) -> Vec<CacheKey> {
-    let config = refresh.planner.config();
-    let keys: Vec<CacheKey> = match trigger {
-        Trigger::Change {
-            account,
-            region,
-            data_types,
-        } => data_types
-            .iter()
-            .map(|t| CacheKey::new(*t, region.clone(), *account))
-            .collect(),
-        Trigger::ProfilesChanged { account } => config
-            .regions
-            .iter()
-            .map(|r| CacheKey::new(DataType::Ec2InstanceProfiles, r.clone(), *account))
-            .collect(),
-        _ => Vec::new(),
-    };
-    keys.into_iter()
-        .filter(|k| config.kept().check(k).is_ok())
-        .collect()
+    let kept = refresh.planner.config().kept();
+    let mut keys = refresh.planner.changed(trigger);
+    keys.retain(|k| kept.check(k).is_ok());
+    keys
 }
 
 /// Every (account, region) the planner keeps, as the simulator names them.

@@ -215,20 +215,7 @@ impl Planner {
                 }
                 due
             }
-            Trigger::Change {
-                account,
-                region,
-                data_types,
-            } => data_types
-                .iter()
-                .map(|t| CacheKey::new(*t, region.clone(), *account))
-                .collect(),
-            Trigger::ProfilesChanged { account } => self
-                .config
-                .regions
-                .iter()
-                .map(|r| CacheKey::new(DataType::Ec2InstanceProfiles, r.clone(), *account))
-                .collect(),
+            Trigger::Change { .. } | Trigger::ProfilesChanged { .. } => self.changed(trigger),
             Trigger::Manual(invalidation) => self.invalidated(invalidation, now).await?,
             Trigger::Targets { keys, .. } => keys.clone(),
             Trigger::Ignored { why } => {
@@ -276,6 +263,29 @@ impl Planner {
             ignored: None,
             freshness,
         })
+    }
+
+    /// The keys a change names (every region's instance profiles for an IAM
+    /// change); none for another trigger. Keys outside the configuration are
+    /// included: the plan skips them.
+    pub fn changed(&self, trigger: &Trigger) -> Vec<CacheKey> {
+        match trigger {
+            Trigger::Change {
+                account,
+                region,
+                data_types,
+            } => data_types
+                .iter()
+                .map(|t| CacheKey::new(*t, region.clone(), *account))
+                .collect(),
+            Trigger::ProfilesChanged { account } => self
+                .config
+                .regions
+                .iter()
+                .map(|r| CacheKey::new(DataType::Ec2InstanceProfiles, r.clone(), *account))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// What a scheduled tick would plan now, each target with why, changing

@@ -222,14 +222,13 @@ fn a_missing_table_is_named() {
     let table = moto::unique_name("absent");
     let (code, _, err) = cli(
         &["status", "--store", "dynamodb", "--table", &table],
-        &[
-            ("AWS_ENDPOINT_URL", endpoint),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("DEPLOYMENT_ACCOUNT_ID", "111111111111"),
-            ("REGIONS", "us-east-1"),
-        ],
+        &moto::process_env(
+            endpoint,
+            &[
+                ("DEPLOYMENT_ACCOUNT_ID", "111111111111"),
+                ("REGIONS", "us-east-1"),
+            ],
+        ),
     );
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -242,12 +241,7 @@ fn a_missing_table_is_named() {
 fn status_and_get_read_a_deployment_s_table_for_its_configured_targets() {
     let endpoint = moto::endpoint();
     let table = moto::unique_name("deployed");
-    let aws = [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ];
+    let aws = moto::process_env(endpoint, &[]);
     let (code, _, err) = cli(&["create-table", "--table", &table], &aws);
     assert_eq!(code, 0, "{err}");
     // Simulated subnets written into the table on the emulator, as a refresher would.
@@ -269,14 +263,13 @@ fn status_and_get_read_a_deployment_s_table_for_its_configured_targets() {
     );
     assert_eq!(code, 0, "{err}");
     // The deployment's targets, as its functions read them.
-    let deployment: Vec<(&str, &str)> = aws
-        .iter()
-        .copied()
-        .chain([
+    let deployment = moto::process_env(
+        endpoint,
+        &[
             ("DEPLOYMENT_ACCOUNT_ID", "111111111111"),
             ("REGIONS", "us-east-1"),
-        ])
-        .collect();
+        ],
+    );
     let (code, out, err) = cli(
         &[
             "status", "--store", "dynamodb", "--table", &table, "--output", "json",

@@ -230,21 +230,21 @@ async fn with_source_aws_the_same_loop_reads_the_caller_s_account_into_a_table()
     .unwrap();
     let drs = sim.endpoint();
     let table = moto::unique_name("local-aws");
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ENDPOINT_URL_DRS", drs.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
-        // moto renders its whole instance-type catalogue per page: left out.
-        (
-            "DATA_TYPES",
-            "drs-source-servers,drs-quotas,ec2-subnets,ec2-security-groups",
-        ),
-    ]
+    let env: Vec<(String, String)> = moto::process_env(
+        endpoint,
+        &[
+            ("AWS_ENDPOINT_URL_DRS", drs.as_str()),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            // moto renders its whole instance-type catalogue per page: left out.
+            (
+                "DATA_TYPES",
+                "drs-source-servers,drs-quotas,ec2-subnets,ec2-security-groups",
+            ),
+        ],
+    )
+    .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .to_vec();
+    .collect();
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().to_owned();
     // Processes and blocking HTTP, off the runtime the simulator runs on.

@@ -173,19 +173,18 @@ async fn serve_answers_http_from_an_embedded_store_file() {
 async fn create_table_then_serve_from_dynamodb() {
     let endpoint = moto::endpoint();
     let table = moto::unique_name("serve");
-    let aws_env = [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
-        // The region read below is one the local refresher keeps.
-        ("REGIONS", "eu-west-1"),
-    ];
+    let aws_env = moto::process_env(
+        endpoint,
+        &[
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            // The region read below is one the local refresher keeps.
+            ("REGIONS", "eu-west-1"),
+        ],
+    );
     for _ in 0..2 {
         let status = Command::new(BIN)
             .args(["create-table", "--table", &table])
-            .envs(aws_env)
+            .envs(aws_env.iter().copied())
             .stderr(Stdio::null())
             .status()
             .unwrap();

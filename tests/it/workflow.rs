@@ -562,17 +562,18 @@ async fn the_cli_runs_a_deployment_s_refresh_on_its_workflow_and_prints_the_run_
     ]
     .map(str::to_owned)
     .to_vec();
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", rig.moto_endpoint()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("DEPLOYMENT_ACCOUNT_ID", HOME),
-        ("REGIONS", "us-east-1,eu-west-1"),
-        ("ACCOUNT_IDS", &format!("{HOME},{OTHER}")),
-    ]
+    let accounts = format!("{HOME},{OTHER}");
+    let env: Vec<(String, String)> = crate::support::moto::process_env(
+        rig.moto_endpoint(),
+        &[
+            ("DEPLOYMENT_ACCOUNT_ID", HOME),
+            ("REGIONS", "us-east-1,eu-west-1"),
+            ("ACCOUNT_IDS", &accounts),
+        ],
+    )
+    .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .to_vec();
+    .collect();
     // The command waits on the execution, whose tasks this process answers.
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

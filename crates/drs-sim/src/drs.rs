@@ -211,13 +211,7 @@ fn describe_source_servers(call: &Call<'_>, body: &[u8]) -> Result<String, DrsEr
     let filters = input.filters.unwrap_or_default();
     validate_filters(&filters)?;
 
-    let fleet = call.data.fleet(
-        call.seed,
-        call.account,
-        call.region,
-        call.params,
-        &call.servers_set,
-    );
+    let fleet = call.fleet();
     let ids = filters.source_server_ids.as_deref().unwrap_or_default();
     let staging = filters.staging_account_ids.as_deref().unwrap_or_default();
     let matching: Vec<&str> = fleet
@@ -270,13 +264,7 @@ fn list_staging_accounts(call: &Call<'_>, query: Option<&str>) -> Result<String,
         }
     }
     let limit = max_results(max, STAGING_MAX)?;
-    let fleet = call.data.fleet(
-        call.seed,
-        call.account,
-        call.region,
-        call.params,
-        &call.servers_set,
-    );
+    let fleet = call.fleet();
     let pager = call.pager(Operation::ListStagingAccounts.into(), "");
     let offset = offset(&pager, token.as_deref())?;
     let accounts = &fleet.staging_accounts;

@@ -29,6 +29,17 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// The DRS fleet of this caller's account and region.
+    pub(crate) fn fleet(&self) -> std::sync::Arc<crate::fleet::Fleet> {
+        self.data.fleet(
+            self.seed,
+            self.account,
+            self.region,
+            self.params,
+            &self.servers_set,
+        )
+    }
+
     /// The pager of one listing by this caller, bound to its `filters`.
     pub(crate) fn pager(&self, operation: &str, filters: &str) -> Pager {
         Pager::new(

@@ -36,6 +36,20 @@ pub fn endpoint() -> &'static str {
     })
 }
 
+/// What a child process needs to reach the moto server at `endpoint`: the
+/// endpoint, us-east-1 and dummy credentials, with `more` after them.
+pub fn process_env<'a>(endpoint: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]
+    .into_iter()
+    .chain(more.iter().copied())
+    .collect()
+}
+
 /// A DynamoDB client for `endpoint` with dummy credentials in us-east-1. Nothing
 /// is read from the environment or profile files.
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
