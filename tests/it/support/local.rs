@@ -107,6 +107,21 @@ impl Local {
         }
     }
 
+    /// Waits until a printed line contains `text`; panics with what was
+    /// printed after `within`.
+    pub fn wait_printed(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.printed().iter().any(|l| l.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "never printed {text:?}: {:?}",
+                self.printed()
+            );
+            // Polling interval of the check.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(mut self) {
         terminate(&mut self.child);
