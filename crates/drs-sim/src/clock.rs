@@ -39,6 +39,56 @@ impl SimTime {
         Self::at(self.secs.saturating_add(secs), self.micros)
     }
 
+    /// Parses `2024-06-01T10:11:12Z` or `2024-06-01T10:11:12.345Z` (the DRS
+    /// date filters' pattern); fractions beyond microseconds are cut.
+    pub(crate) fn parse_utc(text: &str) -> Option<Self> {
+        let text = text.strip_suffix('Z')?;
+        let (civil, fraction) = match text.split_once('.') {
+            Some((civil, fraction)) => (civil, Some(fraction)),
+            None => (text, None),
+        };
+        let (date, time) = civil.split_once('T')?;
+        let mut d = date.rsplitn(3, '-');
+        let (day, month, year) = (d.next()?, d.next()?, d.next()?);
+        let mut t = time.split(':');
+        let (h, m, s) = (t.next()?, t.next()?, t.next()?);
+        let num = |s: &str, len: usize| {
+            (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<i64>().ok())
+                .flatten()
+        };
+        let year = (!year.is_empty()
+            && !year.starts_with('0')
+            && year.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| year.parse::<i64>().ok())
+        .flatten()?;
+        let (month, day, h, m, s) = (
+            num(month, 2)?,
+            num(day, 2)?,
+            num(h, 2)?,
+            num(m, 2)?,
+            num(s, 2)?,
+        );
+        if t.next().is_some()
+            || !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || h > 23
+            || m > 59
+            || s > 59
+        {
+            return None;
+        }
+        let micros = match fraction {
+            None => 0,
+            Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{f:0<6}")[..6].parse::<u32>().ok()?
+            }
+            Some(_) => return None,
+        };
+        let days = days_from_civil(year, month as u32, day as u32);
+        Some(Self::at(days * 86_400 + h * 3_600 + m * 60 + s, micros))
+    }
+
     /// DRS style: `2024-06-01T10:11:12.345678+00:00`.
     pub(crate) fn drs(self) -> String {
         format!("{}.{:06}+00:00", self.civil(), self.micros)
@@ -86,6 +136,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m as u32, d as u32)
 }
 
+/// Howard Hinnant's `days_from_civil`: (year, month, day) to days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// An ISO-8601 duration such as `PT5S`, `PT12M30S`, `PT2H5M` or `P3DT4H`.
 pub(crate) fn iso_duration(secs: u64) -> String {
     if secs == 0 {
@@ -123,6 +184,35 @@ mod tests {
         );
         assert_eq!(SimTime::generation(2).iam(), "2024-06-01T02:00:00Z");
         assert_eq!(SimTime::at(EPOCH + 36_672, 9).amz(), "20240601T101112Z");
+    }
+
+    #[test]
+    fn parses_the_drs_date_filters() {
+        assert_eq!(
+            SimTime::parse_utc("2024-06-01T00:00:00Z"),
+            Some(SimTime::at(EPOCH, 0))
+        );
+        assert_eq!(
+            SimTime::parse_utc("2024-02-29T23:59:59.000042Z"),
+            Some(SimTime::at(1_709_251_199, 42))
+        );
+        assert_eq!(
+            SimTime::parse_utc("2024-06-01T10:11:12.5Z"),
+            Some(SimTime::at(EPOCH + 36_672, 500_000))
+        );
+        for bad in [
+            "",
+            "2024-06-01",
+            "2024-06-01T00:00:00",
+            "2024-06-01T00:00:00+00:00",
+            "2024-13-01T00:00:00Z",
+            "2024-06-01T24:00:00Z",
+            "2024-06-01T00:00:00.Z",
+            "0024-06-01T00:00:00Z",
+            "2024-6-01T00:00:00Z",
+        ] {
+            assert_eq!(SimTime::parse_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]

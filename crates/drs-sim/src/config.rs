@@ -76,6 +76,42 @@ pub struct FleetConfig {
     /// per server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers_set: Vec<ServerSet>,
+    /// Source networks whose `replicationStatus` a live change set, served over
+    /// the generated one; at most one entry per network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_networks_set: Vec<SourceNetworkSet>,
+}
+
+/// The `replicationStatus` a live change gave one source network (by ID).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceNetworkSet {
+    /// `sn-` and 17 letters or digits.
+    pub network: String,
+    /// `PROTECTED`, `IN_PROGRESS`, `STOPPED` or `ERROR`.
+    pub status: String,
+}
+
+impl SourceNetworkSet {
+    fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if !self
+            .network
+            .strip_prefix("sn-")
+            .is_some_and(|id| id.len() == 17 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(ConfigError::new(
+                format!("{field}.network"),
+                "must be a source network ID: sn- and 17 letters or digits",
+            ));
+        }
+        if !["PROTECTED", "IN_PROGRESS", "STOPPED", "ERROR"].contains(&self.status.as_str()) {
+            return Err(ConfigError::new(
+                format!("{field}.status"),
+                "must be PROTECTED, IN_PROGRESS, STOPPED or ERROR",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The state a live change gave one source server (by ID), at the fleet
@@ -422,6 +458,29 @@ impl SimConfig {
         fleet.servers_set.push(set);
     }
 
+    /// The source networks whose status live changes set in (`account`, `region`).
+    pub fn source_networks_set(&self, account: &AccountId, region: &Region) -> &[SourceNetworkSet] {
+        self.fleets
+            .iter()
+            .find(|f| &f.account == account && &f.region == region)
+            .map_or(&[], |f| f.source_networks_set.as_slice())
+    }
+
+    /// Records `set` in (`account`, `region`), replacing an earlier status of
+    /// the same network.
+    pub fn set_source_network(
+        &mut self,
+        account: AccountId,
+        region: &Region,
+        set: SourceNetworkSet,
+    ) {
+        let fleet = self.fleet_mut(account, region);
+        fleet
+            .source_networks_set
+            .retain(|s| s.network != set.network);
+        fleet.source_networks_set.push(set);
+    }
+
     /// Keeps only the entries of (`account`, `region`) that `keep` accepts.
     pub(crate) fn retain_servers_set(
         &mut self,
@@ -478,6 +537,7 @@ impl SimConfig {
                 security_groups: None,
                 generation: 0,
                 servers_set: Vec::new(),
+                source_networks_set: Vec::new(),
             });
             self.fleets.len() - 1
         });
@@ -516,6 +576,9 @@ impl FleetConfig {
         )?;
         for (i, set) in self.servers_set.iter().enumerate() {
             set.validate(&format!("{field}.servers_set[{i}]"))?;
+        }
+        for (i, set) in self.source_networks_set.iter().enumerate() {
+            set.validate(&format!("{field}.source_networks_set[{i}]"))?;
         }
         Ok(())
     }

@@ -10,11 +10,12 @@ use std::{
 
 use crate::{
     catalog::{self, InstanceType},
-    config::{FleetParams, ServerSet},
+    config::{FleetParams, ServerSet, SourceNetworkSet},
     fleet::{self, Fleet},
     ids::{AccountId, Region},
     network::{self, Network},
     profiles::{self, Profile},
+    source_networks::{self, SourceNetwork},
 };
 
 /// The latest value per key, with the inputs it was generated from.
@@ -51,6 +52,8 @@ impl<K, P, V> Default for Memo<K, P, V> {
 
 /// What a fleet is generated from: the seed, its shape and live changes.
 type FleetInputs = (u64, FleetParams, Vec<ServerSet>);
+/// What the source networks are generated from: the seed and live changes.
+type SourceNetworkInputs = (u64, Vec<SourceNetworkSet>);
 
 /// Every generated dataset the simulator serves.
 #[derive(Debug, Default)]
@@ -59,6 +62,7 @@ pub(crate) struct Datasets {
     networks: Memo<(AccountId, Region), (u64, FleetParams), Network>,
     profiles: Memo<AccountId, (u64, u32), Vec<Profile>>,
     catalogs: Memo<Region, (), Vec<InstanceType>>,
+    source_networks: Memo<(AccountId, Region), SourceNetworkInputs, Vec<SourceNetwork>>,
 }
 
 impl Datasets {
@@ -104,6 +108,19 @@ impl Datasets {
         self.profiles.get_or(*account, (seed, count), || {
             profiles::generate(seed, account, count)
         })
+    }
+
+    pub(crate) fn source_networks(
+        &self,
+        seed: u64,
+        account: &AccountId,
+        region: &Region,
+        set: &[SourceNetworkSet],
+    ) -> Arc<Vec<SourceNetwork>> {
+        self.source_networks
+            .get_or((*account, region.clone()), (seed, set.to_vec()), || {
+                source_networks::generate(seed, account, region, set)
+            })
     }
 
     pub(crate) fn catalog(&self, region: &Region) -> Arc<Vec<InstanceType>> {

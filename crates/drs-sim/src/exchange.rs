@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use crate::{
-    config::{FleetParams, ServerSet},
+    config::{FleetParams, ServerSet, SourceNetworkSet},
     data::Datasets,
     ids::{AccountId, Region},
     page::Pager,
@@ -21,6 +21,7 @@ pub(crate) struct Call<'a> {
     pub(crate) region: &'a Region,
     pub(crate) params: FleetParams,
     pub(crate) servers_set: Vec<ServerSet>,
+    pub(crate) source_networks_set: Vec<SourceNetworkSet>,
     pub(crate) instance_profiles: u32,
     pub(crate) max_page: usize,
     pub(crate) retry_after: u64,
@@ -37,6 +38,18 @@ impl Call<'_> {
             self.region,
             self.params,
             &self.servers_set,
+        )
+    }
+
+    /// The DRS source networks of this caller's account and region.
+    pub(crate) fn source_networks(
+        &self,
+    ) -> std::sync::Arc<Vec<crate::source_networks::SourceNetwork>> {
+        self.data.source_networks(
+            self.seed,
+            self.account,
+            self.region,
+            &self.source_networks_set,
         )
     }
 

@@ -13,6 +13,7 @@ use crate::{
     clock::{SimTime, iso_duration},
     config::{FleetParams, ServerSet},
     ids::{AccountId, Region},
+    launches::{self, Job, RecoveryInstance},
     rng::{Rng, Seed},
 };
 
@@ -24,6 +25,9 @@ pub(crate) struct Fleet {
     pub(crate) servers: Vec<SourceServer>,
     /// Sorted, distinct.
     pub(crate) staging_accounts: Vec<String>,
+    /// Latest first, as DescribeJobs lists them.
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) recovery_instances: Vec<RecoveryInstance>,
 }
 
 /// One source server, rendered once as its JSON object.
@@ -38,8 +42,22 @@ pub(crate) struct SourceServer {
     /// EC2 instance ID, VMware UUID and MAC addresses: what `hardwareId` matches.
     pub(crate) hardware_ids: Vec<String>,
     pub(crate) staging_account: Option<String>,
+    /// Its `lifeCycle.lastLaunch`, if it was ever launched.
+    pub(crate) last_launch: Option<LastLaunch>,
     /// The `SourceServer` JSON object.
     pub(crate) json: String,
+}
+
+/// A server's last launch, as its record serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastLaunch {
+    pub(crate) job_id: String,
+    pub(crate) drill: bool,
+    pub(crate) status: LaunchStatus,
+    /// `initiated.apiCallDateTime`.
+    pub(crate) at: SimTime,
+    /// Its `recoveryInstanceId`, when the launch left one.
+    pub(crate) recovery_instance: Option<String>,
 }
 
 /// The staging accounts of `account`: the same in every region.
@@ -77,10 +95,13 @@ pub(crate) fn generate(
         generation: params.generation,
         set,
     };
-    let servers = (0..ctx.count).map(|i| ctx.server(i)).collect();
+    let servers: Vec<SourceServer> = (0..ctx.count).map(|i| ctx.server(i)).collect();
+    let (jobs, recovery_instances) = launches::generate(ctx.seed, account, region, &servers);
     Fleet {
         servers,
         staging_accounts: staging,
+        jobs,
+        recovery_instances,
     }
 }
 
@@ -223,7 +244,7 @@ const CORES: [(u64, u32); 7] = [
     (48, 4),
     (64, 3),
 ];
-const ORIGIN_REGIONS: [&str; 6] = [
+pub(crate) const ORIGIN_REGIONS: [&str; 6] = [
     "us-east-1",
     "us-west-2",
     "eu-west-1",
@@ -303,14 +324,16 @@ enum LaunchResult {
     Failed,
 }
 
-/// The `status` of a server's `lastLaunch`.
+/// The `status` of a server's `lastLaunch` (and a job's participating server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-enum LaunchStatus {
+pub(crate) enum LaunchStatus {
     Pending,
     InProgress,
     Launched,
     Failed,
+    /// Its instance was terminated since (jobs only).
+    Terminated,
 }
 
 /// Replication errors, the initiation step each one fails (if any) and a raw error.
@@ -368,7 +391,7 @@ impl Context<'_> {
         );
         let mut rng = self.seed.with_str("state").with(index).with(touch).rng();
         let set = self.set_on(&identity.id, touch);
-        let (json, state) = self.render(&identity, touch, &set, &mut rng);
+        let (json, state, last_launch) = self.render(&identity, touch, &set, &mut rng);
         SourceServer {
             id: identity.id,
             arn: identity.arn,
@@ -379,6 +402,7 @@ impl Context<'_> {
                 Staging::NotExtended => None,
                 Staging::Extended { account, .. } | Staging::Error { account } => Some(account),
             },
+            last_launch,
             json,
         }
     }
@@ -560,7 +584,7 @@ impl Context<'_> {
         touch: u64,
         set: &Set<'_>,
         rng: &mut Rng,
-    ) -> (String, ReplicationState) {
+    ) -> (String, ReplicationState, Option<LastLaunch>) {
         let now = SimTime::generation(touch);
         // Drawn even when set, so the draws after it stay where they were.
         let drawn = *rng.weighted(&STATES);
@@ -601,7 +625,7 @@ impl Context<'_> {
         }
 
         let (drawn_result, drawn_launch) = last_launch(now, rng, id.added);
-        let (result, last_launch) = match set.launch {
+        let (result, mut last_launch) = match set.launch {
             Some(launch) => launched(launch),
             None => (drawn_result, drawn_launch),
         };
@@ -614,8 +638,8 @@ impl Context<'_> {
             let elapsed = u64::try_from(last_seen.secs - id.first_byte.secs).unwrap_or(0);
             life_cycle["elapsedReplicationDuration"] = json!(iso_duration(elapsed));
         }
-        if let Some(launch) = last_launch {
-            life_cycle["lastLaunch"] = launch;
+        if let Some(launch) = &last_launch {
+            life_cycle["lastLaunch"] = launch.json();
         }
 
         let mut hints = json!({"fqdn": id.fqdn, "hostname": id.hostname});
@@ -704,13 +728,13 @@ impl Context<'_> {
             None => drawn_recovery.then_some(touch),
         };
         if let Some(at) = recovery {
-            server["recoveryInstanceId"] = json!(resource_id(
-                "i",
-                self.seed.with_str("recovery").with_str(&id.id),
-                at
-            ));
+            let instance = resource_id("i", self.seed.with_str("recovery").with_str(&id.id), at);
+            server["recoveryInstanceId"] = json!(instance);
+            if let Some(launch) = &mut last_launch {
+                launch.recovery_instance = Some(instance);
+            }
         }
-        (server.to_string(), state)
+        (server.to_string(), state, last_launch)
     }
 
     fn replicated_disks(
@@ -791,7 +815,21 @@ fn error_for(id: &Identity) -> (&'static str, Option<InitiationStep>, &'static s
     ERRORS[n % ERRORS.len()]
 }
 
-fn last_launch(now: SimTime, rng: &mut Rng, added: SimTime) -> (LaunchResult, Option<Value>) {
+impl LastLaunch {
+    /// The `lifeCycle.lastLaunch` object.
+    fn json(&self) -> Value {
+        json!({
+            "initiated": {
+                "apiCallDateTime": self.at.drs(),
+                "jobID": self.job_id,
+                "type": if self.drill { "DRILL" } else { "RECOVERY" },
+            },
+            "status": self.status,
+        })
+    }
+}
+
+fn last_launch(now: SimTime, rng: &mut Rng, added: SimTime) -> (LaunchResult, Option<LastLaunch>) {
     let result = *rng.weighted(&[
         (LaunchResult::NotStarted, 60),
         (LaunchResult::Succeeded, 25),
@@ -807,19 +845,21 @@ fn last_launch(now: SimTime, rng: &mut Rng, added: SimTime) -> (LaunchResult, Op
     let span = u64::try_from(now.secs - added.secs)
         .unwrap_or(86_400)
         .max(3_600);
-    let launch = json!({
-        "initiated": {
-            "apiCallDateTime": now.minus(rng.range(600, span) as i64).drs(),
-            "jobID": format!("drsjob-{}", rng.hex(17)),
-            "type": rng.weighted(&[("DRILL", 8), ("RECOVERY", 2)]),
-        },
-        "status": status,
-    });
+    let at = now.minus(rng.range(600, span) as i64);
+    let job_id = format!("drsjob-{}", rng.hex(17));
+    let drill = *rng.weighted(&[(true, 8), (false, 2)]);
+    let launch = LastLaunch {
+        job_id,
+        drill,
+        status,
+        at,
+        recovery_instance: None,
+    };
     (result, Some(launch))
 }
 
 /// `lastLaunchResult` and `lifeCycle.lastLaunch` of a launch a live change set.
-fn launched(launch: &ServerSet) -> (LaunchResult, Option<Value>) {
+fn launched(launch: &ServerSet) -> (LaunchResult, Option<LastLaunch>) {
     let ServerSet::Launched {
         generation,
         job_id,
@@ -835,14 +875,13 @@ fn launched(launch: &ServerSet) -> (LaunchResult, Option<Value>) {
     } else {
         (LaunchResult::Failed, LaunchStatus::Failed)
     };
-    let launch = json!({
-        "initiated": {
-            "apiCallDateTime": SimTime::generation(*generation).minus(600).drs(),
-            "jobID": job_id,
-            "type": if *drill { "DRILL" } else { "RECOVERY" },
-        },
-        "status": status,
-    });
+    let launch = LastLaunch {
+        job_id: job_id.clone(),
+        drill: *drill,
+        status,
+        at: SimTime::generation(*generation).minus(600),
+        recovery_instance: None,
+    };
     (result, Some(launch))
 }
 

@@ -57,6 +57,7 @@ mod faults;
 mod fleet;
 mod iam;
 mod ids;
+mod launches;
 mod life;
 mod live;
 mod network;
@@ -66,11 +67,13 @@ mod query;
 mod rng;
 mod server;
 mod service;
+mod source_networks;
 mod xml;
 
 pub use config::{
     AccountConfig, AccountMatch, ConfigError, DEFAULT_ACCOUNT, Faults, FleetConfig, FleetParams,
-    FleetSize, MAX_PAGE_SIZE, RegionalSelector, ServerSet, SimConfig, default_account,
+    FleetSize, MAX_PAGE_SIZE, RegionalSelector, ServerSet, SimConfig, SourceNetworkSet,
+    default_account,
 };
 pub use ids::{AccountId, InvalidId, Region};
 pub use life::Life;

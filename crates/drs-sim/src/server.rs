@@ -392,7 +392,7 @@ impl Shared {
         };
         let account = self.resolver.account(&scope.access_key, lookup).await;
 
-        let (fault, seed, params_fleet, servers_set, instance_profiles, max_page, retry_after) = {
+        let (fault, seed, params_fleet, sets, instance_profiles, max_page, retry_after) = {
             let mut config = self.config();
             let seed = config.seed;
             let arrival = Arrival {
@@ -407,7 +407,10 @@ impl Shared {
                 fault,
                 seed,
                 config.fleet(&account, &region),
-                config.servers_set(&account, &region).to_vec(),
+                (
+                    config.servers_set(&account, &region).to_vec(),
+                    config.source_networks_set(&account, &region).to_vec(),
+                ),
                 config.instance_profiles(&account),
                 config.max_page_size as usize,
                 config.faults.retry_after_secs,
@@ -431,7 +434,8 @@ impl Shared {
             account: &account,
             region: &region,
             params: params_fleet,
-            servers_set,
+            servers_set: sets.0,
+            source_networks_set: sets.1,
             instance_profiles,
             max_page,
             retry_after,
@@ -531,8 +535,15 @@ mod tests {
     use super::*;
 
     /// POSTs `body` to `path` as a caller of `service` in `region`, signed by
-    /// an unmapped key (the default account).
-    async fn call(sim: &SimHandle, service: &str, region: &str, path: &str, body: &str) -> String {
+    /// an unmapped key (the default account): the status, `x-amzn-ErrorType`
+    /// and body.
+    async fn send(
+        sim: &SimHandle,
+        service: &str,
+        region: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, Option<String>, String) {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let authorization = format!(
@@ -551,9 +562,382 @@ mod tests {
             .body(Full::new(Bytes::from(body.to_owned())))
             .unwrap();
         let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        let status = response.status();
+        let code = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .map(|v| v.to_str().unwrap().to_owned());
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+        (status, code, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// As [`send`], for an answer that must be 200.
+    async fn call(sim: &SimHandle, service: &str, region: &str, path: &str, body: &str) -> String {
+        let (status, _, body) = send(sim, service, region, path, body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Every item of a DRS Describe listing, following `nextToken` with
+    /// `maxResults` `page`; also the number of pages.
+    async fn all_items(
+        sim: &SimHandle,
+        path: &str,
+        filters: Value,
+        page: u32,
+    ) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut body = serde_json::json!({"filters": filters, "maxResults": page});
+            if let Some(token) = &token {
+                body["nextToken"] = Value::from(token.as_str());
+            }
+            let answer = call(sim, "drs", "eu-west-1", path, &body.to_string()).await;
+            let answer: Value = serde_json::from_str(&answer).unwrap();
+            pages += 1;
+            items.extend(answer["items"].as_array().unwrap().iter().cloned());
+            match answer["nextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => return (items, pages),
+            }
+        }
+    }
+
+    async fn start(config: SimConfig) -> SimHandle {
+        Simulator::start(([127, 0, 0, 1], 0).into(), config)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn jobs_and_recovery_instances_are_those_the_servers_name() {
+        // GIVEN a fleet of 60 servers and a page cap of 7
+        let sim = start(SimConfig {
+            seed: 4,
+            max_page_size: 7,
+            defaults: crate::FleetSize {
+                servers: 60,
+                ..crate::FleetSize::default()
+            },
+            ..SimConfig::default()
+        })
+        .await;
+        // WHEN every server, job and recovery instance is listed page by page
+        let (servers, _) =
+            all_items(&sim, "/DescribeSourceServers", serde_json::json!({}), 1000).await;
+        let (jobs, pages) = all_items(&sim, "/DescribeJobs", serde_json::json!({}), 1000).await;
+        let (instances, _) =
+            all_items(&sim, "/DescribeRecoveryInstances", serde_json::json!({}), 5).await;
+        assert_eq!(servers.len(), 60);
+        assert_eq!(pages, jobs.len().div_ceil(7), "pages are capped at 7");
+        // THEN every server's last launch is a LAUNCH job it takes part in
+        let job = |id: &Value| jobs.iter().find(|j| j["jobID"] == *id);
+        let mut launched = 0;
+        for server in &servers {
+            let Some(last) = server["lifeCycle"].get("lastLaunch") else {
+                continue;
+            };
+            launched += 1;
+            let job = job(&last["initiated"]["jobID"]).expect("the server's job is listed");
+            assert_eq!(job["type"], "LAUNCH");
+            let initiated = if last["initiated"]["type"] == "DRILL" {
+                "START_DRILL"
+            } else {
+                "START_RECOVERY"
+            };
+            assert_eq!(job["initiatedBy"], initiated);
+            assert_eq!(
+                job["creationDateTime"],
+                last["initiated"]["apiCallDateTime"]
+            );
+            let participant = &job["participatingServers"][0];
+            assert_eq!(participant["sourceServerID"], server["sourceServerID"]);
+            assert_eq!(participant["launchStatus"], last["status"]);
+            // AND its recovery instance, if it has one, is listed and not terminated
+            if let Some(instance) = server.get("recoveryInstanceId") {
+                assert_eq!(participant["recoveryInstanceID"], *instance);
+                let listed = instances
+                    .iter()
+                    .find(|r| r["recoveryInstanceID"] == *instance)
+                    .expect("the server's recovery instance is listed");
+                assert_eq!(listed["sourceServerID"], server["sourceServerID"]);
+                assert_eq!(listed["jobID"], last["initiated"]["jobID"]);
+                assert_eq!(listed["isDrill"], last["initiated"]["type"] == "DRILL");
+                assert_ne!(listed["ec2InstanceState"], "TERMINATED");
+            }
+        }
+        assert!(launched > 5, "{launched} of 60 servers were launched");
+        // AND past drills left TERMINATED instances, each with its TERMINATE job
+        let terminated: Vec<&Value> = instances
+            .iter()
+            .filter(|r| r["ec2InstanceState"] == "TERMINATED")
+            .collect();
+        assert!(!terminated.is_empty());
+        for instance in terminated {
+            assert_eq!(instance["isDrill"], true);
+            assert!(jobs.iter().any(|j| {
+                j["type"] == "TERMINATE"
+                    && j["participatingServers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["recoveryInstanceID"] == instance["recoveryInstanceID"])
+            }));
+        }
+        // AND jobs are listed latest first, once each
+        let created: Vec<&str> = jobs
+            .iter()
+            .map(|j| j["creationDateTime"].as_str().unwrap())
+            .collect();
+        assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+        let ids: std::collections::HashSet<&str> =
+            jobs.iter().map(|j| j["jobID"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), jobs.len());
+        for job in &jobs {
+            assert_eq!(
+                job["arn"],
+                format!(
+                    "arn:aws:drs:eu-west-1:123456789012:job/{}",
+                    job["jobID"].as_str().unwrap()
+                )
+            );
+            assert!(["PENDING", "STARTED", "COMPLETED"].contains(&job["status"].as_str().unwrap()));
+            assert_eq!(job["endDateTime"].is_string(), job["status"] == "COMPLETED");
+        }
+        // AND the filters select
+        let first = &jobs[jobs.len() - 1];
+        let middle = jobs[jobs.len() / 2]["creationDateTime"].as_str().unwrap();
+        let (by_id, _) = all_items(
+            &sim,
+            "/DescribeJobs",
+            serde_json::json!({"jobIDs": [first["jobID"]]}),
+            10,
+        )
+        .await;
+        assert_eq!(by_id, vec![first.clone()]);
+        let (before, _) = all_items(
+            &sim,
+            "/DescribeJobs",
+            serde_json::json!({"toDate": middle.replace("+00:00", "Z")}),
+            10,
+        )
+        .await;
+        let expected: Vec<Value> = jobs
+            .iter()
+            .filter(|j| j["creationDateTime"].as_str().unwrap() <= middle)
+            .cloned()
+            .collect();
+        assert!(expected.len() < jobs.len());
+        assert_eq!(before, expected);
+        let server = instances[0]["sourceServerID"].clone();
+        let (of_server, _) = all_items(
+            &sim,
+            "/DescribeRecoveryInstances",
+            serde_json::json!({"sourceServerIDs": [server]}),
+            10,
+        )
+        .await;
+        assert!(of_server.iter().all(|r| r["sourceServerID"] == server));
+        assert!(!of_server.is_empty());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_launch_is_a_job_and_a_recovery_instance_under_the_ids_its_event_names() {
+        let sim = start(SimConfig::default()).await;
+        let account = crate::config::default_account();
+        let region = Region::parse("eu-west-1").unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // WHEN a recovery launch of a server succeeds
+        let launch = sim
+            .apply(
+                Change::Launch {
+                    pick: 11,
+                    drill: false,
+                    succeeded: true,
+                },
+                &account,
+                &region,
+                at,
+            )
+            .unwrap();
+        let job_id = launch.event["detail"]["job-id"].as_str().unwrap();
+        let server_id = launch.resource.clone().unwrap();
+        // THEN DescribeJobs serves that job, with that server launched
+        let body = format!(r#"{{"filters": {{"jobIDs": ["{job_id}"]}}}}"#);
+        let answer = call(&sim, "drs", "eu-west-1", "/DescribeJobs", &body).await;
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        let job = &answer["items"][0];
+        assert_eq!(answer["items"].as_array().unwrap().len(), 1);
+        assert_eq!(job["type"], "LAUNCH");
+        assert_eq!(job["initiatedBy"], "START_RECOVERY");
+        assert_eq!(job["status"], "COMPLETED");
+        let participant = &job["participatingServers"][0];
+        assert_eq!(participant["sourceServerID"], server_id.as_str());
+        assert_eq!(participant["launchStatus"], "LAUNCHED");
+        // AND DescribeRecoveryInstances serves the instance the server record names
+        let body = format!(r#"{{"filters": {{"sourceServerIDs": ["{server_id}"]}}}}"#);
+        let servers = call(&sim, "drs", "eu-west-1", "/DescribeSourceServers", &body).await;
+        let servers: Value = serde_json::from_str(&servers).unwrap();
+        let instance_id = servers["items"][0]["recoveryInstanceId"].clone();
+        assert_eq!(participant["recoveryInstanceID"], instance_id);
+        let body = format!(r#"{{"filters": {{"recoveryInstanceIDs": [{instance_id}]}}}}"#);
+        let answer = call(
+            &sim,
+            "drs",
+            "eu-west-1",
+            "/DescribeRecoveryInstances",
+            &body,
+        )
+        .await;
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        let instance = &answer["items"][0];
+        assert_eq!(instance["jobID"], job_id);
+        assert_eq!(instance["sourceServerID"], server_id.as_str());
+        assert_eq!(instance["isDrill"], false);
+        assert_eq!(instance["ec2InstanceID"], instance_id);
+        assert!(instance["recoveryInstanceProperties"]["ramBytes"].is_u64());
+        assert!(instance["failback"]["state"].is_string());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn source_networks_are_served_and_filtered() {
+        let sim = start(SimConfig {
+            max_page_size: 1,
+            ..SimConfig::default()
+        })
+        .await;
+        let (networks, pages) =
+            all_items(&sim, "/DescribeSourceNetworks", serde_json::json!({}), 1000).await;
+        assert!((2..=4).contains(&networks.len()));
+        assert_eq!(pages, networks.len());
+        for network in &networks {
+            let id = network["sourceNetworkID"].as_str().unwrap();
+            assert!(id.starts_with("sn-") && id.len() == 20, "{id}");
+            assert_eq!(
+                network["arn"],
+                format!("arn:aws:drs:eu-west-1:123456789012:source-network/{id}")
+            );
+            assert!(network["sourceVpcID"].as_str().unwrap().starts_with("vpc-"));
+            assert_ne!(network["sourceRegion"], "eu-west-1");
+            assert!(
+                ["PROTECTED", "IN_PROGRESS", "STOPPED", "ERROR"]
+                    .contains(&network["replicationStatus"].as_str().unwrap())
+            );
+        }
+        let region = networks[0]["sourceRegion"].clone();
+        let (in_region, _) = all_items(
+            &sim,
+            "/DescribeSourceNetworks",
+            serde_json::json!({"originRegion": region}),
+            10,
+        )
+        .await;
+        assert!(!in_region.is_empty() && in_region.iter().all(|n| n["sourceRegion"] == region));
+        let (by_id, _) = all_items(
+            &sim,
+            "/DescribeSourceNetworks",
+            serde_json::json!({"sourceNetworkIDs": [networks[1]["sourceNetworkID"]]}),
+            10,
+        )
+        .await;
+        assert_eq!(by_id, vec![networks[1].clone()]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_new_operations_refuse_bad_input_and_take_faults_and_counts() {
+        let sim = start(SimConfig::default()).await;
+        for (path, body) in [
+            (
+                "/DescribeJobs",
+                r#"{"nextToken": "0123456789abcdef0123456789abcdef"}"#,
+            ),
+            ("/DescribeJobs", r#"{"maxResults": 0}"#),
+            ("/DescribeJobs", r#"{"filters": {"jobIDs": ["job-1"]}}"#),
+            ("/DescribeJobs", r#"{"filters": {"fromDate": "yesterday"}}"#),
+            ("/DescribeRecoveryInstances", r#"{"maxResults": 1001}"#),
+            (
+                "/DescribeRecoveryInstances",
+                r#"{"filters": {"recoveryInstanceIDs": ["i-xyz"]}}"#,
+            ),
+            (
+                "/DescribeRecoveryInstances",
+                r#"{"filters": {"sourceServerIDs": ["s-1"]}}"#,
+            ),
+            (
+                "/DescribeSourceNetworks",
+                r#"{"filters": {"sourceNetworkIDs": ["sn-1"]}}"#,
+            ),
+            (
+                "/DescribeSourceNetworks",
+                r#"{"filters": {"originAccountID": "12"}}"#,
+            ),
+            (
+                "/DescribeSourceNetworks",
+                r#"{"filters": {"originRegion": "Mars"}}"#,
+            ),
+            ("/DescribeSourceNetworks", r#"{"filters": 5}"#),
+        ] {
+            let (status, code, answer) = send(&sim, "drs", "eu-west-1", path, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+            assert_eq!(
+                code.as_deref(),
+                Some("ValidationException"),
+                "{path} {body}"
+            );
+        }
+        // A token of one operation is refused by another.
+        sim.update(|c| c.max_page_size = 1).unwrap();
+        let jobs = call(&sim, "drs", "eu-west-1", "/DescribeJobs", "{}").await;
+        let token = serde_json::from_str::<Value>(&jobs).unwrap()["nextToken"].clone();
+        let body = format!(r#"{{"nextToken": {token}}}"#);
+        let (status, _, _) = send(
+            &sim,
+            "drs",
+            "eu-west-1",
+            "/DescribeRecoveryInstances",
+            &body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            send(&sim, "drs", "eu-west-1", "/DescribeJobs", &body)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        // Faults apply as to every DRS operation.
+        sim.update(|c| {
+            c.faults.throttle_next = 1;
+            c.faults.not_initialized = vec![crate::RegionalSelector {
+                account: crate::AccountMatch::Any,
+                region: Region::parse("ap-east-1").unwrap(),
+            }];
+        })
+        .unwrap();
+        let (status, code, _) =
+            send(&sim, "drs", "eu-west-1", "/DescribeSourceNetworks", "{}").await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("ThrottlingException"))
+        );
+        let (status, code, _) =
+            send(&sim, "drs", "ap-east-1", "/DescribeRecoveryInstances", "").await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("UninitializedAccountException")
+            )
+        );
+        assert_eq!(sim.requests(Service::Drs, "DescribeJobs"), 6);
+        assert_eq!(sim.requests(Service::Drs, "DescribeRecoveryInstances"), 5);
+        assert_eq!(sim.requests(Service::Drs, "DescribeSourceNetworks"), 5);
+        sim.shutdown().await;
     }
 
     #[tokio::test]
