@@ -10,7 +10,8 @@ use crate::{
 
 /// The mix of changes a live DR fleet sees: mostly replication moving on,
 /// regularly a stall that the same server recovers from a few steps later,
-/// sometimes a launch, a subnet, a security group or an instance profile.
+/// sometimes a launch, a subnet, a security group, an instance profile or a
+/// source network's protection status.
 #[derive(Debug, Clone)]
 pub struct Life {
     rng: Rng,
@@ -35,15 +36,17 @@ enum Kind {
     Subnet,
     SecurityGroup,
     InstanceProfile,
+    SourceNetwork,
 }
 
-const MIX: [(Kind, u32); 6] = [
+const MIX: [(Kind, u32); 7] = [
     (Kind::Progress, 70),
     (Kind::Stall, 8),
     (Kind::Launch, 6),
     (Kind::Subnet, 6),
     (Kind::SecurityGroup, 6),
     (Kind::InstanceProfile, 4),
+    (Kind::SourceNetwork, 3),
 ];
 
 /// Steps from a stall to its recovery.
@@ -107,6 +110,9 @@ impl Life {
             Kind::Subnet => Change::SubnetCreated,
             Kind::SecurityGroup => Change::SecurityGroupCreated,
             Kind::InstanceProfile => Change::InstanceProfileCreated,
+            Kind::SourceNetwork => Change::SourceNetworkStatus {
+                pick: self.rng.next_u64(),
+            },
         };
         Some((change, account, region))
     }
@@ -165,7 +171,7 @@ mod tests {
             }
         }
         assert!((550..850).contains(&progress), "{progress} of 1000");
-        assert_eq!(seen.len(), 7, "every kind of change happens");
+        assert_eq!(seen.len(), 8, "every kind of change happens");
         assert!(open.len() <= fleets.len());
     }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::{
     aws::{partition, uuid},
     clock::SimTime,
-    config::{ConfigError, ServerSet, SimConfig},
+    config::{ConfigError, ServerSet, SimConfig, SourceNetworkSet},
     data::Datasets,
     fleet::{Fleet, ReplicationState, SourceServer},
     ids::{AccountId, Region},
@@ -51,6 +51,11 @@ pub enum Change {
     SecurityGroupCreated,
     /// One more instance profile in the account (every region).
     InstanceProfileCreated,
+    /// The source network at `pick` (modulo the fleet's count) moves to the
+    /// next `replicationStatus`: PROTECTED to ERROR or STOPPED, and back to
+    /// PROTECTED through IN_PROGRESS. Event: "DRS Source Network Protection
+    /// Status Change", resources the source network's ARN.
+    SourceNetworkStatus { pick: u64 },
 }
 
 /// A change applied, and what AWS would have told EventBridge about it.
@@ -84,6 +89,9 @@ pub enum LiveError {
         region: Region,
         wanted: &'static str,
     },
+    /// The fleet has no source network.
+    #[error("{account}/{region} has no source network")]
+    NoSourceNetwork { account: AccountId, region: Region },
 }
 
 /// Applies `change` to (`account`, `region`) of `config`, all or nothing.
@@ -119,6 +127,7 @@ pub(crate) fn apply(
         Change::SubnetCreated => live.subnet()?,
         Change::SecurityGroupCreated => live.security_group()?,
         Change::InstanceProfileCreated => live.instance_profile()?,
+        Change::SourceNetworkStatus { pick } => live.source_network(*pick)?,
     };
     next.validate()?;
     *config = next;
@@ -456,6 +465,55 @@ impl Live<'_> {
             profile.name, self.account
         );
         Ok((home, Some(profile.name.clone()), event, summary))
+    }
+
+    fn source_network(&mut self, pick: u64) -> Result<Outcome, LiveError> {
+        let networks = self.data.source_networks(
+            self.config.seed,
+            &self.account,
+            self.region,
+            self.config.source_networks_set(&self.account, self.region),
+        );
+        if networks.is_empty() {
+            return Err(LiveError::NoSourceNetwork {
+                account: self.account,
+                region: self.region.clone(),
+            });
+        }
+        let network = &networks[(pick % networks.len() as u64) as usize];
+        let seed = self.seed().with_str("source-network").with_str(&network.id);
+        let next = match network.status {
+            "PROTECTED" if seed.with_str(network.status).unit() < 0.5 => "STOPPED",
+            "PROTECTED" => "ERROR",
+            "STOPPED" | "ERROR" => "IN_PROGRESS",
+            _ => "PROTECTED",
+        };
+        self.config.set_source_network(
+            self.account,
+            self.region,
+            SourceNetworkSet {
+                network: network.id.clone(),
+                status: next.to_owned(),
+            },
+        );
+        let event = self.drs_event(
+            "DRS Source Network Protection Status Change",
+            seed.with_str(next),
+            vec![network.arn.clone()],
+            json!({"state": next, "previousState": network.status}),
+        );
+        let summary = format!(
+            "source network {} in {} {} -> {next}",
+            network.id,
+            self.where_(),
+            network.status
+        );
+        Ok((
+            self.region.clone(),
+            Some(network.id.clone()),
+            event,
+            summary,
+        ))
     }
 
     /// An event DRS sends EventBridge itself.
@@ -862,6 +920,52 @@ mod tests {
         );
         assert_eq!(server["lifeCycle"]["lastLaunch"]["status"], "LAUNCHED");
         assert!(server["recoveryInstanceId"].is_string());
+    }
+
+    #[test]
+    fn a_source_network_status_change_is_what_describe_serves() {
+        let mut config = config();
+        let (a, r) = fleets()[0].clone();
+        let before = served(&config);
+        let status = |config: &SimConfig, id: &str| {
+            let networks = Datasets::default().source_networks(
+                config.seed,
+                &a,
+                &r,
+                config.source_networks_set(&a, &r),
+            );
+            let network = networks.iter().find(|n| n.id == id).unwrap();
+            serde_json::from_str::<Value>(&network.json).unwrap()["replicationStatus"].clone()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..6 {
+            let live = apply_to_first(&mut config, Change::SourceNetworkStatus { pick: 1 });
+            let id = live.resource.clone().unwrap();
+            assert_eq!(
+                live.event["detail-type"],
+                "DRS Source Network Protection Status Change"
+            );
+            assert_eq!(
+                live.event["resources"][0],
+                format!("arn:aws:drs:us-east-1:111111111111:source-network/{id}")
+            );
+            assert_eq!(live.event["detail"]["state"], status(&config, &id));
+            assert_ne!(
+                live.event["detail"]["state"],
+                live.event["detail"]["previousState"]
+            );
+            seen.insert(live.event["detail"]["state"].as_str().unwrap().to_owned());
+            assert_eq!(config.source_networks_set(&a, &r).len(), 1);
+        }
+        assert!(
+            seen.contains("PROTECTED") && seen.contains("IN_PROGRESS"),
+            "{seen:?}"
+        );
+        // Nothing else moves: not even the fleet's generation.
+        assert_eq!(served(&config), before);
+        assert_eq!(config.fleet(&a, &r).generation, 0);
+        let again = SimConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
     }
 
     #[test]
