@@ -12,17 +12,22 @@
 //!   (a moto server; once per key), else [`SimConfig::default_account`].
 //! - **Data**: a pure function of `(seed, account, region, generation)`; the same
 //!   configuration always yields byte-identical bodies. Bumping a generation
-//!   changes some servers (and subnets' free addresses) and nothing else.
+//!   changes some servers (with their launches' jobs and recovery instances,
+//!   and subnets' free addresses) and nothing else.
 //! - **Faults**: latency, throttling, server errors (rates and next-N), DRS not
 //!   initialised, access denied, disabled regions; all changeable at run time,
 //!   through [`SimHandle`] or `PUT /_sim/config`.
 //! - **Live fleet**: [`SimHandle::apply`] applies a [`Change`] (replication
 //!   progress, a stall, its recovery, a launch, a new subnet, security group or
-//!   instance profile) to one fleet or account and returns the [`LiveEvent`]:
+//!   instance profile, a source network's status) to one fleet or account and returns the [`LiveEvent`]:
 //!   the EventBridge event AWS would deliver, naming what is now served.
 //!   [`Life`] chooses a deterministic sequence of changes from a seed.
 //!
-//! Operations: DRS `DescribeSourceServers`, `ListStagingAccounts`; EC2
+//! - **Launches**: jobs and recovery instances derive from the servers' last
+//!   launches (a launch change included) and a few past drills.
+//!
+//! Operations: DRS `DescribeSourceServers`, `DescribeJobs`,
+//! `DescribeRecoveryInstances`, `DescribeSourceNetworks`, `ListStagingAccounts`; EC2
 //! `DescribeSubnets`, `DescribeSecurityGroups`, `DescribeInstanceTypes`; IAM
 //! `ListInstanceProfiles`.
 //!
