@@ -119,7 +119,7 @@ impl Capacity {
                 .by_replication_state
                 .entry(state.to_owned())
                 .or_default() += 1;
-            if server.is_extended() {
+            if server.is_extended {
                 capacity.extended_servers += 1;
             } else if REPLICATING_STATES.contains(&state) {
                 capacity.replicating_servers += 1;
@@ -162,20 +162,9 @@ mod tests {
 
     fn server(state: &str, staging: &str) -> SourceServer {
         SourceServer {
-            source_server_id: "s-1".into(),
-            hostname: None,
-            fqdn: None,
-            name_tag: None,
-            source_instance_id: None,
-            source_ip: None,
-            os: None,
             replication_state: Some(state.into()),
-            lag_duration: None,
-            last_seen: None,
-            last_launch_result: None,
-            staging_status: Some(staging.into()),
             hardware: Hardware::from_bytes(1, 0, 0),
-            tags: BTreeMap::new(),
+            ..SourceServer::bare("s-1").with_staging_status(staging)
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const STAGING_STATUS_EXTENDED: &str = "EXTENDED";
 
 /// One DRS source server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceServer {
     #[serde(rename = "sourceServerID")]
@@ -34,18 +34,87 @@ pub struct SourceServer {
     /// The DRS `stagingArea.status`: `EXTENDED`, `NOT_EXTENDED`, ...
     pub staging_status: Option<String>,
     pub hardware: Hardware,
+    /// The server's DRS tags.
     pub tags: BTreeMap<String, String>,
+    /// The account of the DRS source server (its ARN's).
+    #[serde(rename = "accountID")]
+    pub account_id: Option<String>,
+    /// Where the source machine runs, for a machine in AWS
+    /// (`sourceCloudProperties`): its account, region and availability zone.
+    #[serde(rename = "sourceAccountID")]
+    pub source_account_id: Option<String>,
+    pub source_region: Option<String>,
+    pub source_availability_zone: Option<String>,
+    /// The account whose staging area holds its replication:
+    /// `stagingArea.stagingAccountID` when extended (or failing to be), else
+    /// its own account.
+    #[serde(rename = "stagingAccountID")]
+    pub staging_account_id: Option<String>,
+    /// Extended from a staging account: it replicates there, so it does not
+    /// use this account's replication capacity (`stagingArea.status` is
+    /// `EXTENDED`).
+    pub is_extended: bool,
+    /// The recovery instance launched for it, if one exists.
+    #[serde(rename = "recoveryInstanceID")]
+    pub recovery_instance_id: Option<String>,
+    /// Its last drill or recovery launch (`lifeCycle.lastLaunch`).
+    pub last_launch: Option<LastLaunch>,
+    /// Bytes replicated so far, over every replicated disk.
+    pub replicated_storage_bytes: u64,
+    pub disks: Vec<DiskInfo>,
+    pub network_interfaces: Vec<NetworkInterfaceInfo>,
+}
+
+/// A source server's last launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastLaunch {
+    /// `RECOVERY` or `DRILL`.
+    #[serde(rename = "type")]
+    pub launch_type: Option<String>,
+    /// `PENDING`, `IN_PROGRESS`, `LAUNCHED`, `FAILED`, `TERMINATED`.
+    pub status: Option<String>,
+    #[serde(rename = "jobID")]
+    pub job_id: Option<String>,
+    /// When the launch was asked for (ISO-8601).
+    pub initiated_at: Option<String>,
+}
+
+/// One disk of a source server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskInfo {
+    pub device_name: Option<String>,
+    pub bytes: u64,
+}
+
+/// One network interface of a source server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterfaceInfo {
+    pub ips: Vec<String>,
+    pub mac_address: Option<String>,
+    pub is_primary: bool,
 }
 
 impl SourceServer {
-    /// A server extended from a staging account replicates there, so it does not
-    /// use this account's replication capacity.
-    pub fn is_extended(&self) -> bool {
-        self.staging_status.as_deref() == Some(STAGING_STATUS_EXTENDED)
+    /// A server with only its ID, every other field empty.
+    pub fn bare(source_server_id: impl Into<String>) -> Self {
+        Self {
+            source_server_id: source_server_id.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the staging status, and whether it is extended with it.
+    pub fn with_staging_status(mut self, status: &str) -> Self {
+        self.is_extended = status == STAGING_STATUS_EXTENDED;
+        self.staging_status = Some(status.to_owned());
+        self
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Hardware {
     pub total_cores: u64,
@@ -53,15 +122,19 @@ pub struct Hardware {
     pub ram_gib: f64,
     #[serde(rename = "totalDiskGiB")]
     pub total_disk_gib: f64,
+    pub ram_bytes: u64,
+    pub total_disk_bytes: u64,
 }
 
 impl Hardware {
-    /// From raw byte counts, in GiB rounded to two decimals.
+    /// From raw byte counts; the GiB figures rounded to two decimals.
     pub fn from_bytes(total_cores: u64, ram_bytes: u64, disk_bytes: u64) -> Self {
         Self {
             total_cores,
             ram_gib: gib(ram_bytes),
             total_disk_gib: gib(disk_bytes),
+            ram_bytes,
+            total_disk_bytes: disk_bytes,
         }
     }
 }
@@ -151,24 +224,10 @@ mod tests {
 
     #[test]
     fn only_an_extended_staging_status_marks_a_server_extended() {
-        let mut s = SourceServer {
-            source_server_id: "s-1".into(),
-            hostname: None,
-            fqdn: None,
-            name_tag: None,
-            source_instance_id: None,
-            source_ip: None,
-            os: None,
-            replication_state: None,
-            lag_duration: None,
-            last_seen: None,
-            last_launch_result: None,
-            staging_status: Some("NOT_EXTENDED".into()),
-            hardware: Hardware::from_bytes(0, 0, 0),
-            tags: BTreeMap::new(),
-        };
-        assert!(!s.is_extended());
-        s.staging_status = Some(STAGING_STATUS_EXTENDED.into());
-        assert!(s.is_extended());
+        let s = SourceServer::bare("s-1").with_staging_status("NOT_EXTENDED");
+        assert!(!s.is_extended);
+        let s = s.with_staging_status(STAGING_STATUS_EXTENDED);
+        assert!(s.is_extended);
+        assert_eq!(s.staging_status.as_deref(), Some("EXTENDED"));
     }
 }

@@ -5,42 +5,162 @@ use serde_json::{Map, Value};
 
 use crate::domain::DataType;
 
-/// Conditions `field == value` on the records of a snapshot, all of which must
-/// hold. Field names are the query parameter names, which are also the record
-/// field names.
+/// How a filter's value matches a record's field.
+#[derive(Debug, Clone, Copy)]
+enum Match {
+    /// The field is this text.
+    Equals,
+    /// The field starts with this text, ignoring ASCII case.
+    Prefix,
+    /// `key=value`: the field (a map of tags) holds this tag.
+    Tag,
+    /// The field is a number at least this one.
+    AtLeast,
+}
+
+/// A query parameter that filters records: the field it reads (a JSON
+/// pointer into a record), how it matches, and what a value must be.
+struct Field {
+    name: &'static str,
+    path: &'static str,
+    how: Match,
+    valid: fn(&str) -> bool,
+    reason: &'static str,
+}
+
+/// DRS data replication states.
+const REPLICATION_STATES: [&str; 12] = [
+    "STOPPED",
+    "INITIATING",
+    "INITIAL_SYNC",
+    "BACKLOG",
+    "CREATING_SNAPSHOT",
+    "CONTINUOUS",
+    "PAUSED",
+    "RESCAN",
+    "STALLED",
+    "DISCONNECTED",
+    "REPLICATION_STATE_NOT_AVAILABLE",
+    "NOT_STARTED",
+];
+
+const FIELDS: [Field; 9] = [
+    Field {
+        name: "vpcId",
+        path: "/vpcId",
+        how: Match::Equals,
+        valid: is_vpc_id,
+        reason: "must be a VPC ID such as vpc-0a1b2c3d",
+    },
+    Field {
+        name: "availabilityZone",
+        path: "/availabilityZone",
+        how: Match::Equals,
+        valid: is_zone,
+        reason: "must be an availability zone such as us-east-1a",
+    },
+    Field {
+        name: "instanceFamily",
+        path: "/instanceFamily",
+        how: Match::Equals,
+        valid: is_family,
+        reason: "must be an instance family such as m5 or c6gn",
+    },
+    Field {
+        name: "hostname",
+        path: "/hostname",
+        how: Match::Prefix,
+        valid: is_hostname_prefix,
+        reason: "must be the start of a hostname: 1 to 253 letters, digits, '.', '-' or '_'",
+    },
+    Field {
+        name: "replicationState",
+        path: "/replicationState",
+        how: Match::Equals,
+        valid: is_replication_state,
+        reason: "must be a DRS replication state such as CONTINUOUS, STALLED or PAUSED",
+    },
+    Field {
+        name: "stagingAccountId",
+        path: "/stagingAccountID",
+        how: Match::Equals,
+        valid: is_account_id,
+        reason: "must be a 12-digit AWS account ID",
+    },
+    Field {
+        name: "tag",
+        path: "/tags",
+        how: Match::Tag,
+        valid: is_tag,
+        reason: "must be KEY=VALUE, the key 1 to 128 characters, the value at most 256",
+    },
+    Field {
+        name: "minCores",
+        path: "/hardware/totalCores",
+        how: Match::AtLeast,
+        valid: is_count,
+        reason: "must be a whole number of cores, 0 to 100000",
+    },
+    Field {
+        name: "minRamGiB",
+        path: "/hardware/ramGiB",
+        how: Match::AtLeast,
+        valid: is_gib,
+        reason: "must be a number of GiB, 0 to 1000000, such as 16 or 0.5",
+    },
+];
+
+fn field(name: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+/// Conditions on the records of a snapshot: every filter given must hold, and
+/// a filter given several values holds when any of them matches. Kept in a
+/// canonical order, so equal filters key the same derived view.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Filter(Vec<(&'static str, Box<str>)>);
+pub struct Filter(Vec<(&'static str, Vec<Box<str>>)>);
 
 impl Filter {
-    /// Adds a condition on `field`, validating `value` for that field.
-    pub(super) fn add(&mut self, field: &str, value: &str) -> Result<(), &'static str> {
-        let (field, valid, reason): (&'static str, fn(&str) -> bool, _) = match field {
-            "vpcId" => ("vpcId", is_vpc_id, "must be a VPC ID such as vpc-0a1b2c3d"),
-            "availabilityZone" => (
-                "availabilityZone",
-                is_zone,
-                "must be an availability zone such as us-east-1a",
-            ),
-            "instanceFamily" => (
-                "instanceFamily",
-                is_family,
-                "must be an instance family such as m5 or c6gn",
-            ),
-            _ => return Err("is not a filter"),
-        };
-        if !valid(value) {
-            return Err(reason);
+    /// Adds `value` to the filter `name`, validating it for that filter.
+    pub(super) fn add(&mut self, name: &str, value: &str) -> Result<(), &'static str> {
+        let field = field(name).ok_or("is not a filter")?;
+        if !(field.valid)(value) {
+            return Err(field.reason);
         }
-        self.0.push((field, value.into()));
+        let at = match self.0.binary_search_by_key(&field.name, |(n, _)| n) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (field.name, Vec::new()));
+                at
+            }
+        };
+        let values = &mut self.0[at].1;
+        if let Err(pos) = values.binary_search_by(|v| (**v).cmp(value)) {
+            values.insert(pos, value.into());
+        }
         Ok(())
     }
 
-    pub(super) fn get(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|(f, _)| *f == field).map(|(_, v)| &**v)
+    /// The values given for `name`.
+    pub(super) fn values(&self, name: &str) -> &[Box<str>] {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    fn matches(&self, record: &Value) -> bool {
+        self.0.iter().all(|(name, values)| {
+            let Some(field) = field(name) else {
+                return false;
+            };
+            let actual = record.pointer(field.path);
+            values.iter().any(|v| holds(field.how, actual, v))
+        })
     }
 
     /// The snapshot `body` of `data_type` with only the matching records, and
@@ -50,20 +170,34 @@ impl Filter {
             return Ok(Bytes::copy_from_slice(body));
         };
         let mut doc: Map<String, Value> = serde_json::from_slice(body)?;
-        let kept = match doc.remove(list) {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .filter(|item| {
-                    self.0
-                        .iter()
-                        .all(|(f, v)| item.get(*f).and_then(Value::as_str) == Some(&**v))
-                })
-                .collect(),
+        let kept: Vec<Value> = match doc.remove(list) {
+            Some(Value::Array(items)) => items.into_iter().filter(|r| self.matches(r)).collect(),
             _ => Vec::new(),
         };
         doc.insert(count.to_owned(), Value::from(kept.len()));
         doc.insert(list.to_owned(), Value::Array(kept));
         serde_json::to_vec(&doc).map(Bytes::from)
+    }
+}
+
+fn holds(how: Match, actual: Option<&Value>, wanted: &str) -> bool {
+    match how {
+        Match::Equals => actual.and_then(Value::as_str) == Some(wanted),
+        Match::Prefix => actual.and_then(Value::as_str).is_some_and(|a| {
+            a.len() >= wanted.len()
+                && a.is_char_boundary(wanted.len())
+                && a[..wanted.len()].eq_ignore_ascii_case(wanted)
+        }),
+        Match::Tag => wanted.split_once('=').is_some_and(|(key, value)| {
+            actual
+                .and_then(|tags| tags.get(key))
+                .and_then(Value::as_str)
+                == Some(value)
+        }),
+        Match::AtLeast => match (actual.and_then(Value::as_f64), wanted.parse::<f64>()) {
+            (Some(actual), Ok(wanted)) => actual >= wanted,
+            _ => false,
+        },
     }
 }
 
@@ -89,6 +223,37 @@ fn is_family(v: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+fn is_hostname_prefix(v: &str) -> bool {
+    (1..=253).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn is_replication_state(v: &str) -> bool {
+    REPLICATION_STATES.contains(&v)
+}
+
+fn is_account_id(v: &str) -> bool {
+    v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_tag(v: &str) -> bool {
+    v.split_once('=').is_some_and(|(key, value)| {
+        (1..=128).contains(&key.chars().count()) && value.chars().count() <= 256
+    })
+}
+
+fn is_count(v: &str) -> bool {
+    v.parse::<u32>().is_ok_and(|n| n <= 100_000)
+}
+
+fn is_gib(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && v.parse::<f64>()
+            .is_ok_and(|n| (0.0..=1_000_000.0).contains(&n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +264,17 @@ mod tests {
             f.add(k, v).unwrap();
         }
         f
+    }
+
+    /// The IDs (`id` field) of the records `f` keeps.
+    fn kept(f: &Filter, t: DataType, body: &[u8], (list, id): (&str, &str)) -> Vec<String> {
+        let out: Value = serde_json::from_slice(&f.apply(t, body).unwrap()).unwrap();
+        out[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[id].as_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
@@ -118,6 +294,63 @@ mod tests {
     }
 
     #[test]
+    fn several_values_of_one_filter_mean_any_of_them() {
+        let body = br#"{"count":3,"subnets":[
+            {"subnetId":"subnet-1","availabilityZone":"us-east-1a"},
+            {"subnetId":"subnet-2","availabilityZone":"us-east-1b"},
+            {"subnetId":"subnet-3","availabilityZone":"us-east-1c"}]}"#;
+        let f = filter(&[
+            ("availabilityZone", "us-east-1c"),
+            ("availabilityZone", "us-east-1a"),
+        ]);
+        assert_eq!(
+            kept(&f, DataType::Ec2Subnets, body, ("subnets", "subnetId")),
+            ["subnet-1", "subnet-3"]
+        );
+        // The same values in another order are the same filter.
+        let g = filter(&[
+            ("availabilityZone", "us-east-1a"),
+            ("availabilityZone", "us-east-1c"),
+            ("availabilityZone", "us-east-1a"),
+        ]);
+        assert_eq!(f, g);
+    }
+
+    #[test]
+    fn source_servers_filter_by_hostname_state_staging_tag_cores_and_ram() {
+        let body = br#"{"serverCount":3,"servers":[
+            {"sourceServerID":"s-1","hostname":"WEB-01.corp","replicationState":"CONTINUOUS",
+             "stagingAccountID":"111111111111","tags":{"App":"shop","Env":"prod"},
+             "hardware":{"totalCores":8,"ramGiB":32.0}},
+            {"sourceServerID":"s-2","hostname":"db-01","replicationState":"STALLED",
+             "stagingAccountID":"222222222222","tags":{"App":"shop"},
+             "hardware":{"totalCores":2,"ramGiB":4.0}},
+            {"sourceServerID":"s-3","hostname":null,"replicationState":"PAUSED",
+             "stagingAccountID":null,"tags":{},"hardware":{"totalCores":16,"ramGiB":0.5}}]}"#;
+        let t = DataType::DrsSourceServers;
+        let ids =
+            |pairs: &[(&str, &str)]| kept(&filter(pairs), t, body, ("servers", "sourceServerID"));
+        assert_eq!(ids(&[("hostname", "web")]), ["s-1"]);
+        assert_eq!(
+            ids(&[
+                ("replicationState", "STALLED"),
+                ("replicationState", "PAUSED")
+            ]),
+            ["s-2", "s-3"]
+        );
+        assert_eq!(ids(&[("stagingAccountId", "222222222222")]), ["s-2"]);
+        assert_eq!(ids(&[("tag", "App=shop")]), ["s-1", "s-2"]);
+        assert_eq!(
+            ids(&[("tag", "App=shop"), ("tag", "Env=dev")]),
+            ["s-1", "s-2"]
+        );
+        assert_eq!(ids(&[("tag", "Env=prod")]), ["s-1"]);
+        assert_eq!(ids(&[("minCores", "8")]), ["s-1", "s-3"]);
+        assert_eq!(ids(&[("minRamGiB", "4")]), ["s-1", "s-2"]);
+        assert_eq!(ids(&[("minCores", "8"), ("minRamGiB", "1")]), ["s-1"]);
+    }
+
+    #[test]
     fn values_are_validated_per_field() {
         let mut f = Filter::default();
         assert!(f.add("vpcId", "vpc-12").is_err());
@@ -126,5 +359,17 @@ mod tests {
         assert!(f.add("availabilityZone", "us-east-1f").is_ok());
         assert!(f.add("instanceFamily", "M5").is_err());
         assert!(f.add("instanceFamily", "u-6tb1").is_ok());
+        assert!(f.add("hostname", "web 01").is_err());
+        assert!(f.add("replicationState", "stalled").is_err());
+        assert!(f.add("stagingAccountId", "12345").is_err());
+        assert!(f.add("tag", "no-equals").is_err());
+        assert!(f.add("tag", "=value").is_err());
+        assert!(f.add("tag", "Env=").is_ok());
+        assert!(f.add("minCores", "-1").is_err());
+        assert!(f.add("minCores", "2.5").is_err());
+        assert!(f.add("minRamGiB", "NaN").is_err());
+        assert!(f.add("minRamGiB", "1e3").is_err());
+        assert!(f.add("minRamGiB", "0.5").is_ok());
+        assert!(f.add("colour", "red").is_err());
     }
 }

@@ -42,6 +42,14 @@ fn filter_fields(data_type: DataType) -> &'static [&'static str] {
         DataType::Ec2Subnets => &["vpcId", "availabilityZone"],
         DataType::Ec2SecurityGroups => &["vpcId"],
         DataType::Ec2InstanceTypes => &["instanceFamily"],
+        DataType::DrsSourceServers => &[
+            "hostname",
+            "replicationState",
+            "stagingAccountId",
+            "tag",
+            "minCores",
+            "minRamGiB",
+        ],
         _ => &[],
     }
 }
@@ -61,7 +69,8 @@ impl ReadRequest {
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in query {
             let invalid = |reason| ApiError::invalid(name, reason, value);
-            if seen.contains(&name) {
+            // A filter may be given several values (any of them matches).
+            if seen.contains(&name) && !allowed.contains(&name) {
                 return Err(invalid("is given more than once"));
             }
             seen.push(name);
@@ -79,11 +88,10 @@ impl ReadRequest {
             }
         }
         let region = region.ok_or(ApiError::MissingParameter { field: "region" })?;
-        if let Some(zone) = filter.get("availabilityZone")
-            && zone
-                .strip_prefix(region.as_str())
+        if let Some(zone) = filter.values("availabilityZone").iter().find(|zone| {
+            zone.strip_prefix(region.as_str())
                 .is_none_or(|letter| letter.len() != 1)
-        {
+        }) {
             return Err(ApiError::invalid(
                 "availabilityZone",
                 "is not in the requested region",
@@ -189,6 +197,43 @@ mod tests {
         assert_eq!(
             parse(t, &[]),
             Err(ApiError::MissingParameter { field: "region" })
+        );
+        // Source servers take their own filters, and only those.
+        let s = DataType::DrsSourceServers;
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("minCores", "lots")], s),
+            "minCores"
+        );
+        assert_eq!(
+            field(&[("region", "us-east-1"), ("vpcId", "vpc-0000000a")], s),
+            "vpcId"
+        );
+    }
+
+    #[test]
+    fn a_filter_may_repeat_and_region_or_account_may_not() {
+        let r = parse(
+            DataType::DrsSourceServers,
+            &[
+                ("region", "us-east-1"),
+                ("replicationState", "STALLED"),
+                ("replicationState", "PAUSED"),
+                ("tag", "App=shop"),
+            ],
+        )
+        .unwrap();
+        let filter = r.filter.unwrap();
+        assert_eq!(filter.values("replicationState").len(), 2);
+        let twice = parse(
+            DataType::DrsSourceServers,
+            &[
+                ("region", "us-east-1"),
+                ("accountId", "123456789012"),
+                ("accountId", "123456789012"),
+            ],
+        );
+        assert!(
+            matches!(twice, Err(ApiError::InvalidParameter { field, .. }) if field == "accountId")
         );
     }
 }

@@ -143,20 +143,10 @@ mod tests {
     #[test]
     fn the_source_server_view_names_its_region_and_count() {
         let server = SourceServer {
-            source_server_id: "s-1234567890abcdef0".into(),
             hostname: Some("web-1".into()),
-            fqdn: None,
-            name_tag: None,
-            source_instance_id: None,
-            source_ip: None,
-            os: None,
             replication_state: Some("STALLED".into()),
-            lag_duration: None,
-            last_seen: None,
-            last_launch_result: None,
-            staging_status: None,
             hardware: Hardware::from_bytes(4, 8 << 30, 100 << 30),
-            tags: BTreeMap::new(),
+            ..SourceServer::bare("s-1234567890abcdef0")
         };
         let view = list(
             DataType::DrsSourceServers,

@@ -287,3 +287,82 @@ async fn with_source_aws_the_same_loop_reads_the_caller_s_account_into_a_table()
         "{printed:?}"
     );
 }
+
+#[test]
+fn source_servers_are_served_as_full_records_and_filtered_by_what_a_wave_is_picked_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path(), &["--change-every", "3600"]);
+    local.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["fresh"] == DEMO_KEYS
+    });
+    let base = "/drs/source-servers?region=us-east-1&accountId=333333333333";
+    let read = |query: &str| -> Vec<Value> {
+        let answer = local.get(&format!("{base}{query}"));
+        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+        let body: Value = serde_json::from_str(&answer.body).unwrap();
+        let servers = body["servers"].as_array().unwrap().clone();
+        assert_eq!(body["serverCount"], servers.len(), "{query}");
+        servers
+    };
+    let all = read("");
+    assert_eq!(all.len(), 400);
+    // What recovery planning needs, from the simulator's DescribeSourceServers.
+    for server in &all {
+        assert_eq!(server["accountID"], "333333333333", "{server}");
+        for field in ["stagingAccountID", "isExtended", "replicatedStorageBytes"] {
+            assert!(!server[field].is_null(), "{field}: {server}");
+        }
+        assert!(!server["disks"].as_array().unwrap().is_empty(), "{server}");
+        assert!(
+            !server["networkInterfaces"].as_array().unwrap().is_empty(),
+            "{server}"
+        );
+        assert!(
+            server["hardware"]["ramBytes"].as_u64().unwrap() > 0,
+            "{server}"
+        );
+    }
+    // Each filter keeps exactly the records it names.
+    let count = |keep: &dyn Fn(&Value) -> bool| all.iter().filter(|s| keep(s)).count();
+    let stalled_or_paused = read("&replicationState=STALLED&replicationState=PAUSED");
+    assert_eq!(
+        stalled_or_paused.len(),
+        count(&|s| s["replicationState"] == "STALLED" || s["replicationState"] == "PAUSED")
+    );
+    let big = read("&minCores=8&minRamGiB=32");
+    assert_eq!(
+        big.len(),
+        count(&|s| s["hardware"]["totalCores"].as_u64().unwrap() >= 8
+            && s["hardware"]["ramGiB"].as_f64().unwrap() >= 32.0)
+    );
+    let first = &all[0];
+    let staging = first["stagingAccountID"].as_str().unwrap();
+    assert_eq!(
+        read(&format!("&stagingAccountId={staging}")).len(),
+        count(&|s| s["stagingAccountID"] == staging)
+    );
+    let (tag_key, tag_value) = first["tags"].as_object().unwrap().iter().next().unwrap();
+    let tag_value = tag_value.as_str().unwrap();
+    let tagged = read(&format!("&tag={tag_key}={tag_value}"));
+    assert_eq!(tagged.len(), count(&|s| s["tags"][tag_key] == tag_value));
+    assert!(!tagged.is_empty());
+    let hostname = first["hostname"].as_str().unwrap();
+    let prefix = &hostname[..hostname.len().min(4)];
+    let by_host = read(&format!("&hostname={prefix}"));
+    assert!(
+        by_host
+            .iter()
+            .any(|s| s["sourceServerID"] == first["sourceServerID"])
+    );
+    assert!(by_host.iter().all(|s| {
+        s["hostname"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .starts_with(&prefix.to_ascii_lowercase())
+    }));
+    // A bad value is a 400 naming the parameter.
+    let bad = local.get(&format!("{base}&minCores=many"));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("minCores"), "{}", bad.body);
+}

@@ -481,7 +481,13 @@ async fn drs_refuses_bad_page_parameters_and_unknown_operations() {
     assert_eq!(failure(&error), (400, "ValidationException".into()));
 
     // An operation the simulator does not implement, through the SDK.
-    let error = c.drs.describe_jobs().send().await.unwrap_err();
+    let error = c
+        .drs
+        .describe_recovery_snapshots()
+        .source_server_id("s-1234567890abcdef0")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(failure(&error), (400, "UnknownOperationException".into()));
 
     let (status, headers, _) = raw(
@@ -1158,6 +1164,73 @@ async fn many_targets_wait_out_their_latency_concurrently() {
     }
     assert_eq!(listed, 96 * 50);
     assert_eq!(sim.requests(Service::Drs, "DescribeSourceServers"), 96);
+}
+
+#[tokio::test]
+async fn jobs_recovery_instances_and_source_networks_read_through_the_sdk_every_page() {
+    let mut config = config();
+    config.max_page_size = 3;
+    let sim = start(config).await;
+    let c = clients(&sim, REGION, KEY_A);
+    let jobs: Vec<_> = c
+        .drs
+        .describe_jobs()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(jobs.len() > 3, "more than a page: {}", jobs.len());
+    let instances: Vec<_> = c
+        .drs
+        .describe_recovery_instances()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!instances.is_empty());
+    // Every recovery instance belongs to a job the account lists, and to one
+    // of its servers.
+    let servers: Vec<String> = c
+        .drs
+        .describe_source_servers()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|s| s.unwrap().source_server_id.unwrap())
+        .collect();
+    for instance in &instances {
+        let job = instance.job_id().unwrap();
+        assert!(jobs.iter().any(|j| j.job_id() == job), "{job}");
+        assert!(
+            servers
+                .iter()
+                .any(|s| Some(s.as_str()) == instance.source_server_id())
+        );
+    }
+    let networks: Vec<_> = c
+        .drs
+        .describe_source_networks()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!networks.is_empty());
+    assert!(networks.iter().all(|n| n.replication_status().is_some()));
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@ use aws_sdk_drs::types;
 
 use crate::{
     adapters::aws::clients::{AwsUpstream, MissingField},
-    domain::inventory::{Hardware, SourceServer, StagingAccount},
+    domain::inventory::{
+        DiskInfo, Hardware, LastLaunch, NetworkInterfaceInfo, SourceServer, StagingAccount,
+    },
     ports::{AccountRegion, DrsSource, Fetched, SourceError},
 };
 
@@ -60,75 +62,108 @@ impl TryFrom<types::Account> for StagingAccount {
     }
 }
 
-/// One DRS source server in the cache's shape. Takes the SDK record by value and
-/// moves its strings; only the `Name` tag is copied.
+/// One DRS source server in the cache's shape, every field recovery planning
+/// needs. Takes the SDK record by value and moves its strings; only the `Name`
+/// tag and the primary IP are copied.
 impl TryFrom<types::SourceServer> for SourceServer {
     type Error = MissingField;
 
     fn try_from(s: types::SourceServer) -> Result<Self, Self::Error> {
         let source_server_id = s.source_server_id.ok_or(MissingField("sourceServerID"))?;
         let tags: BTreeMap<String, String> = s.tags.unwrap_or_default().into_iter().collect();
-        let name_tag = tags.get("Name").cloned();
-
-        let mut hostname = None;
-        let mut fqdn = None;
-        let mut source_instance_id = None;
-        let mut source_ip = None;
-        let mut os = None;
-        let mut hardware = Hardware::from_bytes(0, 0, 0);
+        let mut server = SourceServer {
+            name_tag: tags.get("Name").cloned(),
+            tags,
+            account_id: s.arn.as_deref().and_then(arn_account),
+            recovery_instance_id: s.recovery_instance_id,
+            last_launch_result: s.last_launch_result.map(|v| v.as_str().to_owned()),
+            ..SourceServer::bare(source_server_id)
+        };
         if let Some(p) = s.source_properties {
             if let Some(hints) = p.identification_hints {
-                hostname = hints.hostname;
-                fqdn = hints.fqdn;
-                source_instance_id = hints.aws_instance_id;
+                server.hostname = hints.hostname;
+                server.fqdn = hints.fqdn;
+                server.source_instance_id = hints.aws_instance_id;
             }
-            source_ip = p.network_interfaces.and_then(first_ip);
-            os = p.os.and_then(|os| os.full_string);
+            let interfaces = p.network_interfaces.unwrap_or_default();
+            server.source_ip = first_ip(&interfaces);
+            server.network_interfaces = interfaces
+                .into_iter()
+                .map(|i| NetworkInterfaceInfo {
+                    ips: i.ips.unwrap_or_default(),
+                    mac_address: i.mac_address,
+                    is_primary: i.is_primary == Some(true),
+                })
+                .collect();
+            server.os = p.os.and_then(|os| os.full_string);
             let cores = p.cpus.iter().flatten().map(|c| non_negative(c.cores)).sum();
-            let disk = p
+            server.disks = p
                 .disks
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| DiskInfo {
+                    device_name: d.device_name,
+                    bytes: non_negative(d.bytes),
+                })
+                .collect();
+            let disk = server.disks.iter().map(|d| d.bytes).sum();
+            server.hardware = Hardware::from_bytes(cores, non_negative(p.ram_bytes), disk);
+        }
+        if let Some(info) = s.data_replication_info {
+            server.replication_state = info.data_replication_state.map(|v| v.as_str().to_owned());
+            server.lag_duration = info.lag_duration;
+            server.replicated_storage_bytes = info
+                .replicated_disks
                 .iter()
                 .flatten()
-                .map(|d| non_negative(d.bytes))
+                .map(|d| non_negative(d.replicated_storage_bytes))
                 .sum();
-            hardware = Hardware::from_bytes(cores, non_negative(p.ram_bytes), disk);
         }
-
-        let (replication_state, lag_duration) = match s.data_replication_info {
-            Some(info) => (
-                info.data_replication_state.map(|v| v.as_str().to_owned()),
-                info.lag_duration,
-            ),
-            None => (None, None),
-        };
-
-        Ok(Self {
-            source_server_id,
-            hostname,
-            fqdn,
-            name_tag,
-            source_instance_id,
-            source_ip,
-            os,
-            replication_state,
-            lag_duration,
-            last_seen: s.life_cycle.and_then(|l| l.last_seen_by_service_date_time),
-            last_launch_result: s.last_launch_result.map(|v| v.as_str().to_owned()),
-            staging_status: s
-                .staging_area
-                .and_then(|a| a.status)
-                .map(|v| v.as_str().to_owned()),
-            hardware,
-            tags,
-        })
+        if let Some(life) = s.life_cycle {
+            server.last_seen = life.last_seen_by_service_date_time;
+            server.last_launch = life.last_launch.map(|l| {
+                let initiated = l.initiated;
+                LastLaunch {
+                    launch_type: initiated
+                        .as_ref()
+                        .and_then(|i| i.r#type.as_ref())
+                        .map(|t| t.as_str().to_owned()),
+                    status: l.status.map(|v| v.as_str().to_owned()),
+                    job_id: initiated.as_ref().and_then(|i| i.job_id.clone()),
+                    initiated_at: initiated.and_then(|i| i.api_call_date_time),
+                }
+            });
+        }
+        if let Some(area) = s.staging_area {
+            if let Some(status) = area.status {
+                server = server.with_staging_status(status.as_str());
+            }
+            server.staging_account_id = area.staging_account_id;
+        }
+        // Not extended, it replicates into its own account's staging area.
+        if server.staging_account_id.is_none() && !server.is_extended {
+            server.staging_account_id.clone_from(&server.account_id);
+        }
+        if let Some(cloud) = s.source_cloud_properties {
+            server.source_account_id = cloud.origin_account_id;
+            server.source_region = cloud.origin_region;
+            server.source_availability_zone = cloud.origin_availability_zone;
+        }
+        Ok(server)
     }
 }
 
+/// The account of `arn:partition:drs:region:account:source-server/ID`.
+fn arn_account(arn: &str) -> Option<String> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_owned())
+}
+
 /// The first IP of the primary interface, else of the first interface.
-fn first_ip(interfaces: Vec<types::NetworkInterface>) -> Option<String> {
+fn first_ip(interfaces: &[types::NetworkInterface]) -> Option<String> {
     let primary = interfaces.iter().position(|i| i.is_primary == Some(true));
-    let interface = interfaces.into_iter().nth(primary.unwrap_or(0))?;
-    interface.ips?.into_iter().next()
+    let interface = interfaces.get(primary.unwrap_or(0))?;
+    interface.ips.as_ref()?.first().cloned()
 }
 
 fn non_negative(n: i64) -> u64 {
@@ -139,8 +174,10 @@ fn non_negative(n: i64) -> u64 {
 mod tests {
     use super::*;
     use aws_sdk_drs::types::{
-        Cpu, DataReplicationInfo, DataReplicationState, Disk, ExtensionStatus, IdentificationHints,
-        LastLaunchResult, LifeCycle, NetworkInterface, Os, SourceProperties, StagingArea,
+        Cpu, DataReplicationInfo, DataReplicationInfoReplicatedDisk, DataReplicationState, Disk,
+        ExtensionStatus, IdentificationHints, LastLaunchResult, LastLaunchType, LaunchStatus,
+        LifeCycle, LifeCycleLastLaunch, LifeCycleLastLaunchInitiated, NetworkInterface, Os,
+        SourceCloudProperties, SourceProperties, StagingArea,
     };
 
     const GIB: i64 = 1024 * 1024 * 1024;
@@ -155,6 +192,15 @@ mod tests {
     fn full_server() -> types::SourceServer {
         types::SourceServer::builder()
             .source_server_id("s-1234567890abcdef0")
+            .arn("arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0")
+            .recovery_instance_id("i-0recovery")
+            .source_cloud_properties(
+                SourceCloudProperties::builder()
+                    .origin_account_id("444455556666")
+                    .origin_region("eu-west-1")
+                    .origin_availability_zone("eu-west-1b")
+                    .build(),
+            )
             .tags("Name", "web-01")
             .tags("App", "shop")
             .last_launch_result(LastLaunchResult::Succeeded)
@@ -162,16 +208,39 @@ mod tests {
                 DataReplicationInfo::builder()
                     .data_replication_state(DataReplicationState::Continuous)
                     .lag_duration("PT1M30S")
+                    .replicated_disks(
+                        DataReplicationInfoReplicatedDisk::builder()
+                            .replicated_storage_bytes(10 * GIB)
+                            .build(),
+                    )
+                    .replicated_disks(
+                        DataReplicationInfoReplicatedDisk::builder()
+                            .replicated_storage_bytes(GIB)
+                            .build(),
+                    )
                     .build(),
             )
             .life_cycle(
                 LifeCycle::builder()
                     .last_seen_by_service_date_time("2024-05-01T10:00:00Z")
+                    .last_launch(
+                        LifeCycleLastLaunch::builder()
+                            .status(LaunchStatus::Launched)
+                            .initiated(
+                                LifeCycleLastLaunchInitiated::builder()
+                                    .r#type(LastLaunchType::Drill)
+                                    .job_id("drsjob-0abc")
+                                    .api_call_date_time("2024-05-01T09:00:00Z")
+                                    .build(),
+                            )
+                            .build(),
+                    )
                     .build(),
             )
             .staging_area(
                 StagingArea::builder()
                     .status(ExtensionStatus::Extended)
+                    .staging_account_id("777788889999")
                     .build(),
             )
             .source_properties(
@@ -216,7 +285,7 @@ mod tests {
         assert_eq!(s.last_seen.as_deref(), Some("2024-05-01T10:00:00Z"));
         assert_eq!(s.last_launch_result.as_deref(), Some("SUCCEEDED"));
         assert_eq!(s.staging_status.as_deref(), Some("EXTENDED"));
-        assert!(s.is_extended());
+        assert!(s.is_extended);
         assert_eq!(s.hardware.total_cores, 6);
         assert_eq!(s.hardware.ram_gib, 16.0);
         assert_eq!(s.hardware.total_disk_gib, 100.5);
@@ -227,6 +296,57 @@ mod tests {
                 ("Name".to_owned(), "web-01".to_owned()),
             ])
         );
+        assert_eq!(s.account_id.as_deref(), Some("111122223333"));
+        assert_eq!(s.source_account_id.as_deref(), Some("444455556666"));
+        assert_eq!(s.source_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s.source_availability_zone.as_deref(), Some("eu-west-1b"));
+        assert_eq!(s.staging_account_id.as_deref(), Some("777788889999"));
+        assert_eq!(s.recovery_instance_id.as_deref(), Some("i-0recovery"));
+        assert_eq!(
+            s.last_launch,
+            Some(LastLaunch {
+                launch_type: Some("DRILL".into()),
+                status: Some("LAUNCHED".into()),
+                job_id: Some("drsjob-0abc".into()),
+                initiated_at: Some("2024-05-01T09:00:00Z".into()),
+            })
+        );
+        assert_eq!(s.replicated_storage_bytes, 11 * GIB as u64);
+        assert_eq!(s.hardware.ram_bytes, 16 * GIB as u64);
+        assert_eq!(
+            s.disks,
+            [
+                DiskInfo {
+                    device_name: Some("/dev/sda".into()),
+                    bytes: 100 * GIB as u64
+                },
+                DiskInfo {
+                    device_name: None,
+                    bytes: GIB as u64 / 2
+                },
+            ]
+        );
+        assert_eq!(s.network_interfaces.len(), 2);
+        assert!(s.network_interfaces[1].is_primary);
+        assert_eq!(s.network_interfaces[1].ips, ["10.0.1.5", "10.0.1.6"]);
+        // The whole record as the view serves it.
+        let json = serde_json::to_value(&s).unwrap();
+        for field in [
+            "accountID",
+            "sourceAccountID",
+            "sourceRegion",
+            "sourceAvailabilityZone",
+            "stagingAccountID",
+            "isExtended",
+            "recoveryInstanceID",
+            "lastLaunch",
+            "replicatedStorageBytes",
+            "disks",
+            "networkInterfaces",
+        ] {
+            assert!(json.get(field).is_some(), "{field}: {json}");
+        }
+        assert_eq!(json["hardware"]["ramBytes"], 16 * GIB);
     }
 
     #[test]
