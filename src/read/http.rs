@@ -100,6 +100,9 @@ impl Router {
         if req.path.strip_suffix('/').unwrap_or(&req.path) == INVALIDATE_PATH {
             return self.invalidate(req).await;
         }
+        if req.path.strip_suffix('/').unwrap_or(&req.path) == super::inventory::INVENTORY_PATH {
+            return super::inventory::answer(self, req).await;
+        }
         let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match self.read(&req.method, &req.path, query).await {
             Ok(served) => render(&served, req.if_none_match.as_deref()),
@@ -135,7 +138,18 @@ impl Router {
         }
         let read = ReadRequest::parse(data_type, query, self.service.settings().default_account)?;
         let served = self.service.read(&read).await;
-        let (result, data_age) = match &served {
+        self.record(data_type, &served, started);
+        Ok(served?)
+    }
+
+    /// Records the metrics of one read of `data_type` begun at `started`.
+    pub(super) fn record(
+        &self,
+        data_type: crate::domain::DataType,
+        served: &Result<Served, ReadError>,
+        started: Instant,
+    ) {
+        let (result, data_age) = match served {
             Ok(served) => {
                 let stale = served.fresh_for.is_none();
                 let result = match served.tier {
@@ -158,7 +172,10 @@ impl Router {
             data_age,
             latency: started.elapsed(),
         });
-        Ok(served?)
+    }
+
+    pub(super) fn service(&self) -> &ReadService {
+        &self.service
     }
 
     /// The answer to `error`.

@@ -5,6 +5,7 @@ mod error;
 mod filter;
 pub mod http;
 mod invalidate;
+pub mod inventory;
 pub mod lambda;
 mod memory;
 pub mod metrics;

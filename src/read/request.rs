@@ -37,7 +37,7 @@ pub fn path_of(data_type: DataType) -> &'static str {
 }
 
 /// The query parameters `data_type` accepts besides `region` and `accountId`.
-fn filter_fields(data_type: DataType) -> &'static [&'static str] {
+pub(super) fn filter_fields(data_type: DataType) -> &'static [&'static str] {
     match data_type {
         DataType::Ec2Subnets => &["vpcId", "availabilityZone"],
         DataType::Ec2SecurityGroups => &["vpcId"],

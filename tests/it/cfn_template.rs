@@ -430,7 +430,10 @@ fn every_path_the_reader_serves_has_a_route_and_so_does_invalidation() {
     let expected: BTreeSet<String> = DataType::ALL
         .iter()
         .map(|&t| format!("GET {}", path_of(t)))
-        .chain([INVALIDATE_ROUTE.to_owned()])
+        .chain([
+            INVALIDATE_ROUTE.to_owned(),
+            format!("GET {}", drs_cache::read::inventory::INVENTORY_PATH),
+        ])
         .collect();
     assert_eq!(routes, expected);
 }

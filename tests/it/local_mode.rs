@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::{
     browser,
-    local::{Local, cli, every_endpoint},
+    local::{Answer, Local, cli, every_endpoint},
     moto,
 };
 
@@ -365,4 +365,60 @@ fn source_servers_are_served_as_full_records_and_filtered_by_what_a_wave_is_pick
     let bad = local.get(&format!("{base}&minCores=many"));
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("minCores"), "{}", bad.body);
+}
+
+#[test]
+fn an_inventory_read_merges_the_snapshots_of_several_accounts_and_regions() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path(), &["--change-every", "3600"]);
+    local.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["fresh"] == DEMO_KEYS
+    });
+    let inventory = |query: &str| -> (Answer, Value) {
+        let answer = local.get(&format!("/drs/inventory?{query}"));
+        let body = serde_json::from_str(&answer.body).unwrap();
+        (answer, body)
+    };
+    let (answer, all) =
+        inventory("regions=us-east-1,us-west-2&accountIds=111111111111,222222222222");
+    assert_eq!(answer.status, 200, "{all}");
+    // 320 + 180 + 250 + 120 servers in the demo fleet's four snapshots.
+    assert_eq!(all["serverCount"], 870, "{}", all["targets"]);
+    assert_eq!(all["complete"], true);
+    assert_eq!(answer.header("x-cache-status"), Some("fresh"));
+    let targets = all["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 4);
+    assert!(targets.iter().all(|t| t["state"] == "fresh"), "{targets:?}");
+    let servers = all["servers"].as_array().unwrap();
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["region"].is_string() && s["accountID"].is_string())
+    );
+    // Filters apply to every snapshot; a target the deployment does not keep
+    // is reported, not fatal.
+    let (answer, stalled) = inventory(
+        "regions=us-east-1&accountIds=111111111111,444444444444&replicationState=STALLED",
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(stalled["complete"], false);
+    assert_eq!(answer.header("x-cache-status"), Some("stale"));
+    let states: Vec<&str> = stalled["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["fresh", "not_configured"]);
+    assert!(
+        stalled["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["replicationState"] == "STALLED")
+    );
+    // Bad input is a 400 naming the parameter; the bound is documented.
+    let (answer, bad) = inventory("regions=us-east-1,atlantis-1");
+    assert_eq!(answer.status, 400);
+    assert_eq!(bad["details"]["field"], "regions", "{bad}");
 }
