@@ -62,8 +62,9 @@ pub async fn handle(
     let event_time = trigger::event_time(event);
     let keys = keys_of(&trigger, refresh);
     let done = refresh.run_after(&trigger, event_time).await;
+    // Only a change that reached configured keys has a latency to report.
     let to_cache_ms = match (&done, event_time) {
-        (Ok(_), Some(at)) => Some(now_ms().saturating_sub(at)),
+        (Ok(_), Some(at)) if !keys.is_empty() => Some(now_ms().saturating_sub(at)),
         _ => None,
     };
     let text = |path: &str| {
