@@ -54,8 +54,10 @@ enum Command {
         /// The account (default: the deployment's).
         #[arg(long, value_parser = ops::parse_account)]
         account: Option<crate::domain::AccountId>,
-        /// A filter the endpoint takes, as NAME=VALUE (vpcId, availabilityZone,
-        /// instanceFamily); repeatable.
+        /// A filter the endpoint takes, as NAME=VALUE: vpcId, availabilityZone
+        /// (subnets, security groups), instanceFamily (instance types),
+        /// hostname, replicationState, stagingAccountId, tag (KEY=VALUE),
+        /// minCores, minRamGiB (source servers); repeatable, any value matches.
         #[arg(long = "filter", value_parser = parse_filter)]
         filters: Vec<(String, String)>,
         #[arg(long, value_enum, default_value_t = Output::Table)]

@@ -425,7 +425,21 @@ pub async fn refresh(backend: &Backend, scope: &Scope, all: bool) -> anyhow::Res
         },
     };
     println!("{}", serde_json::to_string(&summary)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(run_exit(&summary))
+}
+
+/// A run that failed keys or batches exits 1, after printing its summary.
+fn run_exit(summary: &Value) -> ExitCode {
+    let count = |field: &str| summary[field].as_u64().unwrap_or(0);
+    let failed = count("failed") + count("failedBatches");
+    if failed > 0 {
+        eprintln!(
+            "the run failed {failed} keys or batches: see the summary's failed, failedBatches and errors"
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn in_process(
@@ -487,8 +501,11 @@ pub async fn invalidate(backend: &Backend, scope: &Scope) -> anyhow::Result<Exit
                 );
             }
             None => {
-                let summary = in_process(opened, &Trigger::Manual(invalidation)).await?;
+                let summary = serde_json::to_value(
+                    in_process(opened, &Trigger::Manual(invalidation)).await?,
+                )?;
                 println!("{}", serde_json::to_string(&summary)?);
+                return Ok(run_exit(&summary));
             }
         },
     }
@@ -530,14 +547,16 @@ pub async fn import(backend: &Backend, file: &Path) -> anyhow::Result<ExitCode> 
             let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if !answer.status.is_success() {
                 bail!(
-                    "{} is not an export drs-cache reads: {}",
+                    "{} was not imported ({} {}): {}",
                     file.display(),
-                    value["error"]["message"].as_str().unwrap_or("refused")
+                    answer.status.as_u16(),
+                    value["error"].as_str().unwrap_or("refused"),
+                    value["message"].as_str().unwrap_or("")
                 );
             }
             serde_json::from_value(value)?
         }
-        Backend::Store(opened) => portable::import(&*opened.store, &bytes)
+        Backend::Store(opened) => portable::import(&*opened.store, &bytes, Timestamp::now())
             .await
             .with_context(|| format!("{} was not imported; nothing was written", file.display()))?,
     };

@@ -137,9 +137,17 @@ fn line_of(entry: &CacheEntry) -> Result<Line, PortableError> {
     })
 }
 
+/// How far ahead of this machine's clock an entry's version or fetch time may
+/// be: clocks of the exporting machine may run a little ahead.
+const MAX_CLOCK_SKEW_SECS: i64 = 300;
+/// The longest an entry may stay servable after its fetch (freshness plus
+/// stale window).
+const MAX_SERVABLE_SECS: i64 = 400 * 24 * 60 * 60;
+
 /// Reads a whole export file before writing anything, so a file that is not
-/// an export (or is cut short) changes nothing.
-pub fn parse(file: &[u8]) -> Result<Vec<CacheEntry>, PortableError> {
+/// an export (or is cut short) changes nothing. Entries from the future are
+/// refused: a version ahead of every refresh would keep newer data out.
+pub fn parse(file: &[u8], now: Timestamp) -> Result<Vec<CacheEntry>, PortableError> {
     let bad = |line: usize, reason: String| PortableError::NotAnExport { line, reason };
     let text = std::str::from_utf8(file).map_err(|_| bad(1, "is not UTF-8 text".into()))?;
     let mut lines = text
@@ -177,7 +185,7 @@ pub fn parse(file: &[u8]) -> Result<Vec<CacheEntry>, PortableError> {
     for (at, text) in lines {
         let n = at + 1;
         let line: Line = serde_json::from_str(text).map_err(|e| bad(n, e.to_string()))?;
-        entries.push(entry_of(line).map_err(|reason| bad(n, reason))?);
+        entries.push(entry_of(line, now).map_err(|reason| bad(n, reason))?);
     }
     if entries.len() as u64 != header.entries {
         return Err(bad(
@@ -192,8 +200,24 @@ pub fn parse(file: &[u8]) -> Result<Vec<CacheEntry>, PortableError> {
     Ok(entries)
 }
 
-fn entry_of(line: Line) -> Result<CacheEntry, String> {
+fn entry_of(line: Line, now: Timestamp) -> Result<CacheEntry, String> {
     let key = CacheKey::parse(&line.key).map_err(|e| format!("key {:?}: {e}", line.key))?;
+    let latest = now.unix_secs().saturating_add(MAX_CLOCK_SKEW_SECS);
+    let version_secs = i64::try_from(line.version / 1_000_000).unwrap_or(i64::MAX);
+    if version_secs > latest || line.fetched_at > latest {
+        return Err(format!(
+            "{key} was fetched in the future (version {}, fetchedAt {}): a version ahead of this clock would keep every later refresh out",
+            line.version, line.fetched_at
+        ));
+    }
+    if !(line.fetched_at <= line.expires_at
+        && line.expires_at <= line.stale_until
+        && line.stale_until.saturating_sub(line.fetched_at) <= MAX_SERVABLE_SECS)
+    {
+        return Err(format!(
+            "{key}: fetchedAt <= expiresAt <= staleUntil must hold, within 400 days"
+        ));
+    }
     let state: EntryState = line.state.parse().map_err(|_| {
         format!(
             "state {:?} is not READY, DRS_NOT_INITIALIZED or NO_DATA",
@@ -243,8 +267,12 @@ fn entry_of(line: Line) -> Result<CacheEntry, String> {
 
 /// Writes each entry of `file` unless the store holds its version or a newer
 /// one.
-pub async fn import(store: &dyn CacheStore, file: &[u8]) -> Result<ImportReport, PortableError> {
-    let entries = parse(file)?;
+pub async fn import(
+    store: &dyn CacheStore,
+    file: &[u8],
+    now: Timestamp,
+) -> Result<ImportReport, PortableError> {
+    let entries = parse(file, now)?;
     let mut report = ImportReport::default();
     for entry in &entries {
         match store.put(entry).await? {
@@ -303,7 +331,9 @@ mod tests {
             .await
             .unwrap();
         let (_b, target) = store();
-        let report = import(&target, &file).await.unwrap();
+        let report = import(&target, &file, Timestamp::from_unix_secs(1_796_000_200))
+            .await
+            .unwrap();
         assert_eq!((report.imported, report.kept_newer), (1, 0));
         assert_eq!(report.by_type["ec2-subnets"], 1);
         let key = entry(5, "{}").meta.key;
@@ -313,7 +343,9 @@ mod tests {
         );
         // A newer version in the target is kept.
         target.put(&entry(9, r#"{"subnets":[2]}"#)).await.unwrap();
-        let report = import(&target, &file).await.unwrap();
+        let report = import(&target, &file, Timestamp::from_unix_secs(1_796_000_200))
+            .await
+            .unwrap();
         assert_eq!((report.imported, report.kept_newer), (0, 1));
         assert_eq!(
             target.get(&key).await.unwrap().unwrap().meta.version,
@@ -339,8 +371,19 @@ mod tests {
                 2,
             ),
             (text.replace("ec2-subnets#", "ec2-nets#"), 2),
+            // A version far ahead of the clock would shut out every refresh.
+            (
+                text.replace("\"version\":5,", "\"version\":18446744073709551615,"),
+                2,
+            ),
         ] {
-            let err = import(&target, bad.as_bytes()).await.unwrap_err();
+            let err = import(
+                &target,
+                bad.as_bytes(),
+                Timestamp::from_unix_secs(1_796_000_200),
+            )
+            .await
+            .unwrap_err();
             assert!(
                 matches!(&err, PortableError::NotAnExport { line: l, .. } if *l == line),
                 "{bad:?}: {err}"

@@ -27,8 +27,8 @@ use super::{
 
 /// The status page.
 const PAGE: &str = include_str!("page.html");
-/// The largest export `POST /_local/import` takes.
-const MAX_IMPORT_BYTES: usize = 1 << 30;
+/// The largest export `POST /_local/import` takes: 256 MiB.
+const MAX_IMPORT_BYTES: usize = 256 << 20;
 
 pub const STATUS_PATH: &str = "/_local/status";
 pub const PLAN_PATH: &str = "/_local/plan";
@@ -82,11 +82,22 @@ fn json_of<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
     respond(status, "application/json", body)
 }
 
+/// An error in the reader's shape: `{"error": CODE, "message", "details"}`.
 fn failure(status: StatusCode, code: &str, message: &str) -> ApiResponse {
     json_of(
         status,
-        &json!({"error": {"code": code, "message": message}}),
+        &json!({"error": code, "message": message, "details": {}}),
     )
+}
+
+/// Whether `authority` (a `Host` header's value) names this machine's
+/// loopback.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    matches!(host, "localhost" | "[::1]") || host.starts_with("127.")
 }
 
 impl LocalRouter {
@@ -137,7 +148,7 @@ impl LocalRouter {
             },
             IMPORT_PATH => match allowed("POST") {
                 Some(refused) => refused,
-                None => match portable::import(&*app.store, &req.body).await {
+                None => match portable::import(&*app.store, &req.body, Timestamp::now()).await {
                     Ok(report) => json_of(StatusCode::OK, &report),
                     Err(e @ PortableError::NotAnExport { .. }) => {
                         failure(StatusCode::BAD_REQUEST, "NOT_AN_EXPORT", &e.to_string())
@@ -186,6 +197,28 @@ impl Handler for LocalRouter {
 
     fn error(&self, error: &ApiError) -> ApiResponse {
         self.reader.error(error)
+    }
+
+    /// The local server answers only this machine: a request whose `Host` is
+    /// not a loopback name (a DNS-rebinding page) or that a page of another
+    /// origin sent (a cross-site form or fetch) is `403`, before its body is
+    /// read. The CLI and curl send no `Origin`; the status page is same-origin.
+    fn refuse(&self, headers: &http::HeaderMap) -> Option<ApiResponse> {
+        let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let host = text(header::HOST);
+        let host_ok = host.is_none_or(is_loopback_authority);
+        let origin_ok = text(header::ORIGIN).is_none_or(|origin| {
+            origin
+                .strip_prefix("http://")
+                .is_some_and(|authority| Some(authority) == host)
+        });
+        (!(host_ok && origin_ok)).then(|| {
+            failure(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "the local server answers this machine only: the Host must be a loopback name, and a browser page must be the server's own",
+            )
+        })
     }
 
     fn body_limit(&self, path: &str) -> usize {

@@ -110,6 +110,9 @@ const FIELDS: [Field; 9] = [
     },
 ];
 
+/// The most values one filter takes: each costs a pass over the records.
+pub const MAX_VALUES: usize = 20;
+
 fn field(name: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.name == name)
 }
@@ -126,6 +129,9 @@ impl Filter {
         let field = field(name).ok_or("is not a filter")?;
         if !(field.valid)(value) {
             return Err(field.reason);
+        }
+        if self.values(field.name).len() >= MAX_VALUES {
+            return Err("is given more than 20 times");
         }
         let at = match self.0.binary_search_by_key(&field.name, |(n, _)| n) {
             Ok(at) => at,
@@ -371,5 +377,13 @@ mod tests {
         assert!(f.add("minRamGiB", "1e3").is_err());
         assert!(f.add("minRamGiB", "0.5").is_ok());
         assert!(f.add("colour", "red").is_err());
+        let mut many = Filter::default();
+        for n in 0..MAX_VALUES {
+            many.add("hostname", &format!("web-{n}")).unwrap();
+        }
+        assert_eq!(
+            many.add("hostname", "one-more"),
+            Err("is given more than 20 times")
+        );
     }
 }

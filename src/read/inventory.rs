@@ -165,9 +165,14 @@ pub(super) async fn answer(router: &Router, req: &ApiRequest) -> ApiResponse {
             let doc: Value = serde_json::from_slice(&s.body).unwrap_or(Value::Null);
             if let Some(Value::Array(list)) = doc.get("servers") {
                 count = list.len();
+                let account = read.key.scope().account().map(|a| a.as_str().to_owned());
                 servers.extend(list.iter().cloned().map(|mut server| {
                     if let Some(fields) = server.as_object_mut() {
                         fields.insert("region".into(), read.key.region().as_str().into());
+                        // The target's account, where the record names none.
+                        if fields.get("accountID").is_none_or(Value::is_null) {
+                            fields.insert("accountID".into(), account.clone().into());
+                        }
                     }
                     server
                 }));

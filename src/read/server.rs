@@ -22,6 +22,12 @@ pub trait Handler: Send + Sync + 'static {
     fn body_limit(&self, _path: &str) -> usize {
         invalidate::MAX_REQUEST_BODY_BYTES
     }
+
+    /// The answer to a request refused on its headers alone, before its body
+    /// is read; `None` admits it.
+    fn refuse(&self, _headers: &http::HeaderMap) -> Option<ApiResponse> {
+        None
+    }
 }
 
 impl Handler for Router {
@@ -54,6 +60,9 @@ pub async fn serve(
                 let router = router.clone();
                 async move {
                     let (parts, body) = req.into_parts();
+                    if let Some(refused) = router.refuse(&parts.headers) {
+                        return Ok::<_, Infallible>(refused.map(Full::new));
+                    }
                     let limit = router.body_limit(parts.uri.path());
                     let limited = Limited::new(body, limit + 1);
                     let response = match limited.collect().await {

@@ -422,3 +422,47 @@ fn an_inventory_read_merges_the_snapshots_of_several_accounts_and_regions() {
     assert_eq!(answer.status, 400);
     assert_eq!(bad["details"]["field"], "regions", "{bad}");
 }
+
+#[test]
+fn the_local_server_refuses_other_origins_and_hosts_before_reading_a_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path(), &["--change-every", "3600"]);
+    let host = local.url.trim_start_matches("http://").to_owned();
+    let own_origin = local.url.clone();
+    let ask = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        crate::support::local::http_with(&local.url, method, path, headers, b"{}").status
+    };
+    // A page of another site posting to the local routes, or reading them
+    // through a rebound DNS name, is refused.
+    assert_eq!(
+        ask(
+            "POST",
+            "/_local/import",
+            &[("Host", &host), ("Origin", "http://evil.example")]
+        ),
+        403
+    );
+    assert_eq!(
+        ask(
+            "POST",
+            "/_local/refresh?due",
+            &[("Host", &host), ("Origin", "null")]
+        ),
+        403
+    );
+    assert_eq!(
+        ask("GET", "/_local/export", &[("Host", "evil.example:8080")]),
+        403
+    );
+    // This machine's own requests, and the status page's same-origin ones, are not.
+    assert_eq!(ask("GET", "/_local/status", &[("Host", &host)]), 200);
+    assert_eq!(
+        ask(
+            "GET",
+            "/_local/status",
+            &[("Host", &host), ("Origin", &own_origin)]
+        ),
+        200
+    );
+    assert_eq!(ask("GET", "/health", &[("Host", "localhost:8080")]), 200);
+}

@@ -163,16 +163,31 @@ impl Answer {
 /// after it.
 pub fn http(url: &str, method: &str, path: &str, body: &[u8]) -> Answer {
     let host = url.trim_start_matches("http://");
+    http_with(url, method, path, &[("Host", host)], body)
+}
+
+/// [`http`] with `headers` (which must include `Host`).
+pub fn http_with(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let host = url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).expect("the local server accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
-    )
-    .unwrap();
+    ));
+    stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
