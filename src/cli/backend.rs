@@ -16,8 +16,7 @@ use crate::{
     },
     app::{self, LocalRefresh},
     config::{
-        Env, LocalArgs, LocalConfigError, LocalRefreshConfig, RefreshRunConfig, StoreChoice,
-        StoreKind,
+        LocalArgs, LocalConfigError, LocalRefreshConfig, RefreshRunConfig, StoreChoice, StoreKind,
     },
     domain::SystemClock,
     local::{DEFAULT_DATA_DIR, STORE_FILE, ServerFile, SourceKind},
@@ -39,15 +38,15 @@ pub struct TargetArgs {
     /// Where cached entries live.
     #[arg(long, value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
-    /// Embedded store file [env: EMBEDDED_STORE_PATH; default: DATA_DIR/cache.redb].
-    #[arg(long)]
+    /// Embedded store file [default: DATA_DIR/cache.redb].
+    #[arg(long, env = "EMBEDDED_STORE_PATH")]
     pub path: Option<PathBuf>,
     /// A deployment's cache table [env: CACHE_TABLE_NAME; default: drs-cache].
     #[arg(long)]
     pub table: Option<String>,
     /// A deployment's refresh state machine: refreshes and invalidations run
-    /// there [env: REFRESH_STATE_MACHINE_ARN].
-    #[arg(long)]
+    /// there.
+    #[arg(long, env = "REFRESH_STATE_MACHINE_ARN")]
     pub state_machine_arn: Option<String>,
     /// What an in-process refresh reads, and so which targets are configured:
     /// the simulator's fleet, or the accounts and regions the environment
@@ -81,20 +80,9 @@ pub enum Backend {
 }
 
 impl TargetArgs {
-    fn workflow(&self) -> Option<String> {
-        self.state_machine_arn
-            .clone()
-            .or_else(|| Env::process().optional("REFRESH_STATE_MACHINE_ARN"))
-    }
-
     fn embedded_path(&self) -> PathBuf {
         self.path
             .clone()
-            .or_else(|| {
-                Env::process()
-                    .optional("EMBEDDED_STORE_PATH")
-                    .map(PathBuf::from)
-            })
             .unwrap_or_else(|| self.data_dir.join(STORE_FILE))
     }
 
@@ -109,7 +97,7 @@ impl TargetArgs {
         if let Some(url) = &self.url {
             return Ok(Backend::Remote(Box::new(Remote::new(url))));
         }
-        let workflow = self.workflow();
+        let workflow = self.state_machine_arn.clone();
         let args = LocalArgs {
             store: Some(self.store),
             path: Some(self.embedded_path()),

@@ -179,9 +179,19 @@ impl LocalConfig {
 
     /// `drs-cache local`: always the refresher in process, whatever
     /// `REFRESH_STATE_MACHINE_ARN` says.
+    /// The store is in the same process, so a memory copy need not outlive a
+    /// second unless `MEMORY_TTL_SECONDS` and `STALE_RECHECK_SECONDS` say
+    /// otherwise.
     pub fn in_process(args: &LocalArgs) -> Result<Self, LocalConfigError> {
         let env = Env::process();
-        Self::of(&env, args, None)
+        let mut config = Self::of(&env, args, None)?;
+        if env.optional("MEMORY_TTL_SECONDS").is_none() {
+            config.reader.memory_ttl = Duration::from_secs(1);
+        }
+        if env.optional("STALE_RECHECK_SECONDS").is_none() {
+            config.reader.stale_recheck = Duration::from_secs(1);
+        }
+        Ok(config)
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(

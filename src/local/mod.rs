@@ -121,11 +121,6 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     };
     let scale = opts.time_scale.max(1);
     refresh_config.scale_time(scale);
-    // The store is in this process: a memory copy need not outlive a second.
-    if std::env::var_os("MEMORY_TTL_SECONDS").is_none() {
-        reader.memory_ttl = Duration::from_secs(1);
-        reader.stale_recheck = Duration::from_secs(1);
-    }
     reader.refresh_request_interval =
         (reader.refresh_request_interval / scale).max(Duration::from_secs(1));
     let seed = match &refresh_config.source {
@@ -182,23 +177,29 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
         },
         shutdown_signal(),
     ));
-    tokio::spawn(refresh.clone().drain(requests));
-
-    // Everything configured, at once (all of it on a first start; on a
-    // restart, what expired while stopped), then the schedule, the living
-    // fleet and the status lines; stopping never waits for any of it.
-    let background = tokio::spawn(async move {
+    // Every task of the refresh side, stopped (never awaited) when serving
+    // ends: the reader's requests; everything configured at once (all of it
+    // on a first start, on a restart what expired while stopped), then the
+    // schedule, the living fleet and the status lines.
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(refresh.clone().drain(requests));
+    background.spawn(async move {
         start_up(&refresh, &activity, configured.len() as u64).await;
-        tokio::spawn(refresh.clone().tick_forever());
-        if let Some(seed) = seed {
-            let every = (opts.change_every / scale).max(Duration::from_millis(200));
-            tokio::spawn(life::run(refresh.clone(), activity, seed, every));
-        }
-        console::status_lines(app, opts.status_every).await;
+        let living = async {
+            if let Some(seed) = seed {
+                let every = (opts.change_every / scale).max(Duration::from_millis(200));
+                life::run(refresh.clone(), activity, seed, every).await;
+            }
+        };
+        tokio::join!(
+            refresh.clone().tick_forever(),
+            living,
+            console::status_lines(app, opts.status_every),
+        );
     });
 
     let served = serving.await;
-    background.abort();
+    background.shutdown().await;
     let _ = std::fs::remove_file(&server_file);
     served.context("the server task failed")??;
     eprintln!("drs-cache local stopped");

@@ -26,6 +26,12 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("query parameter {field} is required")]
     MissingParameter { field: &'static str },
+    /// A request body larger than the path takes, or one that could not be
+    /// read whole.
+    #[error(
+        "the request body could not be read whole, or is larger than the {limit} bytes this path takes"
+    )]
+    PayloadTooLarge { limit: usize },
     #[error("query parameter {field} {reason}")]
     InvalidParameter {
         field: String,
@@ -94,6 +100,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::DrsNotInitialized { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotCached { .. }
             | Self::StoreUnavailable { .. }
             | Self::Unreadable { .. }
@@ -112,6 +119,7 @@ impl ApiError {
             Self::NotFound { path } => json!({"path": path}),
             Self::MethodNotAllowed { method, .. } => json!({"method": method}),
             Self::MissingParameter { field } => json!({"field": field}),
+            Self::PayloadTooLarge { limit } => json!({"limit": limit}),
             Self::NotConfigured(not_kept) => {
                 json!({"field": not_kept.field, "value": not_kept.value})
             }
@@ -255,6 +263,7 @@ mod tests {
                 invalidation: Invalidation::default(),
             },
             ApiError::DrsNotInitialized { key: key() },
+            ApiError::PayloadTooLarge { limit: 4096 },
             ApiError::NotConfigured(NotKept {
                 field: "region",
                 value: "eu-west-1".into(),
@@ -271,6 +280,7 @@ mod tests {
                 "CACHE_UNAVAILABLE",
                 "REFRESH_UNAVAILABLE",
                 "DRS_NOT_INITIALIZED",
+                "PAYLOAD_TOO_LARGE",
                 "NOT_CONFIGURED",
             ]
         );

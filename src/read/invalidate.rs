@@ -17,7 +17,9 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 4 * 1024;
 pub fn parse(body: &[u8]) -> Result<Invalidation, ApiError> {
     let invalid = ApiError::invalid;
     if body.len() > MAX_REQUEST_BODY_BYTES {
-        return Err(invalid("body", "is larger than 4 KiB", ""));
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_REQUEST_BODY_BYTES,
+        });
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Invalidation::default());
@@ -71,6 +73,11 @@ mod tests {
         assert_eq!(field(br#"{"everything":"yes"}"#), "everything");
         assert_eq!(field(b"[1]"), "body");
         assert_eq!(field(b"not json"), "body");
-        assert_eq!(field(&[b' '; MAX_REQUEST_BODY_BYTES + 1]), "body");
+        assert_eq!(
+            parse(&[b' '; MAX_REQUEST_BODY_BYTES + 1]),
+            Err(ApiError::PayloadTooLarge {
+                limit: MAX_REQUEST_BODY_BYTES
+            })
+        );
     }
 }

@@ -71,11 +71,7 @@ pub async fn serve(
                             let api = ApiRequest::from_http(&req, body.to_bytes());
                             router.handle(api).await
                         }
-                        Err(_) => router.error(&ApiError::invalid(
-                            "body",
-                            "could not be read whole, or is larger than this path takes (4 KiB for an invalidation)",
-                            "",
-                        )),
+                        Err(_) => router.error(&ApiError::PayloadTooLarge { limit }),
                     };
                     Ok::<_, Infallible>(response.map(Full::new))
                 }
