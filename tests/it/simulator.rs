@@ -1166,35 +1166,30 @@ async fn many_targets_wait_out_their_latency_concurrently() {
     assert_eq!(sim.requests(Service::Drs, "DescribeSourceServers"), 96);
 }
 
+/// Every item of a DRS listing, page by page through the SDK's paginator.
+macro_rules! every_item {
+    ($request:expr) => {
+        $request
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    };
+}
+
 #[tokio::test]
 async fn jobs_recovery_instances_and_source_networks_read_through_the_sdk_every_page() {
     let mut config = config();
     config.max_page_size = 3;
     let sim = start(config).await;
     let c = clients(&sim, REGION, KEY_A);
-    let jobs: Vec<_> = c
-        .drs
-        .describe_jobs()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let jobs = every_item!(c.drs.describe_jobs());
     assert!(jobs.len() > 3, "more than a page: {}", jobs.len());
-    let instances: Vec<_> = c
-        .drs
-        .describe_recovery_instances()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let instances = every_item!(c.drs.describe_recovery_instances());
     assert!(!instances.is_empty());
     // Every recovery instance belongs to a job the account lists, and to one
     // of its servers.
@@ -1218,17 +1213,7 @@ async fn jobs_recovery_instances_and_source_networks_read_through_the_sdk_every_
                 .any(|s| Some(s.as_str()) == instance.source_server_id())
         );
     }
-    let networks: Vec<_> = c
-        .drs
-        .describe_source_networks()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let networks = every_item!(c.drs.describe_source_networks());
     assert!(!networks.is_empty());
     assert!(networks.iter().all(|n| n.replication_status().is_some()));
 }
