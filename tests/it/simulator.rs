@@ -1193,16 +1193,9 @@ async fn jobs_recovery_instances_and_source_networks_read_through_the_sdk_every_
     assert!(!instances.is_empty());
     // Every recovery instance belongs to a job the account lists, and to one
     // of its servers.
-    let servers: Vec<String> = c
-        .drs
-        .describe_source_servers()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
+    let servers: Vec<String> = every_item!(c.drs.describe_source_servers())
         .into_iter()
-        .map(|s| s.unwrap().source_server_id.unwrap())
+        .map(|s| s.source_server_id.unwrap())
         .collect();
     for instance in &instances {
         let job = instance.job_id().unwrap();
