@@ -12,12 +12,12 @@ use crate::{
     domain::{AccountId, DataType, Region, SystemClock, Timestamp},
     local::{
         activity::{Activity, EmfOutput},
-        console::Progress,
+        console::run_with_progress,
         portable::{self, ImportReport},
         routes::{EXPORT_PATH, IMPORT_PATH, PLAN_PATH, REFRESH_PATH, STATUS_PATH},
-        status::StatusReport,
+        status::{KeyState, StatusReport},
     },
-    plan::Trigger,
+    plan::{DueWhy, Trigger},
     ports::{Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger},
     read::{ApiRequest, ReadService, Router, metrics::Recorded, request::path_of},
     workflow::ExecutionInput,
@@ -266,13 +266,14 @@ pub async fn status(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let state = |k: &Value| serde_json::from_value::<KeyState>(k["state"].clone()).ok();
     let unservable = keys
         .iter()
-        .filter(|k| matches!(k["state"].as_str(), Some("expired" | "missing" | "no_data")))
+        .filter(|k| state(k).is_some_and(KeyState::is_unservable))
         .count();
     let shown: Vec<Value> = keys
         .into_iter()
-        .filter(|k| !stale || matches!(k["state"].as_str(), Some("stale" | "expired")))
+        .filter(|k| !stale || matches!(state(k), Some(KeyState::Stale | KeyState::Expired)))
         .filter(|k| !failed || k["lastOutcome"] == "failed")
         .collect();
     match out {
@@ -338,7 +339,11 @@ pub async fn plan(backend: &Backend, out: Output) -> anyhow::Result<ExitCode> {
             let targets = preview["targets"].as_array().cloned().unwrap_or_default();
             let rows: Vec<Value> = targets
                 .iter()
-                .map(|t| json!({"key": t["key"], "why": why_text(&t["why"])}))
+                .map(|t| {
+                    let why = serde_json::from_value::<DueWhy>(t["why"].clone())
+                        .map_or_else(|_| t["why"].to_string(), |why| why.to_string());
+                    json!({"key": t["key"], "why": why})
+                })
                 .collect();
             if !rows.is_empty() {
                 println!("{}", output::table(&["key", "why"], &rows));
@@ -352,19 +357,6 @@ pub async fn plan(backend: &Backend, out: Output) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn why_text(why: &Value) -> String {
-    match why["reason"].as_str() {
-        Some("neverCached") => "never cached".into(),
-        Some("noData") => "no data (failed attempts only)".into(),
-        Some("expired") => format!("expired {} s ago", why["forSeconds"]),
-        Some("expiresSoon") => format!(
-            "expires in {} s, within the next tick and margin ({} s)",
-            why["inSeconds"], why["horizonSeconds"]
-        ),
-        _ => why.to_string(),
-    }
 }
 
 /// `refresh`: a run to its end, printing its summary as JSON: in process
@@ -449,30 +441,10 @@ async fn in_process(
     let activity = std::sync::Arc::new(Activity::new(EmfOutput::Off));
     let local = opened.local_refresh(activity.clone()).await?;
     let total = match trigger {
-        Trigger::Schedule => opened.planner().preview().await?.targets.len(),
-        _ => opened.planner().configured().count(),
+        Trigger::Schedule => local.planner.preview().await?.targets.len(),
+        _ => local.planner.configured().count(),
     };
-    let progress = Progress::start(total as u64, "refreshing");
-    let run = local.run(trigger);
-    tokio::pin!(run);
-    let started = std::time::Instant::now();
-    let summary = loop {
-        tokio::select! {
-            done = &mut run => break done,
-            () = tokio::time::sleep(Duration::from_millis(100)) => {
-                progress.set(activity.keys_done());
-            }
-        }
-    };
-    let summary = summary.context("the refresh run failed")?;
-    progress.finish(&format!(
-        "refresh done in {:.1} s: {} refreshed, {} unchanged, {} failed",
-        started.elapsed().as_secs_f64(),
-        summary.keys.refreshed,
-        summary.keys.unchanged,
-        summary.keys.failed
-    ));
-    Ok(summary)
+    Ok(run_with_progress(&local, &activity, trigger, total as u64, "refresh").await?)
 }
 
 /// `invalidate`: asks the refresh side to refresh what the scope matches.

@@ -7,11 +7,18 @@ use std::{io::IsTerminal, sync::Arc, time::Duration};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
+    app::LocalRefresh,
     domain::{CacheKey, DataType},
+    plan::{Trigger, summary::RunSummary},
+    ports::StoreError,
     read::request::path_of,
 };
 
-use super::{activity::ActivityReport, routes::LocalApp, status::StatusReport};
+use super::{
+    activity::{Activity, ActivityReport},
+    routes::LocalApp,
+    status::StatusReport,
+};
 
 /// The banner: where the reader listens and a `curl` line per data type, for
 /// the first configured key of each.
@@ -73,6 +80,42 @@ impl Progress {
         }
         eprintln!("{line}");
     }
+}
+
+/// Runs `trigger` in process with a progress display of `total` keys (counted
+/// by `activity`), ending it with the run's outcome.
+pub async fn run_with_progress(
+    refresh: &LocalRefresh,
+    activity: &Activity,
+    trigger: &Trigger,
+    total: u64,
+    what: &str,
+) -> Result<RunSummary, StoreError> {
+    let progress = Progress::start(total, what);
+    let started = std::time::Instant::now();
+    let run = refresh.run(trigger);
+    tokio::pin!(run);
+    let summary = loop {
+        tokio::select! {
+            done = &mut run => break done,
+            () = tokio::time::sleep(Duration::from_millis(100)) => progress.set(activity.keys_done()),
+        }
+    };
+    match &summary {
+        Ok(s) => {
+            let k = &s.keys;
+            progress.finish(&format!(
+                "{what} done in {:.1} s: {} refreshed, {} unchanged, {} failed, {} still fresh",
+                started.elapsed().as_secs_f64(),
+                k.refreshed,
+                k.unchanged,
+                k.failed,
+                total.saturating_sub(k.refreshed + k.unchanged + k.failed),
+            ));
+        }
+        Err(e) => progress.finish(&format!("{what} failed: {e}")),
+    }
+    summary
 }
 
 /// One status line: keys by state, refreshes by reason, reads by tier, the

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::{
     app::LocalRefresh,
-    domain::{CacheKey, Timestamp},
+    domain::{CacheKey, Clock, SystemClock, Timestamp},
     errors,
     plan::{Trigger, trigger},
 };
@@ -64,7 +64,9 @@ pub async fn handle(
     let done = refresh.run_after(&trigger, event_time).await;
     // Only a change that reached configured keys has a latency to report.
     let to_cache_ms = match (&done, event_time) {
-        (Ok(_), Some(at)) if !keys.is_empty() => Some(now_ms().saturating_sub(at)),
+        (Ok(_), Some(at)) if !keys.is_empty() => {
+            Some((SystemClock.unix_micros() / 1_000).saturating_sub(at))
+        }
         _ => None,
     };
     let text = |path: &str| {
@@ -82,12 +84,6 @@ pub async fn handle(
         keys: keys.iter().map(ToString::to_string).collect(),
         to_cache_ms,
     });
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The configured keys `trigger` refreshes.

@@ -184,7 +184,16 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut background = tokio::task::JoinSet::new();
     background.spawn(refresh.clone().drain(requests));
     background.spawn(async move {
-        start_up(&refresh, &activity, configured.len() as u64).await;
+        let total = configured.len() as u64;
+        // A failure is on the progress line; the ticks try again.
+        let _ = console::run_with_progress(
+            &refresh,
+            &activity,
+            &Trigger::Schedule,
+            total,
+            "start-up refresh",
+        )
+        .await;
         let living = async {
             if let Some(seed) = seed {
                 let every = (opts.change_every / scale).max(Duration::from_millis(200));
@@ -204,31 +213,6 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     served.context("the server task failed")??;
     eprintln!("drs-cache local stopped");
     Ok(())
-}
-
-/// The start-up refresh of what is due, with its progress.
-async fn start_up(refresh: &LocalRefresh, activity: &Activity, total: u64) {
-    let progress = console::Progress::start(total, "start-up refresh");
-    let started = std::time::Instant::now();
-    let run = refresh.run(&Trigger::Schedule);
-    tokio::pin!(run);
-    let summary = loop {
-        tokio::select! {
-            done = &mut run => break done,
-            () = tokio::time::sleep(Duration::from_millis(100)) => progress.set(activity.keys_done()),
-        }
-    };
-    match summary {
-        Ok(s) => progress.finish(&format!(
-            "start-up refresh done in {:.1} s: {} refreshed, {} unchanged, {} failed, {} still fresh",
-            started.elapsed().as_secs_f64(),
-            s.keys.refreshed,
-            s.keys.unchanged,
-            s.keys.failed,
-            total.saturating_sub(s.keys.refreshed + s.keys.unchanged + s.keys.failed),
-        )),
-        Err(e) => progress.finish(&format!("start-up refresh failed: {e}")),
-    }
 }
 
 fn emf_output(mode: MetricsMode, data_dir: &Path) -> anyhow::Result<EmfOutput> {

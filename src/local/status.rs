@@ -14,7 +14,9 @@ use super::activity::ActivityReport;
 const LIST_PAGE: u32 = 1_000;
 
 /// Where a key stands against its freshness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum KeyState {
@@ -184,10 +186,5 @@ impl StatusReport {
             keys,
             activity: None,
         })
-    }
-
-    /// Keys past their stale window, never cached or holding no data.
-    pub fn unservable(&self) -> usize {
-        self.keys.iter().filter(|k| k.state.is_unservable()).count()
     }
 }

@@ -84,7 +84,7 @@ pub struct PreviewTarget {
 }
 
 /// Why a tick refreshes a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "reason", rename_all = "camelCase")]
 pub enum DueWhy {
     /// Configured and never cached.
