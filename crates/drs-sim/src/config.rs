@@ -72,8 +72,8 @@ pub struct FleetConfig {
     #[serde(default)]
     pub generation: u64,
     /// Source servers whose state a live change set (`SimHandle::apply`), served
-    /// over the generated state; at most one replication and one launch entry
-    /// per server.
+    /// over the generated state; at most one replication, one launch and one
+    /// failback entry per server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers_set: Vec<ServerSet>,
     /// Source networks whose `replicationStatus` a live change set, served over
@@ -133,7 +133,38 @@ pub enum ServerSet {
         drill: bool,
         succeeded: bool,
     },
+    /// The `failback.state` of the server's recovery instance
+    /// `recovery_instance`, while the server's record names that instance (a
+    /// later launch or redraw replaces it).
+    Failback {
+        server: String,
+        generation: u64,
+        /// `i-` and 17 hexadecimal digits.
+        recovery_instance: String,
+        /// A `failback.state` DRS serves, such as `FAILBACK_IN_PROGRESS`.
+        state: String,
+        /// How often this failback erred and was retried (it seeds the draws
+        /// of the next state).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        retries: u32,
+    },
 }
+
+/// Whether a count is left out of the JSON.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Every `failback.state` of a DRS recovery instance.
+pub(crate) const FAILBACK_STATE_NAMES: [&str; 7] = [
+    "FAILBACK_NOT_STARTED",
+    "FAILBACK_IN_PROGRESS",
+    "FAILBACK_READY_FOR_LAUNCH",
+    "FAILBACK_COMPLETED",
+    "FAILBACK_ERROR",
+    "FAILBACK_NOT_READY_FOR_LAUNCH",
+    "FAILBACK_LAUNCH_STATE_NOT_AVAILABLE",
+];
 
 impl ServerSet {
     /// The source server it names.
@@ -141,7 +172,8 @@ impl ServerSet {
         match self {
             Self::Stalled { server, .. }
             | Self::Recovered { server, .. }
-            | Self::Launched { server, .. } => server,
+            | Self::Launched { server, .. }
+            | Self::Failback { server, .. } => server,
         }
     }
 
@@ -150,13 +182,25 @@ impl ServerSet {
         match self {
             Self::Stalled { generation, .. }
             | Self::Recovered { generation, .. }
-            | Self::Launched { generation, .. } => *generation,
+            | Self::Launched { generation, .. }
+            | Self::Failback { generation, .. } => *generation,
         }
     }
 
-    /// Whether it sets the replication state (else the last launch).
+    /// Whether it sets the replication state (else the last launch or the
+    /// recovery instance's failback).
     pub fn is_replication(&self) -> bool {
-        !matches!(self, Self::Launched { .. })
+        matches!(self, Self::Stalled { .. } | Self::Recovered { .. })
+    }
+
+    /// What of its server it sets: the replication state, the last launch or
+    /// the failback; one entry per server and slot.
+    fn slot(&self) -> u8 {
+        match self {
+            Self::Stalled { .. } | Self::Recovered { .. } => 0,
+            Self::Launched { .. } => 1,
+            Self::Failback { .. } => 2,
+        }
     }
 
     fn validate(&self, field: &str) -> Result<(), ConfigError> {
@@ -181,6 +225,28 @@ impl ServerSet {
                 format!("{field}.job_id"),
                 "must be a DRS job ID: drsjob- and 17 letters or digits",
             ));
+        }
+        if let Self::Failback {
+            recovery_instance,
+            state,
+            ..
+        } = self
+        {
+            if !recovery_instance
+                .strip_prefix("i-")
+                .is_some_and(|id| id.len() == 17 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.recovery_instance"),
+                    "must be a recovery instance ID: i- and 17 hexadecimal digits",
+                ));
+            }
+            if !FAILBACK_STATE_NAMES.contains(&state.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{field}.state"),
+                    "must be a failback state such as FAILBACK_IN_PROGRESS",
+                ));
+            }
         }
         Ok(())
     }
@@ -449,12 +515,16 @@ impl SimConfig {
     }
 
     /// Records `set` in (`account`, `region`), replacing what an earlier change
-    /// set on the same server's replication (or launch).
+    /// set on the same server's replication (or launch, or failback). A launch
+    /// replaces the server's recovery instance, so it also ends the failback
+    /// an earlier change set.
     pub fn set_server(&mut self, account: AccountId, region: &Region, set: ServerSet) {
         let fleet = self.fleet_mut(account, region);
-        fleet
-            .servers_set
-            .retain(|s| s.server() != set.server() || s.is_replication() != set.is_replication());
+        let launch = matches!(set, ServerSet::Launched { .. });
+        fleet.servers_set.retain(|s| {
+            s.server() != set.server()
+                || (s.slot() != set.slot() && !(launch && matches!(s, ServerSet::Failback { .. })))
+        });
         fleet.servers_set.push(set);
     }
 
@@ -780,14 +850,17 @@ mod tests {
                         "servers_set": [
                           {"set": "stalled", "server": "s-0123456789abcdef0", "generation": 3},
                           {"set": "launched", "server": "s-0123456789abcdef0", "generation": 4,
-                           "job_id": "drsjob-0123456789abcdef0", "drill": true, "succeeded": false}]}]}"#;
+                           "job_id": "drsjob-0123456789abcdef0", "drill": true, "succeeded": false},
+                          {"set": "failback", "server": "s-0123456789abcdef0", "generation": 4,
+                           "recovery_instance": "i-0123456789abcdef0", "state": "FAILBACK_IN_PROGRESS",
+                           "retries": 1}]}]}"#;
         let config = SimConfig::from_json(text).unwrap();
         let account = AccountId::parse("111111111111").unwrap();
         let region = Region::parse("us-east-1").unwrap();
         assert_eq!(config.instance_profiles(&account), 30);
         let other = AccountId::parse("222222222222").unwrap();
         assert_eq!(config.instance_profiles(&other), 25);
-        assert_eq!(config.servers_set(&account, &region).len(), 2);
+        assert_eq!(config.servers_set(&account, &region).len(), 3);
         let again = SimConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(again, config);
         for (json, field) in [
@@ -814,6 +887,18 @@ mod tests {
                     "servers_set": [{"set": "launched", "server": "s-0123456789abcdef0", "generation": 1,
                                      "job_id": "job", "drill": true, "succeeded": true}]}]}"#,
                 "fleets[0].servers_set[0].job_id",
+            ),
+            (
+                r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
+                    "servers_set": [{"set": "failback", "server": "s-0123456789abcdef0", "generation": 1,
+                                     "recovery_instance": "i-xyz", "state": "FAILBACK_ERROR"}]}]}"#,
+                "fleets[0].servers_set[0].recovery_instance",
+            ),
+            (
+                r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
+                    "servers_set": [{"set": "failback", "server": "s-0123456789abcdef0", "generation": 1,
+                                     "recovery_instance": "i-0123456789abcdef0", "state": "DONE"}]}]}"#,
+                "fleets[0].servers_set[0].state",
             ),
             (
                 r#"{"fleets": [{"account": "111111111111", "region": "us-east-1",
@@ -863,6 +948,54 @@ mod tests {
         assert_eq!(set.len(), 2);
         assert!(matches!(set[0], ServerSet::Launched { .. }));
         assert!(matches!(set[1], ServerSet::Recovered { .. }));
+    }
+
+    #[test]
+    fn a_failback_is_kept_beside_the_replication_and_replaced_by_a_later_launch() {
+        let mut config = SimConfig::default();
+        let account = AccountId::parse("111111111111").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let server = "s-0123456789abcdef0".to_owned();
+        let failback = |state: &str| ServerSet::Failback {
+            server: server.clone(),
+            generation: 1,
+            recovery_instance: "i-0123456789abcdef0".into(),
+            state: state.into(),
+            retries: 0,
+        };
+        config.set_server(
+            account,
+            &region,
+            ServerSet::Stalled {
+                server: server.clone(),
+                generation: 1,
+            },
+        );
+        config.set_server(account, &region, failback("FAILBACK_IN_PROGRESS"));
+        config.set_server(account, &region, failback("FAILBACK_READY_FOR_LAUNCH"));
+        let set = config.servers_set(&account, &region);
+        assert_eq!(set.len(), 2);
+        assert!(matches!(set[0], ServerSet::Stalled { .. }));
+        assert!(
+            matches!(&set[1], ServerSet::Failback { state, .. } if state == "FAILBACK_READY_FOR_LAUNCH")
+        );
+        assert!(!set[1].is_replication());
+        // A launch gives the server another recovery instance: the failback ends.
+        config.set_server(
+            account,
+            &region,
+            ServerSet::Launched {
+                server: server.clone(),
+                generation: 2,
+                job_id: "drsjob-0123456789abcdef0".into(),
+                drill: false,
+                succeeded: true,
+            },
+        );
+        let set = config.servers_set(&account, &region);
+        assert_eq!(set.len(), 2);
+        assert!(matches!(set[0], ServerSet::Stalled { .. }));
+        assert!(matches!(set[1], ServerSet::Launched { .. }));
     }
 
     #[test]

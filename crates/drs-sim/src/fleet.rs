@@ -96,7 +96,7 @@ pub(crate) fn generate(
         set,
     };
     let servers: Vec<SourceServer> = (0..ctx.count).map(|i| ctx.server(i)).collect();
-    let (jobs, recovery_instances) = launches::generate(ctx.seed, account, region, &servers);
+    let (jobs, recovery_instances) = launches::generate(ctx.seed, account, region, &servers, set);
     Fleet {
         servers,
         staging_accounts: staging,
@@ -420,7 +420,10 @@ impl Context<'_> {
                 ServerSet::Launched { generation, .. } if *generation >= touch => {
                     set.launch = Some(entry);
                 }
-                ServerSet::Recovered { .. } | ServerSet::Launched { .. } => {}
+                // A failback is its recovery instance's (see `launches`).
+                ServerSet::Recovered { .. }
+                | ServerSet::Launched { .. }
+                | ServerSet::Failback { .. } => {}
             }
         }
         set

@@ -2,13 +2,16 @@
 //! server's `lifeCycle.lastLaunch` is a LAUNCH job (and its `recoveryInstanceId`
 //! a recovery instance of that job, running), and a few past drills, seeded per
 //! (account, region), launched some servers and later terminated their
-//! instances (a LAUNCH and a TERMINATE job each, instances TERMINATED).
+//! instances (a LAUNCH and a TERMINATE job each, instances TERMINATED). A
+//! recovery's `failback.state` is drawn, unless a live change set it (a
+//! [`ServerSet::Failback`] naming the instance).
 
 use serde_json::{Value, json};
 
 use crate::{
     aws::{partition, resource_id, zone},
     clock::SimTime,
+    config::ServerSet,
     fleet::{LaunchStatus, SourceServer},
     ids::{AccountId, Region},
     rng::{Rng, Seed},
@@ -27,7 +30,13 @@ pub(crate) struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct RecoveryInstance {
     pub(crate) id: String,
+    pub(crate) arn: String,
     pub(crate) source_server: String,
+    pub(crate) drill: bool,
+    /// Its `ec2InstanceState`.
+    pub(crate) ec2_state: &'static str,
+    /// Its `failback.state`.
+    pub(crate) failback: &'static str,
     /// The `RecoveryInstance` JSON object.
     pub(crate) json: String,
 }
@@ -49,12 +58,13 @@ const FAILBACK_STATES: [(&str, u32); 6] = [
 
 /// The jobs (latest first) and recovery instances (the servers' current ones
 /// in server order, then past drills' newest first) of a fleet. `seed` is the
-/// fleet's.
+/// fleet's; `set` what live changes set, of which the failbacks count here.
 pub(crate) fn generate(
     seed: Seed,
     account: &AccountId,
     region: &Region,
     servers: &[SourceServer],
+    set: &[ServerSet],
 ) -> (Vec<Job>, Vec<RecoveryInstance>) {
     let ctx = Ctx {
         seed: seed.with_str("launches"),
@@ -99,7 +109,9 @@ pub(crate) fn generate(
             let failback = if launch.drill {
                 "FAILBACK_NOT_STARTED"
             } else {
-                *rng.weighted(&FAILBACK_STATES)
+                // Drawn even when a change set it, so the other draws stay.
+                let drawn = *rng.weighted(&FAILBACK_STATES);
+                failback_set(set, &server.id, instance).unwrap_or(drawn)
             };
             let launched = end.unwrap_or(launch.at);
             instances.push(ctx.instance(
@@ -175,8 +187,8 @@ impl Ctx<'_> {
         job: &str,
         drill: bool,
         launched: SimTime,
-        state: &str,
-        failback: &str,
+        state: &'static str,
+        failback: &'static str,
         rng: &mut Rng,
     ) -> RecoveryInstance {
         let source: Value = serde_json::from_str(&server.json).unwrap_or_default();
@@ -212,6 +224,9 @@ impl Ctx<'_> {
             failback,
             "FAILBACK_NOT_STARTED" | "FAILBACK_LAUNCH_STATE_NOT_AVAILABLE"
         ) {
+            // Drawn apart, so a failback moving on changes nothing else, and
+            // its client, job and times stay while it moves on.
+            let mut rng = self.seed.with_str(id).with_str("failback").rng();
             let began = launched.plus(rng.range(3_600, 86_400) as i64);
             failback_info["failbackClientID"] = json!(format!("fbc-{}", rng.hex(17)));
             failback_info["failbackJobID"] = json!(format!("drsjob-{}", rng.hex(17)));
@@ -253,7 +268,11 @@ impl Ctx<'_> {
         });
         RecoveryInstance {
             id: id.to_owned(),
+            arn: self.arn("recovery-instance", id),
             source_server: server.id.clone(),
+            drill,
+            ec2_state: state,
+            failback,
             json: instance.to_string(),
         }
     }
@@ -330,6 +349,22 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// The `failback.state` a live change set on `instance` of `server`, if one
+/// did (and names a state DRS serves).
+fn failback_set(set: &[ServerSet], server: &str, instance: &str) -> Option<&'static str> {
+    set.iter().rev().find_map(|entry| match entry {
+        ServerSet::Failback {
+            server: s,
+            recovery_instance,
+            state,
+            ..
+        } if s == server && recovery_instance == instance => crate::config::FAILBACK_STATE_NAMES
+            .into_iter()
+            .find(|name| name == state),
+        _ => None,
+    })
 }
 
 /// One of a job's `participatingServers`.

@@ -19,7 +19,8 @@
 //!   through [`SimHandle`] or `PUT /_sim/config`.
 //! - **Live fleet**: [`SimHandle::apply`] applies a [`Change`] (replication
 //!   progress, a stall, its recovery, a launch, a new subnet, security group or
-//!   instance profile, a source network's status) to one fleet or account and returns the [`LiveEvent`]:
+//!   instance profile, a source network's status, a recovery instance's
+//!   failback) to one fleet or account and returns the [`LiveEvent`]:
 //!   the EventBridge event AWS would deliver, naming what is now served.
 //!   [`Life`] chooses a deterministic sequence of changes from a seed.
 //!

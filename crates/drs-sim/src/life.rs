@@ -10,8 +10,8 @@ use crate::{
 
 /// The mix of changes a live DR fleet sees: mostly replication moving on,
 /// regularly a stall that the same server recovers from a few steps later,
-/// sometimes a launch, a subnet, a security group, an instance profile or a
-/// source network's protection status.
+/// sometimes a launch, a subnet, a security group, an instance profile, a
+/// source network's protection status or a recovery instance's failback.
 #[derive(Debug, Clone)]
 pub struct Life {
     rng: Rng,
@@ -37,9 +37,10 @@ enum Kind {
     SecurityGroup,
     InstanceProfile,
     SourceNetwork,
+    Failback,
 }
 
-const MIX: [(Kind, u32); 7] = [
+const MIX: [(Kind, u32); 8] = [
     (Kind::Progress, 70),
     (Kind::Stall, 8),
     (Kind::Launch, 6),
@@ -47,6 +48,7 @@ const MIX: [(Kind, u32); 7] = [
     (Kind::SecurityGroup, 6),
     (Kind::InstanceProfile, 4),
     (Kind::SourceNetwork, 3),
+    (Kind::Failback, 2),
 ];
 
 /// Steps from a stall to its recovery.
@@ -113,6 +115,9 @@ impl Life {
             Kind::SourceNetwork => Change::SourceNetworkStatus {
                 pick: self.rng.next_u64(),
             },
+            Kind::Failback => Change::FailbackState {
+                pick: self.rng.next_u64(),
+            },
         };
         Some((change, account, region))
     }
@@ -171,7 +176,7 @@ mod tests {
             }
         }
         assert!((550..850).contains(&progress), "{progress} of 1000");
-        assert_eq!(seen.len(), 8, "every kind of change happens");
+        assert_eq!(seen.len(), 9, "every kind of change happens");
         assert!(open.len() <= fleets.len());
     }
 

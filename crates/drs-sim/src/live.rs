@@ -56,6 +56,17 @@ pub enum Change {
     /// PROTECTED through IN_PROGRESS. Event: "DRS Source Network Protection
     /// Status Change", resources the source network's ARN.
     SourceNetworkStatus { pick: u64 },
+    /// The first recovery instance at or after `pick` (cyclically, modulo the
+    /// fleet's recovery instances) whose failback can move on (not a drill's,
+    /// not TERMINATED, not FAILBACK_COMPLETED) moves to its next
+    /// `failback.state`: NOT_STARTED to IN_PROGRESS, that to READY_FOR_LAUNCH
+    /// (sometimes NOT_READY_FOR_LAUNCH, which then becomes READY_FOR_LAUNCH),
+    /// that to COMPLETED; IN_PROGRESS and READY_FOR_LAUNCH sometimes to ERROR,
+    /// which retries as IN_PROGRESS (each retry drawing afresh). It holds
+    /// while the server's record names that instance; no generation bump.
+    /// Event: "DRS Recovery Instance Failback State Change", `{"state"}`,
+    /// resources the instance's ARN.
+    FailbackState { pick: u64 },
 }
 
 /// A change applied, and what AWS would have told EventBridge about it.
@@ -66,8 +77,9 @@ pub struct LiveEvent {
     /// The region the event is delivered in: the fleet's, or IAM's home region
     /// (`us-east-1` in the `aws` partition) for instance profiles.
     pub region: Region,
-    /// What the event names: a source server ID, subnet ID, security group ID
-    /// or instance profile name (none for progress in a fleet without servers).
+    /// What the event names: a source server ID, recovery instance ID, source
+    /// network ID, subnet ID, security group ID or instance profile name (none
+    /// for progress in a fleet without servers).
     pub resource: Option<String>,
     /// The full EventBridge envelope: `version`, `id`, `detail-type`, `source`,
     /// `account`, `time`, `region`, `resources`, `detail`.
@@ -92,6 +104,9 @@ pub enum LiveError {
     /// The fleet has no source network.
     #[error("{account}/{region} has no source network")]
     NoSourceNetwork { account: AccountId, region: Region },
+    /// The fleet has no recovery instance whose failback can move on.
+    #[error("{account}/{region} has no recovery instance whose failback can move on")]
+    NoRecoveryInstance { account: AccountId, region: Region },
 }
 
 /// Applies `change` to (`account`, `region`) of `config`, all or nothing.
@@ -128,6 +143,7 @@ pub(crate) fn apply(
         Change::SecurityGroupCreated => live.security_group()?,
         Change::InstanceProfileCreated => live.instance_profile()?,
         Change::SourceNetworkStatus { pick } => live.source_network(*pick)?,
+        Change::FailbackState { pick } => live.failback(*pick)?,
     };
     next.validate()?;
     *config = next;
@@ -516,6 +532,77 @@ impl Live<'_> {
         ))
     }
 
+    fn failback(&mut self, pick: u64) -> Result<Outcome, LiveError> {
+        let fleet = self.fleet();
+        let instances = &fleet.recovery_instances;
+        let n = instances.len() as u64;
+        let instance = (0..n)
+            .map(|i| &instances[((pick % n + i) % n) as usize])
+            .find(|r| {
+                !r.drill && r.ec2_state != "TERMINATED" && next_failback(r.failback, 0.5).is_some()
+            });
+        let Some(instance) = instance else {
+            return Err(LiveError::NoRecoveryInstance {
+                account: self.account,
+                region: self.region.clone(),
+            });
+        };
+        let generation = self.config.fleet(&self.account, self.region).generation;
+        let retries = self
+            .config
+            .servers_set(&self.account, self.region)
+            .iter()
+            .find_map(|set| match set {
+                ServerSet::Failback {
+                    recovery_instance,
+                    retries,
+                    ..
+                } if *recovery_instance == instance.id => Some(*retries),
+                _ => None,
+            })
+            .unwrap_or(0);
+        // A retry draws afresh, so a failback that erred can get through.
+        let seed = self
+            .seed()
+            .with_str("failback")
+            .with_str(&instance.id)
+            .with(u64::from(retries));
+        let draw = seed.with_str(instance.failback).unit();
+        let next = next_failback(instance.failback, draw)
+            .unwrap_or_else(|| unreachable!("the instance was chosen as able to move on"));
+        let retries = retries.saturating_add(u32::from(instance.failback == "FAILBACK_ERROR"));
+        self.config.set_server(
+            self.account,
+            self.region,
+            ServerSet::Failback {
+                server: instance.source_server.clone(),
+                generation,
+                recovery_instance: instance.id.clone(),
+                state: next.to_owned(),
+                retries,
+            },
+        );
+        let event = self.drs_event(
+            "DRS Recovery Instance Failback State Change",
+            seed.with_str(next),
+            vec![instance.arn.clone()],
+            json!({"state": next}),
+        );
+        let summary = format!(
+            "recovery instance {} of {} in {} {} -> {next}",
+            instance.id,
+            instance.source_server,
+            self.where_(),
+            instance.failback
+        );
+        Ok((
+            self.region.clone(),
+            Some(instance.id.clone()),
+            event,
+            summary,
+        ))
+    }
+
     /// An event DRS sends EventBridge itself.
     fn drs_event(
         &self,
@@ -611,6 +698,21 @@ fn envelope(
         "region": region,
         "resources": resources,
         "detail": detail,
+    })
+}
+
+/// The `failback.state` after `state`, `draw` (in [0, 1)) choosing among the
+/// plausible ones; `None` when it does not move on (COMPLETED, or a state only
+/// a terminated drill's instance has).
+fn next_failback(state: &str, draw: f64) -> Option<&'static str> {
+    Some(match state {
+        "FAILBACK_NOT_STARTED" | "FAILBACK_ERROR" => "FAILBACK_IN_PROGRESS",
+        "FAILBACK_IN_PROGRESS" if draw < 0.1 => "FAILBACK_ERROR",
+        "FAILBACK_IN_PROGRESS" if draw < 0.25 => "FAILBACK_NOT_READY_FOR_LAUNCH",
+        "FAILBACK_IN_PROGRESS" | "FAILBACK_NOT_READY_FOR_LAUNCH" => "FAILBACK_READY_FOR_LAUNCH",
+        "FAILBACK_READY_FOR_LAUNCH" if draw < 0.1 => "FAILBACK_ERROR",
+        "FAILBACK_READY_FOR_LAUNCH" => "FAILBACK_COMPLETED",
+        _ => return None,
     })
 }
 
@@ -966,6 +1068,223 @@ mod tests {
         assert_eq!(config.fleet(&a, &r).generation, 0);
         let again = SimConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(again, config);
+    }
+
+    /// Every recovery instance of (`a`, `r`) as served, by ID.
+    fn recovery_instances(config: &SimConfig, a: &AccountId, r: &Region) -> HashMap<String, Value> {
+        let fleet = Datasets::default().fleet(
+            config.seed,
+            a,
+            r,
+            config.fleet(a, r),
+            config.servers_set(a, r),
+        );
+        fleet
+            .recovery_instances
+            .iter()
+            .map(|i| (i.id.clone(), serde_json::from_str(&i.json).unwrap()))
+            .collect()
+    }
+
+    /// Whether DRS moves a recovery instance's failback from `from` to `to`.
+    fn plausible_failback(from: &str, to: &str) -> bool {
+        matches!(
+            (from, to),
+            (
+                "FAILBACK_NOT_STARTED" | "FAILBACK_ERROR",
+                "FAILBACK_IN_PROGRESS"
+            ) | (
+                "FAILBACK_IN_PROGRESS",
+                "FAILBACK_READY_FOR_LAUNCH" | "FAILBACK_NOT_READY_FOR_LAUNCH" | "FAILBACK_ERROR"
+            ) | ("FAILBACK_NOT_READY_FOR_LAUNCH", "FAILBACK_READY_FOR_LAUNCH")
+                | (
+                    "FAILBACK_READY_FOR_LAUNCH",
+                    "FAILBACK_COMPLETED" | "FAILBACK_ERROR"
+                )
+        )
+    }
+
+    /// Fleets large enough to hold a few recoveries' instances.
+    fn recovering(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            defaults: crate::FleetSize {
+                servers: 150,
+                ..crate::FleetSize::default()
+            },
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn given_recovery_instances_when_a_failback_moves_on_then_describe_serves_the_state_its_event_names()
+     {
+        // GIVEN a fleet with recovery instances and what it serves
+        let mut config = recovering(11);
+        let (a, r) = fleets()[0].clone();
+        let before = served(&config);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..12 {
+            let instances = recovery_instances(&config, &a, &r);
+            // WHEN the failback of the instance at the same pick moves on
+            let live = apply_to_first(&mut config, Change::FailbackState { pick: 2 });
+            // THEN the event is DRS's, naming the instance by its ARN
+            let id = live.resource.clone().unwrap();
+            let event = &live.event;
+            assert_eq!(event["source"], "aws.drs");
+            assert_eq!(
+                event["detail-type"],
+                "DRS Recovery Instance Failback State Change"
+            );
+            assert_eq!(
+                event["resources"],
+                json!([format!(
+                    "arn:aws:drs:us-east-1:111111111111:recovery-instance/{id}"
+                )])
+            );
+            let state = event["detail"]["state"].as_str().unwrap().to_owned();
+            assert_eq!(event["detail"], json!({"state": state}));
+            // AND the instance served now has that state, reached plausibly
+            let after = recovery_instances(&config, &a, &r);
+            let (old, new) = (&instances[&id], &after[&id]);
+            assert_eq!(old["isDrill"], false);
+            assert_ne!(old["ec2InstanceState"], "TERMINATED");
+            assert_eq!(new["arn"], event["resources"][0]);
+            assert_eq!(new["failback"]["state"], state.as_str());
+            let from = old["failback"]["state"].as_str().unwrap();
+            assert!(plausible_failback(from, &state), "{from} -> {state}");
+            assert!(live.summary.contains(&id) && live.summary.ends_with(&state));
+            if state != "FAILBACK_NOT_STARTED" {
+                assert!(new["failback"]["failbackJobID"].is_string());
+            }
+            // AND nothing else of it, nor any other instance, changed
+            let without_failback = |v: &Value| {
+                let mut v = v.clone();
+                v.as_object_mut().unwrap().remove("failback");
+                v
+            };
+            assert_eq!(without_failback(old), without_failback(new));
+            for (other, instance) in &after {
+                if *other != id {
+                    assert_eq!(instances[other], *instance);
+                }
+            }
+            seen.insert(state);
+        }
+        assert!(
+            seen.contains("FAILBACK_IN_PROGRESS") && seen.contains("FAILBACK_COMPLETED"),
+            "{seen:?}"
+        );
+        // AND the servers, the EC2 items and the generation did not move
+        assert_eq!(served(&config), before);
+        assert_eq!(config.fleet(&a, &r).generation, 0);
+        // AND the failbacks are kept in the configuration, one per server
+        let set = config.servers_set(&a, &r);
+        assert!(set.iter().all(|s| matches!(s, ServerSet::Failback { .. })));
+        let servers: std::collections::HashSet<&str> = set.iter().map(ServerSet::server).collect();
+        assert_eq!(servers.len(), set.len());
+        let again = SimConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
+        assert_eq!(
+            recovery_instances(&again, &a, &r),
+            recovery_instances(&config, &a, &r)
+        );
+    }
+
+    #[test]
+    fn a_failback_that_erred_is_retried_as_in_progress_and_counted() {
+        // GIVEN a recovery instance whose failback erred
+        let mut config = recovering(11);
+        let (a, r) = fleets()[0].clone();
+        let first = apply_to_first(&mut config, Change::FailbackState { pick: 2 });
+        let id = first.resource.unwrap();
+        let server = recovery_instances(&config, &a, &r)[&id]["sourceServerID"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let erred = |retries| ServerSet::Failback {
+            server: server.clone(),
+            generation: 0,
+            recovery_instance: id.clone(),
+            state: "FAILBACK_ERROR".into(),
+            retries,
+        };
+        config.set_server(a, &r, erred(0));
+        assert_eq!(
+            recovery_instances(&config, &a, &r)[&id]["failback"]["state"],
+            "FAILBACK_ERROR"
+        );
+        // WHEN its failback moves on
+        let live = apply_to_first(&mut config, Change::FailbackState { pick: 2 });
+        // THEN it is in progress again, one retry on
+        assert_eq!(live.resource.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            live.event["detail"],
+            json!({"state": "FAILBACK_IN_PROGRESS"})
+        );
+        let kept = config.servers_set(&a, &r);
+        assert_eq!(kept.len(), 1);
+        assert!(
+            matches!(&kept[0], ServerSet::Failback { state, retries: 1, .. } if state == "FAILBACK_IN_PROGRESS"),
+            "{kept:?}"
+        );
+        // AND a second error retries once more
+        config.set_server(a, &r, erred(1));
+        apply_to_first(&mut config, Change::FailbackState { pick: 2 });
+        assert!(matches!(
+            config.servers_set(&a, &r)[0],
+            ServerSet::Failback { retries: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn the_same_seed_moves_the_same_failbacks_the_same_way() {
+        let run = |seed: u64| {
+            let mut config = recovering(seed);
+            let events: Vec<LiveEvent> = [5, 5, 40, 5, 40, 17]
+                .into_iter()
+                .map(|pick| apply_to_first(&mut config, Change::FailbackState { pick }))
+                .collect();
+            (events, config)
+        };
+        let (first, config) = run(11);
+        let (second, again) = run(11);
+        assert_eq!(first, second);
+        assert_eq!(config, again);
+        let (other, _) = run(12);
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_failback_in_a_fleet_without_recovery_instances_is_refused_and_changes_nothing() {
+        let mut config = SimConfig {
+            defaults: crate::FleetSize {
+                servers: 0,
+                ..crate::FleetSize::default()
+            },
+            ..self::config()
+        };
+        let before = config.clone();
+        let (a, r) = fleets()[0].clone();
+        let error = apply(
+            &mut config,
+            &Datasets::default(),
+            Change::FailbackState { pick: 0 },
+            &a,
+            &r,
+            at(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, LiveError::NoRecoveryInstance { account, region }
+                if *account == a && *region == r),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "111111111111/us-east-1 has no recovery instance whose failback can move on"
+        );
+        assert_eq!(config, before);
     }
 
     #[test]

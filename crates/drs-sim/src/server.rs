@@ -804,6 +804,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failback_state_change_is_what_describe_recovery_instances_serves() {
+        let sim = start(SimConfig::default()).await;
+        let account = crate::config::default_account();
+        let region = Region::parse("eu-west-1").unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // GIVEN a recovery's instance
+        let recovery = Change::Launch {
+            pick: 11,
+            drill: false,
+            succeeded: true,
+        };
+        sim.apply(recovery, &account, &region, at).unwrap();
+        // WHEN a recovery instance's failback moves on
+        let live = sim
+            .apply(Change::FailbackState { pick: 3 }, &account, &region, at)
+            .unwrap();
+        let id = live.resource.clone().unwrap();
+        assert_eq!(
+            live.event["detail-type"],
+            "DRS Recovery Instance Failback State Change"
+        );
+        // THEN DescribeRecoveryInstances serves that instance in the event's state
+        let body = format!(r#"{{"filters": {{"recoveryInstanceIDs": ["{id}"]}}}}"#);
+        let answer = call(
+            &sim,
+            "drs",
+            "eu-west-1",
+            "/DescribeRecoveryInstances",
+            &body,
+        )
+        .await;
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["items"].as_array().unwrap().len(), 1);
+        let instance = &answer["items"][0];
+        assert_eq!(instance["arn"], live.event["resources"][0]);
+        assert_eq!(instance["failback"]["state"], live.event["detail"]["state"]);
+        assert_eq!(instance["isDrill"], false);
+        // AND the configuration served over HTTP keeps it
+        let config = sim.config();
+        let kept = config.servers_set(&account, &region).iter().any(|s| {
+            matches!(s, crate::ServerSet::Failback { recovery_instance, .. } if *recovery_instance == id)
+        });
+        assert!(kept);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn source_networks_are_served_and_filtered() {
         let sim = start(SimConfig {
             max_page_size: 1,
