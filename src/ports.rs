@@ -9,7 +9,8 @@ use crate::domain::{
     AccountId, CacheEntry, CacheKey, DataType, EntryMeta, Extension, RefreshAttempt,
     RefreshErrorKind, Region, Timestamp, Version,
     inventory::{
-        InstanceProfile, InstanceType, SecurityGroup, SourceServer, StagingAccount, Subnet,
+        InstanceProfile, InstanceType, Job, RecoveryInstance, SecurityGroup, SourceNetwork,
+        SourceServer, StagingAccount, Subnet,
     },
 };
 
@@ -265,6 +266,20 @@ pub trait DrsSource: Send + Sync {
         &self,
         scope: &AccountRegion,
     ) -> Result<Fetched<StagingAccount>, SourceError>;
+    /// The jobs created at or after `since`.
+    async fn jobs(
+        &self,
+        scope: &AccountRegion,
+        since: Timestamp,
+    ) -> Result<Fetched<Job>, SourceError>;
+    async fn recovery_instances(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<RecoveryInstance>, SourceError>;
+    async fn source_networks(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<SourceNetwork>, SourceError>;
 }
 
 /// Amazon EC2, read through every page.

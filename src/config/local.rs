@@ -358,9 +358,11 @@ impl LocalRefreshConfig {
             }
         }
         let defaults = PlanDefaults { accounts, regions };
+        let mut settings = env.refresh_settings(home)?;
+        settings.jobs_window += since_simulated_epoch();
         Ok(Self {
             plan: env.plan_config(home, Some(defaults))?,
-            settings: env.refresh_settings(home)?,
+            settings,
             upstream: env.upstream_config()?,
             map_concurrency: map_concurrency(env)?,
             source: RefreshSource::Simulator(Box::new(fleet)),
@@ -429,6 +431,17 @@ impl LocalRefreshConfig {
         plan.failure_backoff = by(plan.failure_backoff);
         plan.manual_min_age = by(plan.manual_min_age);
     }
+}
+
+/// How long ago the simulator's clock stands: its dates count from a fixed
+/// epoch, so the jobs window reaches back that much further to hold the
+/// simulated jobs the configured window would hold of a real fleet.
+fn since_simulated_epoch() -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let epoch = std::time::Duration::from_secs(drs_sim::EPOCH_UNIX_SECS.unsigned_abs());
+    now.saturating_sub(epoch)
 }
 
 fn map_concurrency<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<usize, EnvError> {

@@ -137,7 +137,17 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 first_wait: self
                     .seconds("RETRY_WAIT_SECONDS", RetryPolicy::default().first_wait)?,
             },
+            jobs_window: self.jobs_window()?,
         })
+    }
+
+    /// `JOBS_WINDOW_DAYS`: how many days of jobs `drs-jobs` holds, 1 to 90.
+    fn jobs_window(&self) -> Result<Duration, EnvError> {
+        let days = self.number_at_least("JOBS_WINDOW_DAYS", 7, 1)?;
+        if days > 90 {
+            return Err(EnvError::new("JOBS_WINDOW_DAYS", "must be at most 90"));
+        }
+        Ok(Duration::from_secs(days * 24 * 60 * 60))
     }
 
     /// `LEASE_SECONDS`: how long a claim or a round of a batch holds a

@@ -21,6 +21,9 @@ pub enum DataType {
     DrsSourceServers,
     DrsQuotas,
     DrsAccounts,
+    DrsJobs,
+    DrsRecoveryInstances,
+    DrsSourceNetworks,
     Ec2Subnets,
     Ec2SecurityGroups,
     Ec2InstanceProfiles,
@@ -28,7 +31,7 @@ pub enum DataType {
 }
 
 /// Why a name is not a data type; lists every name (a test holds it to them).
-const UNKNOWN_DATA_TYPE: &str = "must be one of drs-source-servers, drs-quotas, drs-accounts, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types";
+const UNKNOWN_DATA_TYPE: &str = "must be one of drs-source-servers, drs-quotas, drs-accounts, drs-jobs, drs-recovery-instances, drs-source-networks, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types";
 
 impl DataType {
     /// Every data type, in declaration order.
@@ -49,9 +52,12 @@ impl DataType {
         matches!(self, Self::Ec2InstanceTypes)
     }
 
-    /// Freshness from the original design's TTL table.
+    /// Freshness from the original design's TTL table; jobs and recovery
+    /// instances, which change by the minute during a drill, for 30 seconds.
     pub const fn default_freshness(self) -> Duration {
         match self {
+            Self::DrsJobs | Self::DrsRecoveryInstances => Duration::from_secs(30),
+            Self::DrsSourceNetworks => Duration::from_secs(5 * 60),
             Self::DrsSourceServers => Duration::from_secs(2 * 60),
             Self::DrsQuotas => Duration::from_secs(5 * 60),
             Self::DrsAccounts
@@ -68,6 +74,9 @@ impl DataType {
         Some(match self {
             Self::DrsSourceServers => ("servers", "serverCount"),
             Self::DrsAccounts => ("accounts", "count"),
+            Self::DrsJobs => ("jobs", "count"),
+            Self::DrsRecoveryInstances => ("recoveryInstances", "count"),
+            Self::DrsSourceNetworks => ("sourceNetworks", "count"),
             Self::Ec2Subnets => ("subnets", "count"),
             Self::Ec2SecurityGroups => ("securityGroups", "count"),
             Self::Ec2InstanceProfiles => ("instanceProfiles", "count"),
@@ -152,6 +161,9 @@ mod tests {
         assert_eq!(secs(DataType::DrsSourceServers), 120);
         assert_eq!(secs(DataType::DrsQuotas), 300);
         assert_eq!(secs(DataType::DrsAccounts), 3600);
+        assert_eq!(secs(DataType::DrsJobs), 30);
+        assert_eq!(secs(DataType::DrsRecoveryInstances), 30);
+        assert_eq!(secs(DataType::DrsSourceNetworks), 300);
         assert_eq!(secs(DataType::Ec2Subnets), 3600);
         assert_eq!(secs(DataType::Ec2SecurityGroups), 3600);
         assert_eq!(secs(DataType::Ec2InstanceProfiles), 3600);

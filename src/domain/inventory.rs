@@ -204,6 +204,95 @@ impl InstanceType {
     }
 }
 
+/// One DRS job: a launch, a termination or a snapshot conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    #[serde(rename = "jobID")]
+    pub job_id: String,
+    /// `LAUNCH`, `TERMINATE` or `CREATE_CONVERTED_SNAPSHOT`.
+    #[serde(rename = "type")]
+    pub job_type: Option<String>,
+    /// `PENDING`, `STARTED` or `COMPLETED`.
+    pub status: Option<String>,
+    /// `START_DRILL`, `START_RECOVERY`, `FAILBACK`, `DIAGNOSTIC`, ...
+    pub initiated_by: Option<String>,
+    /// When the job was created (ISO-8601).
+    pub creation_date_time: Option<String>,
+    /// When it ended; absent while it runs.
+    pub end_date_time: Option<String>,
+    pub participating_servers: Vec<JobServer>,
+}
+
+/// A source server a job holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobServer {
+    #[serde(rename = "sourceServerID")]
+    pub source_server_id: Option<String>,
+    #[serde(rename = "recoveryInstanceID")]
+    pub recovery_instance_id: Option<String>,
+    /// `PENDING`, `IN_PROGRESS`, `LAUNCHED`, `FAILED`, `TERMINATED`.
+    pub launch_status: Option<String>,
+}
+
+impl Job {
+    /// A job DRS still runs: `PENDING` or `STARTED`. Such jobs count against
+    /// the limits of 20 concurrent jobs and 500 servers in all active jobs.
+    pub fn is_active(&self) -> bool {
+        matches!(self.status.as_deref(), Some("PENDING" | "STARTED"))
+    }
+}
+
+/// One DRS recovery instance: an EC2 instance launched by a drill or a recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryInstance {
+    #[serde(rename = "recoveryInstanceID")]
+    pub recovery_instance_id: String,
+    #[serde(rename = "sourceServerID")]
+    pub source_server_id: Option<String>,
+    #[serde(rename = "ec2InstanceID")]
+    pub ec2_instance_id: Option<String>,
+    /// `RUNNING`, `STOPPED`, `TERMINATED`, ...
+    pub ec2_instance_state: Option<String>,
+    /// The job that launched it.
+    #[serde(rename = "jobID")]
+    pub job_id: Option<String>,
+    pub is_drill: bool,
+    /// `failback.state`: `FAILBACK_NOT_STARTED`, `FAILBACK_IN_PROGRESS`, ...
+    pub failback_state: Option<String>,
+    /// The point in time of the snapshot it was launched from (ISO-8601).
+    pub point_in_time_snapshot_date_time: Option<String>,
+    /// When DRS last updated its properties (ISO-8601).
+    pub last_updated_date_time: Option<String>,
+    /// `ON_PREMISES` or `AWS`.
+    pub origin_environment: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One DRS source network: a source VPC whose configuration DRS replicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceNetwork {
+    #[serde(rename = "sourceNetworkID")]
+    pub source_network_id: String,
+    #[serde(rename = "sourceVpcID")]
+    pub source_vpc_id: Option<String>,
+    #[serde(rename = "sourceAccountID")]
+    pub source_account_id: Option<String>,
+    pub source_region: Option<String>,
+    /// `STOPPED`, `IN_PROGRESS`, `PROTECTED` or `ERROR`.
+    pub replication_status: Option<String>,
+    pub replication_status_details: Option<String>,
+    /// The CloudFormation stack that recreates the network in the recovery region.
+    pub cfn_stack_name: Option<String>,
+    /// The VPC launched from it in the recovery region, if one was.
+    #[serde(rename = "launchedVpcID")]
+    pub launched_vpc_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

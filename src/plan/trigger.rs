@@ -20,6 +20,26 @@ pub const DRS_DETAIL_TYPES: [&str; 6] = [
     "DRS Source Network Recovery Result",
 ];
 
+/// The data types a DRS event changes: a source-server event its servers and
+/// their capacity; a launch also its jobs and recovery instances; a failback
+/// its recovery instances (and the servers, whose replication direction
+/// turns); a source-network event its source networks.
+fn drs_changes(detail_type: &str) -> &'static [DataType] {
+    use DataType::{DrsJobs, DrsQuotas, DrsRecoveryInstances, DrsSourceNetworks, DrsSourceServers};
+    match detail_type {
+        "DRS Source Server Launch Result" => {
+            &[DrsSourceServers, DrsQuotas, DrsJobs, DrsRecoveryInstances]
+        }
+        "DRS Recovery Instance Failback State Change" => {
+            &[DrsRecoveryInstances, DrsSourceServers, DrsQuotas]
+        }
+        "DRS Source Network Protection Status Change" | "DRS Source Network Recovery Result" => {
+            &[DrsSourceNetworks]
+        }
+        _ => &[DrsSourceServers, DrsQuotas],
+    }
+}
+
 /// CloudTrail event names that change subnets.
 pub const SUBNET_EVENTS: [&str; 3] = ["CreateSubnet", "DeleteSubnet", "ModifySubnetAttribute"];
 
@@ -115,7 +135,7 @@ fn event(input: &Value) -> Trigger {
                 Some((account, region)) => Trigger::Change {
                     account,
                     region,
-                    data_types: vec![DataType::DrsSourceServers, DataType::DrsQuotas],
+                    data_types: drs_changes(detail).to_vec(),
                 },
                 None => ignored(format!(
                     "DRS event {detail:?} names no valid account and region"
@@ -246,6 +266,44 @@ mod tests {
                 region: Region::parse("us-west-2").unwrap(),
                 data_types: vec![DataType::DrsSourceServers, DataType::DrsQuotas],
             }
+        );
+    }
+
+    #[test]
+    fn each_drs_detail_type_refreshes_the_data_it_changes() {
+        let event = |detail_type: &str, arn: &str| {
+            json!({
+                "source": "aws.drs", "detail-type": detail_type,
+                "account": "111111111111", "region": "eu-west-1",
+                "resources": [arn], "detail": {"state": "X"}
+            })
+        };
+        let types =
+            |detail_type: &str, arn: &str| match parse(&event(detail_type, arn), home()).unwrap() {
+                Trigger::Change { data_types, .. } => data_types,
+                other => panic!("{other:?}"),
+            };
+        let server = "arn:aws:drs:us-west-2:222233334444:source-server/s-1234567890abcdef0";
+        let instance = "arn:aws:drs:us-west-2:222233334444:recovery-instance/i-0123456789abcdef0";
+        let network = "arn:aws:drs:us-west-2:222233334444:source-network/sn-0123456789abcdef0";
+        use DataType::*;
+        assert_eq!(
+            types("DRS Source Server Launch Result", server),
+            [DrsSourceServers, DrsQuotas, DrsJobs, DrsRecoveryInstances]
+        );
+        assert_eq!(
+            types("DRS Recovery Instance Failback State Change", instance),
+            [DrsRecoveryInstances, DrsSourceServers, DrsQuotas]
+        );
+        for detail_type in [
+            "DRS Source Network Protection Status Change",
+            "DRS Source Network Recovery Result",
+        ] {
+            assert_eq!(types(detail_type, network), [DrsSourceNetworks]);
+        }
+        assert_eq!(
+            types("DRS PIT Snapshot Taken", server),
+            [DrsSourceServers, DrsQuotas]
         );
     }
 

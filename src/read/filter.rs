@@ -16,10 +16,14 @@ enum Match {
     Tag,
     /// The field is a number at least this one.
     AtLeast,
+    /// The field is a boolean, `true` or `false`.
+    Flag,
 }
 
-/// A query parameter that filters records: the field it reads (a JSON
-/// pointer into a record), how it matches, and what a value must be.
+/// A query parameter that filters records: the field it reads, how it
+/// matches, and what a value must be. The path is a JSON pointer into a
+/// record, where `/*/` steps into every element of an array and `|`
+/// separates alternatives (each type's records hold one of them).
 struct Field {
     name: &'static str,
     path: &'static str,
@@ -44,7 +48,14 @@ const REPLICATION_STATES: [&str; 12] = [
     "NOT_STARTED",
 ];
 
-const FIELDS: [Field; 9] = [
+/// A value of one of `values`, for fields that DRS enumerates.
+macro_rules! one_of {
+    ($($value:literal),+ $(,)?) => {
+        |v: &str| [$($value),+].contains(&v)
+    };
+}
+
+const FIELDS: [Field; 16] = [
     Field {
         name: "vpcId",
         path: "/vpcId",
@@ -108,6 +119,71 @@ const FIELDS: [Field; 9] = [
         valid: is_gib,
         reason: "must be a number of GiB, 0 to 1000000, such as 16 or 0.5",
     },
+    Field {
+        name: "sourceServerId",
+        path: "/sourceServerID|/participatingServers/*/sourceServerID",
+        how: Match::Equals,
+        valid: is_source_server_id,
+        reason: "must be a DRS source server ID such as s-1234567890abcdef0",
+    },
+    Field {
+        name: "status",
+        path: "/status",
+        how: Match::Equals,
+        valid: one_of!("PENDING", "STARTED", "COMPLETED"),
+        reason: "must be a DRS job status: PENDING, STARTED or COMPLETED",
+    },
+    Field {
+        name: "type",
+        path: "/type",
+        how: Match::Equals,
+        valid: one_of!("LAUNCH", "TERMINATE", "CREATE_CONVERTED_SNAPSHOT"),
+        reason: "must be a DRS job type: LAUNCH, TERMINATE or CREATE_CONVERTED_SNAPSHOT",
+    },
+    Field {
+        name: "ec2InstanceState",
+        path: "/ec2InstanceState",
+        how: Match::Equals,
+        valid: one_of!(
+            "PENDING",
+            "RUNNING",
+            "STOPPING",
+            "STOPPED",
+            "SHUTTING-DOWN",
+            "TERMINATED",
+            "NOT_FOUND"
+        ),
+        reason: "must be an EC2 instance state as DRS reports it, such as RUNNING or STOPPED",
+    },
+    Field {
+        name: "failbackState",
+        path: "/failbackState",
+        how: Match::Equals,
+        valid: one_of!(
+            "FAILBACK_NOT_STARTED",
+            "FAILBACK_IN_PROGRESS",
+            "FAILBACK_READY_FOR_LAUNCH",
+            "FAILBACK_COMPLETED",
+            "FAILBACK_ERROR",
+            "FAILBACK_NOT_READY_FOR_LAUNCH",
+            "FAILBACK_LAUNCH_STATE_NOT_AVAILABLE"
+        ),
+        reason: "must be a DRS failback state such as FAILBACK_NOT_STARTED or FAILBACK_IN_PROGRESS",
+    },
+    Field {
+        name: "isDrill",
+        path: "/isDrill",
+        how: Match::Flag,
+        valid: one_of!("true", "false"),
+        reason: "must be true or false",
+    },
+    Field {
+        name: "replicationStatus",
+        path: "/replicationStatus",
+        how: Match::Equals,
+        valid: one_of!("STOPPED", "IN_PROGRESS", "PROTECTED", "ERROR"),
+        reason: "must be a source network replication status: STOPPED, IN_PROGRESS, PROTECTED or ERROR",
+    },
 ];
 
 /// The most values one filter takes: each costs a pass over the records.
@@ -164,8 +240,13 @@ impl Filter {
             let Some(field) = field(name) else {
                 return false;
             };
-            let actual = record.pointer(field.path);
-            values.iter().any(|v| holds(field.how, actual, v))
+            let mut actual = Vec::new();
+            for path in field.path.split('|') {
+                at_path(record, path, &mut actual);
+            }
+            values
+                .iter()
+                .any(|v| actual.iter().any(|a| holds(field.how, Some(a), v)))
         })
     }
 
@@ -186,6 +267,20 @@ impl Filter {
     }
 }
 
+/// Collects the values at `path` in `record` (see [`Field`]).
+fn at_path<'a>(record: &'a Value, path: &str, into: &mut Vec<&'a Value>) {
+    match path.split_once("/*") {
+        None => into.extend(record.pointer(path)),
+        Some((array, rest)) => {
+            if let Some(Value::Array(items)) = record.pointer(array) {
+                for item in items {
+                    at_path(item, rest, into);
+                }
+            }
+        }
+    }
+}
+
 fn holds(how: Match, actual: Option<&Value>, wanted: &str) -> bool {
     match how {
         Match::Equals => actual.and_then(Value::as_str) == Some(wanted),
@@ -200,6 +295,7 @@ fn holds(how: Match, actual: Option<&Value>, wanted: &str) -> bool {
                 .and_then(Value::as_str)
                 == Some(value)
         }),
+        Match::Flag => actual.and_then(Value::as_bool) == Some(wanted == "true"),
         Match::AtLeast => match (actual.and_then(Value::as_f64), wanted.parse::<f64>()) {
             (Some(actual), Ok(wanted)) => actual >= wanted,
             _ => false,
@@ -246,6 +342,15 @@ fn is_account_id(v: &str) -> bool {
 fn is_tag(v: &str) -> bool {
     v.split_once('=').is_some_and(|(key, value)| {
         (1..=128).contains(&key.chars().count()) && value.chars().count() <= 256
+    })
+}
+
+fn is_source_server_id(v: &str) -> bool {
+    v.strip_prefix("s-").is_some_and(|hex| {
+        hex.len() == 17
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -297,6 +402,62 @@ mod tests {
             serde_json::from_slice(&f.apply(DataType::Ec2Subnets, body).unwrap()).unwrap();
         assert_eq!(out["count"], 1);
         assert_eq!(out["subnets"][0]["subnetId"], "subnet-1");
+    }
+
+    #[test]
+    fn jobs_filter_by_status_type_and_a_server_they_hold() {
+        let body = br#"{"count":3,"activeJobs":2,"jobs":[
+            {"jobID":"drsjob-1","type":"LAUNCH","status":"STARTED",
+             "participatingServers":[{"sourceServerID":"s-00000000000000001"},
+                                     {"sourceServerID":"s-00000000000000002"}]},
+            {"jobID":"drsjob-2","type":"TERMINATE","status":"PENDING",
+             "participatingServers":[{"sourceServerID":"s-00000000000000002"}]},
+            {"jobID":"drsjob-3","type":"LAUNCH","status":"COMPLETED","participatingServers":[]}]}"#;
+        let t = DataType::DrsJobs;
+        let ids = |pairs: &[(&str, &str)]| kept(&filter(pairs), t, body, ("jobs", "jobID"));
+        assert_eq!(
+            ids(&[("sourceServerId", "s-00000000000000002")]),
+            ["drsjob-1", "drsjob-2"]
+        );
+        assert_eq!(
+            ids(&[("status", "STARTED"), ("status", "PENDING")]),
+            ["drsjob-1", "drsjob-2"]
+        );
+        assert_eq!(
+            ids(&[("type", "LAUNCH"), ("status", "COMPLETED")]),
+            ["drsjob-3"]
+        );
+        assert!(ids(&[("sourceServerId", "s-0000000000000000f")]).is_empty());
+    }
+
+    #[test]
+    fn recovery_instances_filter_by_server_state_failback_and_drill() {
+        let body = br#"{"count":2,"recoveryInstances":[
+            {"recoveryInstanceID":"i-1","sourceServerID":"s-00000000000000001","isDrill":true,
+             "ec2InstanceState":"RUNNING","failbackState":"FAILBACK_NOT_STARTED"},
+            {"recoveryInstanceID":"i-2","sourceServerID":"s-00000000000000002","isDrill":false,
+             "ec2InstanceState":"STOPPED","failbackState":"FAILBACK_IN_PROGRESS"}]}"#;
+        let t = DataType::DrsRecoveryInstances;
+        let ids = |pairs: &[(&str, &str)]| {
+            kept(
+                &filter(pairs),
+                t,
+                body,
+                ("recoveryInstances", "recoveryInstanceID"),
+            )
+        };
+        assert_eq!(ids(&[("isDrill", "true")]), ["i-1"]);
+        assert_eq!(ids(&[("isDrill", "false")]), ["i-2"]);
+        assert_eq!(ids(&[("sourceServerId", "s-00000000000000002")]), ["i-2"]);
+        assert_eq!(ids(&[("failbackState", "FAILBACK_IN_PROGRESS")]), ["i-2"]);
+        assert_eq!(ids(&[("ec2InstanceState", "RUNNING")]), ["i-1"]);
+        assert!(filter_err("isDrill", "yes").contains("true or false"));
+        assert!(filter_err("sourceServerId", "s-1").contains("source server ID"));
+        assert!(filter_err("status", "RUNNING").contains("PENDING, STARTED or COMPLETED"));
+    }
+
+    fn filter_err(name: &str, value: &str) -> &'static str {
+        Filter::default().add(name, value).unwrap_err()
     }
 
     #[test]

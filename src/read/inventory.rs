@@ -122,17 +122,22 @@ fn target_state(served: &Result<Served, ReadError>) -> &'static str {
 
 /// Answers an inventory read.
 pub(super) async fn answer(router: &Router, req: &ApiRequest) -> ApiResponse {
+    match merged(router, req).await {
+        Ok(response) => response,
+        Err(e) => router.error(&e),
+    }
+}
+
+/// The inventory answer, or why the request is refused.
+pub(super) async fn merged(router: &Router, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     if req.method != Method::GET {
-        return router.error(&ApiError::MethodNotAllowed {
+        return Err(ApiError::MethodNotAllowed {
             method: req.method.to_string(),
             allow: "GET",
         });
     }
     let service = router.service();
-    let inventory = match parse(req, service.settings().default_account) {
-        Ok(inventory) => inventory,
-        Err(e) => return router.error(&e),
-    };
+    let inventory = parse(req, service.settings().default_account)?;
     let (regions, filter) = (&inventory.regions, &inventory.filter);
     let reads: Vec<ReadRequest> = inventory
         .accounts
@@ -212,7 +217,7 @@ pub(super) async fn answer(router: &Router, req: &ApiRequest) -> ApiResponse {
             "stale"
         }),
     );
-    response
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -127,6 +127,9 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
             cache: CacheInfo::default(),
         });
     }
+    if path.strip_suffix('/').unwrap_or(&path) == super::inventory::INVENTORY_PATH {
+        return direct_inventory(router, &path, &query).await;
+    }
     let served = router
         .read(&Method::GET, &path, query)
         .await
@@ -140,6 +143,39 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
             status: served.status().to_owned(),
             age_seconds: served.age,
             etag: served.etag.as_str().to_owned(),
+        },
+    })
+}
+
+/// `drs-inventory` invoked directly: the inventory answer as `data`, its
+/// merged freshness as `cache` (`tier` is `merged`: each target was read from
+/// its own tier), and its error as a typed error.
+async fn direct_inventory(
+    router: &Router,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<DirectResponse, InvocationError> {
+    let response = super::inventory::merged(router, &super::ApiRequest::get(path, query))
+        .await
+        .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
+    let doc: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let data = serde_json::value::to_raw_value(&doc).map_err(|e| {
+        InvocationError::api("CACHE_UNAVAILABLE", format!("inventory is not JSON: {e}"))
+    })?;
+    Ok(DirectResponse {
+        data,
+        cache: CacheInfo {
+            tier: "merged".to_owned(),
+            status: header("x-cache-status").to_owned(),
+            age_seconds: header("age").parse().unwrap_or(0),
+            etag: header("etag").trim_matches('"').to_owned(),
         },
     })
 }

@@ -12,10 +12,13 @@ pub struct ReadRequest {
 }
 
 /// Where each data type is served.
-const ROUTES: [(&str, DataType); 7] = [
+const ROUTES: [(&str, DataType); 10] = [
     ("/drs/source-servers", DataType::DrsSourceServers),
     ("/drs/quotas", DataType::DrsQuotas),
     ("/drs/accounts", DataType::DrsAccounts),
+    ("/drs/jobs", DataType::DrsJobs),
+    ("/drs/recovery-instances", DataType::DrsRecoveryInstances),
+    ("/drs/source-networks", DataType::DrsSourceNetworks),
     ("/ec2/subnets", DataType::Ec2Subnets),
     ("/ec2/security-groups", DataType::Ec2SecurityGroups),
     ("/ec2/instance-profiles", DataType::Ec2InstanceProfiles),
@@ -50,6 +53,14 @@ pub(super) fn filter_fields(data_type: DataType) -> &'static [&'static str] {
             "minCores",
             "minRamGiB",
         ],
+        DataType::DrsJobs => &["status", "type", "sourceServerId"],
+        DataType::DrsRecoveryInstances => &[
+            "sourceServerId",
+            "ec2InstanceState",
+            "failbackState",
+            "isDrill",
+        ],
+        DataType::DrsSourceNetworks => &["replicationStatus"],
         _ => &[],
     }
 }

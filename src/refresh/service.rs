@@ -58,7 +58,12 @@ pub struct RefreshSettings {
     pub lease: Duration,
     /// How the targets that failed in passing are tried again.
     pub retry: RetryPolicy,
+    /// How far back `drs-jobs` lists jobs (by creation time).
+    pub jobs_window: Duration,
 }
+
+/// The default window of `drs-jobs`: a week of drills and recoveries.
+pub const DEFAULT_JOBS_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 pub struct Refresher {
     store: Arc<dyn CacheWrites>,
@@ -202,6 +207,19 @@ impl Refresher {
                 }
             }
             Fetch::StagingAccounts(scope) => one_view(keys, up.drs.staging_accounts(scope).await?),
+            Fetch::Jobs(scope) => {
+                let since = self.clock.now().minus(self.settings.jobs_window);
+                let fetched = up.drs.jobs(scope, since).await?;
+                let view = views::jobs(&fetched.items);
+                Shaped {
+                    pages: fetched.pages,
+                    views: keys.iter().map(|k| (k.clone(), view.clone())).collect(),
+                }
+            }
+            Fetch::RecoveryInstances(scope) => {
+                one_view(keys, up.drs.recovery_instances(scope).await?)
+            }
+            Fetch::SourceNetworks(scope) => one_view(keys, up.drs.source_networks(scope).await?),
             Fetch::Subnets(scope) => one_view(keys, up.ec2.subnets(scope).await?),
             Fetch::SecurityGroups(scope) => one_view(keys, up.ec2.security_groups(scope).await?),
             Fetch::InstanceTypes(scope) => one_view(keys, up.ec2.instance_types(scope).await?),
@@ -322,7 +340,12 @@ fn one_view<T: serde::Serialize>(keys: &[CacheKey], fetched: Fetched<T>) -> Shap
 const fn is_drs(data_type: DataType) -> bool {
     matches!(
         data_type,
-        DataType::DrsSourceServers | DataType::DrsQuotas | DataType::DrsAccounts
+        DataType::DrsSourceServers
+            | DataType::DrsQuotas
+            | DataType::DrsAccounts
+            | DataType::DrsJobs
+            | DataType::DrsRecoveryInstances
+            | DataType::DrsSourceNetworks
     )
 }
 

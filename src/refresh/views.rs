@@ -7,7 +7,7 @@ use serde::{Serialize, ser::SerializeMap};
 use crate::domain::{
     AccountId, DataType, Region,
     capacity::{Capacity, QuotaThresholds},
-    inventory::SourceServer,
+    inventory::{Job, SourceServer},
 };
 
 /// A serialized view and the number of records in it.
@@ -101,6 +101,32 @@ pub fn quotas(
     }
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobsDocument<'a> {
+    jobs: &'a [Job],
+    count: usize,
+    active_jobs: u64,
+    servers_in_active_jobs: u64,
+}
+
+/// The jobs view: every job of the window, and how many of them DRS still
+/// runs with how many servers (the figures its limits of 20 jobs and 500
+/// servers in active jobs count).
+pub fn jobs(jobs: &[Job]) -> View {
+    let active = jobs.iter().filter(|j| j.is_active());
+    let document = JobsDocument {
+        jobs,
+        count: jobs.len(),
+        active_jobs: active.clone().count() as u64,
+        servers_in_active_jobs: active.map(|j| j.participating_servers.len() as u64).sum(),
+    };
+    View {
+        body: to_bytes(&document),
+        items: jobs.len() as u64,
+    }
+}
+
 fn to_bytes<T: Serialize>(document: &T) -> Bytes {
     // Maps with string keys, strings and numbers: serializing cannot fail, and
     // a non-finite float is written as null by serde_json.
@@ -173,6 +199,41 @@ mod tests {
         assert_eq!(doc["maxSourceServers"], 4000);
         assert_eq!(doc["status"], "OK");
         assert_eq!(doc["serversByReplicationState"]["STALLED"], 1);
+    }
+
+    #[test]
+    fn the_jobs_view_counts_only_pending_and_started_jobs_and_their_servers() {
+        let job = |id: &str, status: &str, servers: usize| Job {
+            job_id: id.into(),
+            job_type: Some("LAUNCH".into()),
+            status: Some(status.into()),
+            initiated_by: Some("START_DRILL".into()),
+            creation_date_time: None,
+            end_date_time: None,
+            participating_servers: vec![
+                crate::domain::inventory::JobServer {
+                    source_server_id: Some("s-1".into()),
+                    recovery_instance_id: None,
+                    launch_status: None,
+                };
+                servers
+            ],
+        };
+        let view = jobs(&[
+            job("drsjob-1", "STARTED", 3),
+            job("drsjob-2", "PENDING", 2),
+            job("drsjob-3", "COMPLETED", 40),
+        ]);
+        let doc: Value = serde_json::from_slice(&view.body).unwrap();
+        assert_eq!(view.items, 3);
+        assert_eq!(doc["count"], 3);
+        assert_eq!(doc["activeJobs"], 2);
+        assert_eq!(doc["serversInActiveJobs"], 5);
+        assert_eq!(doc["jobs"][0]["jobID"], "drsjob-1");
+        assert_eq!(
+            doc["jobs"][0]["participatingServers"][0]["sourceServerID"],
+            "s-1"
+        );
     }
 
     #[test]

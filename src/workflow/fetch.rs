@@ -14,6 +14,10 @@ pub enum Fetch {
     /// DescribeSourceServers; writes `drs-source-servers` and `drs-quotas`.
     SourceServers(AccountRegion),
     StagingAccounts(AccountRegion),
+    /// DescribeJobs over the configured window.
+    Jobs(AccountRegion),
+    RecoveryInstances(AccountRegion),
+    SourceNetworks(AccountRegion),
     Subnets(AccountRegion),
     SecurityGroups(AccountRegion),
     /// Account-independent: fetched with the deployment's own account.
@@ -37,6 +41,9 @@ impl Fetch {
         match key.data_type() {
             DataType::DrsSourceServers | DataType::DrsQuotas => Self::SourceServers(at),
             DataType::DrsAccounts => Self::StagingAccounts(at),
+            DataType::DrsJobs => Self::Jobs(at),
+            DataType::DrsRecoveryInstances => Self::RecoveryInstances(at),
+            DataType::DrsSourceNetworks => Self::SourceNetworks(at),
             DataType::Ec2Subnets => Self::Subnets(at),
             DataType::Ec2SecurityGroups => Self::SecurityGroups(at),
             DataType::Ec2InstanceTypes => Self::InstanceTypes(at),
@@ -49,6 +56,9 @@ impl Fetch {
         match self {
             Self::SourceServers(at)
             | Self::StagingAccounts(at)
+            | Self::Jobs(at)
+            | Self::RecoveryInstances(at)
+            | Self::SourceNetworks(at)
             | Self::Subnets(at)
             | Self::SecurityGroups(at)
             | Self::InstanceTypes(at) => at.account,
@@ -61,6 +71,9 @@ impl Fetch {
         match self {
             Self::SourceServers(_) => "DescribeSourceServers",
             Self::StagingAccounts(_) => "ListStagingAccounts",
+            Self::Jobs(_) => "DescribeJobs",
+            Self::RecoveryInstances(_) => "DescribeRecoveryInstances",
+            Self::SourceNetworks(_) => "DescribeSourceNetworks",
             Self::Subnets(_) => "DescribeSubnets",
             Self::SecurityGroups(_) => "DescribeSecurityGroups",
             Self::InstanceTypes(_) => "DescribeInstanceTypes",

@@ -11,7 +11,7 @@ use crate::support::{
     moto,
 };
 
-const DEMO_KEYS: u64 = 38;
+const DEMO_KEYS: u64 = 56;
 
 fn dir_arg(dir: &std::path::Path) -> String {
     dir.to_str().unwrap().to_owned()
@@ -29,7 +29,7 @@ fn every_command_works_against_a_running_local_process() {
     let (code, out, err) = cli(&["status", "--data-dir", &d], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("drs-source-servers") && out.contains("38 keys: 38 fresh"),
+        out.contains("drs-source-servers") && out.contains("56 keys: 56 fresh"),
         "{out}"
     );
     let (code, out, _) = cli(
@@ -154,13 +154,13 @@ fn status_exits_non_zero_while_keys_are_missing() {
     let (code, out, err) = cli(&["status", "--data-dir", &d], &[]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(
-        err.contains("32 keys are past their stale window, never cached or without data"),
+        err.contains("50 keys are past their stale window, never cached or without data"),
         "{err}"
     );
     let (code, out, _) = cli(&["plan", "--data-dir", &d], &[]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("never cached") && out.contains("32 of 38"),
+        out.contains("never cached") && out.contains("50 of 56"),
         "{out}"
     );
 }

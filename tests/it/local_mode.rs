@@ -14,7 +14,7 @@ use crate::support::{
 
 /// Keys of the demo fleet: 3 accounts × 2 regions × 6 per-account types,
 /// plus instance types in each region.
-const DEMO_KEYS: usize = 3 * 2 * 6 + 2;
+const DEMO_KEYS: usize = 3 * 2 * 9 + 2;
 
 #[test]
 fn every_data_type_is_served_within_thirty_seconds_of_start() {
@@ -44,7 +44,7 @@ fn every_data_type_is_served_within_thirty_seconds_of_start() {
     let status = local.status();
     assert_eq!(status["totals"]["keys"], DEMO_KEYS, "{status:#}");
     assert_eq!(status["totals"]["missing"], 0, "{status:#}");
-    eprintln!("all seven data types served {served_after:?} after start");
+    eprintln!("all ten data types served {served_after:?} after start");
 }
 
 #[test]

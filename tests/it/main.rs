@@ -8,6 +8,7 @@ mod cfn_moto;
 mod cfn_template;
 mod cli;
 mod deploy;
+mod drill_data;
 mod event_rules;
 mod fleet;
 mod leases;

@@ -101,6 +101,34 @@ async fn a_direct_invocation_gets_the_data_and_how_it_was_served() {
 }
 
 #[tokio::test]
+async fn drs_inventory_invoked_directly_merges_targets_and_refuses_a_bad_list() {
+    let h = harness(settings()).await;
+    let servers = json!({"servers": [{"sourceServerID": "s-1", "hostname": "web-1"}],
+                         "region": "us-east-1", "serverCount": 1});
+    h.cache(
+        &key(DataType::DrsSourceServers, "us-east-1"),
+        servers.to_string(),
+        0,
+        policy(120, 86_400),
+    )
+    .await;
+    let call = json!({"operation": "drs-inventory",
+                      "queryParams": {"regions": "us-east-1", "accountIds": "123456789012"}});
+    let out = serde_json::to_value(handle(&h.router, raw(call)).await.unwrap()).unwrap();
+    assert_eq!(out["data"]["serverCount"], 1, "{out}");
+    assert_eq!(out["data"]["servers"][0]["hostname"], "web-1");
+    assert_eq!(out["data"]["targets"][0]["state"], "fresh");
+    assert_eq!(out["cache"]["tier"], "merged");
+    assert_eq!(out["cache"]["status"], "fresh");
+    assert_eq!(out["cache"]["etag"].as_str().unwrap().len(), 32);
+
+    let bad = json!({"operation": "drs-inventory", "queryParams": {"regions": "mars-1"}});
+    let err = handle(&h.router, raw(bad)).await.unwrap_err();
+    assert_eq!(err.error_type, "INVALID_PARAMETER");
+    assert!(err.message.contains("regions"), "{}", err.message);
+}
+
+#[tokio::test]
 async fn a_bad_direct_invocation_is_a_typed_error_naming_the_field() {
     let h = harness(settings()).await;
     let err = handle(&h.router, event("direct-bad-account.json"))

@@ -86,3 +86,8 @@ pub use life::Life;
 pub use live::{Change, LiveError, LiveEvent};
 pub use server::{Hold, SimHandle, Simulator};
 pub use service::{RequestCounts, Service};
+
+/// The simulated "now" of every fleet's first generation, 2024-06-01T00:00:00Z,
+/// in seconds since the Unix epoch: the dates the simulator serves (jobs'
+/// creation times among them) count from it, whatever the wall clock says.
+pub const EPOCH_UNIX_SECS: i64 = clock::EPOCH;

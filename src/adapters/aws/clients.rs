@@ -37,6 +37,9 @@ pub struct PageSizes {
     pub source_servers: i32,
     /// DRS ListStagingAccounts `maxResults` (default 50, at most 50).
     pub staging_accounts: i32,
+    /// DRS DescribeJobs, DescribeRecoveryInstances and DescribeSourceNetworks
+    /// `maxResults` (default 1000, at most 1000).
+    pub drs_records: i32,
     /// EC2 DescribeSubnets `MaxResults` (default 1000, 5 to 1000).
     pub subnets: i32,
     /// EC2 DescribeSecurityGroups `MaxResults` (default 1000, 5 to 1000).
@@ -52,6 +55,7 @@ impl Default for PageSizes {
         Self {
             source_servers: 1000,
             staging_accounts: 50,
+            drs_records: 1000,
             subnets: 1000,
             security_groups: 1000,
             instance_types: 100,

@@ -1,5 +1,5 @@
-//! AWS Elastic Disaster Recovery through [`AwsUpstream`]: source servers and
-//! staging accounts, every page.
+//! AWS Elastic Disaster Recovery through [`AwsUpstream`]: source servers,
+//! staging accounts, jobs, recovery instances and source networks, every page.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +8,12 @@ use aws_sdk_drs::types;
 
 use crate::{
     adapters::aws::clients::{AwsUpstream, MissingField},
-    domain::inventory::{
-        DiskInfo, Hardware, LastLaunch, NetworkInterfaceInfo, SourceServer, StagingAccount,
+    domain::{
+        Timestamp,
+        inventory::{
+            DiskInfo, Hardware, Job, JobServer, LastLaunch, NetworkInterfaceInfo, RecoveryInstance,
+            SourceNetwork, SourceServer, StagingAccount,
+        },
     },
     ports::{AccountRegion, DrsSource, Fetched, SourceError},
 };
@@ -50,6 +54,136 @@ impl DrsSource for AwsUpstream {
             .try_collect()
             .await;
         drs.every_page(OPERATION, pages, |page| page.accounts.unwrap_or_default())
+    }
+
+    #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
+    async fn jobs(
+        &self,
+        scope: &AccountRegion,
+        since: Timestamp,
+    ) -> Result<Fetched<Job>, SourceError> {
+        const OPERATION: &str = "DescribeJobs";
+        let drs = self.drs(scope, OPERATION).await?;
+        let window = types::DescribeJobsRequestFilters::builder()
+            .from_date(since.rfc3339())
+            .build();
+        let pages = drs
+            .client
+            .describe_jobs()
+            .filters(window)
+            .max_results(self.config().page_sizes.drs_records)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await;
+        drs.every_page(OPERATION, pages, |page| page.items.unwrap_or_default())
+    }
+
+    #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
+    async fn recovery_instances(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<RecoveryInstance>, SourceError> {
+        const OPERATION: &str = "DescribeRecoveryInstances";
+        let drs = self.drs(scope, OPERATION).await?;
+        let pages = drs
+            .client
+            .describe_recovery_instances()
+            .max_results(self.config().page_sizes.drs_records)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await;
+        drs.every_page(OPERATION, pages, |page| page.items.unwrap_or_default())
+    }
+
+    #[tracing::instrument(skip_all, fields(account_id = %scope.account, region = %scope.region))]
+    async fn source_networks(
+        &self,
+        scope: &AccountRegion,
+    ) -> Result<Fetched<SourceNetwork>, SourceError> {
+        const OPERATION: &str = "DescribeSourceNetworks";
+        let drs = self.drs(scope, OPERATION).await?;
+        let pages = drs
+            .client
+            .describe_source_networks()
+            .max_results(self.config().page_sizes.drs_records)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await;
+        drs.every_page(OPERATION, pages, |page| page.items.unwrap_or_default())
+    }
+}
+
+fn text<T: AsRef<str>>(value: Option<T>) -> Option<String> {
+    value.map(|v| v.as_ref().to_owned())
+}
+
+impl TryFrom<types::Job> for Job {
+    type Error = MissingField;
+
+    fn try_from(job: types::Job) -> Result<Self, Self::Error> {
+        Ok(Self {
+            job_id: job.job_id,
+            job_type: text(job.r#type),
+            status: text(job.status),
+            initiated_by: text(job.initiated_by),
+            creation_date_time: job.creation_date_time,
+            end_date_time: job.end_date_time,
+            participating_servers: job
+                .participating_servers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| JobServer {
+                    source_server_id: p.source_server_id,
+                    recovery_instance_id: p.recovery_instance_id,
+                    launch_status: text(p.launch_status),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl TryFrom<types::RecoveryInstance> for RecoveryInstance {
+    type Error = MissingField;
+
+    fn try_from(i: types::RecoveryInstance) -> Result<Self, Self::Error> {
+        Ok(Self {
+            recovery_instance_id: i
+                .recovery_instance_id
+                .ok_or(MissingField("recoveryInstanceID"))?,
+            source_server_id: i.source_server_id,
+            ec2_instance_id: i.ec2_instance_id,
+            ec2_instance_state: text(i.ec2_instance_state),
+            job_id: i.job_id,
+            is_drill: i.is_drill == Some(true),
+            failback_state: text(i.failback.and_then(|f| f.state)),
+            point_in_time_snapshot_date_time: i.point_in_time_snapshot_date_time,
+            last_updated_date_time: i
+                .recovery_instance_properties
+                .and_then(|p| p.last_updated_date_time),
+            origin_environment: text(i.origin_environment),
+            tags: i.tags.unwrap_or_default().into_iter().collect(),
+        })
+    }
+}
+
+impl TryFrom<types::SourceNetwork> for SourceNetwork {
+    type Error = MissingField;
+
+    fn try_from(n: types::SourceNetwork) -> Result<Self, Self::Error> {
+        Ok(Self {
+            source_network_id: n.source_network_id.ok_or(MissingField("sourceNetworkID"))?,
+            source_vpc_id: n.source_vpc_id,
+            source_account_id: n.source_account_id,
+            source_region: n.source_region,
+            replication_status: text(n.replication_status),
+            replication_status_details: n.replication_status_details,
+            cfn_stack_name: n.cfn_stack_name,
+            launched_vpc_id: n.launched_vpc_id,
+            tags: n.tags.unwrap_or_default().into_iter().collect(),
+        })
     }
 }
 

@@ -122,6 +122,9 @@ pub fn settings() -> RefreshSettings {
             rounds: 3,
             first_wait: Duration::from_secs(1),
         },
+        // The simulator's clock stands at 2024-06-01 (its fleets' epoch): a
+        // window of ten years reaches its jobs from the wall clock's now.
+        jobs_window: Duration::from_secs(3_650 * 24 * 60 * 60),
     }
 }
 
