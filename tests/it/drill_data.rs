@@ -11,7 +11,11 @@ use drs_cache::{
     domain::{CacheKey, Region},
     plan::{Trigger, trigger},
 };
-use drs_sim::{Change, Service, SimConfig};
+use drs_cache::{
+    domain::{EntryState, RefreshErrorKind},
+    ports::CacheReads,
+};
+use drs_sim::{AccountMatch, Change, Faults, RegionalSelector, Service, SimConfig};
 use serde_json::Value;
 
 const JOBS: &str = "drs-jobs#us-east-1#123456789012";
@@ -320,5 +324,93 @@ async fn a_source_network_status_change_refreshes_the_source_networks() {
         change.event["detail"]["state"],
         "{}",
         change.event
+    );
+}
+
+#[tokio::test]
+async fn a_failback_state_change_refreshes_the_recovery_instances() {
+    // A fleet large enough to hold recovery instances whose failback can move on.
+    let rig = Rig::start(SimConfig {
+        defaults: drs_sim::FleetSize {
+            servers: 150,
+            ..drs_sim::FleetSize::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let region = Region::parse(REGION).unwrap();
+    let change = rig
+        .sim
+        .apply(
+            Change::FailbackState { pick: 0 },
+            &home().sim(),
+            &region.sim(),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(
+        change.event["detail-type"],
+        "DRS Recovery Instance Failback State Change"
+    );
+    let instance = change.resource.clone().unwrap();
+    let keys = refreshed_by(&change.event);
+    assert!(keys.contains(&key(INSTANCES)), "{keys:?}");
+    let report = rig.refresh(&[INSTANCES]).await;
+    assert_eq!(report.counts.failed, 0, "{report:#?}");
+    let served = rig.get_json("/drs/recovery-instances", &query()).await;
+    let record = list(&served, "recoveryInstances")
+        .iter()
+        .find(|i| i["recoveryInstanceID"] == instance.as_str())
+        .unwrap_or_else(|| panic!("{instance} not served"));
+    assert_eq!(record["failbackState"], change.event["detail"]["state"]);
+    assert_eq!(record["isDrill"], false);
+}
+
+#[tokio::test]
+async fn throttling_keeps_the_cached_drill_data_and_an_uninitialized_region_is_that_state() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let keys = [JOBS, INSTANCES, NETWORKS];
+    assert_eq!(rig.refresh(&keys).await.counts.refreshed, 3);
+    let cached = rig.store.get(&key(JOBS)).await.unwrap().unwrap();
+    rig.sim
+        .set_faults(Faults {
+            throttle_next: 30,
+            retry_after_secs: 0,
+            ..Faults::default()
+        })
+        .unwrap();
+    let report = rig.refresh(&keys).await;
+    assert_eq!(report.counts.failed, 3, "{report:#?}");
+    let after = rig.store.get(&key(JOBS)).await.unwrap().unwrap();
+    assert_eq!(after.body, cached.body);
+    let failure = after.meta.last_attempt.unwrap().failure.unwrap();
+    assert_eq!(failure.kind, RefreshErrorKind::Throttled);
+    let served = rig.get("/drs/jobs", &query()).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["x-refresh-error"], "Throttled");
+
+    let uninitialized = Rig::start(SimConfig {
+        faults: Faults {
+            not_initialized: vec![RegionalSelector {
+                account: AccountMatch::Any,
+                region: Region::parse(REGION).unwrap().sim(),
+            }],
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let report = uninitialized.refresh(&keys).await;
+    assert_eq!(report.counts.not_initialized, 3, "{report:#?}");
+    for k in keys {
+        let entry = uninitialized.store.get(&key(k)).await.unwrap().unwrap();
+        assert_eq!(entry.meta.state, EntryState::DrsNotInitialized, "{k}");
+    }
+    assert_eq!(
+        uninitialized
+            .get("/drs/recovery-instances", &query())
+            .await
+            .status(),
+        409
     );
 }
