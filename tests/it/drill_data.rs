@@ -7,13 +7,10 @@ use std::collections::BTreeSet;
 
 use crate::support::InSim;
 use crate::support::refresh::{HOME, REGION, Rig, home, key};
+use drs_cache::domain::{EntryState, RefreshErrorKind};
 use drs_cache::{
     domain::{CacheKey, Region},
     plan::{Trigger, trigger},
-};
-use drs_cache::{
-    domain::{EntryState, RefreshErrorKind},
-    ports::CacheReads,
 };
 use drs_sim::{AccountMatch, Change, Faults, RegionalSelector, Service, SimConfig};
 use serde_json::Value;
