@@ -246,7 +246,7 @@ impl Filter {
             }
             values
                 .iter()
-                .any(|v| actual.iter().any(|a| holds(field.how, Some(a), v)))
+                .any(|v| actual.iter().any(|a| holds(field.how, a, v)))
         })
     }
 
@@ -281,35 +281,38 @@ fn at_path<'a>(record: &'a Value, path: &str, into: &mut Vec<&'a Value>) {
     }
 }
 
-fn holds(how: Match, actual: Option<&Value>, wanted: &str) -> bool {
+fn holds(how: Match, actual: &Value, wanted: &str) -> bool {
     match how {
-        Match::Equals => actual.and_then(Value::as_str) == Some(wanted),
-        Match::Prefix => actual.and_then(Value::as_str).is_some_and(|a| {
+        Match::Equals => actual.as_str() == Some(wanted),
+        Match::Prefix => actual.as_str().is_some_and(|a| {
             a.len() >= wanted.len()
                 && a.is_char_boundary(wanted.len())
                 && a[..wanted.len()].eq_ignore_ascii_case(wanted)
         }),
-        Match::Tag => wanted.split_once('=').is_some_and(|(key, value)| {
-            actual
-                .and_then(|tags| tags.get(key))
-                .and_then(Value::as_str)
-                == Some(value)
-        }),
-        Match::Flag => actual.and_then(Value::as_bool) == Some(wanted == "true"),
-        Match::AtLeast => match (actual.and_then(Value::as_f64), wanted.parse::<f64>()) {
+        Match::Tag => wanted
+            .split_once('=')
+            .is_some_and(|(key, value)| actual.get(key).and_then(Value::as_str) == Some(value)),
+        Match::Flag => actual.as_bool() == Some(wanted == "true"),
+        Match::AtLeast => match (actual.as_f64(), wanted.parse::<f64>()) {
             (Some(actual), Ok(wanted)) => actual >= wanted,
             _ => false,
         },
     }
 }
 
-fn is_vpc_id(v: &str) -> bool {
-    v.strip_prefix("vpc-").is_some_and(|hex| {
-        (8..=17).contains(&hex.len())
+/// `prefix` and then as many lowercase hex digits as `digits` allows: the
+/// shape of AWS resource IDs.
+fn is_hex_id(v: &str, prefix: &str, digits: std::ops::RangeInclusive<usize>) -> bool {
+    v.strip_prefix(prefix).is_some_and(|hex| {
+        digits.contains(&hex.len())
             && hex
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
+}
+
+fn is_vpc_id(v: &str) -> bool {
+    is_hex_id(v, "vpc-", 8..=17)
 }
 
 fn is_zone(v: &str) -> bool {
@@ -346,12 +349,7 @@ fn is_tag(v: &str) -> bool {
 }
 
 fn is_source_server_id(v: &str) -> bool {
-    v.strip_prefix("s-").is_some_and(|hex| {
-        hex.len() == 17
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    is_hex_id(v, "s-", 17..=17)
 }
 
 fn is_count(v: &str) -> bool {

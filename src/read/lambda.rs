@@ -158,7 +158,6 @@ async fn direct_inventory(
     let response = super::inventory::merged(router, &super::ApiRequest::get(path, query))
         .await
         .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
-    let doc: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
     let header = |name: &str| {
         response
             .headers()
@@ -166,7 +165,9 @@ async fn direct_inventory(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     };
-    let data = serde_json::value::to_raw_value(&doc).map_err(|e| {
+    // The inventory answer is JSON the reader built itself.
+    let body = String::from_utf8(response.body().to_vec()).unwrap_or_default();
+    let data = RawValue::from_string(body).map_err(|e| {
         InvocationError::api("CACHE_UNAVAILABLE", format!("inventory is not JSON: {e}"))
     })?;
     Ok(DirectResponse {

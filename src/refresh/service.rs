@@ -210,11 +210,7 @@ impl Refresher {
             Fetch::Jobs(scope) => {
                 let since = self.clock.now().minus(self.settings.jobs_window);
                 let fetched = up.drs.jobs(scope, since).await?;
-                let view = views::jobs(&fetched.items);
-                Shaped {
-                    pages: fetched.pages,
-                    views: keys.iter().map(|k| (k.clone(), view.clone())).collect(),
-                }
+                for_every_key(keys, fetched.pages, views::jobs(&fetched.items))
             }
             Fetch::RecoveryInstances(scope) => {
                 one_view(keys, up.drs.recovery_instances(scope).await?)
@@ -324,16 +320,21 @@ impl Refresher {
 
 /// The view of the records of `fetched`, serialized once for every key of the job.
 fn one_view<T: serde::Serialize>(keys: &[CacheKey], fetched: Fetched<T>) -> Shaped {
-    let views = match keys.first() {
-        Some(first) => {
-            let view = views::list(first.data_type(), first.region(), &fetched.items);
-            keys.iter().map(|k| (k.clone(), view.clone())).collect()
-        }
-        None => Vec::new(),
+    let Some(first) = keys.first() else {
+        return Shaped {
+            pages: fetched.pages,
+            views: Vec::new(),
+        };
     };
+    let view = views::list(first.data_type(), first.region(), &fetched.items);
+    for_every_key(keys, fetched.pages, view)
+}
+
+/// `view`, shared by every key of the job.
+fn for_every_key(keys: &[CacheKey], pages: u32, view: View) -> Shaped {
     Shaped {
-        pages: fetched.pages,
-        views,
+        pages,
+        views: keys.iter().map(|k| (k.clone(), view.clone())).collect(),
     }
 }
 
