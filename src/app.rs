@@ -136,7 +136,8 @@ pub fn planner_function(
             store.clone(),
             Arc::new(SystemClock),
             config.plan.clone(),
-        ),
+        )
+        .with_capacity_writes(store.clone()),
         plans,
         ledger: store,
         metrics,
@@ -332,10 +333,11 @@ mod local {
             );
             let planner = Planner::new(
                 store.clone(),
-                store,
+                store.clone(),
                 Arc::new(SystemClock),
                 config.plan.clone(),
-            );
+            )
+            .with_capacity_writes(store);
             Ok(Self {
                 planner,
                 refresher,

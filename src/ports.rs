@@ -46,8 +46,8 @@ pub trait CacheWrites: Send + Sync {
     ///    `Superseded { stored }`, whatever the stored etag or state.
     /// 2. Else, if there is no entry, the stored etag differs from `ext.etag`, or
     ///    the entry is `NoData`: `Changed`, and nothing is written.
-    /// 3. Else `Extended`: `version`, `fetched_at`, `expires_at` and
-    ///    `stale_until` take the values of `ext`; the body, `created_at`, `state`
+    /// 3. Else `Extended`: `version`, `fetched_at`, `expires_at`,
+    ///    `stale_until` and `figures` take the values of `ext`; the body, `created_at`, `state`
     ///    and `item_count` are kept; `last_attempt` becomes
     ///    `Some(RefreshAttempt { at: ext.fetched_at, failure: None })`, so a
     ///    successful refresh clears a recorded failure.
@@ -61,6 +61,38 @@ pub trait CacheWrites: Send + Sync {
         key: &CacheKey,
         attempt: &RefreshAttempt,
     ) -> Result<(), StoreError>;
+}
+
+/// What [`store_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The body was written.
+    Written,
+    /// The stored body was the same: only its freshness moved.
+    Extended,
+    /// The store holds this version or a newer one, which was kept.
+    Superseded,
+}
+
+/// Writes `entry` the cheap way: extends the stored body if it is the same,
+/// else puts the new one; never replaces a newer version.
+pub async fn store_entry(
+    store: &dyn CacheWrites,
+    entry: &CacheEntry,
+) -> Result<Stored, StoreError> {
+    Ok(
+        match store
+            .extend(&entry.meta.key, &Extension::of(&entry.meta))
+            .await?
+        {
+            ExtendOutcome::Extended => Stored::Extended,
+            ExtendOutcome::Superseded { .. } => Stored::Superseded,
+            ExtendOutcome::Changed => match store.put(entry).await? {
+                PutOutcome::Written => Stored::Written,
+                PutOutcome::Superseded { .. } => Stored::Superseded,
+            },
+        },
+    )
 }
 
 /// Listing entries' metadata: all the planner does with the cache.

@@ -182,6 +182,7 @@ impl Opened {
             Arc::new(SystemClock),
             self.config.plan.clone(),
         )
+        .with_capacity_writes(self.store.clone())
     }
 
     /// The planner and refresher in process, against the simulator or AWS.

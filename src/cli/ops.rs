@@ -145,6 +145,7 @@ pub async fn get(
             let mut settings = crate::read::ReaderSettings {
                 default_account: Some(opened.config.home),
                 kept: Some(opened.config.plan.kept()),
+                capacity_key: opened.config.plan.capacity_key(),
                 ..Default::default()
             };
             settings.memory_max_bytes = 0;

@@ -212,7 +212,9 @@ impl LocalConfig {
                 // A deployment's targets when REGIONS names them; else every
                 // target is read.
                 if env.optional("REGIONS").is_some() {
-                    reader.kept = Some(env.targets(reader.default_account, None)?.kept());
+                    let targets = env.targets(reader.default_account, None)?;
+                    reader.kept = Some(targets.kept());
+                    reader.capacity_key = targets.capacity_key();
                 }
                 RefreshSide::Workflow { state_machine_arn }
             }
@@ -220,6 +222,7 @@ impl LocalConfig {
                 let local = LocalRefreshConfig::from_vars(env, args)?;
                 reader.default_account.get_or_insert(local.home);
                 reader.kept = Some(local.plan.kept());
+                reader.capacity_key = local.plan.capacity_key();
                 RefreshSide::InProcess(Box::new(local))
             }
         };

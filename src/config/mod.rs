@@ -56,7 +56,9 @@ impl ReaderConfig {
         let table = env.required("CACHE_TABLE_NAME")?;
         let state_machine_arn = env.required("REFRESH_STATE_MACHINE_ARN")?;
         let mut settings = env.reader_settings()?;
-        settings.kept = Some(env.targets(settings.default_account, None)?.kept());
+        let targets = env.targets(settings.default_account, None)?;
+        settings.kept = Some(targets.kept());
+        settings.capacity_key = targets.capacity_key();
         Ok(Self {
             table,
             store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::{
     adapters::aws::{AccountAccess, CallTimeouts, Credentials, RetrySettings, UpstreamConfig},
-    domain::{AccountId, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds},
+    domain::{
+        AccountId, CacheKey, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds,
+    },
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::{RefreshSettings, RetryPolicy},
@@ -42,6 +44,11 @@ impl Targets {
     pub fn kept(&self) -> Kept {
         Kept::new(&self.accounts, &self.regions, &self.data_types)
     }
+
+    /// Where the planner keeps these targets' fleet capacity.
+    pub fn capacity_key(&self) -> Option<CacheKey> {
+        crate::domain::fleet::key_of(&self.regions, &self.data_types)
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -64,6 +71,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             )?,
             trigger_timeout: self.millis("REFRESH_REQUEST_TIMEOUT_MS", d.trigger_timeout)?,
             kept: None,
+            capacity_key: None,
         })
     }
 
@@ -193,13 +201,34 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .map_err(|e| EnvError::new("QUOTA_WARNING_PERCENT", e.reason))
     }
 
+    /// The refresher's limits and thresholds, with the limits on recovery
+    /// instances and jobs the fleet capacity also rates rows against.
+    fn fleet_thresholds(&self) -> Result<QuotaThresholds, EnvError> {
+        let d = QuotaThresholds::default();
+        let thresholds = self.quota_thresholds()?;
+        let instances =
+            self.number_at_least("DRS_MAX_RECOVERY_INSTANCES", d.max_recovery_instances(), 1)?;
+        let jobs = self.number_at_least("DRS_MAX_ACTIVE_JOBS", d.max_active_jobs(), 1)?;
+        let servers = self.number_at_least(
+            "DRS_MAX_SERVERS_IN_ACTIVE_JOBS",
+            d.max_servers_in_active_jobs(),
+            1,
+        )?;
+        thresholds
+            .with_recovery_limits(instances, jobs, servers)
+            .map_err(|e| EnvError::new("DRS_MAX_RECOVERY_INSTANCES", e.reason))
+    }
+
     /// What the planner plans over, with `home` as the deployment's account:
     /// `ACCOUNT_IDS` (comma-separated; default the deployment's account, or the
     /// `defaults`), `REGIONS` (comma-separated; required unless `defaults`
     /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
     /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
     /// (300), `LEASE_SECONDS` (360), `REFRESH_BATCH_SIZE` (10, at most 500) and
-    /// `MAX_TARGETS_PER_RUN` (10,000) and `MANUAL_MIN_AGE_SECONDS` (60).
+    /// `MAX_TARGETS_PER_RUN` (10,000) and `MANUAL_MIN_AGE_SECONDS` (60), and
+    /// the DRS limits and status thresholds the fleet capacity rates rows by
+    /// (those of the refresher, and `DRS_MAX_RECOVERY_INSTANCES` (4,000),
+    /// `DRS_MAX_ACTIVE_JOBS` (20), `DRS_MAX_SERVERS_IN_ACTIVE_JOBS` (500)).
     pub(super) fn plan_config(
         &self,
         home: AccountId,
@@ -235,6 +264,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             list_page: 1_000,
             max_targets_per_run: self.number_at_least("MAX_TARGETS_PER_RUN", 10_000usize, 1)?,
             manual_min_age: self.seconds("MANUAL_MIN_AGE_SECONDS", Duration::from_secs(60))?,
+            thresholds: self.fleet_thresholds()?,
         })
     }
 

@@ -19,12 +19,21 @@ pub const REPLICATING_STATES: [&str; 6] = [
 pub const DEFAULT_MAX_REPLICATING: u64 = 300;
 /// The DRS limit on source servers per account and region.
 pub const DEFAULT_MAX_SOURCE_SERVERS: u64 = 4000;
+/// The DRS limit on recovery instances per account and region.
+pub const DEFAULT_MAX_RECOVERY_INSTANCES: u64 = 4000;
+/// The DRS limit on concurrent (pending or started) jobs per account and region.
+pub const DEFAULT_MAX_ACTIVE_JOBS: u64 = 20;
+/// The DRS limit on servers across all active jobs per account and region.
+pub const DEFAULT_MAX_SERVERS_IN_ACTIVE_JOBS: u64 = 500;
 
 /// Limits and the utilization at which the status turns WARNING and CRITICAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaThresholds {
     max_replicating: u64,
     max_source_servers: u64,
+    max_recovery_instances: u64,
+    max_active_jobs: u64,
+    max_servers_in_active_jobs: u64,
     warning_percent: u8,
     critical_percent: u8,
 }
@@ -34,6 +43,9 @@ impl Default for QuotaThresholds {
         Self {
             max_replicating: DEFAULT_MAX_REPLICATING,
             max_source_servers: DEFAULT_MAX_SOURCE_SERVERS,
+            max_recovery_instances: DEFAULT_MAX_RECOVERY_INSTANCES,
+            max_active_jobs: DEFAULT_MAX_ACTIVE_JOBS,
+            max_servers_in_active_jobs: DEFAULT_MAX_SERVERS_IN_ACTIVE_JOBS,
             warning_percent: 80,
             critical_percent: 90,
         }
@@ -63,7 +75,62 @@ impl QuotaThresholds {
             max_source_servers,
             warning_percent,
             critical_percent,
+            ..Self::default()
         })
+    }
+
+    /// These thresholds with the limits on recovery instances, active jobs
+    /// and servers in active jobs; each must be greater than zero.
+    pub fn with_recovery_limits(
+        self,
+        max_recovery_instances: u64,
+        max_active_jobs: u64,
+        max_servers_in_active_jobs: u64,
+    ) -> Result<Self, InvalidValue> {
+        if max_recovery_instances == 0 || max_active_jobs == 0 || max_servers_in_active_jobs == 0 {
+            return Err(InvalidValue {
+                reason: "limits must be greater than zero",
+            });
+        }
+        Ok(Self {
+            max_recovery_instances,
+            max_active_jobs,
+            max_servers_in_active_jobs,
+            ..self
+        })
+    }
+
+    pub const fn max_recovery_instances(&self) -> u64 {
+        self.max_recovery_instances
+    }
+
+    pub const fn max_active_jobs(&self) -> u64 {
+        self.max_active_jobs
+    }
+
+    pub const fn max_servers_in_active_jobs(&self) -> u64 {
+        self.max_servers_in_active_jobs
+    }
+
+    pub const fn warning_percent(&self) -> u8 {
+        self.warning_percent
+    }
+
+    pub const fn critical_percent(&self) -> u8 {
+        self.critical_percent
+    }
+
+    /// The status of `used` against `limit` (a positive limit).
+    pub fn status_of(&self, used: u64, limit: u64) -> CapacityStatus {
+        let used = u128::from(used) * 100;
+        let limit = u128::from(limit.max(1));
+        if used >= limit * u128::from(self.critical_percent) {
+            CapacityStatus::Critical
+        } else if used >= limit * u128::from(self.warning_percent) {
+            CapacityStatus::Warning
+        } else {
+            CapacityStatus::Ok
+        }
     }
 
     pub const fn max_replicating(&self) -> u64 {
@@ -77,7 +144,7 @@ impl QuotaThresholds {
 
 /// How close an account and region are to their replication limits, served
 /// in upper case (`WARNING`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::IntoStaticStr)]
 #[strum(serialize_all = "UPPERCASE")]
 pub enum CapacityStatus {
     Ok,
@@ -136,23 +203,20 @@ impl Capacity {
 
     /// Replicating servers as a percentage of the limit, to one decimal.
     pub fn utilization_percent(&self, limits: &QuotaThresholds) -> f64 {
-        // Counts are far below 2^53.
-        #[allow(clippy::cast_precision_loss)]
-        let raw = self.replicating_servers as f64 * 100.0 / limits.max_replicating as f64;
-        (raw * 10.0).round() / 10.0
+        percent(self.replicating_servers, limits.max_replicating)
     }
 
     pub fn status(&self, limits: &QuotaThresholds) -> CapacityStatus {
-        let used = u128::from(self.replicating_servers) * 100;
-        let limit = u128::from(limits.max_replicating);
-        if used >= limit * u128::from(limits.critical_percent) {
-            CapacityStatus::Critical
-        } else if used >= limit * u128::from(limits.warning_percent) {
-            CapacityStatus::Warning
-        } else {
-            CapacityStatus::Ok
-        }
+        limits.status_of(self.replicating_servers, limits.max_replicating)
     }
+}
+
+/// `used` as a percentage of `limit`, to one decimal.
+pub fn percent(used: u64, limit: u64) -> f64 {
+    // Counts are far below 2^53.
+    #[allow(clippy::cast_precision_loss)]
+    let raw = used as f64 * 100.0 / limit.max(1) as f64;
+    (raw * 10.0).round() / 10.0
 }
 
 #[cfg(test)]
@@ -225,5 +289,8 @@ mod tests {
         assert!(QuotaThresholds::new(300, 4000, 95, 90).is_err());
         assert!(QuotaThresholds::new(300, 4000, 80, 101).is_err());
         assert!(QuotaThresholds::new(300, 4000, 0, 90).is_err());
+        let t = QuotaThresholds::default();
+        assert!(t.with_recovery_limits(4000, 20, 500).is_ok());
+        assert!(t.with_recovery_limits(4000, 0, 500).is_err());
     }
 }

@@ -28,20 +28,47 @@ pub enum DataType {
     Ec2SecurityGroups,
     Ec2InstanceProfiles,
     Ec2InstanceTypes,
+    /// Derived, never fetched: the fleet capacity, summed by the planner from
+    /// the figures of the quota, recovery-instance and job entries.
+    DrsCapacity,
 }
 
 /// Why a name is not a data type; lists every name (a test holds it to them).
 const UNKNOWN_DATA_TYPE: &str = "must be one of drs-source-servers, drs-quotas, drs-accounts, drs-jobs, drs-recovery-instances, drs-source-networks, ec2-subnets, ec2-security-groups, ec2-instance-profiles, ec2-instance-types";
 
 impl DataType {
-    /// Every data type, in declaration order.
-    pub const ALL: &'static [DataType] = <Self as strum::VariantArray>::VARIANTS;
+    /// Every data type fetched from upstream, in declaration order: what a
+    /// deployment may keep (derived types are left out).
+    pub const ALL: &'static [DataType] = &[
+        Self::DrsSourceServers,
+        Self::DrsQuotas,
+        Self::DrsAccounts,
+        Self::DrsJobs,
+        Self::DrsRecoveryInstances,
+        Self::DrsSourceNetworks,
+        Self::Ec2Subnets,
+        Self::Ec2SecurityGroups,
+        Self::Ec2InstanceProfiles,
+        Self::Ec2InstanceTypes,
+    ];
 
     pub fn as_str(self) -> &'static str {
         self.into()
     }
 
+    /// A data type a deployment may keep, refresh or invalidate: a derived
+    /// type's name is refused like an unknown one.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::parse_stored(raw)
+            .ok()
+            .filter(|t| !t.is_derived())
+            .ok_or(InvalidValue {
+                reason: UNKNOWN_DATA_TYPE,
+            })
+    }
+
+    /// Any data type, derived ones included, as stored keys name them.
+    pub(super) fn parse_stored(raw: &str) -> Result<Self, InvalidValue> {
         by_name(raw).map_err(|_| InvalidValue {
             reason: UNKNOWN_DATA_TYPE,
         })
@@ -49,7 +76,12 @@ impl DataType {
 
     /// Data that is the same in every account is keyed by region only.
     pub const fn is_account_independent(self) -> bool {
-        matches!(self, Self::Ec2InstanceTypes)
+        matches!(self, Self::Ec2InstanceTypes | Self::DrsCapacity)
+    }
+
+    /// Computed from other entries by the refresh side, never fetched.
+    pub const fn is_derived(self) -> bool {
+        matches!(self, Self::DrsCapacity)
     }
 
     /// Freshness from the original design's TTL table; jobs and recovery
@@ -58,7 +90,7 @@ impl DataType {
         match self {
             Self::DrsJobs | Self::DrsRecoveryInstances => Duration::from_secs(30),
             Self::DrsSourceNetworks => Duration::from_secs(5 * 60),
-            Self::DrsSourceServers => Duration::from_secs(2 * 60),
+            Self::DrsSourceServers | Self::DrsCapacity => Duration::from_secs(2 * 60),
             Self::DrsQuotas => Duration::from_secs(5 * 60),
             Self::DrsAccounts
             | Self::Ec2Subnets
@@ -81,7 +113,7 @@ impl DataType {
             Self::Ec2SecurityGroups => ("securityGroups", "count"),
             Self::Ec2InstanceProfiles => ("instanceProfiles", "count"),
             Self::Ec2InstanceTypes => ("instanceTypes", "count"),
-            Self::DrsQuotas => return None,
+            Self::DrsQuotas | Self::DrsCapacity => return None,
         })
     }
 
@@ -116,7 +148,7 @@ pub struct TtlTable([TtlPolicy; <DataType as strum::EnumCount>::COUNT]);
 impl Default for TtlTable {
     fn default() -> Self {
         Self(std::array::from_fn(|i| TtlPolicy {
-            freshness: DataType::ALL[i].default_freshness(),
+            freshness: <DataType as strum::VariantArray>::VARIANTS[i].default_freshness(),
             stale_window: TtlPolicy::DEFAULT_STALE_WINDOW,
         }))
     }
@@ -142,6 +174,15 @@ mod tests {
             assert_eq!(DataType::parse(t.as_str()), Ok(t));
         }
         assert!(DataType::parse("drs-quota").is_err());
+        // Derived data is stored under its name but never kept or asked for.
+        assert!(DataType::parse("drs-capacity").is_err());
+        assert_eq!(
+            DataType::parse_stored("drs-capacity"),
+            Ok(DataType::DrsCapacity)
+        );
+        let variants = <DataType as strum::VariantArray>::VARIANTS;
+        let fetched: Vec<_> = variants.iter().filter(|t| !t.is_derived()).collect();
+        assert_eq!(fetched, DataType::ALL.iter().collect::<Vec<_>>());
         assert_eq!(DataType::Ec2SecurityGroups.as_str(), "ec2-security-groups");
     }
 

@@ -2,7 +2,7 @@ use std::{fmt, str::FromStr};
 
 use bytes::Bytes;
 
-use super::{CacheKey, Clock, Freshness, Timestamp, TtlPolicy, UnknownName, by_name};
+use super::{CacheKey, Clock, Figures, Freshness, Timestamp, TtlPolicy, UnknownName, by_name};
 
 /// Orders the writes of one key: taken when a fetch starts (microseconds since the
 /// Unix epoch), so a refresh that started later always carries the larger version,
@@ -159,6 +159,8 @@ pub struct EntryMeta {
     pub stale_until: Timestamp,
     /// Number of records in the body (servers, subnets, ...).
     pub item_count: u64,
+    /// Counts of the body beyond `item_count` that the fleet capacity sums.
+    pub figures: Figures,
     pub last_attempt: Option<RefreshAttempt>,
 }
 
@@ -214,6 +216,13 @@ impl CacheEntry {
         Self::with_state(key, version, state, Bytes::new(), 0, fetched_at, policy)
     }
 
+    /// This entry with `figures` recorded beside its body.
+    #[must_use]
+    pub fn with_figures(mut self, figures: Figures) -> Self {
+        self.meta.figures = figures;
+        self
+    }
+
     fn with_state(
         key: CacheKey,
         version: Version,
@@ -235,6 +244,7 @@ impl CacheEntry {
                 expires_at,
                 stale_until: expires_at.plus(policy.stale_window),
                 item_count,
+                figures: Figures::default(),
                 last_attempt: Some(RefreshAttempt {
                     at: fetched_at,
                     failure: None,
@@ -253,6 +263,9 @@ pub struct Extension {
     pub fetched_at: Timestamp,
     pub expires_at: Timestamp,
     pub stale_until: Timestamp,
+    /// The figures of the body, recorded again: an entry stored before
+    /// figures were recorded gains them without its body being rewritten.
+    pub figures: Figures,
 }
 
 impl Extension {
@@ -264,6 +277,7 @@ impl Extension {
             fetched_at,
             expires_at,
             stale_until: expires_at.plus(policy.stale_window),
+            figures: Figures::default(),
         }
     }
 
@@ -275,6 +289,7 @@ impl Extension {
             fetched_at: meta.fetched_at,
             expires_at: meta.expires_at,
             stale_until: meta.stale_until,
+            figures: meta.figures,
         }
     }
 }

@@ -47,6 +47,16 @@ impl CacheKey {
         }
     }
 
+    /// The key of the fleet capacity the planner of a deployment whose first
+    /// region is `region` keeps: `drs-capacity#{region}#global`.
+    pub fn fleet_capacity(region: Region) -> Self {
+        Self {
+            data_type: DataType::DrsCapacity,
+            region,
+            scope: AccountScope::Global,
+        }
+    }
+
     /// The key of account-independent data; `None` for per-account types.
     pub fn global(data_type: DataType, region: Region) -> Option<Self> {
         data_type.is_account_independent().then_some(Self {
@@ -63,7 +73,7 @@ impl CacheKey {
         else {
             return Err(KeyError::Shape);
         };
-        let data_type = DataType::parse(t).map_err(KeyError::DataType)?;
+        let data_type = DataType::parse_stored(t).map_err(KeyError::DataType)?;
         let region = Region::parse(r).map_err(KeyError::Region)?;
         let scope = match (a, data_type.is_account_independent()) {
             (AccountScope::GLOBAL, true) => AccountScope::Global,

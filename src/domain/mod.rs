@@ -4,6 +4,8 @@ mod account;
 pub mod capacity;
 mod data_type;
 mod entry;
+mod figures;
+pub mod fleet;
 mod freshness;
 pub mod inventory;
 mod kept;
@@ -18,6 +20,7 @@ pub use entry::{
     CacheEntry, ETag, EntryMeta, EntryState, Extension, RefreshAttempt, RefreshErrorKind,
     RefreshFailure, Version,
 };
+pub use figures::{Figure, Figures};
 pub use freshness::Freshness;
 pub use kept::{Kept, NotKept};
 pub use key::{CacheKey, KeyError};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
-        CacheEntry, CacheKey, DataType, ETag, EntryMeta, EntryState, RefreshAttempt,
+        CacheEntry, CacheKey, DataType, ETag, EntryMeta, EntryState, Figures, RefreshAttempt,
         RefreshErrorKind, RefreshFailure, Timestamp, Version,
     },
     ports::{self, CacheStore, PutOutcome, StoreError},
@@ -43,6 +43,8 @@ struct Line {
     expires_at: i64,
     stale_until: i64,
     item_count: u64,
+    #[serde(default, skip_serializing_if = "Figures::is_empty")]
+    figures: Figures,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_attempt: Option<Attempt>,
     /// The JSON body as text; empty when the entry holds none.
@@ -128,6 +130,7 @@ fn line_of(entry: &CacheEntry) -> Result<Line, PortableError> {
         expires_at: m.expires_at.unix_secs(),
         stale_until: m.stale_until.unix_secs(),
         item_count: m.item_count,
+        figures: m.figures,
         last_attempt: m.last_attempt.as_ref().map(|a| Attempt {
             at: a.at.unix_secs(),
             error_kind: a.failure.as_ref().map(|f| f.kind.as_str().to_owned()),
@@ -259,6 +262,7 @@ fn entry_of(line: Line, now: Timestamp) -> Result<CacheEntry, String> {
             expires_at: at(line.expires_at),
             stale_until: at(line.stale_until),
             item_count: line.item_count,
+            figures: line.figures,
             last_attempt,
         },
         body,

@@ -2,6 +2,7 @@
 //! invalidation, a reader's miss) refreshes, packed into batches, the run's
 //! summary, and how fresh a scheduled tick finds the configured targets.
 
+mod capacity;
 pub mod freshness;
 pub mod lambda;
 mod planner;

@@ -9,17 +9,19 @@ use std::{
 };
 
 use crate::{
+    domain::capacity::QuotaThresholds,
     domain::{
         AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
     },
     ports::{
-        self, CacheListing, ClaimId, ClaimRule, Invalidation, LeaseClaims, RefreshReason,
-        StoreError,
+        self, CacheListing, CacheWrites, ClaimId, ClaimRule, Invalidation, LeaseClaims,
+        RefreshReason, StoreError,
     },
     workflow,
 };
 
 use super::{
+    capacity,
     freshness::{self, TypeFreshness},
     trigger::Trigger,
 };
@@ -54,12 +56,19 @@ pub struct PlanConfig {
     /// An invalidation leaves out targets fetched less than this long ago, so
     /// repeated invalidations cannot refresh the whole fleet over and over.
     pub manual_min_age: Duration,
+    /// The DRS limits and status thresholds the fleet capacity rates rows by.
+    pub thresholds: QuotaThresholds,
 }
 
 impl PlanConfig {
     /// The accounts, regions and data types planned over.
     pub fn kept(&self) -> Kept {
         Kept::new(&self.accounts, &self.regions, &self.data_types)
+    }
+
+    /// Where scheduled ticks keep the fleet capacity.
+    pub fn capacity_key(&self) -> Option<CacheKey> {
+        crate::domain::fleet::key_of(&self.regions, &self.data_types)
     }
 }
 
@@ -172,6 +181,8 @@ pub struct Planner {
     config: PlanConfig,
     /// The configured targets, for lookups by key.
     kept: Kept,
+    /// Where scheduled ticks write the fleet capacity; `None`: nowhere.
+    capacity: Option<Arc<dyn CacheWrites>>,
 }
 
 impl Planner {
@@ -187,7 +198,16 @@ impl Planner {
             clock,
             kept: config.kept(),
             config,
+            capacity: None,
         }
+    }
+
+    /// This planner, with each scheduled tick also summing the fleet capacity
+    /// from the metadata it lists and writing it to `store`.
+    #[must_use]
+    pub fn with_capacity_writes(mut self, store: Arc<dyn CacheWrites>) -> Self {
+        self.capacity = Some(store);
+        self
     }
 
     pub fn config(&self) -> &PlanConfig {
@@ -204,6 +224,9 @@ impl Planner {
             Trigger::Schedule => {
                 let stored = self.stored(&self.config.data_types).await?;
                 freshness = freshness::survey(self.configured(), &stored, now);
+                if let Some(writes) = &self.capacity {
+                    capacity::keep(&**writes, &*self.clock, &self.config, &stored, now).await;
+                }
                 let mut due = self.due(&stored, now);
                 deferred = due.len().saturating_sub(self.config.max_targets_per_run);
                 due.truncate(self.config.max_targets_per_run);

@@ -55,7 +55,7 @@ macro_rules! one_of {
     };
 }
 
-const FIELDS: [Field; 16] = [
+const FIELDS: [Field; 18] = [
     Field {
         name: "vpcId",
         path: "/vpcId",
@@ -184,6 +184,21 @@ const FIELDS: [Field; 16] = [
         valid: one_of!("STOPPED", "IN_PROGRESS", "PROTECTED", "ERROR"),
         reason: "must be a source network replication status: STOPPED, IN_PROGRESS, PROTECTED or ERROR",
     },
+    // The fleet capacity's selection (elsewhere the key's own parts).
+    Field {
+        name: "accountId",
+        path: "/accountId",
+        how: Match::Equals,
+        valid: is_account_id,
+        reason: "must be a 12-digit AWS account ID",
+    },
+    Field {
+        name: "region",
+        path: "/region",
+        how: Match::Equals,
+        valid: |v| crate::domain::Region::parse(v).is_ok(),
+        reason: "must be an AWS region such as us-east-1",
+    },
 ];
 
 /// The most values one filter takes: each costs a pass over the records.
@@ -253,6 +268,9 @@ impl Filter {
     /// The snapshot `body` of `data_type` with only the matching records, and
     /// its count updated.
     pub fn apply(&self, data_type: DataType, body: &[u8]) -> Result<Bytes, serde_json::Error> {
+        if data_type == DataType::DrsCapacity {
+            return self.select_capacity(body);
+        }
         let Some((list, count)) = data_type.record_list() else {
             return Ok(Bytes::copy_from_slice(body));
         };
@@ -264,6 +282,27 @@ impl Filter {
         doc.insert(count.to_owned(), Value::from(kept.len()));
         doc.insert(list.to_owned(), Value::Array(kept));
         serde_json::to_vec(&doc).map(Bytes::from)
+    }
+}
+
+impl Filter {
+    /// The fleet capacity `body` with only the rows of the accounts and
+    /// regions asked for, its totals summed again over those rows.
+    fn select_capacity(&self, body: &[u8]) -> Result<Bytes, serde_json::Error> {
+        use crate::domain::{AccountId, Region, fleet::FleetCapacity};
+        let capacity: FleetCapacity = serde_json::from_slice(body)?;
+        // Validated when added: every value parses.
+        let accounts: Vec<AccountId> = self
+            .values("accountId")
+            .iter()
+            .filter_map(|a| AccountId::parse(a).ok())
+            .collect();
+        let regions: Vec<Region> = self
+            .values("region")
+            .iter()
+            .filter_map(|r| Region::parse(r).ok())
+            .collect();
+        serde_json::to_vec(&capacity.select(&accounts, &regions)).map(Bytes::from)
     }
 }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde_json::json;
 
-use crate::{errors, text};
+use crate::{domain::NotKept, errors, text};
 
 use super::{
     ApiError, ReadRequest,
@@ -136,7 +136,18 @@ impl Router {
                 allow: "GET",
             });
         }
-        let read = ReadRequest::parse(data_type, query, self.service.settings().default_account)?;
+        let settings = self.service.settings();
+        let read = if data_type.is_derived() {
+            let key = settings.capacity_key.clone().ok_or_else(|| {
+                ApiError::NotConfigured(NotKept {
+                    field: "dataType",
+                    value: data_type.as_str().to_owned(),
+                })
+            })?;
+            ReadRequest::capacity(key, query, settings.kept.as_ref())?
+        } else {
+            ReadRequest::parse(data_type, query, settings.default_account)?
+        };
         let served = self.service.read(&read).await;
         self.record(data_type, &served, started);
         Ok(served?)

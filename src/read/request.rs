@@ -1,6 +1,6 @@
 //! Turns a route and its query parameters into a validated read of one target.
 
-use crate::domain::{AccountId, CacheKey, DataType, Region};
+use crate::domain::{AccountId, CacheKey, DataType, Kept, Region};
 
 use super::{ApiError, Filter};
 
@@ -12,7 +12,7 @@ pub struct ReadRequest {
 }
 
 /// Where each data type is served.
-const ROUTES: [(&str, DataType); 10] = [
+const ROUTES: [(&str, DataType); 11] = [
     ("/drs/source-servers", DataType::DrsSourceServers),
     ("/drs/quotas", DataType::DrsQuotas),
     ("/drs/accounts", DataType::DrsAccounts),
@@ -23,6 +23,7 @@ const ROUTES: [(&str, DataType); 10] = [
     ("/ec2/security-groups", DataType::Ec2SecurityGroups),
     ("/ec2/instance-profiles", DataType::Ec2InstanceProfiles),
     ("/ec2/instance-types", DataType::Ec2InstanceTypes),
+    ("/drs/capacity", DataType::DrsCapacity),
 ];
 
 /// The data type served at `path` (a trailing slash is tolerated).
@@ -61,11 +62,47 @@ pub(super) fn filter_fields(data_type: DataType) -> &'static [&'static str] {
             "isDrill",
         ],
         DataType::DrsSourceNetworks => &["replicationStatus"],
+        DataType::DrsCapacity => &["accountId", "region"],
         _ => &[],
     }
 }
 
 impl ReadRequest {
+    /// A read of the fleet capacity stored under `key`, narrowed to the
+    /// accounts (`accountId`) and regions (`region`) given: each may repeat,
+    /// and any of its values matches. A part outside `kept` is refused.
+    pub fn capacity<'a>(
+        key: CacheKey,
+        query: impl IntoIterator<Item = (&'a str, &'a str)>,
+        kept: Option<&Kept>,
+    ) -> Result<Self, ApiError> {
+        let mut filter = Filter::default();
+        for (name, value) in query {
+            let invalid = |reason| ApiError::invalid(name, reason, value);
+            if !filter_fields(DataType::DrsCapacity).contains(&name) {
+                return Err(invalid("is not a parameter of this endpoint"));
+            }
+            filter.add(name, value).map_err(invalid)?;
+            if let Some(kept) = kept {
+                let checked = match name {
+                    "region" => Region::parse(value)
+                        .map(|r| kept.check_parts(None, Some(&r), None))
+                        .ok(),
+                    _ => AccountId::parse(value)
+                        .map(|a| kept.check_parts(None, None, Some(a)))
+                        .ok(),
+                };
+                if let Some(Err(not_kept)) = checked {
+                    return Err(ApiError::NotConfigured(not_kept));
+                }
+            }
+        }
+        Ok(Self {
+            key,
+            filter: (!filter.is_empty()).then_some(filter),
+        })
+    }
+
     /// Validates the query of a read of `data_type`. `accountId` falls back to
     /// `default_account`, the deployment's own account.
     pub fn parse<'a>(

@@ -45,6 +45,9 @@ pub struct ReaderSettings {
     /// The targets the deployment keeps; a read of any other is
     /// `NOT_CONFIGURED`. `None`: every target is read.
     pub kept: Option<Kept>,
+    /// Where the planner keeps the fleet capacity (`GET /drs/capacity`);
+    /// `None`: the deployment keeps none.
+    pub capacity_key: Option<CacheKey>,
 }
 
 impl Default for ReaderSettings {
@@ -59,6 +62,7 @@ impl Default for ReaderSettings {
             refresh_request_interval: Duration::from_secs(30),
             trigger_timeout: Duration::from_millis(1_000),
             kept: None,
+            capacity_key: None,
         }
     }
 }
@@ -217,7 +221,10 @@ impl ReadService {
     #[instrument(skip_all, fields(cache_key = %request.key))]
     pub async fn read(&self, request: &ReadRequest) -> Result<Served, ReadError> {
         let key = &request.key;
-        if let Some(kept) = &self.settings.kept {
+        // Derived data is not a target: the request's own parts were checked.
+        if let Some(kept) = &self.settings.kept
+            && !key.data_type().is_derived()
+        {
             kept.check(key).map_err(ReadError::NotConfigured)?;
         }
         let servable = self.servable(key).await?;
@@ -387,6 +394,10 @@ impl ReadService {
     /// throttled workflow is not asked again on every read). Returns whether a
     /// refresh is on its way.
     async fn request_refresh(&self, key: &CacheKey) -> bool {
+        // Derived data is kept by every scheduled tick, never on request.
+        if key.data_type().is_derived() {
+            return false;
+        }
         let entry = self.requested.entry_by_ref(key).or_insert(true).await;
         if !entry.is_fresh() {
             return entry.into_value();

@@ -19,7 +19,10 @@ pub struct Job {
 pub fn plan(targets: &[CacheKey], home: AccountId) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
     for key in targets {
-        let fetch = Fetch::of(key, home);
+        let Some(fetch) = Fetch::of(key, home) else {
+            tracing::error!(cache_key = %key, "derived data is not fetched; target left out");
+            continue;
+        };
         let keys = fetch.written_keys(key);
         match jobs.iter_mut().find(|job| job.fetch == fetch) {
             Some(job) => {

@@ -132,14 +132,13 @@ impl Refresher {
         // every key it writes is then counted in a later round, not this one.
         let home = self.settings.home_account;
         let (again, done): (Vec<CacheKey>, Vec<CacheKey>) = held.into_iter().partition(|t| {
-            Fetch::of(t, home)
-                .written_keys(t)
+            Fetch::keys_written_for(t, home)
                 .iter()
                 .any(|k| passing.contains(k))
         });
         let rewritten: Vec<CacheKey> = again
             .iter()
-            .flat_map(|t| Fetch::of(t, home).written_keys(t))
+            .flat_map(|t| Fetch::keys_written_for(t, home))
             .collect();
         counts += report.counts_except(&rewritten.iter().collect());
         let follow_up = match &batch.claim {

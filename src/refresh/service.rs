@@ -10,13 +10,13 @@ use futures::{StreamExt, stream};
 
 use crate::{
     domain::{
-        AccountId, CacheEntry, CacheKey, Clock, DataType, EntryState, Extension, RefreshAttempt,
+        AccountId, CacheEntry, CacheKey, Clock, DataType, EntryState, RefreshAttempt,
         RefreshErrorKind, RefreshFailure, Timestamp, TtlTable, Version, capacity::QuotaThresholds,
     },
     errors,
     ports::{
-        CacheWrites, DrsSource, Ec2Source, ExtendOutcome, Fetched, IamSource, PutOutcome,
-        RefreshLeases, RefreshReason, SourceError, StoreError,
+        self, CacheWrites, DrsSource, Ec2Source, Fetched, IamSource, RefreshLeases, RefreshReason,
+        SourceError, StoreError, Stored,
     },
 };
 
@@ -158,7 +158,8 @@ impl Refresher {
                     let policy = self.settings.ttl.policy(key.data_type());
                     let entry = CacheEntry::fetched(
                         key, version, view.body, view.items, fetched_at, policy,
-                    );
+                    )
+                    .with_figures(view.figures);
                     summaries.push(self.write(entry, shaped.pages, started).await);
                 }
             }
@@ -213,7 +214,9 @@ impl Refresher {
                 for_every_key(keys, fetched.pages, views::jobs(&fetched.items))
             }
             Fetch::RecoveryInstances(scope) => {
-                one_view(keys, up.drs.recovery_instances(scope).await?)
+                let fetched = up.drs.recovery_instances(scope).await?;
+                let view = views::recovery_instances(&scope.region, &fetched.items);
+                for_every_key(keys, fetched.pages, view)
             }
             Fetch::SourceNetworks(scope) => one_view(keys, up.drs.source_networks(scope).await?),
             Fetch::Subnets(scope) => one_view(keys, up.ec2.subnets(scope).await?),
@@ -230,14 +233,13 @@ impl Refresher {
     /// freshness moves when the stored body is the same. A store that is
     /// unavailable is tried [`WRITE_ATTEMPTS`] times with the body in hand.
     async fn write(&self, entry: CacheEntry, pages: u32, started: Instant) -> KeySummary {
-        let ext = Extension::of(&entry.meta);
         let key = entry.meta.key.clone();
         let items = entry.meta.item_count;
         let bytes = entry.body.len() as u64;
         let not_initialized = entry.meta.state == EntryState::DrsNotInitialized;
         let mut attempt = 1;
         let outcome = loop {
-            match self.write_once(&entry, &ext).await {
+            match ports::store_entry(&*self.store, &entry).await {
                 Err(StoreError::Unavailable(e)) if attempt < WRITE_ATTEMPTS => {
                     tracing::warn!(cache_key = %key, attempt, error = %errors::chain(&*e), "cache store write failed; writing again");
                     tokio::time::sleep(WRITE_RETRY_PAUSE * 2u32.pow(attempt - 1)).await;
@@ -247,10 +249,17 @@ impl Refresher {
             }
         };
         let (status, error) = match outcome {
-            Ok(Status::Refreshed | Status::Unchanged) if not_initialized => {
+            Ok(Stored::Written | Stored::Extended) if not_initialized => {
                 (Status::NotInitialized, None)
             }
-            Ok(status) => (status, None),
+            Ok(stored) => (
+                match stored {
+                    Stored::Written => Status::Refreshed,
+                    Stored::Extended => Status::Unchanged,
+                    Stored::Superseded => Status::Superseded,
+                },
+                None,
+            ),
             Err(e) => {
                 tracing::error!(cache_key = %key, error = %e, "cache store write failed");
                 let message = errors::chain(&e);
@@ -269,18 +278,6 @@ impl Refresher {
             error,
             event_to_cache_ms: None,
         }
-    }
-
-    /// One write of `entry`: extend the stored body if it is the same, else put.
-    async fn write_once(&self, entry: &CacheEntry, ext: &Extension) -> Result<Status, StoreError> {
-        Ok(match self.store.extend(&entry.meta.key, ext).await? {
-            ExtendOutcome::Extended => Status::Unchanged,
-            ExtendOutcome::Superseded { .. } => Status::Superseded,
-            ExtendOutcome::Changed => match self.store.put(entry).await? {
-                PutOutcome::Written => Status::Refreshed,
-                PutOutcome::Superseded { .. } => Status::Superseded,
-            },
-        })
     }
 
     /// Records the failed attempt on the entry, leaving its body as it is.

@@ -5,16 +5,18 @@ use bytes::Bytes;
 use serde::{Serialize, ser::SerializeMap};
 
 use crate::domain::{
-    AccountId, DataType, Region,
+    AccountId, DataType, Figure, Figures, Region,
     capacity::{Capacity, QuotaThresholds},
-    inventory::{Job, SourceServer},
+    inventory::{Job, RecoveryInstance, SourceServer},
 };
 
-/// A serialized view and the number of records in it.
+/// A serialized view, the number of records in it, and the figures the fleet
+/// capacity sums from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
     pub body: Bytes,
     pub items: u64,
+    pub figures: Figures,
 }
 
 /// The view of a record list: `{"<list>": [...], "<count>": n}` with the list and
@@ -35,6 +37,16 @@ pub fn list<T: Serialize>(data_type: DataType, region: &Region, records: &[T]) -
     View {
         body: to_bytes(&document),
         items: records.len() as u64,
+        figures: Figures::default(),
+    }
+}
+
+/// The recovery-instance list, with how many of the instances drills launched.
+pub fn recovery_instances(region: &Region, instances: &[RecoveryInstance]) -> View {
+    let drills = instances.iter().filter(|i| i.is_drill).count() as u64;
+    View {
+        figures: Figures::default().with(Figure::DrillInstances, drills),
+        ..list(DataType::DrsRecoveryInstances, region, instances)
     }
 }
 
@@ -98,6 +110,9 @@ pub fn quotas(
     View {
         body: to_bytes(&document),
         items: capacity.total_source_servers,
+        figures: Figures::default()
+            .with(Figure::ReplicatingServers, capacity.replicating_servers)
+            .with(Figure::ExtendedServers, capacity.extended_servers),
     }
 }
 
@@ -124,6 +139,9 @@ pub fn jobs(jobs: &[Job]) -> View {
     View {
         body: to_bytes(&document),
         items: jobs.len() as u64,
+        figures: Figures::default()
+            .with(Figure::ActiveJobs, document.active_jobs)
+            .with(Figure::ServersInActiveJobs, document.servers_in_active_jobs),
     }
 }
 
@@ -199,6 +217,8 @@ mod tests {
         assert_eq!(doc["maxSourceServers"], 4000);
         assert_eq!(doc["status"], "OK");
         assert_eq!(doc["serversByReplicationState"]["STALLED"], 1);
+        assert_eq!(q.figures.get(Figure::ReplicatingServers), Some(0));
+        assert_eq!(q.figures.get(Figure::ExtendedServers), Some(0));
     }
 
     #[test]
@@ -229,6 +249,8 @@ mod tests {
         assert_eq!(doc["count"], 3);
         assert_eq!(doc["activeJobs"], 2);
         assert_eq!(doc["serversInActiveJobs"], 5);
+        assert_eq!(view.figures.get(Figure::ActiveJobs), Some(2));
+        assert_eq!(view.figures.get(Figure::ServersInActiveJobs), Some(5));
         assert_eq!(doc["jobs"][0]["jobID"], "drsjob-1");
         assert_eq!(
             doc["jobs"][0]["participatingServers"][0]["sourceServerID"],

@@ -119,7 +119,10 @@ pub fn pack(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<Cache
     let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
     let mut group_of: HashMap<Fetch, usize> = HashMap::new();
     for key in targets {
-        let fetch = Fetch::of(key, home);
+        let Some(fetch) = Fetch::of(key, home) else {
+            tracing::error!(cache_key = %key, "derived data is not fetched; target left out");
+            continue;
+        };
         match group_of.get(&fetch) {
             Some(&at) => groups[at].1.push(key.clone()),
             None => {

@@ -28,8 +28,10 @@ pub enum Fetch {
 
 impl Fetch {
     /// The fetch that produces `key`, with `home` as the account of
-    /// account-independent data.
-    pub fn of(key: &CacheKey, home: AccountId) -> Self {
+    /// account-independent data; `None` for derived data, which no fetch
+    /// produces (and which no workflow input can name: `DataType::parse`
+    /// refuses it).
+    pub fn of(key: &CacheKey, home: AccountId) -> Option<Self> {
         let account = match key.scope() {
             AccountScope::Account(id) => id,
             AccountScope::Global => home,
@@ -38,7 +40,7 @@ impl Fetch {
             account,
             region: key.region().clone(),
         };
-        match key.data_type() {
+        Some(match key.data_type() {
             DataType::DrsSourceServers | DataType::DrsQuotas => Self::SourceServers(at),
             DataType::DrsAccounts => Self::StagingAccounts(at),
             DataType::DrsJobs => Self::Jobs(at),
@@ -48,7 +50,13 @@ impl Fetch {
             DataType::Ec2SecurityGroups => Self::SecurityGroups(at),
             DataType::Ec2InstanceTypes => Self::InstanceTypes(at),
             DataType::Ec2InstanceProfiles => Self::InstanceProfiles(account),
-        }
+            DataType::DrsCapacity => return None,
+        })
+    }
+
+    /// Every key the fetch of `key` writes; none for derived data.
+    pub fn keys_written_for(key: &CacheKey, home: AccountId) -> Vec<CacheKey> {
+        Self::of(key, home).map_or_else(Vec::new, |f| f.written_keys(key))
     }
 
     /// The account the fetch runs in.
@@ -110,11 +118,14 @@ mod tests {
     fn account_independent_data_is_fetched_with_the_home_account() {
         assert_eq!(
             Fetch::of(&key("ec2-instance-types#us-west-2#global"), home()),
-            Fetch::InstanceTypes(AccountRegion {
+            Some(Fetch::InstanceTypes(AccountRegion {
                 account: home(),
                 region: Region::parse("us-west-2").unwrap()
-            })
+            }))
         );
+        let capacity = CacheKey::fleet_capacity(Region::parse("us-west-2").unwrap());
+        assert_eq!(Fetch::of(&capacity, home()), None);
+        assert!(Fetch::keys_written_for(&capacity, home()).is_empty());
     }
 
     #[test]
@@ -122,6 +133,6 @@ mod tests {
         let east = Fetch::of(&key("ec2-instance-profiles#us-east-1#111122223333"), home());
         let west = Fetch::of(&key("ec2-instance-profiles#eu-west-1#111122223333"), home());
         assert_eq!(east, west);
-        assert_eq!(east.operation(), "ListInstanceProfiles");
+        assert_eq!(east.unwrap().operation(), "ListInstanceProfiles");
     }
 }

@@ -194,6 +194,7 @@ fn the_table_has_the_documented_schema() {
                     "expiresAt",
                     "ttl",
                     "itemCount",
+                    "figures",
                     "lastAttemptAt",
                     "lastErrorKind",
                     "lastErrorMessage",
@@ -433,6 +434,7 @@ fn every_path_the_reader_serves_has_a_route_and_so_does_invalidation() {
         .chain([
             INVALIDATE_ROUTE.to_owned(),
             format!("GET {}", drs_cache::read::inventory::INVENTORY_PATH),
+            format!("GET {}", path_of(DataType::DrsCapacity)),
         ])
         .collect();
     assert_eq!(routes, expected);
@@ -447,10 +449,16 @@ async fn every_route_reaches_a_path_the_reader_serves() {
         .await
         .unwrap();
     let (queue, _receiver) = LocalRefreshQueue::new(16);
+    let settings = ReaderSettings {
+        capacity_key: Some(drs_cache::domain::CacheKey::fleet_capacity(
+            drs_cache::domain::Region::parse("us-east-1").unwrap(),
+        )),
+        ..ReaderSettings::default()
+    };
     let router = app::reader_router(
         store,
         Arc::new(queue),
-        ReaderSettings::default(),
+        settings,
         Arc::new(Recorded::default()),
     );
     let status = |method: Method, path: &str, body: &'static str| {
@@ -480,7 +488,10 @@ async fn every_route_reaches_a_path_the_reader_serves() {
             ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&answer),
             "{route}: {answer}"
         );
-        if method == "GET" {
+        if path == path_of(DataType::DrsCapacity) {
+            // It takes no required parameter: nothing is cached yet.
+            assert_eq!(answer, StatusCode::SERVICE_UNAVAILABLE, "{route}");
+        } else if method == "GET" {
             assert_eq!(answer, StatusCode::BAD_REQUEST, "{route}");
         }
     }
@@ -948,8 +959,44 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:BatchWriteItem",
     ] {
         assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
+    }
+    // Every item write and read is bound to its own items: leases, the run
+    // ledger, and the fleet capacity with its chunks.
+    let statements = list(
+        field(
+            &list(properties(&t, "PlannerRole"), "Policies")[0],
+            "PolicyDocument",
+        ),
+        "Statement",
+    );
+    let item_actions = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ];
+    // (The statement under `!If` is the KMS key's.)
+    for statement in statements.iter().filter(|s| intrinsic(s).is_none()) {
+        let actions: Vec<&str> = match field(statement, "Action") {
+            Value::String(a) => vec![a.as_str()],
+            Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if actions.iter().any(|a| item_actions.contains(a)) {
+            let condition = field(field(statement, "Condition"), "ForAllValues:StringLike");
+            let keys: Vec<&str> = list(condition, "dynamodb:LeadingKeys")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                keys.iter()
+                    .all(|k| ["lease#*", "run#*", "drs-capacity#*"].contains(k)),
+                "{keys:?}"
+            );
+        }
     }
 }
 

@@ -466,3 +466,81 @@ fn the_local_server_refuses_other_origins_and_hosts_before_reading_a_body() {
     );
     assert_eq!(ask("GET", "/health", &[("Host", "localhost:8080")]), 200);
 }
+
+/// The fleet capacity, summed by the scheduled ticks from entry metadata,
+/// agrees with what the quota, recovery-instance and job reads of each
+/// account and region serve.
+#[test]
+fn the_fleet_capacity_agrees_with_each_account_region_s_own_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start_with(
+        dir.path(),
+        &["--change-every", "3600"],
+        &[("SCHEDULE_INTERVAL_SECONDS", "1")],
+    );
+    local.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["fresh"] == DEMO_KEYS
+    });
+    // The next tick after every input is cached sums them all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let capacity = loop {
+        let answer = local.get("/drs/capacity");
+        if answer.status == 200 {
+            let doc: Value = serde_json::from_str(&answer.body).unwrap();
+            if doc["fleet"]["incompleteRows"] == 0 {
+                assert!(answer.header("age").is_some());
+                assert_eq!(answer.header("x-cache-status"), Some("fresh"));
+                break doc;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {}",
+            answer.status,
+            answer.body
+        );
+        // Polling interval of the check.
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows = capacity["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "3 accounts × 2 regions");
+    let read = |path: &str, row: &Value| -> Value {
+        let q = format!(
+            "region={}&accountId={}",
+            row["region"].as_str().unwrap(),
+            row["accountId"].as_str().unwrap()
+        );
+        let answer = local.get(&format!("{path}?{q}"));
+        assert_eq!(answer.status, 200, "{path}?{q}: {}", answer.body);
+        serde_json::from_str(&answer.body).unwrap()
+    };
+    let mut replicating = 0;
+    for row in rows {
+        let quotas = read("/drs/quotas", row);
+        assert_eq!(row["replicatingServers"], quotas["replicatingServers"]);
+        assert_eq!(row["sourceServers"], quotas["totalSourceServers"]);
+        assert_eq!(row["extendedServers"], quotas["extendedServers"]);
+        let instances = read("/drs/recovery-instances", row);
+        let list = instances["recoveryInstances"].as_array().unwrap();
+        assert_eq!(row["recoveryInstances"], list.len());
+        let drills = list.iter().filter(|i| i["isDrill"] == true).count();
+        assert_eq!(row["drillInstances"], drills);
+        let jobs = read("/drs/jobs", row);
+        assert_eq!(row["activeJobs"], jobs["activeJobs"]);
+        assert_eq!(row["serversInActiveJobs"], jobs["serversInActiveJobs"]);
+        replicating += quotas["replicatingServers"].as_u64().unwrap();
+    }
+    assert_eq!(capacity["fleet"]["replicatingServers"], replicating);
+    // One account, and one account in one region.
+    let one: Value =
+        serde_json::from_str(&local.get("/drs/capacity?accountId=111111111111").body).unwrap();
+    assert_eq!(one["rowCount"], 2);
+    assert_eq!(one["accounts"].as_array().unwrap().len(), 1);
+    let cell = local.get("/drs/capacity?accountId=111111111111&region=us-west-2");
+    assert_eq!(cell.status, 200);
+    let cell: Value = serde_json::from_str(&cell.body).unwrap();
+    assert_eq!(cell["rowCount"], 1);
+    assert_eq!(cell["rows"][0]["region"], "us-west-2");
+    let bad = local.get("/drs/capacity?region=us-west-2&colour=red");
+    assert_eq!(bad.status, 400);
+}

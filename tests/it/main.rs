@@ -4,6 +4,7 @@
 
 mod support;
 
+mod capacity;
 mod cfn_moto;
 mod cfn_template;
 mod cli;

@@ -230,7 +230,9 @@ fn operations_run_in(account: &str, home: &str) -> BTreeSet<String> {
     let region = Region::parse("eu-west-1").unwrap();
     DataType::ALL
         .iter()
-        .map(|&data_type| Fetch::of(&CacheKey::new(data_type, region.clone(), account), home))
+        .filter_map(|&data_type| {
+            Fetch::of(&CacheKey::new(data_type, region.clone(), account), home)
+        })
         .filter(|fetch| fetch.account() == account)
         .map(|fetch| fetch.operation().to_owned())
         .collect()

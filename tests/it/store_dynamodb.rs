@@ -819,3 +819,68 @@ async fn a_claim_that_fails_part_way_releases_its_own_leases_only() {
         keys
     );
 }
+
+/// A table whose `dataType` index was made by an earlier release, projecting
+/// no `figures`, is refused with the attribute named: listing through it
+/// would silently drop the figures the fleet capacity sums.
+#[tokio::test]
+async fn a_table_whose_index_lacks_an_attribute_the_store_lists_is_refused() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let client = moto::dynamodb_client(moto::endpoint()).await;
+    let name = moto::unique_name("old-index");
+    let attribute = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let earlier = [
+        "version",
+        "etag",
+        "state",
+        "fetchedAt",
+        "expiresAt",
+        "ttl",
+        "itemCount",
+        "lastAttemptAt",
+        "lastErrorKind",
+        "lastErrorMessage",
+    ];
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(INDEX_BY_DATA_TYPE)
+        .key_schema(key("dataType", KeyType::Hash))
+        .key_schema(key("createdAt", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(earlier.map(String::from).to_vec()))
+                .build(),
+        )
+        .build()
+        .unwrap();
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("cacheKey", ScalarAttributeType::S))
+        .attribute_definitions(attribute("dataType", ScalarAttributeType::S))
+        .attribute_definitions(attribute("createdAt", ScalarAttributeType::N))
+        .key_schema(key("cacheKey", KeyType::Hash))
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .unwrap();
+    let refused = create_table(&client, &name).await.unwrap_err().to_string();
+    assert!(refused.contains("figures"), "{refused}");
+}

@@ -6,8 +6,8 @@ use std::{collections::HashMap, str::FromStr, time::Duration};
 use aws_sdk_dynamodb::{primitives::Blob, types::AttributeValue};
 
 use crate::domain::{
-    CacheKey, ETag, EntryMeta, EntryState, RefreshAttempt, RefreshErrorKind, RefreshFailure,
-    Timestamp, Version,
+    CacheKey, ETag, EntryMeta, EntryState, Figures, RefreshAttempt, RefreshErrorKind,
+    RefreshFailure, Timestamp, Version,
     payload::{Encoding, MAX_BODY_BYTES},
 };
 
@@ -27,6 +27,8 @@ pub(super) mod attr {
     pub const STATE: &str = "state";
     pub const FETCHED_AT: &str = "fetchedAt";
     pub const ITEM_COUNT: &str = "itemCount";
+    /// The entry's figures, a map of numbers by name; absent when it has none.
+    pub const FIGURES: &str = "figures";
     pub const LAST_ATTEMPT_AT: &str = "lastAttemptAt";
     pub const LAST_ERROR_KIND: &str = "lastErrorKind";
     pub const LAST_ERROR_MESSAGE: &str = "lastErrorMessage";
@@ -144,8 +146,34 @@ pub(super) fn entry_meta(item: &Item) -> Result<EntryMeta, ItemError> {
         expires_at: timestamp(item, attr::EXPIRES_AT)?,
         stale_until: timestamp(item, attr::TTL)?,
         item_count: number(item, attr::ITEM_COUNT)?,
+        figures: figures(item)?,
         last_attempt: last_attempt(item)?,
     })
+}
+
+/// The `figures` attribute of `figures`; `None` when none is set.
+pub(super) fn figures_value(figures: &Figures) -> Option<AttributeValue> {
+    let named = figures.iter().map(|(name, v)| (name.to_owned(), n(v)));
+    (!figures.is_empty()).then(|| AttributeValue::M(named.collect()))
+}
+
+fn figures(item: &Item) -> Result<Figures, ItemError> {
+    let Some(value) = item.get(attr::FIGURES) else {
+        return Ok(Figures::default());
+    };
+    let AttributeValue::M(named) = value else {
+        return Err(ItemError::new("figures is not of type M"));
+    };
+    let mut pairs = Vec::with_capacity(named.len());
+    for (name, value) in named {
+        let number = match value {
+            AttributeValue::N(raw) => raw.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| ItemError(format!("figures.{name} is not a whole number")))?;
+        pairs.push((name.as_str(), number));
+    }
+    Ok(Figures::from_named(pairs))
 }
 
 fn last_attempt(item: &Item) -> Result<Option<RefreshAttempt>, ItemError> {
@@ -200,6 +228,9 @@ pub(super) fn head_item(meta: &EntryMeta, encoding: Encoding, payload: &HeadPayl
         (attr::ITEM_COUNT.into(), n(meta.item_count)),
         (attr::ENCODING.into(), s(encoding.as_str())),
     ]);
+    if let Some(figures) = figures_value(&meta.figures) {
+        item.insert(attr::FIGURES.into(), figures);
+    }
     if let Some(attempt) = &meta.last_attempt {
         item.insert(attr::LAST_ATTEMPT_AT.into(), n(attempt.at.unix_secs()));
         if let Some(failure) = &attempt.failure {

@@ -246,14 +246,18 @@ impl CacheWrites for DynamoDbStore {
                 .set(attr::TTL, n(ext.stale_until.unix_secs()))
                 .set(attr::LAST_ATTEMPT_AT, fetched)
                 .remove(attr::LAST_ERROR_KIND)
-                .remove(attr::LAST_ERROR_MESSAGE)
-                .condition_all([
-                    Check::Exists(attr::CACHE_KEY),
-                    Check::equals(attr::ETAG, s(ext.etag.as_str())),
-                    Check::below(attr::VERSION, version),
-                    Check::differs(attr::STATE, s(EntryState::NoData.as_str())),
-                    same_chunks,
-                ]);
+                .remove(attr::LAST_ERROR_MESSAGE);
+            let update = match item::figures_value(&ext.figures) {
+                Some(figures) => update.set(attr::FIGURES, figures),
+                None => update.remove(attr::FIGURES),
+            };
+            let update = update.condition_all([
+                Check::Exists(attr::CACHE_KEY),
+                Check::equals(attr::ETAG, s(ext.etag.as_str())),
+                Check::below(attr::VERSION, version),
+                Check::differs(attr::STATE, s(EntryState::NoData.as_str())),
+                same_chunks,
+            ]);
             if self.update(&raw_key, update).await? {
                 return Ok(ExtendOutcome::Extended);
             }

@@ -19,7 +19,7 @@ pub const INDEX_BY_DATA_TYPE: &str = "dataType-createdAt-index";
 
 /// The non-key attributes projected into the index: exactly what `EntryMeta`
 /// needs, so a listing never reads payloads.
-const INDEX_ATTRIBUTES: [&str; 10] = [
+const INDEX_ATTRIBUTES: [&str; 11] = [
     attr::VERSION,
     attr::ETAG,
     attr::STATE,
@@ -27,6 +27,7 @@ const INDEX_ATTRIBUTES: [&str; 10] = [
     attr::EXPIRES_AT,
     attr::TTL,
     attr::ITEM_COUNT,
+    attr::FIGURES,
     attr::LAST_ATTEMPT_AT,
     attr::LAST_ERROR_KIND,
     attr::LAST_ERROR_MESSAGE,
@@ -152,6 +153,24 @@ async fn wait_until_active(
                 table: table.to_owned(),
                 reason: format!("index {INDEX_BY_DATA_TYPE} is missing"),
             })?;
+        // A table made by an earlier release may project fewer attributes:
+        // listing through it would lose them (the figures, for one).
+        let projection = index.projection();
+        let projected = projection
+            .map(|p| p.non_key_attributes())
+            .unwrap_or_default();
+        let all = projection.and_then(|p| p.projection_type()) == Some(&ProjectionType::All);
+        if let Some(absent) = INDEX_ATTRIBUTES
+            .iter()
+            .find(|a| !all && !projected.iter().any(|p| p == *a))
+        {
+            return Err(TableError::Schema {
+                table: table.to_owned(),
+                reason: format!(
+                    "index {INDEX_BY_DATA_TYPE} does not project {absent}: rebuild the index (docs/operations.md)"
+                ),
+            });
+        }
         if description.table_status() == Some(&TableStatus::Active)
             && index.index_status() == Some(&IndexStatus::Active)
         {

@@ -46,8 +46,8 @@ use self::{
 };
 use crate::{
     domain::{
-        CacheEntry, CacheKey, DataType, ETag, EntryMeta, EntryState, Extension, RefreshAttempt,
-        TtlPolicy, Version, payload,
+        CacheEntry, CacheKey, DataType, ETag, EntryMeta, EntryState, Extension, Figures,
+        RefreshAttempt, TtlPolicy, Version, payload,
     },
     ports::{
         CacheListing, CacheReads, CacheWrites, ExtendOutcome, MetaPage, PutOutcome, StoreError,
@@ -208,6 +208,7 @@ impl CacheWrites for EmbeddedStore {
                 fetched_at: ext.fetched_at,
                 expires_at: ext.expires_at,
                 stale_until: ext.stale_until,
+                figures: ext.figures,
                 // A successful refresh: any recorded failure is cleared.
                 last_attempt: Some(RefreshAttempt {
                     at: ext.fetched_at,
@@ -335,6 +336,7 @@ fn no_data(key: CacheKey, attempt: RefreshAttempt) -> EntryMeta {
         expires_at: at,
         stale_until: at.plus(TtlPolicy::DEFAULT_STALE_WINDOW),
         item_count: 0,
+        figures: Figures::default(),
         last_attempt: Some(attempt),
     }
 }

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CacheKey, ETag, EntryMeta, EntryState, KeyError, RefreshAttempt, RefreshFailure, Timestamp,
-    Version,
+    CacheKey, ETag, EntryMeta, EntryState, Figures, KeyError, RefreshAttempt, RefreshFailure,
+    Timestamp, Version,
     payload::{Encoding, PayloadError},
 };
 
@@ -30,6 +30,9 @@ pub(super) struct HeadRecord {
     state: String,
     fetched_at: i64,
     item_count: u64,
+    /// The entry's figures by name; absent when it has none.
+    #[serde(default, skip_serializing_if = "Figures::is_empty")]
+    figures: Figures,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_attempt_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +111,7 @@ impl HeadRecord {
             state: meta.state.as_str().to_owned(),
             fetched_at: meta.fetched_at.unix_secs(),
             item_count: meta.item_count,
+            figures: meta.figures,
             last_attempt_at,
             last_error_kind: failure.map(|f| f.kind.as_str().to_owned()),
             last_error_message: failure.map(|f| f.message.clone()),
@@ -192,6 +196,7 @@ impl TryFrom<HeadRecord> for StoredHead {
                 expires_at: Timestamp::from_unix_secs(r.expires_at),
                 stale_until: Timestamp::from_unix_secs(r.ttl),
                 item_count: r.item_count,
+                figures: r.figures,
                 last_attempt,
             },
             encoding,
@@ -216,7 +221,9 @@ mod tests {
         };
         let at = Timestamp::from_unix_secs(1_700_000_000);
         let body = Bytes::from_static(b"{}");
-        let mut e = CacheEntry::fetched(key, Version::from_raw(9), body, 2, at, policy);
+        let figures = crate::domain::Figures::default().with(crate::domain::Figure::ActiveJobs, 3);
+        let mut e = CacheEntry::fetched(key, Version::from_raw(9), body, 2, at, policy)
+            .with_figures(figures);
         e.meta.last_attempt = Some(RefreshAttempt {
             at,
             failure: Some(RefreshFailure {

@@ -64,6 +64,7 @@ macro_rules! store_contract_tests {
             record_attempt_on_missing_key_creates_no_data_entry,
             list_pages_through_every_entry_of_one_type,
             list_rejects_a_foreign_cursor,
+            figures_round_trip_through_put_list_and_extend,
         );
         $crate::support::store_contract::store_contract_tests!(@lease_tests $make;
             a_fresh_key_is_claimed,
@@ -337,6 +338,58 @@ pub async fn extend_moves_freshness_of_an_unchanged_body_only(store: &dyn CacheS
     );
     assert_eq!(store.get(&missing).await.unwrap(), None);
     assert_eq!(store.get(&k).await.unwrap(), Some(expected));
+}
+
+/// The figures of an entry are read back by `get` and `list`, and an
+/// extension records them again: an entry stored without figures gains them
+/// while its body stays as it was.
+pub async fn figures_round_trip_through_put_list_and_extend(store: &dyn CacheStore) {
+    use drs_cache::domain::{Figure, Figures};
+    let k = quotas_key();
+    let figures = Figures::default()
+        .with(Figure::ReplicatingServers, 250)
+        .with(Figure::ExtendedServers, 0);
+    let with = entry(k.clone(), 10, &b"{\"v\":1}"[..], 1_700_000_000).with_figures(figures);
+    store.put(&with).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().unwrap().meta.figures, figures);
+    let listed = store.list(DataType::DrsQuotas, None, 10).await.unwrap();
+    assert_eq!(listed.entries[0].figures, figures);
+
+    // Written without figures, then extended with them.
+    let bare = key(DataType::DrsJobs, "us-east-1", "111122223333");
+    let old = entry(bare.clone(), 10, &b"{\"jobs\":[]}"[..], 1_700_000_000);
+    store.put(&old).await.unwrap();
+    assert!(
+        store
+            .get(&bare)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .figures
+            .is_empty()
+    );
+    let jobs = Figures::default()
+        .with(Figure::ActiveJobs, 0)
+        .with(Figure::ServersInActiveJobs, 0);
+    let ext = Extension {
+        figures: jobs,
+        ..Extension::new(
+            Version::from_raw(11),
+            old.meta.etag.clone(),
+            Timestamp::from_unix_secs(1_700_000_600),
+            policy(),
+        )
+    };
+    assert_eq!(
+        store.extend(&bare, &ext).await.unwrap(),
+        ExtendOutcome::Extended
+    );
+    let got = store.get(&bare).await.unwrap().unwrap();
+    assert_eq!(got.meta.figures, jobs);
+    assert_eq!(got.body, old.body);
+    let listed = store.list(DataType::DrsJobs, None, 10).await.unwrap();
+    assert_eq!(listed.entries[0].figures, jobs);
 }
 
 /// Rule 1 of `CacheStore::extend`: a stored version the same or newer wins,

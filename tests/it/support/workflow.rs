@@ -791,6 +791,7 @@ pub fn plan_config() -> PlanConfig {
         list_page: 25,
         max_targets_per_run: 10_000,
         manual_min_age: Duration::from_secs(60),
+        thresholds: Default::default(),
     }
 }
 
