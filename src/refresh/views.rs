@@ -259,6 +259,36 @@ mod tests {
     }
 
     #[test]
+    fn the_recovery_instance_view_counts_its_drills() {
+        let instance = |id: &str, is_drill| crate::domain::inventory::RecoveryInstance {
+            recovery_instance_id: id.into(),
+            source_server_id: Some("s-1".into()),
+            ec2_instance_id: None,
+            ec2_instance_state: Some("RUNNING".into()),
+            job_id: None,
+            is_drill,
+            failback_state: None,
+            point_in_time_snapshot_date_time: None,
+            last_updated_date_time: None,
+            origin_environment: None,
+            tags: BTreeMap::new(),
+        };
+        let view = recovery_instances(
+            &region(),
+            &[
+                instance("i-1", true),
+                instance("i-2", false),
+                instance("i-3", true),
+            ],
+        );
+        assert_eq!(view.items, 3);
+        assert_eq!(view.figures.get(Figure::DrillInstances), Some(2));
+        let doc: Value = serde_json::from_slice(&view.body).unwrap();
+        assert_eq!(doc["count"], 3);
+        assert_eq!(doc["recoveryInstances"][1]["isDrill"], false);
+    }
+
+    #[test]
     fn equal_records_serialize_to_equal_bytes() {
         let a = list(DataType::DrsAccounts, &region(), &["x", "y"]);
         let b = list(DataType::DrsAccounts, &region(), &["x", "y"]);
