@@ -2,15 +2,22 @@
 //! body, from a parsed `ApiRequest` to the `http::Response<Bytes>` that
 //! `Router::handle` returns, EMF metric line formatting included.
 //!
-//! Three cases on one warmed router:
+//! Seven cases on one warmed router:
 //! - `unfiltered`: the whole snapshot body (target p50 ≤ 20 µs);
 //! - `filtered_instance_family_m5`: `instanceFamily=m5`, the cached view;
-//! - `not_modified`: `If-None-Match` with the current ETag, answered 304.
+//! - `not_modified`: `If-None-Match` with the current ETag, answered 304;
+//! - `compressed_br`, `compressed_gzip`: the unfiltered read with
+//!   `Accept-Encoding: br` / `gzip`, the variant compressed once per version
+//!   and served from beside the snapshot (no compression in the timed loop);
+//! - `paged_limit_100`: `limit=100`, the cached view of the first page;
+//! - `paged_next_page`: `limit=100` with the first page's `nextToken`, the
+//!   cached view of the second page.
 //!
 //! Run with `cargo bench --bench read_memory_hit`.
 
 use std::{
     hint::black_box,
+    io::Read,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -319,6 +326,88 @@ fn conditional(etag: &str) -> ApiRequest {
     }
 }
 
+fn encoded(coding: &str) -> ApiRequest {
+    ApiRequest {
+        accept_encoding: Some(coding.to_owned()),
+        ..unfiltered()
+    }
+}
+
+const PAGE: usize = 100;
+
+fn paged(next_token: Option<&str>) -> ApiRequest {
+    let limit = PAGE.to_string();
+    let mut query = vec![("region", REGION), ("limit", limit.as_str())];
+    query.extend(next_token.map(|token| ("nextToken", token)));
+    ApiRequest::get(PATH, &query)
+}
+
+/// The body of `response` decoded from its `Content-Encoding`.
+fn decoded(response: &ApiResponse) -> Vec<u8> {
+    let body: &[u8] = response.body();
+    let mut out = Vec::new();
+    match response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => out.extend_from_slice(body),
+        Some("br") => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .expect("a brotli body");
+        }
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("a gzip body");
+        }
+        Some(other) => panic!("unexpected content-encoding {other}"),
+    }
+    out
+}
+
+/// Checks that `coding` is served as a memory hit of one compressed variant,
+/// made once, and returns its size.
+fn check_compressed(handle: impl Fn(&ApiRequest) -> ApiResponse, coding: &str) -> usize {
+    let first = handle(&encoded(coding));
+    assert_eq!(first.status(), StatusCode::OK, "{coding}");
+    assert_eq!(cache_tier(&first), "memory", "{coding}");
+    assert_eq!(
+        first
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+        Some(coding),
+    );
+    // The same bytes on the next read: compressed once, not per request.
+    let second = handle(&encoded(coding));
+    assert_eq!(
+        second.body().as_ptr(),
+        first.body().as_ptr(),
+        "{coding} is compressed again"
+    );
+    assert_eq!(
+        decoded(&first),
+        handle(&unfiltered()).body().as_ref(),
+        "{coding} decodes to the identity body"
+    );
+    first.body().len()
+}
+
+/// The records of a page, and its `nextToken`.
+fn page_of(response: &ApiResponse) -> (Vec<serde_json::Value>, Option<String>) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_tier(response), "memory");
+    let mut doc: serde_json::Value = serde_json::from_slice(response.body()).expect("a JSON page");
+    let records = match doc["instanceTypes"].take() {
+        serde_json::Value::Array(records) => records,
+        other => panic!("instanceTypes is {other}"),
+    };
+    let next = doc["nextToken"].as_str().map(str::to_owned);
+    (records, next)
+}
+
 fn cache_tier(response: &ApiResponse) -> &str {
     response
         .headers()
@@ -357,11 +446,39 @@ fn read_memory_hit(c: &mut Criterion) {
     assert_eq!(cache_tier(&not_modified), "memory");
     assert!(not_modified.body().is_empty());
 
+    let br_len = check_compressed(handle, "br");
+    let gzip_len = check_compressed(handle, "gzip");
+
+    let first = handle(&paged(None));
+    let (records, next_token) = page_of(&first);
+    assert_eq!(records.len(), PAGE);
+    let next_token = next_token.expect("a nextToken after the first page");
+    // The page view is derived on the first paged read; the benched ones reuse it.
+    assert_eq!(handle(&paged(None)).body(), first.body());
+
+    let second = handle(&paged(Some(&next_token)));
+    let (next_records, _) = page_of(&second);
+    assert_eq!(next_records.len(), PAGE);
+    assert_ne!(next_records[0], records[0], "the second page starts later");
+    let whole_doc: serde_json::Value =
+        serde_json::from_slice(whole.body()).expect("a JSON snapshot");
+    assert_eq!(whole_doc["instanceTypes"][PAGE], next_records[0]);
+    assert_eq!(handle(&paged(Some(&next_token))).body(), second.body());
+
     eprintln!(
         "read_memory_hit: body {} bytes, {} instance types, m5 view {} bytes ({kept} types)",
         f.body_len,
         f.type_count,
         m5.body().len(),
+    );
+    eprintln!(
+        "read_memory_hit: identity {} bytes, br {br_len} bytes, gzip {gzip_len} bytes",
+        f.body_len,
+    );
+    eprintln!(
+        "read_memory_hit: page 1 {} bytes, page 2 {} bytes ({PAGE} types each)",
+        first.body().len(),
+        second.body().len(),
     );
 
     let mut group = c.benchmark_group("read_memory_hit");
@@ -375,6 +492,18 @@ fn read_memory_hit(c: &mut Criterion) {
 
     let req = conditional(&f.etag);
     group.bench_function("not_modified", |b| b.iter(|| black_box(handle(&req))));
+
+    let req = encoded("br");
+    group.bench_function("compressed_br", |b| b.iter(|| black_box(handle(&req))));
+
+    let req = encoded("gzip");
+    group.bench_function("compressed_gzip", |b| b.iter(|| black_box(handle(&req))));
+
+    let req = paged(None);
+    group.bench_function("paged_limit_100", |b| b.iter(|| black_box(handle(&req))));
+
+    let req = paged(Some(&next_token));
+    group.bench_function("paged_next_page", |b| b.iter(|| black_box(handle(&req))));
     group.finish();
 }
 

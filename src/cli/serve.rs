@@ -9,13 +9,17 @@ use tracing::info;
 use crate::{
     app::{self, LocalSide},
     config::LocalConfig,
-    read::{metrics::EmfStdout, server},
+    read::{
+        metrics::{BATCH_FLUSH_INTERVAL, BatchedEmfStdout},
+        server,
+    },
 };
 
 pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> {
     let aws = app::Aws::default();
     let store = app::open_store(&aws, &config.store).await?;
-    let (router, local) = app::local_reader(&aws, &config, store, Arc::new(EmfStdout)).await?;
+    let metrics = Arc::new(BatchedEmfStdout::default());
+    let (router, local) = app::local_reader(&aws, &config, store, metrics.clone()).await?;
     // Without a workflow, the workflow's steps run here, against the simulator.
     if let Some(LocalSide { refresh, requests }) = local {
         tokio::spawn(refresh.clone().drain(requests));
@@ -24,7 +28,18 @@ pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> 
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    server::serve(listener, router, crate::local::shutdown_signal()).await?;
+    let flushed = metrics.clone();
+    let flusher = tokio::spawn(async move {
+        let mut every = tokio::time::interval(BATCH_FLUSH_INTERVAL);
+        loop {
+            every.tick().await;
+            flushed.flush();
+        }
+    });
+    let served = server::serve(listener, router, crate::local::shutdown_signal()).await;
+    flusher.abort();
+    metrics.flush();
+    served?;
     info!("reader stopped");
     Ok(())
 }

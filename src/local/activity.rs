@@ -137,6 +137,8 @@ struct State {
 pub struct Activity {
     state: Mutex<State>,
     emf: Mutex<EmfOutput>,
+    /// Reads gathered into EMF documents of up to 100 samples.
+    read_batches: read_metrics::ReadBatches,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -155,6 +157,14 @@ impl Activity {
         Self {
             state: Mutex::default(),
             emf: Mutex::new(emf),
+            read_batches: read_metrics::ReadBatches::default(),
+        }
+    }
+
+    /// Writes the read metrics a quiet interval left in partial batches.
+    pub fn flush_reads(&self) {
+        for line in self.read_batches.drain(SystemTime::now()) {
+            self.emit(line);
         }
     }
 
@@ -228,7 +238,9 @@ impl RefreshMetrics for Activity {
 
 impl MetricsSink for Activity {
     fn record(&self, outcome: &ReadOutcome) {
-        self.emit(read_metrics::emf_line(outcome, SystemTime::now()));
+        if let Some(line) = self.read_batches.add(outcome, SystemTime::now()) {
+            self.emit(line);
+        }
         let mut state = lock(&self.state);
         let reads = &mut state.reads;
         *match outcome.result {
@@ -280,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn every_refresh_and_read_is_counted_and_written_as_one_emf_document_each() {
+    fn every_refresh_is_one_emf_document_and_reads_are_samples_of_a_batch() {
         let sink = Sink::default();
         let activity = Activity::new(EmfOutput::To(Box::new(sink.clone())));
         RefreshMetrics::record(&activity, RefreshReason::Schedule, &summary(None));
@@ -308,13 +320,23 @@ mod tests {
         assert_eq!((report.reads.memory, report.reads.store), (2, 1));
         assert_eq!(report.reads.hit_rate, Some(0.75));
         assert_eq!(activity.keys_done(), 2);
-        // Two refresh documents, one latency document, four read documents.
-        let written = String::from_utf8(lock(&sink.0).clone()).unwrap();
-        let docs: Vec<serde_json::Value> = written
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(docs.len(), 7);
+        let documents = || -> Vec<serde_json::Value> {
+            String::from_utf8(lock(&sink.0).clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        // Two refresh documents and one latency document; the reads wait in
+        // their batch until it fills or is flushed.
+        assert_eq!(documents().len(), 3);
+        activity.flush_reads();
+        let docs = documents();
+        assert_eq!(docs.len(), 4);
+        let reads = &docs[3];
+        assert_eq!(reads["Reads"], 4);
+        assert_eq!(reads["CacheHit"], serde_json::json!([1, 1, 1, 0]));
+        assert_eq!(reads["StaleServe"], serde_json::json!([0, 1, 0, 0]));
         assert_eq!(
             docs.iter()
                 .filter(|d| d.get("EventToCacheLatency").is_some())

@@ -183,7 +183,17 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     // schedule, the living fleet and the status lines.
     let mut background = tokio::task::JoinSet::new();
     background.spawn(refresh.clone().drain(requests));
+    let flushed = activity.clone();
     background.spawn(async move {
+        let mut every = tokio::time::interval(crate::read::metrics::BATCH_FLUSH_INTERVAL);
+        loop {
+            every.tick().await;
+            flushed.flush_reads();
+        }
+    });
+    let kept = activity.clone();
+    background.spawn(async move {
+        let activity = kept;
         let total = configured.len() as u64;
         // A failure is on the progress line; the ticks try again.
         let _ = console::run_with_progress(
@@ -209,6 +219,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
 
     let served = serving.await;
     background.shutdown().await;
+    activity.flush_reads();
     let _ = std::fs::remove_file(&server_file);
     served.context("the server task failed")??;
     eprintln!("drs-cache local stopped");

@@ -32,6 +32,11 @@ pub enum ApiError {
         "the request body could not be read whole, or is larger than the {limit} bytes this path takes"
     )]
     PayloadTooLarge { limit: usize },
+    /// An answer larger than its carrier takes: Lambda's response limit.
+    #[error(
+        "the answer is {bytes} bytes as Lambda would carry it, over its {limit}-byte limit: ask for it compressed (Accept-Encoding: br, zstd or gzip) or a page at a time (limit and nextToken)"
+    )]
+    ResponseTooLarge { bytes: usize, limit: usize },
     #[error("query parameter {field} {reason}")]
     InvalidParameter {
         field: String,
@@ -100,7 +105,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::DrsNotInitialized { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::ResponseTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::NotCached { .. }
             | Self::StoreUnavailable { .. }
             | Self::Unreadable { .. }
@@ -120,6 +127,7 @@ impl ApiError {
             Self::MethodNotAllowed { method, .. } => json!({"method": method}),
             Self::MissingParameter { field } => json!({"field": field}),
             Self::PayloadTooLarge { limit } => json!({"limit": limit}),
+            Self::ResponseTooLarge { bytes, limit } => json!({"bytes": bytes, "limit": limit}),
             Self::NotConfigured(not_kept) => {
                 json!({"field": not_kept.field, "value": not_kept.value})
             }
@@ -171,6 +179,11 @@ impl From<ReadError> for ApiError {
                 cause: source.kind(),
             },
             ReadError::Unreadable { key } => Self::Unreadable { key },
+            ReadError::StaleToken { token, .. } => Self::invalid(
+                "nextToken",
+                "is of an earlier version of the data: read again from the first page",
+                &token,
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::domain::DataType;
+use crate::domain::{DataType, ETag};
 
 /// How a filter's value matches a record's field.
 #[derive(Debug, Clone, Copy)]
@@ -209,12 +209,79 @@ fn field(name: &str) -> Option<&'static Field> {
 }
 
 /// Conditions on the records of a snapshot: every filter given must hold, and
-/// a filter given several values holds when any of them matches. Kept in a
-/// canonical order, so equal filters key the same derived view.
+/// a filter given several values holds when any of them matches; and which
+/// page of the matching records to keep. Kept in a canonical order, so equal
+/// filters key the same derived view.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Filter(Vec<(&'static str, Vec<Box<str>>)>);
+pub struct Filter(Vec<(&'static str, Vec<Box<str>>)>, Option<Page>);
+
+/// The most records one page holds.
+pub const MAX_PAGE: usize = 10_000;
+
+/// One page of a record list: `limit` records from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Where the next page starts, in one version of the records: the tag of the
+/// snapshot it pages and the offset, as `{etag}-{offset}`. A token of another
+/// version is refused rather than served from a shifted list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub source: Box<str>,
+    pub offset: usize,
+}
+
+impl PageToken {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        const REASON: &str = "must be the nextToken of the previous page, unchanged";
+        let (source, offset) = raw.split_once('-').ok_or(REASON)?;
+        let hex = source.len() == 32
+            && source
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let offset = decimal(offset).ok_or(REASON)?;
+        if !hex || offset == 0 {
+            return Err(REASON);
+        }
+        Ok(Self {
+            source: source.into(),
+            offset,
+        })
+    }
+
+    fn text(source: &ETag, offset: usize) -> String {
+        format!("{source}-{offset}")
+    }
+}
+
+/// `limit` as a page size: a whole number from 1 to [`MAX_PAGE`].
+pub fn page_limit(raw: &str) -> Result<usize, &'static str> {
+    decimal(raw)
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or("must be a whole number from 1 to 10000")
+}
+
+/// A number written in its canonical decimal digits only (no sign, no
+/// leading zero).
+fn decimal(raw: &str) -> Option<usize> {
+    let canonical = !raw.is_empty()
+        && raw.len() <= 9
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    canonical.then(|| raw.parse().ok()).flatten()
+}
 
 impl Filter {
+    /// This filter, keeping only `page` of the records it matches.
+    #[must_use]
+    pub(super) fn paged(mut self, page: Page) -> Self {
+        self.1 = Some(page);
+        self
+    }
+
     /// Adds `value` to the filter `name`, validating it for that filter.
     pub(super) fn add(&mut self, name: &str, value: &str) -> Result<(), &'static str> {
         let field = field(name).ok_or("is not a filter")?;
@@ -247,7 +314,7 @@ impl Filter {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_none()
     }
 
     fn matches(&self, record: &Value) -> bool {
@@ -265,9 +332,15 @@ impl Filter {
         })
     }
 
-    /// The snapshot `body` of `data_type` with only the matching records, and
-    /// its count updated.
-    pub fn apply(&self, data_type: DataType, body: &[u8]) -> Result<Bytes, serde_json::Error> {
+    /// The snapshot `body` (tagged `source`) of `data_type` with only the
+    /// matching records, and its count updated; with a page, only that page
+    /// of them, and the token of the next page while one is left.
+    pub fn apply(
+        &self,
+        data_type: DataType,
+        body: &[u8],
+        source: &ETag,
+    ) -> Result<Bytes, serde_json::Error> {
         if data_type == DataType::DrsCapacity {
             return self.select_capacity(body);
         }
@@ -275,10 +348,18 @@ impl Filter {
             return Ok(Bytes::copy_from_slice(body));
         };
         let mut doc: Map<String, Value> = serde_json::from_slice(body)?;
-        let kept: Vec<Value> = match doc.remove(list) {
+        let mut kept: Vec<Value> = match doc.remove(list) {
             Some(Value::Array(items)) => items.into_iter().filter(|r| self.matches(r)).collect(),
             _ => Vec::new(),
         };
+        if let Some(Page { offset, limit }) = self.1 {
+            let total = kept.len();
+            kept = kept.into_iter().skip(offset).take(limit).collect();
+            let next = offset + kept.len();
+            if next < total {
+                doc.insert("nextToken".into(), PageToken::text(source, next).into());
+            }
+        }
         doc.insert(count.to_owned(), Value::from(kept.len()));
         doc.insert(list.to_owned(), Value::Array(kept));
         serde_json::to_vec(&doc).map(Bytes::from)
@@ -416,7 +497,8 @@ mod tests {
 
     /// The IDs (`id` field) of the records `f` keeps.
     fn kept(f: &Filter, t: DataType, body: &[u8], (list, id): (&str, &str)) -> Vec<String> {
-        let out: Value = serde_json::from_slice(&f.apply(t, body).unwrap()).unwrap();
+        let out: Value =
+            serde_json::from_slice(&f.apply(t, body, &ETag::of(body)).unwrap()).unwrap();
         out[list]
             .as_array()
             .unwrap()
@@ -435,8 +517,11 @@ mod tests {
             ("vpcId", "vpc-0000000a"),
             ("availabilityZone", "us-east-1a"),
         ]);
-        let out: Value =
-            serde_json::from_slice(&f.apply(DataType::Ec2Subnets, body).unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(
+            &f.apply(DataType::Ec2Subnets, body, &ETag::of(body))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(out["count"], 1);
         assert_eq!(out["subnets"][0]["subnetId"], "subnet-1");
     }

@@ -11,6 +11,7 @@ use crate::{domain::NotKept, errors, text};
 
 use super::{
     ApiError, ReadRequest,
+    encoding::Coding,
     error::{invalidation_json, json_response, render as render_error},
     invalidate,
     metrics::{MetricsSink, ReadOutcome, ReadResult},
@@ -26,6 +27,7 @@ pub struct ApiRequest {
     /// Decoded query parameters, in order, repeats kept.
     pub query: Vec<(String, String)>,
     pub if_none_match: Option<String>,
+    pub accept_encoding: Option<String>,
     /// The request body; empty for reads.
     pub body: Bytes,
 }
@@ -52,12 +54,13 @@ impl ApiRequest {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
             if_none_match: None,
+            accept_encoding: None,
             body: Bytes::new(),
         }
     }
 
-    /// Reads method, path, query and `If-None-Match` from an HTTP request,
-    /// with `body` as its body.
+    /// Reads method, path, query, `If-None-Match` and `Accept-Encoding` from
+    /// an HTTP request, with `body` as its body.
     pub fn from_http<B>(req: &http::Request<B>, body: Bytes) -> Self {
         Self {
             method: req.method().clone(),
@@ -67,14 +70,18 @@ impl ApiRequest {
                 .query()
                 .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
                 .unwrap_or_default(),
-            if_none_match: req
-                .headers()
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            if_none_match: header_text(req.headers(), header::IF_NONE_MATCH),
+            accept_encoding: header_text(req.headers(), header::ACCEPT_ENCODING),
             body,
         }
     }
+}
+
+fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Routes reads to the read service and renders its answers.
@@ -105,7 +112,11 @@ impl Router {
         }
         let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match self.read(&req.method, &req.path, query).await {
-            Ok(served) => render(&served, req.if_none_match.as_deref()),
+            Ok(served) => render(
+                &served,
+                req.if_none_match.as_deref(),
+                Coding::negotiate(req.accept_encoding.as_deref()),
+            ),
             Err(e) => self.error(&e),
         }
     }
@@ -173,9 +184,11 @@ impl Router {
             Err(ReadError::Unavailable { .. } | ReadError::Unreadable { .. }) => {
                 (ReadResult::Unavailable, None)
             }
-            Err(ReadError::DrsNotInitialized { .. } | ReadError::NotConfigured(_)) => {
-                (ReadResult::Other, None)
-            }
+            Err(
+                ReadError::DrsNotInitialized { .. }
+                | ReadError::NotConfigured(_)
+                | ReadError::StaleToken { .. },
+            ) => (ReadResult::Other, None),
         };
         self.metrics.record(&ReadOutcome {
             data_type,
@@ -224,16 +237,31 @@ impl Router {
 }
 
 /// The `200` (or `304` when `if_none_match` names its tag) answer serving
-/// `served`.
-fn render(served: &Served, if_none_match: Option<&str>) -> ApiResponse {
-    let etag = served.etag.as_str();
-    let not_modified = if_none_match.is_some_and(|header| etag_matches(header, etag));
+/// `served` in `wanted` coding (identity for a short body).
+fn render(served: &Served, if_none_match: Option<&str>, wanted: Coding) -> ApiResponse {
+    // The coding actually sent names the tag: identity if compressing failed.
+    let (sent, body) = served.body.body(served.body.coding_for(wanted));
+    let etag = sent.etag(&served.etag);
+    // Any coding's tag names the same data: a client that switched codings
+    // still revalidates.
+    let not_modified = if_none_match.is_some_and(|header| {
+        <Coding as strum::VariantArray>::VARIANTS
+            .iter()
+            .any(|c| etag_matches(header, c.etag(&served.etag).trim_matches('"')))
+    });
     let mut response = if not_modified {
         let mut response = Response::new(Bytes::new());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
     } else {
-        Response::new(served.body.clone())
+        let mut response = Response::new(body);
+        if sent != Coding::Identity {
+            response.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(sent.as_str()),
+            );
+        }
+        response
     };
     let headers = response.headers_mut();
     if !not_modified {
@@ -242,7 +270,8 @@ fn render(served: &Served, if_none_match: Option<&str>) -> ApiResponse {
             HeaderValue::from_static("application/json"),
         );
     }
-    headers.insert(header::ETAG, header_value(&format!("\"{etag}\"")));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(header::ETAG, header_value(&etag));
     let max_age = served.fresh_for.unwrap_or(0);
     headers.insert(
         header::CACHE_CONTROL,

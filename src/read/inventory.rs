@@ -117,6 +117,8 @@ fn target_state(served: &Result<Served, ReadError>) -> &'static str {
         Err(ReadError::DrsNotInitialized { .. }) => "not_initialized",
         Err(ReadError::NotConfigured(_)) => "not_configured",
         Err(ReadError::Unavailable { .. } | ReadError::Unreadable { .. }) => "unavailable",
+        // An inventory read is never paged.
+        Err(ReadError::StaleToken { .. }) => "unavailable",
     }
 }
 
@@ -146,6 +148,7 @@ pub(super) async fn merged(router: &Router, req: &ApiRequest) -> Result<ApiRespo
             regions.iter().map(move |r| ReadRequest {
                 key: CacheKey::new(DataType::DrsSourceServers, r.clone(), *a),
                 filter: filter.clone(),
+                after: None,
             })
         })
         .collect();
@@ -167,7 +170,7 @@ pub(super) async fn merged(router: &Router, req: &ApiRequest) -> Result<ApiRespo
         if let Ok(s) = served {
             fresh_for = fresh_for.zip(s.fresh_for).map(|(a, b)| a.min(b));
             oldest = oldest.max(s.age);
-            let doc: Value = serde_json::from_slice(&s.body).unwrap_or(Value::Null);
+            let doc: Value = serde_json::from_slice(s.body.identity()).unwrap_or(Value::Null);
             if let Some(Value::Array(list)) = doc.get("servers") {
                 count = list.len();
                 let account = read.key.scope().account().map(|a| a.as_str().to_owned());

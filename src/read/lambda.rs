@@ -85,7 +85,51 @@ pub async fn handle(
     let mut api = ApiRequest::from_http(&http_request, body);
     api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
     let response = router.handle(&api).await;
+    let carried = carried_bytes(&response);
+    let response = if carried > MAX_RESPONSE_BYTES {
+        router.error(&ApiError::ResponseTooLarge {
+            bytes: carried,
+            limit: MAX_RESPONSE_BYTES,
+        })
+    } else {
+        response
+    };
     Ok(gateway_response(&origin, response))
+}
+
+/// Lambda's limit on the response of a synchronous invocation, the proxy
+/// event's JSON envelope included.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// Room left for the envelope and the headers of an answer.
+const ENVELOPE_BYTES: usize = 16 * 1024;
+
+/// The bytes `response` takes in the proxy response's JSON: a compressed body
+/// travels base64-encoded, a text body JSON-escaped.
+fn carried_bytes(response: &ApiResponse) -> usize {
+    let body = response.body();
+    let encoded = if is_binary(response) {
+        body.len().div_ceil(3) * 4
+    } else {
+        body.len()
+            + body
+                .iter()
+                .map(|b| match b {
+                    b'"' | b'\\' => 1,
+                    0..0x20 => 5,
+                    _ => 0,
+                })
+                .sum::<usize>()
+    };
+    encoded + ENVELOPE_BYTES
+}
+
+/// A body with a `Content-Encoding` is bytes, never text.
+fn is_binary(response: &ApiResponse) -> bool {
+    response
+        .headers()
+        .contains_key(http::header::CONTENT_ENCODING)
+        || std::str::from_utf8(response.body()).is_err()
 }
 
 /// The path a request was made to, without the API stage that HTTP APIs put
@@ -134,7 +178,8 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
         .read(&Method::GET, &path, query)
         .await
         .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
-    let body = String::from_utf8(served.body.to_vec()).map_err(|_| unreadable("UTF-8"))?;
+    let body =
+        String::from_utf8(served.body.identity().to_vec()).map_err(|_| unreadable("UTF-8"))?;
     let data = RawValue::from_string(body).map_err(|_| unreadable("JSON"))?;
     Ok(DirectResponse {
         data,
@@ -182,9 +227,11 @@ async fn direct_inventory(
 }
 
 fn gateway_response(origin: &RequestOrigin, response: ApiResponse) -> ReaderResponse {
+    let binary = is_binary(&response);
     let (parts, bytes) = response.into_parts();
     let body = (!bytes.is_empty()).then(|| match String::from_utf8(bytes.to_vec()) {
-        Ok(text) => Body::Text(text),
+        Ok(text) if !binary => Body::Text(text),
+        Ok(text) => Body::Binary(text.into_bytes()),
         Err(e) => Body::Binary(e.into_bytes()),
     });
     let is_base64_encoded = matches!(body, Some(Body::Binary(_)));

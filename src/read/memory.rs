@@ -3,7 +3,6 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use moka::{
     future::Cache,
     ops::compute::{CompResult, Op},
@@ -11,13 +10,13 @@ use moka::{
 
 use crate::domain::{CacheEntry, CacheKey, ETag, EntryMeta, Timestamp};
 
-use super::Filter;
+use super::{Filter, encoding::Variants};
 
-/// One entry as held in memory: ready to send.
+/// One entry as held in memory: ready to send, in every coding.
 #[derive(Debug)]
 pub struct Snapshot {
     pub meta: EntryMeta,
-    pub body: Bytes,
+    pub body: Arc<Variants>,
     /// After this the store is consulted again before the copy is served.
     revalidate_at: Timestamp,
 }
@@ -38,7 +37,7 @@ impl Snapshot {
         };
         Self {
             meta: entry.meta,
-            body: entry.body,
+            body: Arc::new(Variants::new(entry.body)),
             revalidate_at,
         }
     }
@@ -48,11 +47,11 @@ impl Snapshot {
     }
 }
 
-/// A filtered body derived from one version of a snapshot.
+/// A filtered body derived from one version of a snapshot, in every coding.
 #[derive(Debug)]
 pub struct Filtered {
     pub source: ETag,
-    pub body: Bytes,
+    pub body: Arc<Variants>,
     pub etag: ETag,
 }
 
@@ -77,8 +76,12 @@ pub struct MemoryTier {
 /// Bookkeeping bytes counted per entry on top of its body.
 const ENTRY_OVERHEAD: usize = 512;
 
-fn weight(body: &Bytes) -> u32 {
-    u32::try_from(body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+/// The bytes an entry is counted for: its body, half as much again for the
+/// compressed variants it may come to hold (JSON compresses to well under a
+/// sixth in each of the three codings), and the bookkeeping.
+fn weight(body: &Variants) -> u32 {
+    let identity = body.identity().len();
+    u32::try_from(identity + identity / 2 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
 
 impl MemoryTier {
@@ -161,11 +164,12 @@ impl MemoryTier {
         {
             return Ok(view);
         }
-        let body = filter.apply(snapshot.meta.key.data_type(), &snapshot.body)?;
+        let meta = &snapshot.meta;
+        let body = filter.apply(meta.key.data_type(), snapshot.body.identity(), &meta.etag)?;
         let view = Arc::new(Filtered {
             source: snapshot.meta.etag.clone(),
             etag: ETag::of(&body),
-            body,
+            body: Arc::new(Variants::new(body)),
         });
         self.views.insert(id, view.clone()).await;
         Ok(view)

@@ -1,6 +1,7 @@
 //! The read side: serves cached data from a memory tier and the store, never
 //! from upstream.
 
+mod encoding;
 mod error;
 mod filter;
 pub mod http;

@@ -2,14 +2,23 @@
 
 use crate::domain::{AccountId, CacheKey, DataType, Kept, Region};
 
-use super::{ApiError, Filter};
+use super::{
+    ApiError, Filter,
+    filter::{Page, PageToken, page_limit},
+};
 
 /// A validated read: which entry, and which part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
     pub key: CacheKey,
     pub filter: Option<Filter>,
+    /// The token a paged read continues from: it must be of the version
+    /// served.
+    pub after: Option<PageToken>,
 }
+
+/// Records per page when `nextToken` is given without `limit`.
+pub const DEFAULT_PAGE: usize = 1_000;
 
 /// Where each data type is served.
 const ROUTES: [(&str, DataType); 11] = [
@@ -100,6 +109,7 @@ impl ReadRequest {
         Ok(Self {
             key,
             filter: (!filter.is_empty()).then_some(filter),
+            after: None,
         })
     }
 
@@ -113,6 +123,8 @@ impl ReadRequest {
         let mut region = None;
         let mut account = None;
         let mut filter = Filter::default();
+        let (mut limit, mut after) = (None, None);
+        let pages = data_type.record_list().is_some();
         let allowed = filter_fields(data_type);
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in query {
@@ -129,11 +141,19 @@ impl ReadRequest {
                 "accountId" => {
                     account = Some(AccountId::parse(value).map_err(|e| invalid(e.reason))?);
                 }
+                "limit" if pages => limit = Some(page_limit(value).map_err(invalid)?),
+                "nextToken" if pages => after = Some(PageToken::parse(value).map_err(invalid)?),
                 _ if allowed.contains(&name) => {
                     filter.add(name, value).map_err(invalid)?;
                 }
                 _ => return Err(invalid("is not a parameter of this endpoint")),
             }
+        }
+        if limit.is_some() || after.is_some() {
+            filter = filter.paged(Page {
+                offset: after.as_ref().map_or(0, |t: &PageToken| t.offset),
+                limit: limit.unwrap_or(DEFAULT_PAGE),
+            });
         }
         let region = region.ok_or(ApiError::MissingParameter { field: "region" })?;
         if let Some(zone) = filter.values("availabilityZone").iter().find(|zone| {
@@ -158,6 +178,7 @@ impl ReadRequest {
         Ok(Self {
             key,
             filter: (!filter.is_empty()).then_some(filter),
+            after,
         })
     }
 }

@@ -2,7 +2,6 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use moka::future::Cache;
 use tracing::{instrument, warn};
 
@@ -19,6 +18,7 @@ use crate::{
 
 use super::{
     ReadRequest,
+    encoding::Variants,
     memory::{Loaded, MemoryTier, Snapshot},
 };
 
@@ -85,7 +85,8 @@ impl Tier {
 /// filter) and how fresh it is.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub body: Bytes,
+    /// The body, and its compressed variants as they are asked for.
+    pub body: Arc<Variants>,
     /// The tag of `body`.
     pub etag: ETag,
     pub tier: Tier,
@@ -142,6 +143,10 @@ pub enum ReadError {
     /// replace it.
     #[error("the cached body of {key} cannot be read")]
     Unreadable { key: CacheKey },
+    /// A page token of another version than the one served: the list it
+    /// counted into has changed.
+    #[error("nextToken {token} is of an earlier version of {key}")]
+    StaleToken { key: CacheKey, token: String },
 }
 
 /// Why a refresh request or an invalidation was not taken by the refresh side.
@@ -229,6 +234,14 @@ impl ReadService {
         }
         let servable = self.servable(key).await?;
         let snapshot = &servable.snapshot;
+        if let Some(after) = &request.after
+            && *after.source != *snapshot.meta.etag.as_str()
+        {
+            return Err(ReadError::StaleToken {
+                key: key.clone(),
+                token: format!("{}-{}", after.source, after.offset),
+            });
+        }
         let (body, etag) = match &request.filter {
             None => (snapshot.body.clone(), snapshot.meta.etag.clone()),
             Some(filter) => match self.memory.view(snapshot, filter).await {

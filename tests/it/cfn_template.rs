@@ -467,6 +467,7 @@ async fn every_route_reaches_a_path_the_reader_serves() {
             path: path.to_owned(),
             query: Vec::new(),
             if_none_match: None,
+            accept_encoding: None,
             body: Bytes::from_static(body.as_bytes()),
         };
         let router = &router;

@@ -19,6 +19,7 @@ mod member_account;
 mod monitoring;
 mod plan;
 mod reader;
+mod reader_encoding;
 mod reader_inputs;
 mod reader_lambda;
 mod refresh;

@@ -579,7 +579,7 @@ async fn every_bad_request_is_a_4xx_naming_the_field() {
             &[
                 ("region", "us-east-1"),
                 ("accountId", ACCOUNT),
-                ("limit", "5"),
+                ("limit", "0"),
             ],
             400,
             "INVALID_PARAMETER",

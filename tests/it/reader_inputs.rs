@@ -61,6 +61,7 @@ proptest! {
         query in prop::collection::vec(param(), 0..6),
         post in any::<bool>(),
         if_none_match in prop::option::of("\\PC{0,40}"),
+        accept_encoding in prop::option::of("\\PC{0,40}"),
         body in body(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -74,6 +75,7 @@ proptest! {
                 path,
                 query,
                 if_none_match,
+                accept_encoding,
                 body: body.into(),
             };
             router.handle(&request).await
