@@ -17,6 +17,9 @@
 //!
 //! Run with `cargo bench --bench fleet_capacity`.
 
+mod common;
+
+use common::cache_tier;
 use std::{collections::HashMap, hint::black_box, sync::Arc, time::Duration, time::SystemTime};
 
 use bytes::Bytes;
@@ -234,14 +237,6 @@ fn whole() -> ApiRequest {
 
 fn of_account(account: &AccountId) -> ApiRequest {
     ApiRequest::get(PATH, &[("accountId", account.as_str())])
-}
-
-fn cache_tier(response: &ApiResponse) -> &str {
-    response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
 
 /// The rows of a capacity answer, checked to be a 200 from `tier`.

@@ -15,6 +15,9 @@
 //!
 //! Run with `cargo bench --bench read_memory_hit`.
 
+mod common;
+
+use common::cache_tier;
 use std::{
     hint::black_box,
     io::Read,
@@ -406,14 +409,6 @@ fn page_of(response: &ApiResponse) -> (Vec<serde_json::Value>, Option<String>) {
     };
     let next = doc["nextToken"].as_str().map(str::to_owned);
     (records, next)
-}
-
-fn cache_tier(response: &ApiResponse) -> &str {
-    response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
 
 fn read_memory_hit(c: &mut Criterion) {

@@ -94,6 +94,24 @@ struct Line {
     cache_latency: f64,
 }
 
+/// The metrics a read document declares; `DataAge` only when it has one.
+fn metric_defs(with_age: bool) -> Vec<MetricDef> {
+    let metric = MetricDef::new;
+    let mut metrics = vec![
+        metric("CacheHit", "Count"),
+        metric("MemoryHit", "Count"),
+        metric("StoreHit", "Count"),
+        metric("CacheMiss", "Count"),
+        metric("StaleServe", "Count"),
+        metric("CacheUnavailable", "Count"),
+        metric("CacheLatency", "Milliseconds"),
+    ];
+    if with_age {
+        metrics.push(metric("DataAge", "Seconds"));
+    }
+    metrics
+}
+
 /// The EMF document of one read.
 pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
     let (tier, stale) = match outcome.result {
@@ -108,19 +126,7 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         ReadResult::Unavailable => "unavailable",
         _ => "error",
     };
-    let metric = MetricDef::new;
-    let mut metrics = vec![
-        metric("CacheHit", "Count"),
-        metric("MemoryHit", "Count"),
-        metric("StoreHit", "Count"),
-        metric("CacheMiss", "Count"),
-        metric("StaleServe", "Count"),
-        metric("CacheUnavailable", "Count"),
-        metric("CacheLatency", "Milliseconds"),
-    ];
-    if outcome.data_age.is_some() {
-        metrics.push(metric("DataAge", "Seconds"));
-    }
+    let metrics = metric_defs(outcome.data_age.is_some());
     let line = Line {
         data_type: outcome.data_type.as_str(),
         tier,
@@ -244,19 +250,7 @@ pub fn emf_batch(reads: &[ReadOutcome], at: SystemTime) -> Vec<u8> {
             .map(|r| r.latency.as_secs_f64() * 1000.0)
             .collect(),
     };
-    let metric = MetricDef::new;
-    let mut metrics = vec![
-        metric("CacheHit", "Count"),
-        metric("MemoryHit", "Count"),
-        metric("StoreHit", "Count"),
-        metric("CacheMiss", "Count"),
-        metric("StaleServe", "Count"),
-        metric("CacheUnavailable", "Count"),
-        metric("CacheLatency", "Milliseconds"),
-    ];
-    if !line.data_age.is_empty() {
-        metrics.push(metric("DataAge", "Seconds"));
-    }
+    let metrics = metric_defs(!line.data_age.is_empty());
     emf::line(at, &[&["DataType"]], &metrics, &line)
 }
 
