@@ -8,8 +8,7 @@ use bytes::Bytes;
 
 use crate::{
     domain::{
-        CacheEntry, CacheKey, Clock, EntryMeta, Timestamp, TtlPolicy, Version,
-        fleet::{self, FleetCapacity},
+        CacheEntry, CacheKey, Clock, EntryMeta, Timestamp, TtlPolicy, Version, fleet::FleetCapacity,
     },
     errors,
     ports::{self, CacheWrites},
@@ -33,7 +32,7 @@ pub async fn keep(
     stored: &HashMap<CacheKey, EntryMeta>,
     now: Timestamp,
 ) {
-    let Some(key) = fleet::key_of(&config.regions, &config.data_types) else {
+    let Some(key) = config.capacity_key() else {
         return;
     };
     let entry = entry(key, clock, config, stored, now);

@@ -85,7 +85,8 @@ pub async fn handle(
     let mut api = ApiRequest::from_http(&http_request, body);
     api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
     let response = router.handle(&api).await;
-    let carried = carried_bytes(&response);
+    let binary = is_binary(&response);
+    let carried = carried_bytes(&response, binary);
     let response = if carried > MAX_RESPONSE_BYTES {
         router.error(&ApiError::ResponseTooLarge {
             bytes: carried,
@@ -94,7 +95,9 @@ pub async fn handle(
     } else {
         response
     };
-    Ok(gateway_response(&origin, response))
+    // An error answer is JSON text.
+    let binary = binary && carried <= MAX_RESPONSE_BYTES;
+    Ok(gateway_response(&origin, response, binary))
 }
 
 /// Lambda's limit on the response of a synchronous invocation, the proxy
@@ -106,9 +109,9 @@ const ENVELOPE_BYTES: usize = 16 * 1024;
 
 /// The bytes `response` takes in the proxy response's JSON: a compressed body
 /// travels base64-encoded, a text body JSON-escaped.
-fn carried_bytes(response: &ApiResponse) -> usize {
+fn carried_bytes(response: &ApiResponse, binary: bool) -> usize {
     let body = response.body();
-    let encoded = if is_binary(response) {
+    let encoded = if binary {
         body.len().div_ceil(3) * 4
     } else {
         body.len()
@@ -226,8 +229,9 @@ async fn direct_inventory(
     })
 }
 
-fn gateway_response(origin: &RequestOrigin, response: ApiResponse) -> ReaderResponse {
-    let binary = is_binary(&response);
+/// The proxy response carrying `response`, its body base64-encoded when
+/// `binary` (see [`is_binary`]).
+fn gateway_response(origin: &RequestOrigin, response: ApiResponse, binary: bool) -> ReaderResponse {
     let (parts, bytes) = response.into_parts();
     let body = (!bytes.is_empty()).then(|| match String::from_utf8(bytes.to_vec()) {
         Ok(text) if !binary => Body::Text(text),
