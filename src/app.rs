@@ -14,7 +14,7 @@ use crate::{
         sfn::StepFunctionsTrigger,
     },
     config::{PlannerConfig, REFRESH_REQUEST_WINDOW, ReaderConfig, RefresherConfig},
-    domain::SystemClock,
+    domain::{Region, SystemClock},
     plan::{
         Planner,
         lambda::PlannerFunction,
@@ -50,14 +50,23 @@ impl Aws {
             .await
     }
 
-    /// The cache table `table` on DynamoDB, each call bounded by `timeouts`.
-    pub async fn table(&self, table: &str, timeouts: CallTimeouts) -> Arc<DynamoDbStore> {
+    /// The cache table `table` on DynamoDB, each call bounded by `timeouts`,
+    /// taking the leases of the deployment in `lease_scope` (one of several
+    /// over a global table; `None`: the only one).
+    pub async fn table(
+        &self,
+        table: &str,
+        timeouts: CallTimeouts,
+        lease_scope: Option<&Region>,
+    ) -> Arc<DynamoDbStore> {
         let sdk = self.config().await;
         let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
             .timeout_config(timeouts.on(sdk.timeout_config()))
             .build();
         let client = aws_sdk_dynamodb::Client::from_conf(conf);
-        Arc::new(DynamoDbStore::new(client, table.to_owned()))
+        Arc::new(
+            DynamoDbStore::new(client, table.to_owned()).with_lease_scope(lease_scope.cloned()),
+        )
     }
 
     /// Refresh requests as executions of the state machine `arn`.
@@ -75,7 +84,7 @@ impl Aws {
 /// workflow, EMF metrics on standard output.
 pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSink>) -> Router {
     let (store, trigger) = tokio::join!(
-        aws.table(&config.table, config.store_timeouts),
+        aws.table(&config.table, config.store_timeouts, None),
         aws.workflow_trigger(&config.state_machine_arn)
     );
     reader_router(store, trigger, config.settings.clone(), metrics)
@@ -94,7 +103,11 @@ pub async fn refresher(
         config.upstream,
     )?;
     let (store, trigger) = tokio::join!(
-        aws.table(&config.table, config.store_timeouts),
+        aws.table(
+            &config.table,
+            config.store_timeouts,
+            config.ownership.deployment()
+        ),
         aws.workflow_trigger(&config.state_machine_arn)
     );
     let refresher = refresher_over(
@@ -114,7 +127,13 @@ pub async fn refresher(
 /// The `planner` Lambda: store metadata, leases and the run ledger in the
 /// DynamoDB table, plans in the plan bucket, run totals as EMF.
 pub async fn planner(aws: &Aws, config: &PlannerConfig) -> PlannerFunction {
-    let store = aws.table(&config.table, config.store_timeouts).await;
+    let store = aws
+        .table(
+            &config.table,
+            config.store_timeouts,
+            config.plan.ownership.deployment(),
+        )
+        .await;
     let plans = S3PlanStore::new(
         aws_sdk_s3::Client::new(aws.config().await),
         &config.plan_bucket,
@@ -203,7 +222,7 @@ mod local {
             LOCAL_REGION, LOCAL_SECRET, LocalConfig, LocalRefreshConfig, RefreshSide,
             RefreshSource, StoreChoice, local_key,
         },
-        domain::SystemClock,
+        domain::{Region, SystemClock},
         plan::Planner,
         ports::{CacheStorage, RefreshTrigger, StoreError},
         read::{Router, metrics::MetricsSink},
@@ -268,6 +287,7 @@ mod local {
     pub async fn open_store(
         aws: &Aws,
         choice: &StoreChoice,
+        lease_scope: Option<&Region>,
     ) -> Result<Arc<dyn CacheStorage>, StartError> {
         Ok(match choice {
             StoreChoice::Embedded(path) => Arc::new(EmbeddedStore::open(path).map_err(
@@ -276,7 +296,9 @@ mod local {
                     source,
                 },
             )?),
-            StoreChoice::DynamoDb { table } => aws.table(table, CallTimeouts::STORE).await,
+            StoreChoice::DynamoDb { table } => {
+                aws.table(table, CallTimeouts::STORE, lease_scope).await
+            }
         })
     }
 

@@ -147,7 +147,11 @@ impl TargetArgs {
             }
             StoreChoice::DynamoDb { table } => {
                 let store = app::Aws::default()
-                    .table(table, crate::adapters::aws::CallTimeouts::STORE)
+                    .table(
+                        table,
+                        crate::adapters::aws::CallTimeouts::STORE,
+                        config.refresh.plan.ownership.deployment(),
+                    )
                     .await;
                 // One cheap listing proves the table is there and readable.
                 crate::ports::CacheListing::list(

@@ -17,7 +17,7 @@ use crate::{
 
 pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> {
     let aws = app::Aws::default();
-    let store = app::open_store(&aws, &config.store).await?;
+    let store = app::open_store(&aws, &config.store, config.reader.ownership.deployment()).await?;
     let metrics = Arc::new(BatchedEmfStdout::default());
     let (router, local) = app::local_reader(&aws, &config, store, metrics.clone()).await?;
     // Without a workflow, the workflow's steps run here, against the simulator.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::{
     adapters::aws::{AccountAccess, CallTimeouts, UpstreamConfig},
+    domain::Ownership,
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
@@ -108,6 +109,8 @@ pub struct RefresherConfig {
     pub settings: RefreshSettings,
     pub access: AccountAccess,
     pub upstream: UpstreamConfig,
+    /// Whose leases the refresher takes (see [`crate::domain::Ownership`]).
+    pub ownership: Ownership,
 }
 
 impl RefresherConfig {
@@ -124,6 +127,7 @@ impl RefresherConfig {
             settings: env.refresh_settings(home)?,
             access: env.account_access(home)?,
             upstream: env.upstream_config()?,
+            ownership: env.ownership()?,
         })
     }
 }
@@ -222,6 +226,50 @@ mod tests {
             PlannerConfig::from_vars(&env(&vars)).unwrap_err().var,
             "LEASE_SECONDS"
         );
+    }
+
+    #[test]
+    fn ownership_comes_from_the_deployment_region_and_the_owner_map() {
+        let base = [
+            ("CACHE_TABLE_NAME", "t"),
+            ("DEPLOYMENT_ACCOUNT_ID", "123456789012"),
+            ("REFRESH_STATE_MACHINE_ARN", MACHINE),
+            ("PLAN_BUCKET", "plans"),
+            ("REGIONS", "us-east-1,eu-west-1,ap-south-1"),
+        ];
+        let p = PlannerConfig::from_vars(&env(&base)).unwrap();
+        assert_eq!(p.plan.ownership, Ownership::Sole);
+        assert_eq!(p.plan.owned_regions().len(), 3);
+        let mut vars = base.to_vec();
+        vars.push(("DEPLOYMENT_REGION", "eu-west-1"));
+        vars.push(("REGION_OWNERS", "ap-south-1=eu-west-1"));
+        let p = PlannerConfig::from_vars(&env(&vars)).unwrap();
+        let owned: Vec<String> = p
+            .plan
+            .owned_regions()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(owned, ["eu-west-1", "ap-south-1"]);
+        let r = RefresherConfig::from_vars(&env(&vars)).unwrap();
+        assert_eq!(r.ownership, p.plan.ownership, "one map for every function");
+        let reader = ReaderConfig::from_vars(&env(&vars)).unwrap();
+        assert_eq!(reader.settings.ownership, p.plan.ownership);
+        for (var, value, named) in [
+            ("DEPLOYMENT_REGION", "mars", "DEPLOYMENT_REGION"),
+            ("REGION_OWNERS", "ap-south-1", "REGION_OWNERS"),
+        ] {
+            let mut bad = vars.clone();
+            bad.retain(|(v, _)| *v != var);
+            bad.push((var, value));
+            let e = PlannerConfig::from_vars(&env(&bad)).unwrap_err();
+            assert_eq!(e.var, named, "{value}");
+        }
+        let mut alone = base.to_vec();
+        alone.push(("REGION_OWNERS", "ap-south-1=eu-west-1"));
+        let e = PlannerConfig::from_vars(&env(&alone)).unwrap_err();
+        assert_eq!(e.var, "REGION_OWNERS");
+        assert!(e.reason.contains("DEPLOYMENT_REGION"), "{e}");
     }
 
     #[test]

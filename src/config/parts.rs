@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::{
     adapters::aws::{AccountAccess, CallTimeouts, Credentials, RetrySettings, UpstreamConfig},
     domain::{
-        AccountId, CacheKey, DataType, Kept, Region, TtlPolicy, TtlTable, capacity::QuotaThresholds,
+        AccountId, CacheKey, DataType, Kept, Ownership, Region, TtlPolicy, TtlTable,
+        capacity::QuotaThresholds,
     },
     plan::PlanConfig,
     read::ReaderSettings,
@@ -72,7 +73,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             trigger_timeout: self.millis("REFRESH_REQUEST_TIMEOUT_MS", d.trigger_timeout)?,
             kept: None,
             capacity_key: None,
+            ownership: self.ownership()?,
         })
+    }
+
+    /// Which deployment refreshes each data region: `DEPLOYMENT_REGION` set
+    /// makes this one of several deployments over a global table, owning its
+    /// own region's targets and those `REGION_OWNERS` (`data=owner` pairs,
+    /// comma-separated) assigns it; unset, it owns every region.
+    pub(super) fn ownership(&self) -> Result<Ownership, EnvError> {
+        let owners = self.optional("REGION_OWNERS");
+        let Some(raw) = self.optional("DEPLOYMENT_REGION") else {
+            return match owners {
+                Some(_) => Err(EnvError::new(
+                    "REGION_OWNERS",
+                    "needs DEPLOYMENT_REGION: owners are assigned among the deployments over a global table",
+                )),
+                None => Ok(Ownership::Sole),
+            };
+        };
+        let deployment =
+            Region::parse(raw.trim()).map_err(|e| EnvError::new("DEPLOYMENT_REGION", e.reason))?;
+        Ownership::shared(deployment, owners.as_deref().unwrap_or(""))
+            .map_err(|e| EnvError::new("REGION_OWNERS", e.to_string()))
     }
 
     /// The targets a deployment keeps: `ACCOUNT_IDS` (comma-separated; default
@@ -265,6 +288,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             max_targets_per_run: self.number_at_least("MAX_TARGETS_PER_RUN", 10_000usize, 1)?,
             manual_min_age: self.seconds("MANUAL_MIN_AGE_SECONDS", Duration::from_secs(60))?,
             thresholds: self.fleet_thresholds()?,
+            ownership: self.ownership()?,
         })
     }
 

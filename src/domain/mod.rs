@@ -10,6 +10,7 @@ mod freshness;
 pub mod inventory;
 mod kept;
 mod key;
+mod ownership;
 pub mod payload;
 mod region;
 mod time;
@@ -24,6 +25,7 @@ pub use figures::{Figure, Figures};
 pub use freshness::Freshness;
 pub use kept::{Kept, NotKept};
 pub use key::{CacheKey, KeyError};
+pub use ownership::{Ownership, OwnershipError};
 pub use region::Region;
 pub use time::{Clock, SystemClock, Timestamp};
 

@@ -86,9 +86,9 @@ pub async fn handle(
     });
 }
 
-/// The configured keys `trigger` refreshes.
+/// The configured keys of the regions this deployment owns that `trigger` refreshes.
 fn keys_of(trigger: &Trigger, refresh: &LocalRefresh) -> Vec<CacheKey> {
-    let kept = refresh.planner.config().kept();
+    let kept = refresh.planner.config().refreshed();
     let mut keys = refresh.planner.changed(trigger);
     keys.retain(|k| kept.check(k).is_ok());
     keys

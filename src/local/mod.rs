@@ -129,7 +129,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     };
 
     let aws = app::Aws::default();
-    let store = match app::open_store(&aws, &store_choice).await {
+    let store = match app::open_store(&aws, &store_choice, reader.ownership.deployment()).await {
         Ok(store) => store,
         Err(app::StartError::Embedded { source, .. }) if embedded::is_held(&source) => {
             anyhow::bail!(

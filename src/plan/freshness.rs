@@ -70,14 +70,17 @@ impl TypeFreshness {
     }
 }
 
-/// The freshness of every configured target, one entry per data type that has
-/// any, in the order the types first appear in `configured`.
+/// The freshness of every configured target, one entry per data type of
+/// `types` (in that order, with zero counts for a type with no target: a
+/// deployment that owns no region still reports every tick), then one per
+/// other type in `configured`, in the order they first appear.
 pub fn survey(
+    types: &[DataType],
     configured: impl Iterator<Item = CacheKey>,
     stored: &HashMap<CacheKey, EntryMeta>,
     now: Timestamp,
 ) -> Vec<TypeFreshness> {
-    let mut by_type: Vec<TypeFreshness> = Vec::new();
+    let mut by_type: Vec<TypeFreshness> = types.iter().map(|t| TypeFreshness::new(*t)).collect();
     for key in configured {
         let data_type = key.data_type();
         let index = match by_type
@@ -147,6 +150,7 @@ mod tests {
         stored.insert(k, no_data);
 
         let survey = survey(
+            &[DataType::DrsSourceServers],
             configured.iter().map(|raw| key(raw)),
             &stored,
             Timestamp::from_unix_secs(1_000),
@@ -178,6 +182,7 @@ mod tests {
         let stored = [fetched(raw, 1_000, 0)].into();
         let at = |secs| {
             survey(
+                &[],
                 [key(raw)].into_iter(),
                 &stored,
                 Timestamp::from_unix_secs(secs),

@@ -11,7 +11,8 @@ use std::{
 use crate::{
     domain::capacity::QuotaThresholds,
     domain::{
-        AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Region, Timestamp,
+        AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Ownership, Region,
+        Timestamp,
     },
     ports::{
         self, CacheListing, CacheWrites, ClaimId, ClaimRule, Invalidation, LeaseClaims,
@@ -58,15 +59,29 @@ pub struct PlanConfig {
     pub manual_min_age: Duration,
     /// The DRS limits and status thresholds the fleet capacity rates rows by.
     pub thresholds: QuotaThresholds,
+    /// Which deployment refreshes each region: this one plans only the
+    /// targets of the regions it owns.
+    pub ownership: Ownership,
 }
 
 impl PlanConfig {
-    /// The accounts, regions and data types planned over.
+    /// The accounts, regions and data types the deployment keeps (and reads).
     pub fn kept(&self) -> Kept {
         Kept::new(&self.accounts, &self.regions, &self.data_types)
     }
 
-    /// Where scheduled ticks keep the fleet capacity.
+    /// The regions whose targets this deployment refreshes.
+    pub fn owned_regions(&self) -> Vec<Region> {
+        self.ownership.owned(&self.regions)
+    }
+
+    /// The targets this deployment refreshes: those of the regions it owns.
+    pub fn refreshed(&self) -> Kept {
+        Kept::new(&self.accounts, &self.owned_regions(), &self.data_types)
+    }
+
+    /// Where scheduled ticks keep the fleet capacity (written by the owner of
+    /// its region only).
     pub fn capacity_key(&self) -> Option<CacheKey> {
         crate::domain::fleet::key_of(&self.regions, &self.data_types)
     }
@@ -179,8 +194,10 @@ pub struct Planner {
     leases: Arc<dyn LeaseClaims>,
     clock: Arc<dyn Clock>,
     config: PlanConfig,
-    /// The configured targets, for lookups by key.
+    /// The targets this deployment refreshes, for lookups by key.
     kept: Kept,
+    /// The regions whose targets it refreshes, in the configured order.
+    owned: Vec<Region>,
     /// Where scheduled ticks write the fleet capacity; `None`: nowhere.
     capacity: Option<Arc<dyn CacheWrites>>,
 }
@@ -196,7 +213,8 @@ impl Planner {
             store,
             leases,
             clock,
-            kept: config.kept(),
+            kept: config.refreshed(),
+            owned: config.owned_regions(),
             config,
             capacity: None,
         }
@@ -223,8 +241,11 @@ impl Planner {
         let asked: Vec<CacheKey> = match trigger {
             Trigger::Schedule => {
                 let stored = self.stored(&self.config.data_types).await?;
-                freshness = freshness::survey(self.configured(), &stored, now);
-                if let Some(writes) = &self.capacity {
+                freshness =
+                    freshness::survey(&self.config.data_types, self.configured(), &stored, now);
+                if let Some(writes) = &self.capacity
+                    && self.owns_capacity()
+                {
                     capacity::keep(&**writes, &*self.clock, &self.config, &stored, now).await;
                 }
                 let mut due = self.due(&stored, now);
@@ -264,7 +285,7 @@ impl Planner {
         if outside > 0 {
             tracing::info!(
                 outside,
-                "targets outside this deployment's configuration skipped"
+                "targets outside this deployment's configuration, or of regions another deployment owns, skipped"
             );
         }
         let claim = self
@@ -363,10 +384,18 @@ impl Planner {
         }
     }
 
-    /// Every target this deployment keeps.
+    /// Whether this deployment writes the fleet capacity: it owns the region
+    /// of its key, so exactly one deployment over a global table does.
+    fn owns_capacity(&self) -> bool {
+        self.config
+            .capacity_key()
+            .is_some_and(|key| self.config.ownership.owns(key.region()))
+    }
+
+    /// Every target this deployment refreshes: those of the regions it owns.
     pub fn configured(&self) -> impl Iterator<Item = CacheKey> + '_ {
         let c = &self.config;
-        c.regions.iter().flat_map(move |region| {
+        self.owned.iter().flat_map(move |region| {
             c.data_types.iter().flat_map(move |t| {
                 let accounts: &[AccountId] = if t.is_account_independent() {
                     std::slice::from_ref(&c.home)

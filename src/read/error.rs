@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{CacheKey, NotKept, RefreshAttempt},
+    domain::{CacheKey, NotKept, RefreshAttempt, Region},
     ports::Invalidation,
 };
 
@@ -54,7 +54,12 @@ pub enum ApiError {
         expired: bool,
         refresh_requested: bool,
         last_attempt: Option<RefreshAttempt>,
+        /// The region of the deployment that refreshes `key`, when another.
+        owner: Option<Region>,
     },
+    /// An invalidation of a region another deployment refreshes.
+    #[error("region {region} is refreshed by the deployment in {owner}; invalidate it there")]
+    NotOwned { region: Region, owner: Region },
     #[error("DRS is not initialized in account {account} region {region}", account = key.scope(), region = key.region())]
     DrsNotInitialized { key: CacheKey },
     #[error("the cache store did not answer for {key} and no copy is held in memory")]
@@ -104,7 +109,7 @@ impl ApiError {
             Self::MissingParameter { .. } | Self::InvalidParameter { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::DrsNotInitialized { .. } => StatusCode::CONFLICT,
+            Self::DrsNotInitialized { .. } | Self::NotOwned { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } | Self::ResponseTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -137,11 +142,18 @@ impl ApiError {
                 expired,
                 refresh_requested,
                 last_attempt,
+                owner,
             } => json!({
                 "cacheKey": key.to_string(),
                 "refreshRequested": refresh_requested,
                 "expired": expired,
                 "lastAttempt": last_attempt.as_ref().map(attempt_json),
+                "ownerRegion": owner.as_ref().map(Region::as_str),
+            }),
+            Self::NotOwned { region, owner } => json!({
+                "field": "region",
+                "value": region.as_str(),
+                "ownerRegion": owner.as_str(),
             }),
             Self::DrsNotInitialized { key } => json!({
                 "accountId": key.scope().as_str(),
@@ -166,11 +178,13 @@ impl From<ReadError> for ApiError {
                 expired,
                 refresh_requested,
                 last_attempt,
+                owner,
             } => Self::NotCached {
                 key,
                 expired,
                 refresh_requested,
                 last_attempt,
+                owner,
             },
             ReadError::NotConfigured(not_kept) => Self::NotConfigured(not_kept),
             ReadError::DrsNotInitialized { key } => Self::DrsNotInitialized { key },
@@ -309,6 +323,7 @@ mod tests {
             key: key(),
             expired: false,
             refresh_requested: true,
+            owner: None,
             last_attempt: Some(RefreshAttempt {
                 at: Timestamp::from_unix_secs(1_700_000_000),
                 failure: Some(RefreshFailure {

@@ -228,6 +228,9 @@ impl Router {
             Err(super::RequestNotTaken::NotConfigured(not_kept)) => {
                 self.error(&ApiError::NotConfigured(not_kept))
             }
+            Err(super::RequestNotTaken::NotOwned { region, owner }) => {
+                self.error(&ApiError::NotOwned { region, owner })
+            }
             Err(e) => {
                 tracing::warn!(%invalidation, error = %errors::chain(&e), "invalidation not taken");
                 self.error(&ApiError::RefreshUnavailable { invalidation })
@@ -280,9 +283,13 @@ fn render(served: &Served, if_none_match: Option<&str>, wanted: Coding) -> ApiRe
     headers.insert(header::AGE, HeaderValue::from(served.age));
     headers.insert("x-cache", HeaderValue::from_static(served.tier.as_str()));
     headers.insert("x-cache-status", HeaderValue::from_static(served.status()));
-    // The data served is older than a refresh that failed since: say why.
-    if let Some(kind) = served.refresh_error {
-        headers.insert("x-refresh-error", HeaderValue::from_static(kind.as_str()));
+    // Stale, and only another region's deployment refreshes it, which has
+    // not (it may be down); or older than a refresh that failed since: say why.
+    if let Some(error) = served.refresh_error_header() {
+        headers.insert("x-refresh-error", HeaderValue::from_static(error));
+    }
+    if let Some(owner) = &served.awaiting_owner {
+        headers.insert("x-owner-region", header_value(owner.as_str()));
     }
     response
 }

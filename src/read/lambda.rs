@@ -45,6 +45,13 @@ pub struct CacheInfo {
     pub status: String,
     pub age_seconds: u64,
     pub etag: String,
+    /// As `X-Refresh-Error`: the kind of the last failed refresh, or
+    /// `OwnerUnavailable`; absent when neither.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_error: Option<&'static str>,
+    /// As `X-Owner-Region`, with `OwnerUnavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +71,10 @@ pub async fn handle(
     if let Ok(probe) = serde_json::from_str::<Value>(raw)
         && probe.get("operation").is_some()
     {
-        return direct(router, raw).await.map(ReaderResponse::Direct);
+        return direct(router, raw)
+            .await
+            .and_then(within_response_limit)
+            .map(ReaderResponse::Direct);
     }
     let request: LambdaRequest = serde_json::from_str(raw).map_err(|e| {
         InvocationError::with_message(
@@ -125,6 +135,26 @@ fn carried_bytes(response: &ApiResponse, binary: bool) -> usize {
                 .sum::<usize>()
     };
     encoded + ENVELOPE_BYTES
+}
+
+/// A direct answer that fits Lambda's response limit, else a typed
+/// `RESPONSE_TOO_LARGE`: Lambda would fail the invocation with an error of its
+/// own. A direct invocation cannot ask for compression; a page can fit.
+fn within_response_limit(response: DirectResponse) -> Result<DirectResponse, InvocationError> {
+    let bytes = response.data.get().len() + ENVELOPE_BYTES;
+    if bytes <= MAX_RESPONSE_BYTES {
+        return Ok(response);
+    }
+    Err(InvocationError::api(
+        ApiError::ResponseTooLarge {
+            bytes,
+            limit: MAX_RESPONSE_BYTES,
+        }
+        .code(),
+        format!(
+            "the answer is {bytes} bytes, over Lambda's {MAX_RESPONSE_BYTES}-byte response limit: read it a page at a time (queryParams limit and nextToken)"
+        ),
+    ))
 }
 
 /// A body with a `Content-Encoding` is bytes, never text.
@@ -191,6 +221,8 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
             status: served.status().to_owned(),
             age_seconds: served.age,
             etag: served.etag.as_str().to_owned(),
+            refresh_error: served.refresh_error_header(),
+            owner_region: served.awaiting_owner.as_ref().map(ToString::to_string),
         },
     })
 }
@@ -225,6 +257,7 @@ async fn direct_inventory(
             status: header("x-cache-status").to_owned(),
             age_seconds: header("age").parse().unwrap_or(0),
             etag: header("etag").trim_matches('"').to_owned(),
+            ..CacheInfo::default()
         },
     })
 }

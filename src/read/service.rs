@@ -7,8 +7,8 @@ use tracing::{instrument, warn};
 
 use crate::{
     domain::{
-        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, Kept, NotKept, RefreshAttempt,
-        RefreshErrorKind, Timestamp,
+        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, Kept, NotKept, Ownership,
+        RefreshAttempt, RefreshErrorKind, Region, Timestamp,
     },
     errors,
     ports::{
@@ -48,6 +48,9 @@ pub struct ReaderSettings {
     /// Where the planner keeps the fleet capacity (`GET /drs/capacity`);
     /// `None`: the deployment keeps none.
     pub capacity_key: Option<CacheKey>,
+    /// Which deployment refreshes each region: refreshes are asked only for
+    /// what this one owns.
+    pub ownership: Ownership,
 }
 
 impl Default for ReaderSettings {
@@ -63,9 +66,14 @@ impl Default for ReaderSettings {
             trigger_timeout: Duration::from_millis(1_000),
             kept: None,
             capacity_key: None,
+            ownership: Ownership::Sole,
         }
     }
 }
+
+/// `X-Refresh-Error` of stale data whose owner, another region's deployment,
+/// has not refreshed it.
+pub const OWNER_UNAVAILABLE: &str = "OwnerUnavailable";
 
 /// Where a served body came from, named in lower case (`memory`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -96,9 +104,23 @@ pub struct Served {
     pub age: u64,
     /// A refresh failed after this data was fetched, with this kind.
     pub refresh_error: Option<RefreshErrorKind>,
+    /// Served stale, and refreshed only by the deployment in this region,
+    /// which has not refreshed it within its freshness (it may be down).
+    pub awaiting_owner: Option<Region>,
 }
 
 impl Served {
+    /// `X-Refresh-Error`: `OwnerUnavailable` when stale and another region's
+    /// deployment refreshes it (it has not), else the kind of a refresh that
+    /// failed since the data was fetched.
+    pub fn refresh_error_header(&self) -> Option<&'static str> {
+        if self.awaiting_owner.is_some() {
+            Some(OWNER_UNAVAILABLE)
+        } else {
+            self.refresh_error.map(RefreshErrorKind::as_str)
+        }
+    }
+
     /// `fresh` or `stale`, as `X-Cache-Status` says it.
     pub fn status(&self) -> &'static str {
         if self.fresh_for.is_some() {
@@ -130,6 +152,9 @@ pub enum ReadError {
         expired: bool,
         refresh_requested: bool,
         last_attempt: Option<RefreshAttempt>,
+        /// The region of the deployment that refreshes `key`, when it is not
+        /// this one (so no refresh was asked for).
+        owner: Option<Region>,
     },
     #[error("DRS is not initialized in account {account} region {region}", account = key.scope(), region = key.region())]
     DrsNotInitialized { key: CacheKey },
@@ -159,6 +184,9 @@ pub enum RequestNotTaken {
     Refused(#[from] RefreshRequestError),
     #[error("the refresh request was not taken within {0:?}")]
     TimedOut(Duration),
+    /// The invalidation names a region another deployment refreshes.
+    #[error("region {region} is refreshed by the deployment in {owner}")]
+    NotOwned { region: Region, owner: Region },
 }
 
 /// Why the store could not be read.
@@ -223,7 +251,9 @@ impl ReadService {
 
     /// What `request` serves: its body (filtered as asked), or why there is
     /// none.
-    #[instrument(skip_all, fields(cache_key = %request.key))]
+    // A debug span: at the default level a read formats no span fields (its
+    // warnings name the key themselves).
+    #[instrument(level = "debug", skip_all, fields(cache_key = %request.key))]
     pub async fn read(&self, request: &ReadRequest) -> Result<Served, ReadError> {
         let key = &request.key;
         // Derived data is not a target: the request's own parts were checked.
@@ -259,6 +289,11 @@ impl ReadService {
             .as_ref()
             .and_then(|a| a.failure.as_ref())
             .map(|f| f.kind);
+        let awaiting_owner = servable
+            .fresh_for
+            .is_none()
+            .then(|| self.other_owner(key))
+            .flatten();
         Ok(Served {
             body,
             etag,
@@ -266,6 +301,7 @@ impl ReadService {
             fresh_for: servable.fresh_for,
             age: servable.age,
             refresh_error,
+            awaiting_owner,
         })
     }
 
@@ -294,6 +330,7 @@ impl ReadService {
                 expired: false,
                 refresh_requested: self.request_refresh(key).await,
                 last_attempt: None,
+                owner: self.other_owner(key),
             });
         };
         let freshness = snapshot.meta.freshness(now);
@@ -303,6 +340,7 @@ impl ReadService {
                 expired: snapshot.meta.state != EntryState::NoData,
                 refresh_requested: self.request_refresh(key).await,
                 last_attempt: snapshot.meta.last_attempt.clone(),
+                owner: self.other_owner(key),
             }),
             (EntryState::DrsNotInitialized, f) => {
                 if !f.is_fresh() {
@@ -387,8 +425,22 @@ impl ReadService {
             )
             .map_err(RequestNotTaken::NotConfigured)?;
         }
+        if let Some(region) = &invalidation.region
+            && let Some(owner) = self.settings.ownership.other_owner(region)
+        {
+            return Err(RequestNotTaken::NotOwned {
+                region: region.clone(),
+                owner: owner.clone(),
+            });
+        }
         self.within_trigger_timeout(self.trigger.request_invalidation(invalidation))
             .await
+    }
+
+    /// The region of the deployment that refreshes `key`, when it is not this
+    /// one.
+    fn other_owner(&self, key: &CacheKey) -> Option<Region> {
+        self.settings.ownership.other_owner(key.region()).cloned()
     }
 
     async fn within_trigger_timeout(
@@ -407,8 +459,9 @@ impl ReadService {
     /// throttled workflow is not asked again on every read). Returns whether a
     /// refresh is on its way.
     async fn request_refresh(&self, key: &CacheKey) -> bool {
-        // Derived data is kept by every scheduled tick, never on request.
-        if key.data_type().is_derived() {
+        // Derived data is kept by every scheduled tick, never on request;
+        // another region's data, by the deployment that owns that region.
+        if key.data_type().is_derived() || !self.settings.ownership.owns(key.region()) {
             return false;
         }
         let entry = self.requested.entry_by_ref(key).or_insert(true).await;

@@ -1,5 +1,7 @@
 //! The CloudFormation template agrees with the code: the cache table is the one
-//! `create_table` makes, the HTTP API has a route for every path the reader
+//! `create_table` makes (and so is its global table, where several deployments
+//! share one, each reading and writing its own region's replica with the same
+//! grants as a single deployment), the HTTP API has a route for every path the reader
 //! serves, each function runs its own package with the variables it reads and a
 //! role allowing what it calls, and the schedule starts runs the planner
 //! understands. (tests/statemachine.rs checks the workflow's definition and its
@@ -319,6 +321,396 @@ fn the_table_is_a_disposable_encrypted_cache() {
     assert_eq!(parameter.as_str(), Some("true"));
 }
 
+// --- several deployments over a global table ---------------------------------------
+
+/// The region of the stack that makes the global table in these tests.
+const HOME: &str = "us-east-1";
+/// The cache table's name at the default parameters, in every region.
+const TABLE_NAME: &str = "drs-orchestration-query-cache-dev";
+/// A multi-Region KMS key, by its ARN in `HOME`.
+const MULTI_REGION_KEY: &str =
+    "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+
+/// The three ways a stack has the cache table, as (region, parameters): a
+/// table of its own; the global table it makes, with replicas; the replica of
+/// the global table another stack made. The shared ones assign a region too.
+const TABLE_MODES: [(&str, &[(&str, &str)]); 3] = [
+    (HOME, &[]),
+    (
+        HOME,
+        &[
+            ("ReplicaRegions", "us-west-2,eu-west-1"),
+            ("RegionOwners", "eu-west-1=us-east-1"),
+        ],
+    ),
+    (
+        "us-west-2",
+        &[
+            ("GlobalTableRegion", HOME),
+            ("RegionOwners", "eu-west-1=us-east-1"),
+        ],
+    ),
+];
+
+/// The table's ARN in `region`, as the stack's roles and outputs name it.
+fn table_arn(region: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{STACK_ACCOUNT}:table/{TABLE_NAME}")
+}
+
+/// The regions of a global table's replicas, in order.
+fn replica_regions(table: &serde_json::Value) -> Vec<&str> {
+    table["Replicas"]
+        .as_array()
+        .expect("Replicas is a list")
+        .iter()
+        .map(|r| r["Region"].as_str().expect("a replica's region"))
+        .collect()
+}
+
+/// `parameter`'s AllowedPattern, for the whole value.
+fn allowed_pattern(template: &Value, parameter: &str) -> regex::Regex {
+    let pattern = text(
+        field(field(template, "Parameters"), parameter),
+        "AllowedPattern",
+    );
+    assert!(
+        pattern.starts_with('^') && pattern.ends_with('$'),
+        "{parameter}: {pattern}"
+    );
+    regex::Regex::new(pattern).unwrap()
+}
+
+/// The stack's parameters break none of the template's rules.
+fn assert_deployable(stack: &Stack) {
+    let broken = stack.broken_rules();
+    assert!(broken.is_empty(), "the parameters break {broken:?}");
+}
+
+#[test]
+fn a_stack_of_default_parameters_makes_its_own_table_and_shares_nothing() {
+    let t = template();
+    let stack = stack_of(&t, &[]);
+    assert_deployable(&stack);
+    assert!(stack.creates("QueryCacheTable"));
+    assert!(!stack.creates("GlobalCacheTable"));
+    assert_eq!(stack.properties("QueryCacheTable")["TableName"], TABLE_NAME);
+    for (function, _) in FUNCTIONS {
+        let environment = stack.environment(function);
+        // The table's Ref, so that the function waits for the table.
+        assert_eq!(
+            environment["CACHE_TABLE_NAME"], "physical-id-of-QueryCacheTable",
+            "{function}"
+        );
+        for var in ["DEPLOYMENT_REGION", "REGION_OWNERS"] {
+            assert!(!environment.contains_key(var), "{function} gets {var}");
+        }
+    }
+    let outputs = stack.outputs();
+    assert_eq!(outputs["QueryCacheTableName"], TABLE_NAME);
+    assert_eq!(
+        outputs["QueryCacheTableArn"],
+        table_arn(STACK_REGION).as_str()
+    );
+}
+
+#[test]
+fn replica_regions_make_a_global_table_of_the_same_table_here_and_in_each_region() {
+    let t = template();
+    let plain_stack = stack_in(&t, HOME, &[]);
+    let plain = plain_stack.resource("QueryCacheTable").unwrap();
+    let stack = stack_in(&t, HOME, &[("ReplicaRegions", "us-west-2,eu-west-1")]);
+    assert_deployable(&stack);
+    assert!(!stack.creates("QueryCacheTable"), "one table, not two");
+    let global = stack.resource("GlobalCacheTable").expect("a global table");
+    assert_eq!(global["Type"], "AWS::DynamoDB::GlobalTable");
+    for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(global[policy], plain[policy], "{policy}");
+    }
+    let (global, plain) = (&global["Properties"], &plain["Properties"]);
+    // The same table: name, schema, index and its projection, TTL, billing,
+    // and encryption (with no key, the AWS-managed one).
+    for property in [
+        "TableName",
+        "BillingMode",
+        "AttributeDefinitions",
+        "KeySchema",
+        "GlobalSecondaryIndexes",
+        "TimeToLiveSpecification",
+        "SSESpecification",
+    ] {
+        assert_eq!(global[property], plain[property], "{property}");
+    }
+    // Replicated through streams, which more than one replica requires.
+    assert_eq!(
+        global["StreamSpecification"],
+        serde_json::json!({"StreamViewType": "NEW_AND_OLD_IMAGES"})
+    );
+    // A replica here first (a global table's stack must have one in its
+    // region), then one in each region, in the order given.
+    assert_eq!(replica_regions(global), [HOME, "us-west-2", "eu-west-1"]);
+    for replica in global["Replicas"].as_array().unwrap() {
+        let region = &replica["Region"];
+        assert_eq!(
+            replica["PointInTimeRecoverySpecification"], plain["PointInTimeRecoverySpecification"],
+            "{region}"
+        );
+        assert_eq!(replica["Tags"], plain["Tags"], "{region}");
+        assert!(replica.get("SSESpecification").is_none(), "{region}");
+    }
+    let off = stack_in(
+        &t,
+        HOME,
+        &[
+            ("ReplicaRegions", "us-west-2"),
+            ("PointInTimeRecovery", "false"),
+        ],
+    )
+    .properties("GlobalCacheTable");
+    for replica in off["Replicas"].as_array().unwrap() {
+        assert_eq!(
+            replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            "false"
+        );
+    }
+
+    // Each function is one deployment of several, in this region, and waits
+    // for the table.
+    for (function, _) in FUNCTIONS {
+        let environment = stack.environment(function);
+        assert_eq!(environment["DEPLOYMENT_REGION"], HOME, "{function}");
+        assert!(!environment.contains_key("REGION_OWNERS"), "{function}");
+        assert_eq!(
+            environment["CACHE_TABLE_NAME"], "physical-id-of-GlobalCacheTable",
+            "{function}"
+        );
+    }
+    let outputs = stack.outputs();
+    assert_eq!(outputs["QueryCacheTableName"], TABLE_NAME);
+    assert_eq!(outputs["QueryCacheTableArn"], table_arn(HOME).as_str());
+}
+
+#[test]
+fn one_to_four_replica_regions_each_get_a_replica_and_no_more_are_accepted() {
+    let t = template();
+    let regions = ["us-west-2", "eu-west-1", "ap-southeast-2", "sa-east-1"];
+    for n in 1..=regions.len() {
+        let listed = regions[..n].join(",");
+        let table =
+            stack_in(&t, HOME, &[("ReplicaRegions", &listed)]).properties("GlobalCacheTable");
+        let expected: Vec<&str> = [HOME].iter().chain(&regions[..n]).copied().collect();
+        assert_eq!(replica_regions(&table), expected, "{listed}");
+    }
+    let pattern = allowed_pattern(&t, "ReplicaRegions");
+    for accepted in [
+        "",
+        "us-west-2",
+        "us-west-2,eu-west-1,ap-southeast-2,sa-east-1",
+    ] {
+        assert!(pattern.is_match(accepted), "{accepted:?}");
+    }
+    for refused in [
+        "us-west-2,eu-west-1,ap-southeast-2,sa-east-1,eu-central-1",
+        "us-west-2,",
+        ",us-west-2",
+        "us-west-2, eu-west-1",
+        "mars",
+    ] {
+        assert!(!pattern.is_match(refused), "{refused:?}");
+    }
+}
+
+#[test]
+fn with_a_key_each_replica_is_encrypted_with_the_multi_region_key_of_its_region() {
+    let t = template();
+    let table = stack_in(
+        &t,
+        HOME,
+        &[
+            ("ReplicaRegions", "us-west-2,eu-west-1"),
+            ("KmsKeyArn", MULTI_REGION_KEY),
+        ],
+    )
+    .properties("GlobalCacheTable");
+    assert_eq!(
+        table["SSESpecification"],
+        serde_json::json!({"SSEEnabled": true, "SSEType": "KMS"})
+    );
+    for replica in table["Replicas"].as_array().unwrap() {
+        let region = replica["Region"].as_str().unwrap();
+        assert_eq!(
+            replica["SSESpecification"],
+            serde_json::json!({"KMSMasterKeyId": format!(
+                "arn:aws:kms:{region}:{STACK_ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+            )}),
+            "{region}"
+        );
+    }
+    // A multi-Region key is a key KmsKeyArn takes; a single-Region one still is.
+    let pattern = allowed_pattern(&t, "KmsKeyArn");
+    for key in [
+        MULTI_REGION_KEY,
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "",
+    ] {
+        assert!(pattern.is_match(key), "{key}");
+    }
+}
+
+#[test]
+fn a_stack_in_a_replica_region_makes_no_table_and_uses_the_replica_there() {
+    let t = template();
+    let region = "us-west-2";
+    let stack = stack_in(&t, region, &[("GlobalTableRegion", HOME)]);
+    assert_deployable(&stack);
+    for ty in ["AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"] {
+        assert!(stack.resources_of(ty).is_empty(), "{ty}");
+    }
+    // Every function names the replica by the table's name and reads and
+    // writes it in its own region.
+    for (function, _) in FUNCTIONS {
+        let environment = stack.environment(function);
+        assert_eq!(environment["CACHE_TABLE_NAME"], TABLE_NAME, "{function}");
+        assert_eq!(environment["DEPLOYMENT_REGION"], region, "{function}");
+    }
+    assert_eq!(
+        ReaderConfig::from_vars(&stack.env("ReaderFunction"))
+            .unwrap()
+            .table,
+        TABLE_NAME
+    );
+    assert_eq!(
+        PlannerConfig::from_vars(&stack.env("PlannerFunction"))
+            .unwrap()
+            .table,
+        TABLE_NAME
+    );
+    assert_eq!(
+        RefresherConfig::from_vars(&stack.env("RefresherFunction"))
+            .unwrap()
+            .table,
+        TABLE_NAME
+    );
+    let here = table_arn(region);
+    for (id, role) in stack.resources_of("AWS::IAM::Role") {
+        for (action, resources) in crate::support::cfn::granted(&role) {
+            if action.starts_with("dynamodb:") {
+                for resource in resources {
+                    assert!(
+                        resource == here || resource == format!("{here}/index/*"),
+                        "{id}: {action} on {resource}"
+                    );
+                }
+            }
+        }
+    }
+    let outputs = stack.outputs();
+    assert_eq!(outputs["QueryCacheTableName"], TABLE_NAME);
+    assert_eq!(outputs["QueryCacheTableArn"], here.as_str());
+    // Dashboard names are the account's: each region's deployment names its
+    // own, where a single deployment keeps the name it had.
+    let dashboard = |stack: &Stack| stack.properties("Dashboard")["DashboardName"].clone();
+    let single = dashboard(&stack_in(&t, region, &[]));
+    assert_eq!(
+        dashboard(&stack),
+        format!("{}-{region}", single.as_str().unwrap())
+    );
+}
+
+#[test]
+fn region_owners_reach_every_function_of_a_shared_deployment() {
+    let t = template();
+    let owners = "us-east-1=us-west-2,eu-west-1=us-west-2";
+    for (region, table) in [
+        (HOME, ("ReplicaRegions", "us-west-2,eu-west-1")),
+        ("us-west-2", ("GlobalTableRegion", HOME)),
+    ] {
+        let stack = stack_in(&t, region, &[table, ("RegionOwners", owners)]);
+        assert_deployable(&stack);
+        for (function, read) in FUNCTIONS {
+            let environment = stack.environment(function);
+            assert_eq!(environment["REGION_OWNERS"], owners, "{function}");
+            assert_eq!(environment["DEPLOYMENT_REGION"], region, "{function}");
+            let configured = read(&Env(&|name: &str| environment.get(name).cloned()));
+            assert!(!configured.starts_with("Err"), "{function}: {configured}");
+        }
+    }
+    let pattern = allowed_pattern(&t, "RegionOwners");
+    for accepted in ["", "us-east-1=us-west-2", owners] {
+        assert!(pattern.is_match(accepted), "{accepted:?}");
+    }
+    for refused in [
+        "eu-west-1",
+        "eu-west-1=",
+        "eu-west-1=us-east-1,",
+        "eu-west-1 = us-east-1",
+        "eu-west-1=us-east-1;ap-south-1=us-west-2",
+    ] {
+        assert!(!pattern.is_match(refused), "{refused:?}");
+    }
+}
+
+#[test]
+fn the_rules_refuse_a_global_table_made_twice_here_or_owners_without_one() {
+    let t = template();
+    let broken =
+        |region: &str, parameters: &[(&str, &str)]| stack_in(&t, region, parameters).broken_rules();
+    assert_eq!(
+        broken(
+            HOME,
+            &[
+                ("ReplicaRegions", "us-west-2"),
+                ("GlobalTableRegion", "us-west-2")
+            ]
+        ),
+        ["GlobalTableMadeOnce"]
+    );
+    assert_eq!(
+        broken(HOME, &[("GlobalTableRegion", HOME)]),
+        ["GlobalTableMadeElsewhere"]
+    );
+    assert_eq!(
+        broken(HOME, &[("RegionOwners", "eu-west-1=us-east-1")]),
+        ["RegionOwnersNeedAGlobalTable"]
+    );
+    for (region, parameters) in TABLE_MODES {
+        assert!(broken(region, parameters).is_empty(), "{parameters:?}");
+    }
+    // The evaluation of rules itself: an older rule breaks as it should.
+    assert_eq!(
+        broken(HOME, &[("ApiAuthorization", "JWT")]),
+        ["JwtNeedsAnIssuer"]
+    );
+}
+
+/// A shared deployment's roles are the same as a single one's, so what
+/// tests/it/linked_calls.rs holds against the binaries, and the checks above
+/// of what each grant is on, hold for them too: every role of the stack, with
+/// its conditions (the planner's lease items, `lease#*`, include a shared
+/// deployment's `lease#REGION#...`), and with and without a key.
+#[test]
+fn every_role_grants_the_same_on_the_table_here_whichever_table_it_is() {
+    let t = template();
+    for key in [None, Some(MULTI_REGION_KEY)] {
+        for (region, parameters) in TABLE_MODES {
+            let with_key: Vec<(&str, &str)> = parameters
+                .iter()
+                .copied()
+                .chain(key.map(|k| ("KmsKeyArn", k)))
+                .collect();
+            let own: Vec<(&str, &str)> = key.map(|k| ("KmsKeyArn", k)).into_iter().collect();
+            let single = stack_in(&t, region, &own).resources_of("AWS::IAM::Role");
+            let shared = stack_in(&t, region, &with_key).resources_of("AWS::IAM::Role");
+            assert_eq!(
+                shared.keys().collect::<Vec<_>>(),
+                single.keys().collect::<Vec<_>>()
+            );
+            for (id, role) in &shared {
+                assert_eq!(role, &single[id], "{id} in {region} with {with_key:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_plan_bucket_is_private_encrypted_and_expires_plans_and_results_after_a_day() {
     let t = template();
@@ -445,7 +837,7 @@ async fn every_route_reaches_a_path_the_reader_serves() {
     assert_eq!(INVALIDATE_ROUTE, format!("POST {INVALIDATE_PATH}"));
     let dir = tempfile::TempDir::new().unwrap();
     let choice = StoreChoice::Embedded(dir.path().join("cache.redb"));
-    let store = app::open_store(&app::Aws::default(), &choice)
+    let store = app::open_store(&app::Aws::default(), &choice, None)
         .await
         .unwrap();
     let (queue, _receiver) = LocalRefreshQueue::new(16);
@@ -552,8 +944,13 @@ const REQUIRED_PARAMETERS: [(&str, &str); 4] = [
 /// The stack of `template` in `STACK_ACCOUNT` and `STACK_REGION` with the
 /// given parameter values (and `REQUIRED_PARAMETERS`).
 fn stack_of<'a>(template: &'a Value, parameters: &[(&str, &str)]) -> Stack<'a> {
+    stack_in(template, STACK_REGION, parameters)
+}
+
+/// `stack_of` in `region`.
+fn stack_in<'a>(template: &'a Value, region: &str, parameters: &[(&str, &str)]) -> Stack<'a> {
     REQUIRED_PARAMETERS.iter().chain(parameters).fold(
-        Stack::new(template, STACK_ACCOUNT, STACK_REGION),
+        Stack::new(template, STACK_ACCOUNT, region),
         |stack, (name, value)| stack.with(name, value),
     )
 }
@@ -804,17 +1201,34 @@ const FUNCTIONS: [(&str, Read); 3] = [
     }),
 ];
 
+/// In every way of having the table: a shared deployment's
+/// `DEPLOYMENT_REGION` and `REGION_OWNERS` are read too, and make another
+/// configuration than a single deployment's.
 #[test]
 fn every_variable_set_on_a_function_is_one_its_code_reads() {
     let t = template();
-    let stack = stack_of(&t, &[]);
-    for (function, read) in FUNCTIONS {
-        let environment = stack.environment(function);
-        let asked = variables_read(&environment, read);
-        for var in environment.keys() {
-            assert!(
-                asked.contains(var),
-                "{function} sets {var}, which its configuration never reads"
+    for (region, parameters) in TABLE_MODES {
+        let stack = stack_in(&t, region, parameters);
+        for (function, read) in FUNCTIONS {
+            let environment = stack.environment(function);
+            let asked = variables_read(&environment, read);
+            for var in environment.keys() {
+                assert!(
+                    asked.contains(var),
+                    "{function} sets {var}, which its configuration never reads ({parameters:?})"
+                );
+            }
+            let shared = read(&Env(&|name: &str| environment.get(name).cloned()));
+            assert!(!shared.starts_with("Err"), "{function}: {shared}");
+            let single = read(&Env(&|name: &str| {
+                (!["DEPLOYMENT_REGION", "REGION_OWNERS"].contains(&name))
+                    .then(|| environment.get(name).cloned())
+                    .flatten()
+            }));
+            assert_eq!(
+                canonical(shared) == canonical(single),
+                !environment.contains_key("DEPLOYMENT_REGION"),
+                "{function}: DEPLOYMENT_REGION and REGION_OWNERS change its configuration ({parameters:?})"
             );
         }
     }
@@ -906,8 +1320,13 @@ fn is_sub(value: &Value, text: &str) -> bool {
     matches!(intrinsic(value), Some((f, arg)) if f == "Sub" && arg.as_str() == Some(text))
 }
 
+/// The cache table in the stack's own region, as the roles name it: by name,
+/// since with a global table it is a replica that no attribute of the stack
+/// names.
+const TABLE_ARN: &str = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ProjectName}-query-cache-${Environment}";
+
 fn is_table(value: &Value) -> bool {
-    is_get_att(value, "QueryCacheTable", "Arn")
+    is_sub(value, TABLE_ARN)
 }
 
 #[test]
@@ -952,7 +1371,7 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
     assert!(
         query
             .iter()
-            .any(|r| is_sub(r, "${QueryCacheTable.Arn}/index/*")),
+            .any(|r| is_sub(r, &format!("{TABLE_ARN}/index/*"))),
         "Query on the dataType index"
     );
     for action in [
@@ -1301,8 +1720,10 @@ fn variables_read<T>(
 }
 
 /// Each function's template environment sets every variable its configuration
-/// reads (all but the SDK's own `AWS_*`), each tuning variable from a parameter
-/// whose default gives the same configuration as the code's own default.
+/// reads (all but the SDK's own `AWS_*`; those of a shared deployment,
+/// `DEPLOYMENT_REGION` and `REGION_OWNERS`, in a shared deployment's stack),
+/// each tuning variable from a parameter whose default gives the same
+/// configuration as the code's own default.
 #[test]
 fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
     let t = template();
@@ -1310,10 +1731,15 @@ fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
     let parameters = field(&t, "Parameters");
     for (function, read) in FUNCTIONS {
         let environment = stack.environment(function);
+        let mut set_somewhere: BTreeSet<String> = BTreeSet::new();
+        for (region, parameters) in TABLE_MODES {
+            let environment = stack_in(&t, region, parameters).environment(function);
+            set_somewhere.extend(environment.into_keys());
+        }
         let asked = variables_read(&environment, read);
         let unset: Vec<&String> = asked
             .iter()
-            .filter(|v| !v.starts_with("AWS_") && !environment.contains_key(*v))
+            .filter(|v| !v.starts_with("AWS_") && !set_somewhere.contains(*v))
             .collect();
         assert!(
             unset.is_empty(),

@@ -544,3 +544,25 @@ fn the_fleet_capacity_agrees_with_each_account_region_s_own_reads() {
     let bad = local.get("/drs/capacity?region=us-west-2&colour=red");
     assert_eq!(bad.status, 400);
 }
+
+/// The local mode as one of two deployments (`DEPLOYMENT_REGION`): it
+/// refreshes its own region of the demo fleet only, and answers for the other
+/// region's keys, which no one here refreshes, naming their owner and asking
+/// no refresh.
+#[test]
+fn as_one_regions_deployment_the_local_mode_refreshes_only_that_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start_with(dir.path(), &[], &[("DEPLOYMENT_REGION", "us-west-2")]);
+    local.wait_printed("start-up refresh done", Duration::from_secs(60));
+    let own = local.get("/ec2/subnets?region=us-west-2&accountId=111111111111");
+    assert_eq!(own.status, 200, "{}", own.body);
+    let other = local.get("/ec2/subnets?region=us-east-1&accountId=111111111111");
+    assert_eq!(other.status, 503, "{}", other.body);
+    let body: Value = serde_json::from_str(&other.body).unwrap();
+    assert_eq!(body["error"], "NOT_CACHED", "{body}");
+    assert_eq!(body["details"]["ownerRegion"], "us-east-1", "{body}");
+    assert_eq!(body["details"]["refreshRequested"], false, "{body}");
+    let status = local.status();
+    assert_eq!(status["totals"]["keys"], DEMO_KEYS / 2, "{status:#}");
+    local.stop();
+}

@@ -26,6 +26,7 @@ mod refresh;
 mod refresh_accounts;
 mod refresh_trigger;
 mod refresher_lambda;
+mod regions;
 mod serve;
 mod simulator;
 mod statemachine;

@@ -713,6 +713,125 @@ fn the_bus_accepts_events_from_the_accounts_refreshed_or_the_organization_and_no
     }
 }
 
+// --- several deployments over a global table ------------------------------------------
+
+/// The refresher roles of two more main stacks, in other regions.
+const OTHER_REFRESHER_ROLES: [&str; 2] = [
+    "arn:aws:iam::111122223333:role/drs-cache-RefresherRole-7G8H9I0J1K2L",
+    "arn:aws:iam::111122223333:role/drs-cache-RefresherRole-3M4N5O6P7Q8R",
+];
+
+#[test]
+fn with_several_deployments_the_member_role_trusts_every_refresher() {
+    let member = member_template();
+    let principal = |stack: Stack| {
+        stack.properties("ReaderRole")["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+            .clone()
+    };
+    // One deployment: its refresher alone.
+    assert_eq!(
+        principal(member_stack(&member, MEMBER, "us-east-1")),
+        json!({"AWS": REFRESHER_ROLE})
+    );
+    // Several: each of them may be the owner of a region, and so read there.
+    let others = OTHER_REFRESHER_ROLES.join(",");
+    assert_eq!(
+        principal(
+            member_stack(&member, MEMBER, "us-east-1").with("OtherRefresherRoleArns", &others)
+        ),
+        json!({"AWS": [REFRESHER_ROLE, OTHER_REFRESHER_ROLES[0], OTHER_REFRESHER_ROLES[1]]})
+    );
+    // As many as a global table has replicas besides the one that made it.
+    let pattern = allowed_pattern(&member, "OtherRefresherRoleArns");
+    let role = |n: usize| format!("arn:aws:iam::111122223333:role/drs-cache-RefresherRole-{n}");
+    for n in 0..=4 {
+        let list = (0..n).map(role).collect::<Vec<_>>().join(",");
+        assert!(pattern.is_match(&list), "{list:?}");
+    }
+    for refused in [
+        (0..5).map(role).collect::<Vec<_>>().join(","),
+        format!("{},", role(0)),
+        format!("{}, {}", role(0), role(1)),
+        "arn:aws:iam::111122223333:user/alice".to_owned(),
+        "arn:aws:iam::*:role/drs-cache-RefresherRole-X".to_owned(),
+    ] {
+        assert!(!pattern.is_match(&refused), "{refused:?}");
+    }
+}
+
+/// Main stacks in us-east-1 and us-west-2 over a global table, eu-west-1
+/// assigned to us-east-1's (RegionOwners `eu-west-1=us-east-1`), then us-east-1
+/// failed over to us-west-2's (`...,us-east-1=us-west-2`): the stack set's
+/// per-region overrides of DeploymentEventBusArn name each region's owner.
+#[test]
+fn with_several_deployments_each_region_forwards_to_the_bus_of_its_owner() {
+    let member = member_template();
+    let main = main_template();
+    let in_region = |account: &str, region: &str, owner: &str| {
+        Stack::new(&member, account, region)
+            .with("RefresherRoleArn", REFRESHER_ROLE)
+            .with("DeploymentEventBusArn", &bus_arn(DEPLOYMENT, owner))
+    };
+    for owners in [
+        [
+            ("us-east-1", "us-east-1"),
+            ("us-west-2", "us-west-2"),
+            ("eu-west-1", "us-east-1"),
+        ],
+        [
+            ("us-east-1", "us-west-2"),
+            ("us-west-2", "us-west-2"),
+            ("eu-west-1", "us-east-1"),
+        ],
+    ] {
+        for (region, owner) in owners {
+            let stack = in_region(MEMBER, region, owner);
+            let rules = stack.resources_of("AWS::Events::Rule");
+            assert!(!rules.is_empty(), "{region}");
+            for (id, rule) in &rules {
+                assert_eq!(
+                    rule["Targets"][0]["Arn"],
+                    bus_arn(DEPLOYMENT, owner).as_str(),
+                    "{region}: {id}"
+                );
+            }
+            // IAM's events, from us-east-1 only, go to us-east-1's owner.
+            assert_eq!(
+                rules.contains_key("ForwardIamInstanceProfileChangesRule"),
+                region == "us-east-1",
+                "{region}"
+            );
+            let put = granted(&stack.properties("ForwardEventsRole"));
+            assert_eq!(put["events:PutEvents"], set([bus_arn(DEPLOYMENT, owner)]));
+            // The deployment account's own events are on its owner's bus
+            // already where the owner runs in that region.
+            let own = in_region(DEPLOYMENT, region, owner);
+            assert_eq!(
+                own.creates("ForwardEventsRole"),
+                region != owner,
+                "{region}"
+            );
+        }
+    }
+    // Each main stack's bus takes the members' events, whichever table the
+    // stack has.
+    for (region, table) in [
+        ("us-east-1", ("ReplicaRegions", "us-west-2,eu-west-1")),
+        ("us-west-2", ("GlobalTableRegion", "us-east-1")),
+    ] {
+        let stack = Stack::new(&main, DEPLOYMENT, region)
+            .with("AccountIds", MEMBER)
+            .with(table.0, table.1)
+            .with("RegionOwners", "eu-west-1=us-east-1");
+        let statement = &stack.properties("ForwardedEventsBusPolicy")["Statement"];
+        assert_eq!(statement["Principal"], json!({"AWS": [MEMBER]}), "{region}");
+        assert_eq!(
+            stack.outputs()["EventBusArn"],
+            bus_arn(DEPLOYMENT, region).as_str()
+        );
+    }
+}
+
 // --- moto -------------------------------------------------------------------------------
 
 /// The main stack rule a sample event is for, from its name; `None` for

@@ -304,6 +304,33 @@ async fn through_lambda_a_body_over_six_mb_is_413_unless_asked_compressed_or_a_p
     let doc: Value = serde_json::from_str(page["body"].as_str().unwrap()).unwrap();
     assert_eq!(doc["count"], 5000);
     assert!(doc["nextToken"].is_string());
+
+    // Invoked directly, the whole body is a typed error naming paging, never
+    // Lambda's own; a page is answered.
+    let direct = |params: Value| {
+        let event = json!({"operation": "ec2-subnets", "queryParams": params});
+        LambdaEvent::new(
+            serde_json::value::RawValue::from_string(event.to_string()).unwrap(),
+            Context::default(),
+        )
+    };
+    let refused = handle(&h.router, direct(json!({"region": REGION})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.error_type, "RESPONSE_TOO_LARGE",
+        "{}",
+        refused.message
+    );
+    assert!(refused.message.contains("nextToken"), "{}", refused.message);
+    let paged = handle(
+        &h.router,
+        direct(json!({"region": REGION, "limit": "5000"})),
+    )
+    .await
+    .unwrap();
+    let paged = serde_json::to_value(&paged).unwrap();
+    assert_eq!(paged["data"]["count"], 5000);
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     adapters::distinct,
-    domain::{CacheKey, Timestamp},
+    domain::{CacheKey, Region, Timestamp},
     ports::{Claim, ClaimId, ClaimRule, LeaseClaims, RefreshLeases, StoreError},
 };
 
@@ -35,23 +35,26 @@ const LEASE_TTL_MARGIN: Duration = Duration::from_secs(60 * 60);
 /// its mark.
 const CLAIM_TRIES: u32 = 3;
 
-/// The key of the lease item of `key`: `lease#{key}`. It has four `#`-separated
-/// parts, so it never parses as a cache key, and it starts with `lease`, which
-/// no data type (and so no chunk key) does.
-fn lease_key(key: &CacheKey) -> String {
-    format!("lease#{key}")
-}
-
-fn key_of(key: &CacheKey) -> (String, AttributeValue) {
-    (attr::CACHE_KEY.into(), s(lease_key(key)))
+/// The key of the lease item of `key`: `lease#{key}`, or, for one of several
+/// deployments over a global table, `lease#{deployment region}#{key}`. Leases
+/// are per owner region: a conditional write is decided in one replica only,
+/// so a lease means nothing to another region, and the leases a failed region
+/// left behind never hold up the region its targets move to. It has four or
+/// five `#`-separated parts, so it never parses as a cache key, and it starts
+/// with `lease`, which no data type (and so no chunk key) does.
+fn lease_key(scope: Option<&Region>, key: &CacheKey) -> String {
+    match scope {
+        None => format!("lease#{key}"),
+        Some(region) => format!("lease#{region}#{key}"),
+    }
 }
 
 /// A lease item as a claim writes it: its key, when the lease ends, which claim
 /// wrote it, and its expiry; no fetch started, nothing pending. Without
 /// `dataType` it never appears in the `dataType` index.
-fn lease_item(key: &CacheKey, claim: &ClaimId, until: Timestamp) -> Item {
+fn lease_item(scope: Option<&Region>, key: &CacheKey, claim: &ClaimId, until: Timestamp) -> Item {
     Item::from([
-        key_of(key),
+        (attr::CACHE_KEY.into(), s(lease_key(scope, key))),
         (attr::LEASE_UNTIL.into(), n(until.unix_secs())),
         (attr::CLAIM_ID.into(), s(&claim.0)),
         (attr::TTL.into(), n(expiry(until))),
@@ -87,7 +90,7 @@ impl DynamoDbStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(lease_item(key, claim, until)))
+                .set_item(Some(lease_item(self.lease_scope(), key, claim, until)))
                 .expression_attribute_names("#key", attr::CACHE_KEY)
                 .expression_attribute_names("#until", attr::LEASE_UNTIL)
                 .expression_attribute_values(":now", n(now.unix_secs()));
@@ -119,7 +122,7 @@ impl DynamoDbStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key(attr::CACHE_KEY, s(lease_key(key)))
+                .key(attr::CACHE_KEY, s(lease_key(self.lease_scope(), key)))
                 .update_expression("SET #pending = :true")
                 .condition_expression("#until > :now")
                 .expression_attribute_names("#pending", attr::PENDING)
@@ -150,7 +153,7 @@ impl DynamoDbStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(attr::CACHE_KEY, s(lease_key(key)))
+            .key(attr::CACHE_KEY, s(lease_key(self.lease_scope(), key)))
             // A mark made before now is answered by the fetch beginning now.
             .update_expression(
                 "SET #until = :until, #claim = :claim, #started = :now, #ttl = :ttl \
@@ -183,7 +186,7 @@ impl DynamoDbStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(attr::CACHE_KEY, s(lease_key(key)))
+            .key(attr::CACHE_KEY, s(lease_key(self.lease_scope(), key)))
             .condition_expression("#claim = :claim")
             .expression_attribute_names("#claim", attr::CLAIM_ID)
             .expression_attribute_values(":claim", s(&claim.0))
@@ -345,16 +348,20 @@ mod tests {
             assert!(!data_type.as_str().starts_with("lease"), "{data_type}");
         }
         let key = key();
-        let lease = lease_key(&key);
+        let lease = lease_key(None, &key);
         assert_eq!(lease, "lease#drs-quotas#us-east-1#111122223333");
         assert!(CacheKey::parse(&lease).is_err());
         assert_ne!(lease, chunk_key(&key.to_string(), "v1-00ff", 0));
+        let west = Region::parse("us-west-2").unwrap();
+        let scoped = lease_key(Some(&west), &key);
+        assert_eq!(scoped, "lease#us-west-2#drs-quotas#us-east-1#111122223333");
+        assert!(CacheKey::parse(&scoped).is_err());
     }
 
     #[test]
     fn a_lease_item_is_not_indexed_and_outlives_its_lease() {
         let until = Timestamp::from_unix_secs(1_700_000_060);
-        let item = lease_item(&key(), &ClaimId("0123456789abcdef".into()), until);
+        let item = lease_item(None, &key(), &ClaimId("0123456789abcdef".into()), until);
         assert!(!item.contains_key(attr::DATA_TYPE));
         assert_eq!(number::<i64>(&item, attr::LEASE_UNTIL), Ok(1_700_000_060));
         assert_eq!(string(&item, attr::CLAIM_ID), Ok("0123456789abcdef"));

@@ -15,7 +15,7 @@ use super::{
     unavailable,
 };
 use crate::{
-    domain::Timestamp,
+    domain::{Region, Timestamp},
     ports::StoreError,
     workflow::{BatchResult, RunLedger, RunRecords, RunRef},
 };
@@ -25,20 +25,27 @@ const RESULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// BatchGetItem calls of one summary in flight at once.
 const CONCURRENT_GETS: usize = 8;
 
-/// The key of the result item of batch `index` of `execution`. It has at least
-/// three `#`-separated parts and starts with `run`, which no data type (and so
-/// no cache, chunk or lease key) does.
-fn result_key(execution: &str, index: u64) -> String {
-    format!("run#{execution}#{index}")
+/// The key of the result item of batch `index` of `execution`:
+/// `run#{execution}#{index}`, or, for one of several deployments over a global
+/// table, `run#{deployment region}#{execution}#{index}`, since execution names
+/// are only unique within a region's workflow (an invalidation's is the same in
+/// every region within its minute). It has at least three `#`-separated parts
+/// and starts with `run`, which no data type (and so no cache, chunk or lease
+/// key) does.
+fn result_key(scope: Option<&Region>, execution: &str, index: u64) -> String {
+    match scope {
+        None => format!("run#{execution}#{index}"),
+        Some(region) => format!("run#{region}#{execution}#{index}"),
+    }
 }
 
-fn result_item(run: &RunRef, result: &BatchResult, now: Timestamp) -> Item {
+fn result_item(scope: Option<&Region>, run: &RunRef, result: &BatchResult, now: Timestamp) -> Item {
     // Numbers and short strings only: serializing cannot fail.
     let json = serde_json::to_string(result).unwrap_or_default();
     Item::from([
         (
             attr::CACHE_KEY.into(),
-            s(result_key(&run.execution, run.index)),
+            s(result_key(scope, &run.execution, run.index)),
         ),
         (attr::RESULT.into(), s(json)),
         (attr::TTL.into(), n(now.plus(RESULT_TTL).unix_secs())),
@@ -51,7 +58,12 @@ impl RunRecords for DynamoDbStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(result_item(run, result, Timestamp::now())))
+            .set_item(Some(result_item(
+                self.lease_scope(),
+                run,
+                result,
+                Timestamp::now(),
+            )))
             .send()
             .await
             .map_err(unavailable)?;
@@ -67,7 +79,9 @@ impl RunLedger for DynamoDbStore {
         execution: &str,
         batches: u64,
     ) -> Result<Vec<Option<BatchResult>>, StoreError> {
-        let keys: Vec<String> = (0..batches).map(|i| result_key(execution, i)).collect();
+        let keys: Vec<String> = (0..batches)
+            .map(|i| result_key(self.lease_scope(), execution, i))
+            .collect();
         let gets: Vec<_> = keys
             .chunks(MAX_GET_BATCH)
             .map(|group| self.get_items(group))
@@ -105,10 +119,16 @@ mod tests {
         for data_type in DataType::ALL {
             assert!(!data_type.as_str().starts_with("run"), "{data_type}");
         }
-        let key = result_key("tick-2026", 12);
+        let key = result_key(None, "tick-2026", 12);
         assert_eq!(key, "run#tick-2026#12");
         assert!(CacheKey::parse(&key).is_err());
         assert!(!key.starts_with("lease#"));
+        let west = Region::parse("us-west-2").unwrap();
+        assert_eq!(
+            result_key(Some(&west), "manual-all-all-all-29000000", 0),
+            "run#us-west-2#manual-all-all-all-29000000#0",
+            "one region's run never writes another's result"
+        );
     }
 
     #[test]
@@ -122,7 +142,7 @@ mod tests {
             ..Counts::default()
         });
         let now = Timestamp::from_unix_secs(1_700_000_000);
-        let item = result_item(&run, &result, now);
+        let item = result_item(None, &run, &result, now);
         assert!(!item.contains_key(attr::DATA_TYPE));
         let json = string(&item, attr::RESULT).unwrap();
         assert_eq!(serde_json::from_str::<BatchResult>(json).unwrap(), result);

@@ -31,7 +31,8 @@ use self::{
 };
 use crate::{
     domain::{
-        CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt, TtlPolicy,
+        CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt, Region,
+        TtlPolicy,
         payload::{self, Encoding},
     },
     ports::{
@@ -52,6 +53,9 @@ const EXTEND_ATTEMPTS: usize = 5;
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    /// The deployment region whose leases (and run-ledger items) this store
+    /// takes, when several deployments share the table as a global table.
+    lease_scope: Option<Region>,
 }
 
 impl DynamoDbStore {
@@ -59,7 +63,21 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            lease_scope: None,
         }
+    }
+
+    /// This store, taking the leases and keeping the run ledger of the
+    /// deployment in `region` (one of several over a global table; `None`:
+    /// the only one).
+    #[must_use]
+    pub fn with_lease_scope(mut self, region: Option<Region>) -> Self {
+        self.lease_scope = region;
+        self
+    }
+
+    fn lease_scope(&self) -> Option<&Region> {
+        self.lease_scope.as_ref()
     }
 
     async fn get_head(&self, key: &str) -> Result<Option<Item>, StoreError> {

@@ -1,5 +1,5 @@
 //! A CloudFormation template evaluated as CloudFormation would for one stack:
-//! the conditions and the intrinsic functions the project's templates use
+//! the conditions, the rules and the intrinsic functions the project's templates use
 //! (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, `Fn::Split`, `Fn::Join`,
 //! `Fn::Select`, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`),
 //! short form or long, resolved to plain JSON for an account, a region and
@@ -199,6 +199,29 @@ impl<'a> Stack<'a> {
             "Or" => arguments("Or", argument).iter().any(|c| self.holds(c)),
             other => panic!("cannot evaluate condition function {other}"),
         }
+    }
+
+    /// The template's rules this stack's parameters break: the logical ID of
+    /// each rule whose `RuleCondition` holds (or that has none) and one of
+    /// whose assertions does not, in the template's order. (The rules here use
+    /// the condition functions only: `Fn::Equals`, `Fn::Not`, `Fn::And`,
+    /// `Fn::Or` over `Ref`s.)
+    pub fn broken_rules(&self) -> Vec<String> {
+        let Some(rules) = self.template.get("Rules").and_then(Yaml::as_mapping) else {
+            return Vec::new();
+        };
+        rules
+            .iter()
+            .filter(|(_, rule)| rule.get("RuleCondition").is_none_or(|c| self.holds(c)))
+            .filter(|(_, rule)| {
+                rule["Assertions"]
+                    .as_sequence()
+                    .expect("a rule's Assertions are a list")
+                    .iter()
+                    .any(|assertion| !self.holds(&assertion["Assert"]))
+            })
+            .map(|(id, _)| id.as_str().expect("rule IDs are strings").to_owned())
+            .collect()
     }
 
     /// `value` with every intrinsic function evaluated; `None` where it is

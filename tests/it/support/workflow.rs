@@ -792,6 +792,7 @@ pub fn plan_config() -> PlanConfig {
         max_targets_per_run: 10_000,
         manual_min_age: Duration::from_secs(60),
         thresholds: Default::default(),
+        ownership: Default::default(),
     }
 }
 
