@@ -110,14 +110,16 @@ impl MemoryTier {
         self.snapshots.get(key).await
     }
 
-    /// The copy of `key` after reading it with `fetch` unless a copy that
-    /// needs no revalidation is held. Concurrent loads of one key run one
-    /// after another, so a load that finds a copy another load just made uses
-    /// it instead of reading the store again.
-    pub async fn load<E, F>(
+    /// The copy of `key` after reading it with `fetch` unless the copy held
+    /// satisfies `keep` (one that needs no revalidation, for a read).
+    /// Concurrent loads of one key run one after another, so a load that finds
+    /// a copy another load just made uses it instead of reading the store
+    /// again.
+    pub async fn load_unless<E, F>(
         &self,
         key: &CacheKey,
         now: Timestamp,
+        keep: impl FnOnce(&Snapshot) -> bool,
         fetch: impl FnOnce() -> F,
     ) -> Result<Loaded, E>
     where
@@ -129,7 +131,7 @@ impl MemoryTier {
             .snapshots
             .entry_by_ref(key)
             .and_try_compute_with(|current| async move {
-                if current.is_some_and(|c| !c.value().needs_revalidation(now)) {
+                if current.is_some_and(|c| keep(c.value())) {
                     return Ok(Op::Nop);
                 }
                 Ok(match fetch().await? {

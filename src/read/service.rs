@@ -262,7 +262,22 @@ impl ReadService {
         {
             kept.check(key).map_err(ReadError::NotConfigured)?;
         }
-        let servable = self.servable(key).await?;
+        let mut servable = self.servable(key).await?;
+        if let Some(after) = &request.after
+            && *after.source != *servable.snapshot.meta.etag.as_str()
+            && servable.tier == Tier::Memory
+        {
+            // The token may be of a newer version another container served:
+            // read the store once before refusing it.
+            let now = self.clock.now();
+            let wanted = |held: &Snapshot| *held.meta.etag.as_str() == *after.source;
+            if let Ok(Loaded::Found(_, read_now)) = self.load_unless(key, now, wanted).await {
+                servable = self.servable(key).await?;
+                if read_now {
+                    servable.tier = Tier::Store;
+                }
+            }
+        }
         let snapshot = &servable.snapshot;
         if let Some(after) = &request.after
             && *after.source != *snapshot.meta.etag.as_str()
@@ -368,9 +383,21 @@ impl ReadService {
 
     /// Reads `key` from the store into memory, unless a load just made a copy.
     async fn load(&self, key: &CacheKey, now: Timestamp) -> Result<Loaded, LoadError> {
+        self.load_unless(key, now, |held| !held.needs_revalidation(now))
+            .await
+    }
+
+    /// Reads `key` from the store into memory, unless the copy held is one
+    /// `keep` accepts.
+    async fn load_unless(
+        &self,
+        key: &CacheKey,
+        now: Timestamp,
+        keep: impl FnOnce(&Snapshot) -> bool,
+    ) -> Result<Loaded, LoadError> {
         let timeout = self.settings.store_timeout;
         self.memory
-            .load(key, now, || async move {
+            .load_unless(key, now, keep, || async move {
                 match tokio::time::timeout(timeout, self.store.get(key)).await {
                     Err(_) => Err(LoadError::Timeout(timeout)),
                     Ok(result) => result.map_err(|e| LoadError::Store(Arc::new(e))),

@@ -230,6 +230,40 @@ async fn a_list_is_read_a_page_at_a_time_within_one_version() {
     assert_eq!(json(&quotas)["details"]["field"], "limit");
 }
 
+#[tokio::test]
+async fn a_token_of_a_newer_version_than_this_containers_copy_is_read_from_the_store() {
+    let h = harness(settings()).await;
+    cache_subnets(&h, &subnets(25, 0)).await;
+    // This container holds the first version in memory.
+    let held = h.router.handle(&read(&[("limit", "10")], None)).await;
+    assert_eq!(json(&held)["count"], 10);
+    // A refresh writes a second; another container, with nothing in memory,
+    // serves its first page.
+    cache_subnets(&h, &subnets(30, 0)).await;
+    let other = drs_cache::read::Router::new(
+        std::sync::Arc::new(drs_cache::read::ReadService::new(
+            h.reads.clone(),
+            h.trigger.clone(),
+            std::sync::Arc::new(drs_cache::domain::SystemClock),
+            settings(),
+        )),
+        h.metrics.clone(),
+    );
+    let first = json(&other.handle(&read(&[("limit", "10")], None)).await);
+    let token = first["nextToken"].as_str().unwrap().to_owned();
+    // Its token reaches this container: the store is read, not the token
+    // refused, and the page is of the second version.
+    let gets = h.reads.gets();
+    let next = h
+        .router
+        .handle(&read(&[("limit", "10"), ("nextToken", &token)], None))
+        .await;
+    assert_eq!(next.status(), 200, "{:?}", json(&next));
+    assert_eq!(h.reads.gets(), gets + 1, "one store read");
+    assert_eq!(json(&next)["count"], 10);
+    assert_eq!(header(&next, "x-cache"), "store");
+}
+
 /// An HTTP API event for `GET /ec2/subnets` with `query` and `accept`.
 fn http_api_event(
     query: &str,
