@@ -10,6 +10,7 @@ use crate::{
     adapters::{
         aws::{AwsUpstream, CallTimeouts, SetupError, https_client},
         dynamodb::DynamoDbStore,
+        eventbridge::EventBridgeFeed,
         s3::S3PlanStore,
         sfn::StepFunctionsTrigger,
     },
@@ -23,7 +24,7 @@ use crate::{
     ports::{CacheReads, CacheWrites, RefreshLeases, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
-        RefreshSettings, Refresher, Upstream,
+        ChangePublishing, RefreshSettings, Refresher, Upstream,
         lambda::RefresherFunction,
         metrics::{EmfRefreshMetrics, RefreshMetrics},
     },
@@ -110,13 +111,24 @@ pub async fn refresher(
         ),
         aws.workflow_trigger(&config.state_machine_arn)
     );
-    let refresher = refresher_over(
+    let mut refresher = refresher_over(
         store.clone(),
         store.clone(),
         upstream,
         config.settings.clone(),
         Arc::new(EmfRefreshMetrics),
     );
+    if let Some(bus) = &config.change_bus {
+        // The feed retries the entries a call did not take; the client, once.
+        let conf = aws_sdk_eventbridge::config::Builder::from(aws.config().await)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+            .build();
+        let feed = EventBridgeFeed::new(aws_sdk_eventbridge::Client::from_conf(conf), bus);
+        refresher = refresher.with_change_feed(ChangePublishing {
+            reads: store.clone(),
+            feed: Arc::new(feed),
+        });
+    }
     Ok(RefresherFunction {
         refresher: Arc::new(refresher),
         ledger: store,
@@ -224,10 +236,10 @@ mod local {
         },
         domain::{Region, SystemClock},
         plan::Planner,
-        ports::{CacheStorage, RefreshTrigger, StoreError},
+        ports::{CacheStorage, ChangeFeed, RefreshTrigger, StoreError},
         read::{Router, metrics::MetricsSink},
         refresh::{
-            Refresher,
+            ChangePublishing, Refresher,
             metrics::{EmfRefreshMetrics, RefreshMetrics},
         },
     };
@@ -257,7 +269,8 @@ mod local {
             RefreshSide::InProcess(local) => {
                 let (queue, requests) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
                 let refresh =
-                    LocalRefresh::start(local, store.clone(), Arc::new(EmfRefreshMetrics)).await?;
+                    LocalRefresh::start(local, store.clone(), Arc::new(EmfRefreshMetrics), None)
+                        .await?;
                 let side = LocalSide {
                     refresh: Arc::new(refresh),
                     requests,
@@ -321,6 +334,7 @@ mod local {
             config: &LocalRefreshConfig,
             store: Arc<dyn CacheStorage>,
             metrics: Arc<dyn RefreshMetrics>,
+            changes: Option<Arc<dyn ChangeFeed>>,
         ) -> Result<Self, StartError> {
             let (base, simulator) = match &config.source {
                 RefreshSource::Simulator(fleet) => {
@@ -346,13 +360,19 @@ mod local {
                 RefreshSource::Aws => (Aws::default().config().await.clone(), None),
             };
             let upstream = AwsUpstream::new(base, config.access.clone(), config.upstream)?;
-            let refresher = refresher_over(
+            let mut refresher = refresher_over(
                 store.clone(),
                 store.clone(),
                 upstream,
                 config.settings.clone(),
                 metrics,
             );
+            if let Some(feed) = changes {
+                refresher = refresher.with_change_feed(ChangePublishing {
+                    reads: store.clone(),
+                    feed,
+                });
+            }
             let planner = Planner::new(
                 store.clone(),
                 store.clone(),

@@ -443,6 +443,39 @@ pub trait CacheStorage: CacheStore + LeaseClaims + RefreshLeases {}
 
 impl<T: CacheStore + LeaseClaims + RefreshLeases + ?Sized> CacheStorage for T {}
 
+/// The change feed: where the refresher tells consumers what a refresh changed.
+/// Publishing is best effort and never fails a cache write: an event that
+/// could not be published, after the feed's own retries, is counted (and
+/// logged by the feed), not returned as an error.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// Publishes `events`; how many were published and how many were given up
+    /// on (`published + failed == events.len()`). No events: nothing is sent.
+    async fn publish(&self, events: &[crate::domain::changes::ChangeEvent]) -> PublishOutcome;
+}
+
+/// What [`ChangeFeed::publish`] did with the events it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Events the feed accepted.
+    pub published: usize,
+    /// Events given up on: refused, too large, or still failing after the
+    /// retries.
+    pub failed: usize,
+}
+
+/// The feed of a deployment without an event bus: publishes nothing and counts
+/// nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoChangeFeed;
+
+#[async_trait]
+impl ChangeFeed for NoChangeFeed {
+    async fn publish(&self, _events: &[crate::domain::changes::ChangeEvent]) -> PublishOutcome {
+        PublishOutcome::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use strum::VariantArray;

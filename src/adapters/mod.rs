@@ -4,6 +4,7 @@ pub mod aws;
 pub mod dynamodb;
 #[cfg(feature = "local")]
 pub mod embedded;
+pub mod eventbridge;
 #[cfg(feature = "local")]
 pub mod local_queue;
 pub mod s3;

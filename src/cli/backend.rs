@@ -194,7 +194,7 @@ impl Opened {
         &self,
         metrics: Arc<dyn RefreshMetrics>,
     ) -> anyhow::Result<LocalRefresh> {
-        Ok(LocalRefresh::start(&self.config, self.store.clone(), metrics).await?)
+        Ok(LocalRefresh::start(&self.config, self.store.clone(), metrics, None).await?)
     }
 
     /// The deployment's workflow, when one is named.

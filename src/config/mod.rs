@@ -111,6 +111,9 @@ pub struct RefresherConfig {
     pub upstream: UpstreamConfig,
     /// Whose leases the refresher takes (see [`crate::domain::Ownership`]).
     pub ownership: Ownership,
+    /// `CHANGE_EVENT_BUS`: the event bus change events are published to;
+    /// `None`: none are.
+    pub change_bus: Option<String>,
 }
 
 impl RefresherConfig {
@@ -128,6 +131,9 @@ impl RefresherConfig {
             access: env.account_access(home)?,
             upstream: env.upstream_config()?,
             ownership: env.ownership()?,
+            change_bus: env
+                .optional("CHANGE_EVENT_BUS")
+                .map(|b| b.trim().to_owned()),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod account;
 pub mod capacity;
+pub mod changes;
 mod data_type;
 mod entry;
 mod figures;

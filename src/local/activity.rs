@@ -1,5 +1,6 @@
 //! What the local process did lately: refreshes by reason, reads by tier,
-//! events handled and how long each took to reach the cache. It is the metrics
+//! events handled and how long each took to reach the cache, and the change
+//! events refreshes published. It is the metrics
 //! sink of the local reader and refresher, and writes their EMF documents where
 //! asked (a file, standard output, or nowhere).
 
@@ -13,8 +14,8 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    domain::Timestamp,
-    ports::RefreshReason,
+    domain::{Timestamp, changes::ChangeEvent},
+    ports::{ChangeFeed, PublishOutcome, RefreshReason},
     read::metrics::{self as read_metrics, MetricsSink, ReadOutcome, ReadResult},
     refresh::{
         metrics::{self as refresh_metrics, RefreshMetrics},
@@ -108,11 +109,30 @@ pub struct Events {
     pub recent: Vec<EventRecord>,
 }
 
+/// One change event a refresh published: what the change feed sends to
+/// EventBridge in AWS.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    pub at: String,
+    pub detail_type: &'static str,
+    pub key: String,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    pub published: u64,
+    pub recent: Vec<ChangeRecord>,
+}
+
 /// A copy of the activity, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityReport {
     pub refreshes: Refreshes,
     pub events: Events,
+    pub changes: Changes,
     pub reads: ReadCounts,
 }
 
@@ -130,6 +150,8 @@ struct State {
     events: VecDeque<EventRecord>,
     handled: u64,
     latencies: VecDeque<u64>,
+    changes: VecDeque<ChangeRecord>,
+    published: u64,
     reads: ReadCounts,
 }
 
@@ -206,7 +228,35 @@ impl Activity {
                 event_to_cache: Latencies::of(state.latencies.iter().copied()),
                 recent: state.events.iter().rev().cloned().collect(),
             },
+            changes: Changes {
+                published: state.published,
+                recent: state.changes.iter().rev().cloned().collect(),
+            },
             reads,
+        }
+    }
+}
+
+/// The local mode's change feed: the events are kept for the status output
+/// and page, as many as [`RECENT`].
+#[async_trait::async_trait]
+impl ChangeFeed for Activity {
+    async fn publish(&self, events: &[ChangeEvent]) -> PublishOutcome {
+        let at = Timestamp::now().rfc3339();
+        let mut state = lock(&self.state);
+        for event in events {
+            state.published += 1;
+            let record = ChangeRecord {
+                at: at.clone(),
+                detail_type: event.detail_type,
+                key: event.key.to_string(),
+                detail: event.detail.clone(),
+            };
+            push(&mut state.changes, record, RECENT);
+        }
+        PublishOutcome {
+            published: events.len(),
+            failed: 0,
         }
     }
 }
@@ -216,6 +266,9 @@ impl RefreshMetrics for Activity {
         let now = SystemTime::now();
         self.emit(refresh_metrics::emf_line(reason, summary, now));
         if let Some(line) = refresh_metrics::event_lag_line(summary, now) {
+            self.emit(line);
+        }
+        if let Some(line) = refresh_metrics::change_events_line(summary, now) {
             self.emit(line);
         }
         let mut state = lock(&self.state);
@@ -288,6 +341,8 @@ mod tests {
             duration_ms: 7,
             error: None,
             event_to_cache_ms: lag,
+            events_published: 0,
+            events_failed: 0,
         }
     }
 

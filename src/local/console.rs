@@ -133,6 +133,7 @@ pub fn status_line(report: &StatusReport) -> String {
     if let Some(ActivityReport {
         refreshes,
         events,
+        changes,
         reads,
     }) = &report.activity
     {
@@ -171,6 +172,12 @@ pub fn status_line(report: &StatusReport) -> String {
             line.push_str(&format!(
                 " | event->cache p50 {p50} ms p99 {p99} ms ({} events)",
                 lag.count
+            ));
+        }
+        if let Some(last) = changes.recent.first() {
+            line.push_str(&format!(
+                " | changes published {}, last: {} {}",
+                changes.published, last.detail_type, last.key
             ));
         }
     }

@@ -140,8 +140,15 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let activity = Arc::new(Activity::new(emf_output(opts.metrics, &opts.data_dir)?));
-    let refresh =
-        Arc::new(LocalRefresh::start(&refresh_config, store.clone(), activity.clone()).await?);
+    let refresh = Arc::new(
+        LocalRefresh::start(
+            &refresh_config,
+            store.clone(),
+            activity.clone(),
+            Some(activity.clone()),
+        )
+        .await?,
+    );
     let (queue, requests) = LocalRefreshQueue::new(QUEUE_CAPACITY);
     let reader = app::reader_router(store.clone(), Arc::new(queue), reader, activity.clone());
     let app = Arc::new(LocalApp {

@@ -27,6 +27,9 @@ impl RefreshMetrics for EmfRefreshMetrics {
         if let Some(line) = event_lag_line(summary, now) {
             emf::emit(line);
         }
+        if let Some(line) = change_events_line(summary, now) {
+            emf::emit(line);
+        }
     }
 }
 
@@ -101,6 +104,36 @@ pub fn event_lag_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8>> {
     Some(emf::line(at, &[&["DataType"], &[]], &EVENT_LAG, &line))
 }
 
+/// Change events a write published and gave up on, per data type and over
+/// all.
+const CHANGE_EVENTS: [MetricDef; 2] = [
+    MetricDef::new("ChangeEventsPublished", "Count"),
+    MetricDef::new("ChangeEventsFailed", "Count"),
+];
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeEventsLine {
+    data_type: &'static str,
+    cache_key: String,
+    change_events_published: u64,
+    change_events_failed: u64,
+}
+
+/// The EMF document of the change events of one key's write, when it had any.
+pub fn change_events_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8>> {
+    if summary.events_published == 0 && summary.events_failed == 0 {
+        return None;
+    }
+    let line = ChangeEventsLine {
+        data_type: summary.cache_key.data_type().as_str(),
+        cache_key: summary.cache_key.to_string(),
+        change_events_published: summary.events_published,
+        change_events_failed: summary.events_failed,
+    };
+    Some(emf::line(at, &[&["DataType"], &[]], &CHANGE_EVENTS, &line))
+}
+
 /// The EMF document of one key's refresh, by data type and by outcome.
 pub fn emf_line(reason: RefreshReason, summary: &KeySummary, at: SystemTime) -> Vec<u8> {
     let outcome = match &summary.error {
@@ -153,6 +186,8 @@ mod tests {
                 "denied",
             )),
             event_to_cache_ms: None,
+            events_published: 0,
+            events_failed: 0,
         };
         let doc: Value = serde_json::from_slice(&emf_line(
             RefreshReason::Schedule,
@@ -184,6 +219,8 @@ mod tests {
             duration_ms: 20,
             error: None,
             event_to_cache_ms: None,
+            events_published: 0,
+            events_failed: 0,
         };
         assert!(event_lag_line(&summary, SystemTime::now()).is_none());
         summary.event_to_cache_ms = Some(1_250);
@@ -217,6 +254,8 @@ mod tests {
                 duration_ms: 5,
                 error: None,
                 event_to_cache_ms: None,
+                events_published: 0,
+                events_failed: 0,
             };
             let line = emf_line(RefreshReason::Event, &summary, SystemTime::now());
             let doc: Value = serde_json::from_slice(&line).unwrap();

@@ -10,4 +10,4 @@ pub mod summary;
 pub mod views;
 
 pub use round::{Retry, RetryPolicy, RoundOutcome};
-pub use service::{DEFAULT_JOBS_WINDOW, RefreshSettings, Refresher, Upstream};
+pub use service::{ChangePublishing, DEFAULT_JOBS_WINDOW, RefreshSettings, Refresher, Upstream};

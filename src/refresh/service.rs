@@ -15,12 +15,12 @@ use crate::{
     },
     errors,
     ports::{
-        self, CacheWrites, DrsSource, Ec2Source, Fetched, IamSource, RefreshLeases, RefreshReason,
-        SourceError, StoreError, Stored,
+        self, CacheReads, CacheWrites, ChangeFeed, DrsSource, Ec2Source, ExtendOutcome, Fetched,
+        IamSource, PutOutcome, RefreshLeases, RefreshReason, SourceError, StoreError, Stored,
     },
 };
 
-use crate::workflow::Fetch;
+use crate::{domain::changes, workflow::Fetch};
 
 use super::{
     jobs::{self, Job},
@@ -72,6 +72,18 @@ pub struct Refresher {
     pub(super) clock: Arc<dyn Clock>,
     metrics: Arc<dyn RefreshMetrics>,
     pub(super) settings: RefreshSettings,
+    /// Where what a write changed is published; `None`: nowhere.
+    changes: Option<ChangePublishing>,
+}
+
+/// How the refresher publishes what its writes changed: the body a write
+/// replaces is read from `reads` just before the put (only when the body
+/// changed, and only for the types that have change events), and the events
+/// of the difference go to `feed` after the write.
+#[derive(Clone)]
+pub struct ChangePublishing {
+    pub reads: Arc<dyn CacheReads>,
+    pub feed: Arc<dyn ChangeFeed>,
 }
 
 /// Views fetched for the keys of one job.
@@ -96,7 +108,16 @@ impl Refresher {
             clock,
             metrics,
             settings,
+            changes: None,
         }
+    }
+
+    /// This refresher, publishing what its writes change (see
+    /// [`ChangePublishing`]).
+    #[must_use]
+    pub fn with_change_feed(mut self, publishing: ChangePublishing) -> Self {
+        self.changes = Some(publishing);
+        self
     }
 
     pub fn home_account(&self) -> AccountId {
@@ -239,7 +260,7 @@ impl Refresher {
         let not_initialized = entry.meta.state == EntryState::DrsNotInitialized;
         let mut attempt = 1;
         let outcome = loop {
-            match ports::store_entry(&*self.store, &entry).await {
+            match self.store_noting(&entry).await {
                 Err(StoreError::Unavailable(e)) if attempt < WRITE_ATTEMPTS => {
                     tracing::warn!(cache_key = %key, attempt, error = %errors::chain(&*e), "cache store write failed; writing again");
                     tokio::time::sleep(WRITE_RETRY_PAUSE * 2u32.pow(attempt - 1)).await;
@@ -247,6 +268,16 @@ impl Refresher {
                 }
                 outcome => break outcome,
             }
+        };
+        let (outcome, replaced) = match outcome {
+            Ok((stored, replaced)) => (Ok(stored), replaced),
+            Err(e) => (Err(e), None),
+        };
+        let published = match (&self.changes, replaced) {
+            (Some(publishing), Some(previous)) => {
+                publish_changes(&*publishing.feed, &previous, &entry).await
+            }
+            _ => ports::PublishOutcome::default(),
         };
         let (status, error) = match outcome {
             Ok(Stored::Written | Stored::Extended) if not_initialized => {
@@ -277,6 +308,48 @@ impl Refresher {
             duration_ms: elapsed_ms(started),
             error,
             event_to_cache_ms: None,
+            events_published: published.published as u64,
+            events_failed: published.failed as u64,
+        }
+    }
+
+    /// [`ports::store_entry`], and the entry a changed body replaced, when
+    /// changes are published for its type (read just before the put; a failed
+    /// read only loses the events).
+    async fn store_noting(
+        &self,
+        entry: &CacheEntry,
+    ) -> Result<(Stored, Option<CacheEntry>), StoreError> {
+        let key = &entry.meta.key;
+        let Some(publishing) = self
+            .changes
+            .as_ref()
+            .filter(|_| changes::has_events(key.data_type()))
+        else {
+            return ports::store_entry(&*self.store, entry)
+                .await
+                .map(|stored| (stored, None));
+        };
+        match self
+            .store
+            .extend(key, &crate::domain::Extension::of(&entry.meta))
+            .await?
+        {
+            ExtendOutcome::Extended => Ok((Stored::Extended, None)),
+            ExtendOutcome::Superseded { .. } => Ok((Stored::Superseded, None)),
+            ExtendOutcome::Changed => {
+                let previous = match publishing.reads.get(key).await {
+                    Ok(previous) => previous,
+                    Err(e) => {
+                        tracing::warn!(cache_key = %key, error = %errors::chain(&e), "the body a write replaces could not be read; its change events are lost");
+                        None
+                    }
+                };
+                Ok(match self.store.put(entry).await? {
+                    PutOutcome::Written => (Stored::Written, previous),
+                    PutOutcome::Superseded { .. } => (Stored::Superseded, None),
+                })
+            }
         }
     }
 
@@ -311,6 +384,8 @@ impl Refresher {
             duration_ms: elapsed_ms(started),
             error: Some(failure),
             event_to_cache_ms: None,
+            events_published: 0,
+            events_failed: 0,
         }
     }
 }
@@ -349,4 +424,29 @@ const fn is_drs(data_type: DataType) -> bool {
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Publishes the events of what `written` changed from `previous`: nothing
+/// for a first write (no baseline) or a body-less entry, and never an error:
+/// a failed publish is counted in the outcome (the feed logs and retries).
+async fn publish_changes(
+    feed: &dyn ChangeFeed,
+    previous: &CacheEntry,
+    written: &CacheEntry,
+) -> ports::PublishOutcome {
+    if previous.meta.state != EntryState::Ready || written.meta.state != EntryState::Ready {
+        return ports::PublishOutcome::default();
+    }
+    let events = changes::diff(&written.meta.key, &previous.body, &written.body);
+    if events.is_empty() {
+        return ports::PublishOutcome::default();
+    }
+    let outcome = feed.publish(&events).await;
+    tracing::info!(
+        cache_key = %written.meta.key,
+        published = outcome.published,
+        failed = outcome.failed,
+        "change events published"
+    );
+    outcome
 }

@@ -122,6 +122,16 @@ pub struct KeySummary {
     /// showing it (written, or confirmed unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_to_cache_ms: Option<u64>,
+    /// Change events the write's difference published, and those given up
+    /// on after the feed's retries.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_published: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_failed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The outcome of a batch: counts, and one summary per key written or attempted
@@ -179,6 +189,8 @@ mod tests {
             duration_ms: 3,
             error: error.map(|k| FailureSummary::new(k, "boom")),
             event_to_cache_ms: None,
+            events_published: 0,
+            events_failed: 0,
         }
     }
 

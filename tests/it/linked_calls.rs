@@ -79,8 +79,12 @@ fn linked_operations(symbols: &str) -> BTreeSet<String> {
             .split("::")
             .collect();
         if let [service, "operation", _, operation, "orchestrate", ..] = path[..] {
-            // Step Functions' actions are `states:`.
-            let prefix = if service == "sfn" { "states" } else { service };
+            // Step Functions' actions are `states:`, EventBridge's `events:`.
+            let prefix = match service {
+                "sfn" => "states",
+                "eventbridge" => "events",
+                other => other,
+            };
             actions.insert(format!("{prefix}:{operation}"));
         }
     }

@@ -120,6 +120,29 @@ fn a_simulated_stall_refreshes_its_keys_and_the_change_is_served_within_five_sec
     let lag = &local.status()["events"]["eventToCache"];
     assert!(lag["p99Ms"].as_u64().unwrap() < 5_000, "{lag}");
     eprintln!("event to cache: {lag}");
+    // The refresh's change feed names the stalled server's transition, in the
+    // status output as EventBridge would carry it in AWS.
+    let transitions = local.status()["changes"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["detailType"] == "Replication States Changed"
+                && c["key"] == format!("drs-source-servers#{region}#{account}").as_str()
+        })
+        .flat_map(|c| {
+            c["detail"]["transitions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        transitions
+            .iter()
+            .any(|t| t["sourceServerID"] == server.as_str() && t["to"] == "STALLED"),
+        "{transitions:#?}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod support;
 mod capacity;
 mod cfn_moto;
 mod cfn_template;
+mod change_feed;
 mod cli;
 mod deploy;
 mod drill_data;

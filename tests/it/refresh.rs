@@ -551,3 +551,110 @@ async fn a_failed_store_write_is_written_again_without_fetching_again() {
         );
     }
 }
+
+/// Keeps the change events a refresher publishes; refuses them all when
+/// told to, as an unreachable bus would.
+#[derive(Default)]
+struct RecordedChanges {
+    events: std::sync::Mutex<Vec<drs_cache::domain::changes::ChangeEvent>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl drs_cache::ports::ChangeFeed for RecordedChanges {
+    async fn publish(
+        &self,
+        events: &[drs_cache::domain::changes::ChangeEvent],
+    ) -> drs_cache::ports::PublishOutcome {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return drs_cache::ports::PublishOutcome {
+                published: 0,
+                failed: events.len(),
+            };
+        }
+        self.events.lock().unwrap().extend_from_slice(events);
+        drs_cache::ports::PublishOutcome {
+            published: events.len(),
+            failed: 0,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_changes_a_snapshot_publishes_what_changed_and_an_unchanged_one_nothing() {
+    let rig = Rig::start(SimConfig::default()).await;
+    let feed = Arc::new(RecordedChanges::default());
+    let base = sdk_config(&rig.sim.endpoint(), Endpoints::default()).await;
+    let access = AccountAccess {
+        own_account: Some(home()),
+        others: Credentials::Static(Default::default()),
+    };
+    let upstream = AwsUpstream::new(base, access, UpstreamConfig::default()).unwrap();
+    let refresher = app::refresher_over(
+        rig.store.clone(),
+        rig.store.clone(),
+        upstream,
+        settings(),
+        Arc::new(RecordedRefreshes::default()),
+    )
+    .with_change_feed(drs_cache::refresh::ChangePublishing {
+        reads: rig.store.clone(),
+        feed: feed.clone(),
+    });
+    let servers = [key("drs-source-servers#us-east-1#123456789012")];
+    // A first write has nothing to compare with; an unchanged one, nothing
+    // that changed.
+    for _ in 0..2 {
+        let report = refresher.refresh(&servers, RefreshReason::Manual).await;
+        assert_eq!(report.counts.failed, 0, "{report:#?}");
+        assert!(report.results.iter().all(|r| r.events_published == 0));
+    }
+    assert!(feed.events.lock().unwrap().is_empty());
+
+    // Three servers more: one event naming them, counted on the key.
+    let before = rig
+        .store
+        .get(&servers[0])
+        .await
+        .unwrap()
+        .unwrap()
+        .meta
+        .item_count;
+    rig.sim
+        .set_servers(home().sim(), &region().sim(), before as u32 + 3)
+        .unwrap();
+    let report = refresher.refresh(&servers, RefreshReason::Manual).await;
+    let events = std::mem::take(&mut *feed.events.lock().unwrap());
+    let added: Vec<_> = events
+        .iter()
+        .filter(|e| e.detail_type == drs_cache::domain::changes::SOURCE_SERVERS_CHANGED)
+        .collect();
+    assert_eq!(added.len(), 1, "{events:#?}");
+    assert_eq!(added[0].detail["addedCount"], 3, "{:#}", added[0].detail);
+    assert_eq!(added[0].detail["removedCount"], 0);
+    assert_eq!(added[0].key, servers[0]);
+    let summary = report
+        .results
+        .iter()
+        .find(|r| r.cache_key == servers[0])
+        .unwrap();
+    assert_eq!(summary.events_published, events.len() as u64);
+
+    // A feed that refuses every event never fails the write: the new body is
+    // stored and the events are counted as failed.
+    feed.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    rig.sim
+        .set_servers(home().sim(), &region().sim(), before as u32)
+        .unwrap();
+    let report = refresher.refresh(&servers, RefreshReason::Manual).await;
+    assert_eq!(report.counts.failed, 0, "{report:#?}");
+    let summary = report
+        .results
+        .iter()
+        .find(|r| r.cache_key == servers[0])
+        .unwrap();
+    assert_eq!(summary.status, Status::Refreshed);
+    assert!(summary.events_failed >= 1, "{summary:?}");
+    let stored = rig.store.get(&servers[0]).await.unwrap().unwrap();
+    assert_eq!(stored.meta.item_count, before);
+}
