@@ -90,28 +90,7 @@ fn new_bus() -> String {
 
 /// A rule on `bus` with `pattern`, and the queue it delivers to.
 fn subscribe(bus: &str, pattern: &Value) -> moto::Queue {
-    let name = moto::unique_name("subscriber");
-    let queue = moto::Queue::create(moto::ACCOUNT, REGION, &name);
-    moto::aws_json(
-        moto::ACCOUNT,
-        REGION,
-        "events",
-        "AWSEvents.PutRule",
-        &json!({
-            "Name": name,
-            "EventBusName": bus,
-            "EventPattern": pattern.to_string(),
-            "State": "ENABLED",
-        }),
-    );
-    moto::aws_json(
-        moto::ACCOUNT,
-        REGION,
-        "events",
-        "AWSEvents.PutTargets",
-        &json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "queue", "Arn": queue.arn}]}),
-    );
-    queue
+    moto::subscribe(REGION, bus, &moto::unique_name("subscriber"), pattern)
 }
 
 /// Event `n`: one of the three detail-types in turn, a key of its own, and a

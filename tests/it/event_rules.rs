@@ -265,27 +265,7 @@ fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     let mut queues = BTreeMap::new();
     for (id, rule) in rules(&t) {
         let name = moto::unique_name(&id.to_lowercase());
-        let queue = moto::Queue::create(moto::ACCOUNT, REGION, &name);
-        let arn = queue.arn.clone();
-        moto::aws_json(
-            moto::ACCOUNT,
-            REGION,
-            "events",
-            "AWSEvents.PutRule",
-            &json!({
-                "Name": name,
-                "EventBusName": bus,
-                "EventPattern": pattern(&rule).to_string(),
-                "State": "ENABLED",
-            }),
-        );
-        moto::aws_json(
-            moto::ACCOUNT,
-            REGION,
-            "events",
-            "AWSEvents.PutTargets",
-            &json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "queue", "Arn": arn}]}),
-        );
+        let queue = moto::subscribe(REGION, &bus, &name, &pattern(&rule));
         queues.insert(id, queue);
     }
 

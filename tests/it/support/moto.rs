@@ -535,6 +535,32 @@ pub fn stack_resources(account: &str, region: &str, stack: &str) -> BTreeMap<Str
         .collect()
 }
 
+/// A rule named `name` on `bus` (of moto's account, in `region`) with
+/// `pattern`, delivering to a queue of the same name, which it returns.
+pub fn subscribe(region: &str, bus: &str, name: &str, pattern: &serde_json::Value) -> Queue {
+    let queue = Queue::create(ACCOUNT, region, name);
+    aws_json(
+        ACCOUNT,
+        region,
+        "events",
+        "AWSEvents.PutRule",
+        &serde_json::json!({
+            "Name": name,
+            "EventBusName": bus,
+            "EventPattern": pattern.to_string(),
+            "State": "ENABLED",
+        }),
+    );
+    aws_json(
+        ACCOUNT,
+        region,
+        "events",
+        "AWSEvents.PutTargets",
+        &serde_json::json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "queue", "Arn": queue.arn}]}),
+    );
+    queue
+}
+
 /// An SQS queue of `account` in `region` on moto, as a rule target that
 /// shows which events the rule took.
 pub struct Queue {
