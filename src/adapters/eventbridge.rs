@@ -10,11 +10,7 @@
 //! is counted failed and logged. An entry over the size limit is counted
 //! failed without a call. Nothing here fails a cache write.
 
-use std::{
-    future::Future,
-    hash::{BuildHasher, Hasher},
-    time::Duration,
-};
+use std::{future::Future, time::Duration};
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::{
@@ -26,6 +22,7 @@ use aws_sdk_eventbridge::{
 use futures::{StreamExt, stream};
 
 use crate::{
+    adapters::backoff::Pauses,
     domain::changes::{ChangeEvent, SOURCE},
     errors,
     ports::{ChangeFeed, PublishOutcome},
@@ -86,41 +83,18 @@ impl EventBridgeFeed {
 struct Retry {
     /// Sends of an entry, the first included (at least one).
     attempts: u32,
-    first_pause: Duration,
-    max_pause: Duration,
+    pauses: Pauses,
 }
 
 impl Retry {
     /// Three sends, about 100 ms and 200 ms apart.
     const DEFAULT: Self = Self {
         attempts: 3,
-        first_pause: Duration::from_millis(100),
-        max_pause: Duration::from_secs(2),
+        pauses: Pauses {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        },
     };
-
-    /// The pause before send `retry` + 1: exponential with "equal jitter",
-    /// half fixed and half random.
-    fn pause(&self, retry: u32) -> Duration {
-        let full = self
-            .first_pause
-            .saturating_mul(1 << retry.saturating_sub(1).min(16))
-            .min(self.max_pause);
-        let half = full / 2;
-        let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if spread == 0 {
-            0
-        } else {
-            random() % (spread + 1)
-        };
-        half + Duration::from_nanos(jitter)
-    }
-}
-
-/// A number the standard library seeds at random for each call.
-fn random() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u8(0);
-    hasher.finish()
 }
 
 /// One event ready to send: its detail as JSON text and its size as
@@ -262,7 +236,7 @@ where
     let mut attempt = 0;
     while !pending.is_empty() {
         if attempt > 0 {
-            tokio::time::sleep(retry.pause(attempt)).await;
+            tokio::time::sleep(retry.pauses.before_retry(attempt)).await;
         }
         attempt += 1;
         let last = attempt >= retry.attempts.max(1);
@@ -375,8 +349,10 @@ mod tests {
 
     const QUICK: Retry = Retry {
         attempts: 3,
-        first_pause: Duration::from_millis(1),
-        max_pause: Duration::from_millis(2),
+        pauses: Pauses {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        },
     };
 
     fn event(detail_type: &'static str, n: usize, padding: usize) -> ChangeEvent {
@@ -589,24 +565,5 @@ mod tests {
             panic!("an answered call");
         };
         assert!(results.iter().all(Option::is_none));
-    }
-
-    #[test]
-    fn pauses_grow_from_the_first_and_stay_capped() {
-        let r = Retry::DEFAULT;
-        for _ in 0..50 {
-            let first = r.pause(1);
-            assert!(
-                first >= r.first_pause / 2 && first <= r.first_pause,
-                "{first:?}"
-            );
-            let second = r.pause(2);
-            assert!(
-                second >= r.first_pause && second <= r.first_pause * 2,
-                "{second:?}"
-            );
-            let late = r.pause(40);
-            assert!(late >= r.max_pause / 2 && late <= r.max_pause, "{late:?}");
-        }
     }
 }

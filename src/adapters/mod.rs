@@ -1,6 +1,7 @@
 //! One module per real system. AWS SDK types stay inside these modules.
 
 pub mod aws;
+pub mod backoff;
 pub mod dynamodb;
 #[cfg(feature = "local")]
 pub mod embedded;

@@ -10,7 +10,7 @@ use super::{
     item::{Item, attr, s},
     unavailable,
 };
-use crate::ports::StoreError;
+use crate::{adapters::backoff::Pauses, ports::StoreError};
 
 /// BatchGetItem takes at most 100 keys.
 pub(super) const MAX_GET_BATCH: usize = 100;
@@ -59,31 +59,18 @@ impl DynamoDbStore {
 pub(super) struct Backoff {
     /// Sends after the first before giving up.
     pub retries: u32,
-    pub first_pause: Duration,
-    pub max_pause: Duration,
+    pub pauses: Pauses,
 }
 
 impl Backoff {
     /// About ten seconds of retrying in all.
     pub const DEFAULT: Self = Self {
         retries: 8,
-        first_pause: Duration::from_millis(50),
-        max_pause: Duration::from_secs(2),
+        pauses: Pauses {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        },
     };
-
-    /// Exponential backoff with "equal jitter": half fixed, half random.
-    fn pause(&self, retry: u32) -> Duration {
-        let full = self
-            .first_pause
-            .saturating_mul(1 << retry.min(16))
-            .min(self.max_pause);
-        let half = full / 2;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let half_nanos = u32::try_from(half.as_nanos()).unwrap_or(u32::MAX).max(1);
-        half + Duration::from_nanos(u64::from(nanos % half_nanos))
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +95,7 @@ where
     let mut retries = 0;
     while !pending.is_empty() {
         if retries > 0 {
-            tokio::time::sleep(backoff.pause(retries)).await;
+            tokio::time::sleep(backoff.pauses.before_retry(retries)).await;
         }
         let (processed, left) = send(pending).await?;
         done.extend(processed);
@@ -156,8 +143,10 @@ mod tests {
     async fn a_batch_that_never_completes_is_an_error() {
         let backoff = Backoff {
             retries: 3,
-            first_pause: Duration::from_millis(1),
-            max_pause: Duration::from_millis(2),
+            pauses: Pauses {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
         };
         let sends = Mutex::new(0);
         let got = until_processed(backoff, vec![1u32], |batch| {
@@ -167,14 +156,5 @@ mod tests {
         .await;
         assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
         assert_eq!(*sends.lock().unwrap(), 4);
-    }
-
-    #[test]
-    fn pauses_grow_and_stay_capped() {
-        let b = Backoff::DEFAULT;
-        assert!(b.pause(1) <= b.first_pause * 2);
-        assert!(b.pause(1) >= b.first_pause);
-        assert!(b.pause(30) <= b.max_pause);
-        assert!(b.pause(30) >= b.max_pause / 2);
     }
 }
