@@ -80,17 +80,33 @@ pub async fn store_entry(
     store: &dyn CacheWrites,
     entry: &CacheEntry,
 ) -> Result<Stored, StoreError> {
+    store_entry_noting(store, entry, async { None::<()> })
+        .await
+        .map(|(stored, _)| stored)
+}
+
+/// [`store_entry`], running `before_put` only when the body changed, just
+/// before the put, and answering its output with a `Written` outcome (`None`
+/// otherwise): what a caller needs to know of the entry the put replaces.
+pub async fn store_entry_noting<T>(
+    store: &dyn CacheWrites,
+    entry: &CacheEntry,
+    before_put: impl std::future::Future<Output = Option<T>>,
+) -> Result<(Stored, Option<T>), StoreError> {
     Ok(
         match store
             .extend(&entry.meta.key, &Extension::of(&entry.meta))
             .await?
         {
-            ExtendOutcome::Extended => Stored::Extended,
-            ExtendOutcome::Superseded { .. } => Stored::Superseded,
-            ExtendOutcome::Changed => match store.put(entry).await? {
-                PutOutcome::Written => Stored::Written,
-                PutOutcome::Superseded { .. } => Stored::Superseded,
-            },
+            ExtendOutcome::Extended => (Stored::Extended, None),
+            ExtendOutcome::Superseded { .. } => (Stored::Superseded, None),
+            ExtendOutcome::Changed => {
+                let noted = before_put.await;
+                match store.put(entry).await? {
+                    PutOutcome::Written => (Stored::Written, noted),
+                    PutOutcome::Superseded { .. } => (Stored::Superseded, None),
+                }
+            }
         },
     )
 }

@@ -15,8 +15,8 @@ use crate::{
     },
     errors,
     ports::{
-        self, CacheReads, CacheWrites, ChangeFeed, DrsSource, Ec2Source, ExtendOutcome, Fetched,
-        IamSource, PutOutcome, RefreshLeases, RefreshReason, SourceError, StoreError, Stored,
+        self, CacheReads, CacheWrites, ChangeFeed, DrsSource, Ec2Source, Fetched, IamSource,
+        RefreshLeases, RefreshReason, SourceError, StoreError, Stored,
     },
 };
 
@@ -330,27 +330,16 @@ impl Refresher {
                 .await
                 .map(|stored| (stored, None));
         };
-        match self
-            .store
-            .extend(key, &crate::domain::Extension::of(&entry.meta))
-            .await?
-        {
-            ExtendOutcome::Extended => Ok((Stored::Extended, None)),
-            ExtendOutcome::Superseded { .. } => Ok((Stored::Superseded, None)),
-            ExtendOutcome::Changed => {
-                let previous = match publishing.reads.get(key).await {
-                    Ok(previous) => previous,
-                    Err(e) => {
-                        tracing::warn!(cache_key = %key, error = %errors::chain(&e), "the body a write replaces could not be read; its change events are lost");
-                        None
-                    }
-                };
-                Ok(match self.store.put(entry).await? {
-                    PutOutcome::Written => (Stored::Written, previous),
-                    PutOutcome::Superseded { .. } => (Stored::Superseded, None),
-                })
+        let previous = async {
+            match publishing.reads.get(key).await {
+                Ok(previous) => previous,
+                Err(e) => {
+                    tracing::warn!(cache_key = %key, error = %errors::chain(&e), "the body a write replaces could not be read; its change events are lost");
+                    None
+                }
             }
-        }
+        };
+        ports::store_entry_noting(&*self.store, entry, previous).await
     }
 
     /// Records the failed attempt on the entry, leaving its body as it is.
