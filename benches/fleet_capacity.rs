@@ -209,6 +209,7 @@ fn fixture(entry: &CacheEntry) -> Fixture {
         Arc::new(queue),
         settings.clone(),
         Arc::new(DiscardedEmf),
+        None,
     );
     let (queue, store_receiver) = LocalRefreshQueue::new(16);
     let store_only = app::reader_router(
@@ -219,6 +220,7 @@ fn fixture(entry: &CacheEntry) -> Fixture {
             ..settings
         },
         Arc::new(DiscardedEmf),
+        None,
     );
 
     Fixture {

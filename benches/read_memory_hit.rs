@@ -291,6 +291,7 @@ fn fixture() -> Fixture {
         Arc::new(queue),
         settings,
         Arc::new(DiscardedEmf),
+        None,
     );
 
     let first = rt.block_on(router.handle(&unfiltered()));

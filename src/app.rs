@@ -21,7 +21,7 @@ use crate::{
         lambda::PlannerFunction,
         summary::{EmfRunMetrics, RunMetrics},
     },
-    ports::{CacheReads, CacheWrites, RefreshLeases, RefreshTrigger},
+    ports::{CacheReads, CacheWrites, DemandNotes, RefreshLeases, RefreshTrigger},
     read::{ReadService, ReaderSettings, Router, metrics::MetricsSink},
     refresh::{
         ChangePublishing, RefreshSettings, Refresher, Upstream,
@@ -88,7 +88,13 @@ pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSi
         aws.table(&config.table, config.store_timeouts, None),
         aws.workflow_trigger(&config.state_machine_arn)
     );
-    reader_router(store, trigger, config.settings.clone(), metrics)
+    reader_router(
+        store.clone(),
+        trigger,
+        config.settings.clone(),
+        metrics,
+        Some(store),
+    )
 }
 
 /// The `refresher` Lambda: the DynamoDB table (entries, leases and the run
@@ -168,7 +174,8 @@ pub fn planner_function(
             Arc::new(SystemClock),
             config.plan.clone(),
         )
-        .with_capacity_writes(store.clone()),
+        .with_capacity_writes(store.clone())
+        .with_demand(store.clone()),
         plans,
         ledger: store,
         metrics,
@@ -200,14 +207,19 @@ pub fn refresher_over(
     )
 }
 
-/// A reader over `store`, asking `trigger` for refreshes.
+/// A reader over `store`, asking `trigger` for refreshes, noting its reads in
+/// `demand` when its settings follow demand.
 pub fn reader_router(
     store: Arc<dyn CacheReads>,
     trigger: Arc<dyn RefreshTrigger>,
     settings: ReaderSettings,
     metrics: Arc<dyn MetricsSink>,
+    demand: Option<Arc<dyn DemandNotes>>,
 ) -> Router {
-    let service = ReadService::new(store, trigger, Arc::new(SystemClock), settings);
+    let mut service = ReadService::new(store, trigger, Arc::new(SystemClock), settings);
+    if let Some(log) = demand {
+        service = service.with_demand(log);
+    }
     Router::new(Arc::new(service), metrics)
 }
 
@@ -278,7 +290,13 @@ mod local {
                 (Arc::new(queue), Some(side))
             }
         };
-        let router = reader_router(store, trigger, config.reader.clone(), metrics);
+        let router = reader_router(
+            store.clone(),
+            trigger,
+            config.reader.clone(),
+            metrics,
+            Some(store),
+        );
         Ok((router, local))
     }
 
@@ -379,7 +397,8 @@ mod local {
                 Arc::new(SystemClock),
                 config.plan.clone(),
             )
-            .with_capacity_writes(store);
+            .with_capacity_writes(store.clone())
+            .with_demand(store);
             Ok(Self {
                 planner,
                 refresher,

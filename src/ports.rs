@@ -454,10 +454,14 @@ pub enum ClaimRule {
     Demand { mark_pending: bool },
 }
 
-/// A cache store that also keeps refresh leases, as both stores do.
-pub trait CacheStorage: CacheStore + LeaseClaims + RefreshLeases {}
+/// A cache store that also keeps refresh leases and demand, as both stores
+/// do.
+pub trait CacheStorage: CacheStore + LeaseClaims + RefreshLeases + DemandNotes + DemandLog {}
 
-impl<T: CacheStore + LeaseClaims + RefreshLeases + ?Sized> CacheStorage for T {}
+impl<T: CacheStore + LeaseClaims + RefreshLeases + DemandNotes + DemandLog + ?Sized> CacheStorage
+    for T
+{
+}
 
 /// The change feed: where the refresher tells consumers what a refresh changed.
 /// Publishing is best effort and never fails a cache write: an event that
@@ -490,6 +494,40 @@ impl ChangeFeed for NoChangeFeed {
     async fn publish(&self, _events: &[crate::domain::changes::ChangeEvent]) -> PublishOutcome {
         PublishOutcome::default()
     }
+}
+
+/// Where readers note which keys they read, for demand-aware refresh. A note
+/// is a hint: one lost costs at most a key refreshed later, never data, so
+/// readers write notes off their requests' path and drop them when the store
+/// fails.
+#[async_trait]
+pub trait DemandNotes: Send + Sync {
+    /// Records each read (key, when): a key's latest read is kept.
+    async fn record_reads(
+        &self,
+        reads: &[(CacheKey, crate::domain::Timestamp)],
+    ) -> Result<(), StoreError>;
+}
+
+/// Demand as the planner works with it: the reads readers noted, and the
+/// accounts an operator or a DRS launch warmed.
+#[async_trait]
+pub trait DemandLog: Send + Sync {
+    /// Keeps every key of `account` in demand until `until` (or later, if
+    /// it already is).
+    async fn warm(
+        &self,
+        account: crate::domain::AccountId,
+        until: crate::domain::Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The reads recorded for keys of `types`, and the accounts warm at
+    /// `now`.
+    async fn demand(
+        &self,
+        types: &[DataType],
+        now: crate::domain::Timestamp,
+    ) -> Result<crate::domain::Demand, StoreError>;
 }
 
 #[cfg(test)]

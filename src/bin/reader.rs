@@ -8,12 +8,12 @@ use drs_cache::{
     config::ReaderConfig,
     read::{lambda, metrics::EmfStdout},
 };
-use lambda_runtime::{Error, service_fn};
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = ReaderConfig::from_env()?;
     let router = app::reader(&app::Aws::default(), &config, Arc::new(EmfStdout)).await;
-    lambda_runtime::run(service_fn(|event| lambda::handle(&router, event))).await
+    lambda::run(router).await
 }

@@ -99,6 +99,20 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Keep every key of an account refreshed ahead for a while, read or not
+    /// (as a DRS launch does), and refresh what of it is due now; prints the
+    /// run's summary as JSON. For a drill or a recovery about to start.
+    Warm {
+        /// The account to keep warm.
+        #[arg(long, value_parser = ops::parse_account)]
+        account: crate::domain::AccountId,
+        /// How long, in seconds [default: the deployment's WARM_WINDOW_SECONDS,
+        /// 14400].
+        #[arg(long, value_parser = ops::parse_warm_seconds)]
+        seconds: Option<u64>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Ask for a refresh of every configured target the filters match.
     Invalidate {
         #[command(flatten)]
@@ -264,6 +278,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refresh { scope, all, target } => {
             ops::refresh(&target.open(true).await?, &scope, all).await
         }
+        Command::Warm {
+            account,
+            seconds,
+            target,
+        } => ops::warm(&target.open(true).await?, account, seconds).await,
         Command::Invalidate { scope, target } => {
             ops::invalidate(&target.open(true).await?, &scope).await
         }

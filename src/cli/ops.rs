@@ -54,6 +54,17 @@ pub fn parse_account(raw: &str) -> Result<AccountId, String> {
     AccountId::parse(raw).map_err(|e| e.reason.to_owned())
 }
 
+/// `warm --seconds`: 1 to 604,800 (7 days), as the warm trigger takes.
+pub fn parse_warm_seconds(raw: &str) -> Result<u64, String> {
+    let max = crate::domain::demand::MAX_WINDOW.as_secs();
+    match raw.trim().parse::<u64>() {
+        Ok(s) if (1..=max).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "must be a whole number of seconds from 1 to {max} (7 days)"
+        )),
+    }
+}
+
 impl Scope {
     fn invalidation(&self) -> Invalidation {
         Invalidation {
@@ -369,24 +380,58 @@ pub async fn refresh(backend: &Backend, scope: &Scope, all: bool) -> anyhow::Res
     } else {
         Trigger::Schedule
     };
-    let summary: Value = match backend {
+    let summary = run_trigger(backend, &trigger).await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(run_exit(&summary))
+}
+
+/// `warm --account A [--seconds S]`: keeps the account's keys refreshed
+/// ahead, and runs the refresh of what of it is due now.
+pub async fn warm(
+    backend: &Backend,
+    account: AccountId,
+    seconds: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let trigger = Trigger::Warm(crate::workflow::WarmRequest {
+        account,
+        window: seconds.map(Duration::from_secs),
+    });
+    let summary = run_trigger(backend, &trigger).await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(run_exit(&summary))
+}
+
+/// Runs `trigger` to its end where `backend` refreshes: a running local
+/// process, a deployment's state machine, or in process. Answers the run's
+/// summary.
+async fn run_trigger(backend: &Backend, trigger: &Trigger) -> anyhow::Result<Value> {
+    Ok(match backend {
         Backend::Remote(remote) => {
-            let (path, body) = match &trigger {
+            let (path, body) = match trigger {
                 Trigger::Manual(inv) => (REFRESH_PATH.to_owned(), invalidation_body(inv)),
+                Trigger::Warm(warm) => (
+                    crate::local::WARM_PATH.to_owned(),
+                    Bytes::from(
+                        json!({"accountId": warm.account.to_string(), "seconds": warm.window.map(|w| w.as_secs())})
+                            .to_string(),
+                    ),
+                ),
                 _ => (format!("{REFRESH_PATH}?due"), Bytes::new()),
             };
             remote_json(remote, Method::POST, &path, body).await?
         }
         Backend::Store(opened) => match opened.workflow_trigger().await {
             Some(workflow) => {
-                let input = match &trigger {
+                let input = match trigger {
                     Trigger::Manual(inv) => ExecutionInput::invalidation(inv),
+                    Trigger::Warm(warm) => ExecutionInput::warm(warm.account, warm.window),
                     _ => ExecutionInput::Trigger(crate::workflow::TriggerInput {
                         trigger: crate::workflow::TriggerKind::Schedule,
                         data_type: None,
                         region: None,
                         account_id: None,
                         time: None,
+                        seconds: None,
                     }),
                 };
                 let mut last = String::new();
@@ -414,11 +459,9 @@ pub async fn refresh(backend: &Backend, scope: &Scope, all: bool) -> anyhow::Res
                     .and_then(|o| serde_json::from_str(&o).ok())
                     .unwrap_or(Value::Null)
             }
-            None => serde_json::to_value(in_process(opened, &trigger).await?)?,
+            None => serde_json::to_value(in_process(opened, trigger).await?)?,
         },
-    };
-    println!("{}", serde_json::to_string(&summary)?);
-    Ok(run_exit(&summary))
+    })
 }
 
 /// A run that failed keys or batches exits 1, after printing its summary.

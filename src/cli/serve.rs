@@ -36,9 +36,17 @@ pub async fn run(config: LocalConfig, listen: SocketAddr) -> anyhow::Result<()> 
             flushed.flush();
         }
     });
+    let demand = router.demand();
+    let notes = demand
+        .clone()
+        .map(|d| tokio::spawn(d.flush_forever(crate::read::demand::SERVER_FLUSH_EVERY)));
     let served = server::serve(listener, router, crate::local::shutdown_signal()).await;
     flusher.abort();
     metrics.flush();
+    if let (Some(task), Some(demand)) = (notes, demand) {
+        task.abort();
+        demand.flush().await;
+    }
     served?;
     info!("reader stopped");
     Ok(())

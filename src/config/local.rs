@@ -9,7 +9,7 @@ use drs_sim::SimConfig;
 
 use crate::{
     adapters::aws::{AccountAccess, Credentials, StaticKeys, UpstreamConfig},
-    domain::{AccountId, DataType, Region, TtlPolicy},
+    domain::{AccountId, DataType, RefreshAhead, Region, TtlPolicy},
     plan::PlanConfig,
     read::ReaderSettings,
     refresh::RefreshSettings,
@@ -433,6 +433,9 @@ impl LocalRefreshConfig {
         plan.refresh_ahead_margin = by(plan.refresh_ahead_margin);
         plan.failure_backoff = by(plan.failure_backoff);
         plan.manual_min_age = by(plan.manual_min_age);
+        if let RefreshAhead::OnDemand(policy) = &plan.refresh_ahead {
+            plan.refresh_ahead = RefreshAhead::OnDemand(policy.scaled(scale));
+        }
     }
 }
 

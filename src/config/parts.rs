@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::{
     adapters::aws::{AccountAccess, CallTimeouts, Credentials, RetrySettings, UpstreamConfig},
     domain::{
-        AccountId, CacheKey, DataType, Kept, Ownership, Region, TtlPolicy, TtlTable,
-        capacity::QuotaThresholds,
+        AccountId, CacheKey, DataType, DemandPolicy, InvalidValue, Kept, Ownership, RefreshAhead,
+        Region, TtlPolicy, TtlTable, capacity::QuotaThresholds,
     },
     plan::PlanConfig,
     read::ReaderSettings,
@@ -25,6 +25,26 @@ const MIN_LEASE: Duration = Duration::from_secs(60);
 const MAX_REFRESH_ROUNDS: u32 = 10;
 /// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
 pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
+
+/// `policy` with the windows of `raw`, `type=seconds` pairs separated by
+/// commas (`drs-jobs=86400,ec2-subnets=600`); the reason a pair is refused.
+fn demand_windows(mut policy: DemandPolicy, raw: &str) -> Result<DemandPolicy, String> {
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, seconds)) = pair.split_once('=') else {
+            return Err(format!("{pair:?} is not type=seconds"));
+        };
+        let data_type =
+            DataType::parse(name.trim()).map_err(|e| format!("{:?}: {}", name.trim(), e.reason))?;
+        let seconds: u64 = seconds
+            .trim()
+            .parse()
+            .map_err(|_| format!("{pair:?}: seconds must be a whole number"))?;
+        policy = policy
+            .with_window(data_type, Duration::from_secs(seconds))
+            .map_err(|e: InvalidValue| format!("{pair:?}: {}", e.reason))?;
+    }
+    Ok(policy)
+}
 
 /// What the plan covers where its variables are unset, instead of requiring
 /// them (the local mode's fleet).
@@ -74,7 +94,45 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             kept: None,
             capacity_key: None,
             ownership: self.ownership()?,
+            demand: self.refresh_ahead()?.demand().cloned(),
         })
+    }
+
+    /// How ticks refresh ahead: `REFRESH_AHEAD` (`demand`, the default, or
+    /// `always`), with demand's windows `DEMAND_WINDOW_SECONDS` (3,600),
+    /// `DEMAND_WINDOWS` (per type, `type=seconds` pairs, comma-separated),
+    /// `DEMAND_FLOOR_SECONDS` (21,600) and `WARM_WINDOW_SECONDS` (14,400). The reader and the planner read
+    /// the same variables, so a reader notes reads as often as the planner's
+    /// windows need.
+    pub(super) fn refresh_ahead(&self) -> Result<RefreshAhead, EnvError> {
+        match self.optional("REFRESH_AHEAD").as_deref().map(str::trim) {
+            None | Some("demand") => {}
+            Some("always") => return Ok(RefreshAhead::Always),
+            Some(_) => {
+                return Err(EnvError::new(
+                    "REFRESH_AHEAD",
+                    "must be demand (refresh ahead what is read) or always (every configured key)",
+                ));
+            }
+        }
+        let mut policy = DemandPolicy::new(
+            self.seconds("DEMAND_WINDOW_SECONDS", DemandPolicy::DEFAULT_WINDOW)?,
+            self.seconds("DEMAND_FLOOR_SECONDS", DemandPolicy::DEFAULT_FLOOR)?,
+            self.seconds("WARM_WINDOW_SECONDS", DemandPolicy::DEFAULT_WARM_WINDOW)?,
+        )
+        .map_err(|e| {
+            let var = match e.reason {
+                r if r.contains("floor") => "DEMAND_FLOOR_SECONDS",
+                r if r.contains("warm") => "WARM_WINDOW_SECONDS",
+                _ => "DEMAND_WINDOW_SECONDS",
+            };
+            EnvError::new(var, e.reason)
+        })?;
+        if let Some(raw) = self.optional("DEMAND_WINDOWS") {
+            policy = demand_windows(policy, &raw)
+                .map_err(|reason| EnvError::new("DEMAND_WINDOWS", reason))?;
+        }
+        Ok(RefreshAhead::OnDemand(policy))
     }
 
     /// Which deployment refreshes each data region: `DEPLOYMENT_REGION` set
@@ -289,6 +347,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             manual_min_age: self.seconds("MANUAL_MIN_AGE_SECONDS", Duration::from_secs(60))?,
             thresholds: self.fleet_thresholds()?,
             ownership: self.ownership()?,
+            refresh_ahead: self.refresh_ahead()?,
         })
     }
 
@@ -423,6 +482,52 @@ mod tests {
         let s = e.reader_settings().unwrap();
         assert_eq!(s.store_timeout, Duration::from_millis(250));
         assert_eq!(s.default_account.unwrap().as_str(), "123456789012");
+    }
+
+    #[test]
+    fn refresh_ahead_follows_demand_by_default_and_takes_windows_per_type() {
+        let ahead = env(&[]).refresh_ahead().unwrap();
+        let policy = ahead.demand().unwrap();
+        assert_eq!(policy, &DemandPolicy::default());
+        let ahead = env(&[
+            ("DEMAND_WINDOW_SECONDS", "1800"),
+            ("DEMAND_WINDOWS", "drs-jobs=86400, ec2-subnets=600"),
+            ("DEMAND_FLOOR_SECONDS", "7200"),
+            ("WARM_WINDOW_SECONDS", "3600"),
+        ])
+        .refresh_ahead()
+        .unwrap();
+        let policy = ahead.demand().unwrap();
+        assert_eq!(
+            policy.window(DataType::DrsJobs),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            policy.window(DataType::Ec2Subnets),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            policy.window(DataType::DrsSourceServers),
+            Duration::from_secs(1_800)
+        );
+        assert_eq!(policy.floor(), Duration::from_secs(7_200));
+        assert_eq!(policy.warm_window(), Duration::from_secs(3_600));
+        assert_eq!(
+            env(&[("REFRESH_AHEAD", "always")]).refresh_ahead().unwrap(),
+            RefreshAhead::Always
+        );
+        for (var, value) in [
+            ("REFRESH_AHEAD", "sometimes"),
+            ("DEMAND_WINDOW_SECONDS", "30"),
+            ("DEMAND_WINDOWS", "drs-jobs=30"),
+            ("DEMAND_WINDOWS", "drs-jobz=600"),
+            ("DEMAND_WINDOWS", "drs-jobs"),
+            ("DEMAND_FLOOR_SECONDS", "10"),
+            ("WARM_WINDOW_SECONDS", "0"),
+        ] {
+            let err = env(&[(var, value)]).refresh_ahead().unwrap_err();
+            assert_eq!(err.var, var, "{value}: {err}");
+        }
     }
 
     #[test]

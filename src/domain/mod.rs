@@ -4,6 +4,7 @@ mod account;
 pub mod capacity;
 pub mod changes;
 mod data_type;
+pub mod demand;
 mod entry;
 mod figures;
 pub mod fleet;
@@ -18,6 +19,7 @@ mod time;
 
 pub use account::{AccountId, AccountScope};
 pub use data_type::{DataType, TtlPolicy, TtlTable};
+pub use demand::{Demand, DemandPolicy, Hot, RefreshAhead};
 pub use entry::{
     CacheEntry, ETag, EntryMeta, EntryState, Extension, RefreshAttempt, RefreshErrorKind,
     RefreshFailure, Version,

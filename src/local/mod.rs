@@ -31,6 +31,7 @@ use crate::{
 };
 
 use activity::{Activity, EmfOutput};
+pub use routes::WARM_PATH;
 use routes::{LocalApp, LocalRouter};
 
 /// The embedded store's file in the data directory.
@@ -123,6 +124,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     refresh_config.scale_time(scale);
     reader.refresh_request_interval =
         (reader.refresh_request_interval / scale).max(Duration::from_secs(1));
+    reader.demand = reader.demand.map(|policy| policy.scaled(scale));
     let seed = match &refresh_config.source {
         RefreshSource::Simulator(fleet) => Some(fleet.seed),
         RefreshSource::Aws => None,
@@ -150,7 +152,14 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
         .await?,
     );
     let (queue, requests) = LocalRefreshQueue::new(QUEUE_CAPACITY);
-    let reader = app::reader_router(store.clone(), Arc::new(queue), reader, activity.clone());
+    let reader = app::reader_router(
+        store.clone(),
+        Arc::new(queue),
+        reader,
+        activity.clone(),
+        Some(store.clone()),
+    );
+    let reader_demand = reader.demand();
     let app = Arc::new(LocalApp {
         refresh: refresh.clone(),
         store,
@@ -190,6 +199,9 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     // schedule, the living fleet and the status lines.
     let mut background = tokio::task::JoinSet::new();
     background.spawn(refresh.clone().drain(requests));
+    if let Some(notes) = reader_demand.clone() {
+        background.spawn(notes.flush_forever(crate::read::demand::LOCAL_FLUSH_EVERY));
+    }
     let flushed = activity.clone();
     background.spawn(async move {
         let mut every = tokio::time::interval(crate::read::metrics::BATCH_FLUSH_INTERVAL);
@@ -227,6 +239,9 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let served = serving.await;
     background.shutdown().await;
     activity.flush_reads();
+    if let Some(notes) = &reader_demand {
+        notes.flush().await;
+    }
     let _ = std::fs::remove_file(&server_file);
     served.context("the server task failed")??;
     eprintln!("drs-cache local stopped");

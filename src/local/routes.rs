@@ -1,6 +1,6 @@
 //! The local server's own pages beside the reader's API: the status page at
 //! `/`, its JSON at `/_local/status`, and what the CLI asks of a running
-//! local process (`plan`, `refresh`, `export`, `import`), since the embedded
+//! local process (`plan`, `refresh`, `warm`, `export`, `import`), since the embedded
 //! store admits one process at a time.
 
 use std::sync::Arc;
@@ -12,11 +12,12 @@ use serde_json::json;
 
 use crate::{
     app::LocalRefresh,
-    domain::{Timestamp, TtlTable},
+    domain::{AccountId, Timestamp, TtlTable},
     errors,
     plan::Trigger,
     ports::{CacheStorage, Invalidation},
     read::{ApiError, ApiRequest, ApiResponse, Router, server::Handler},
+    workflow::WarmRequest,
 };
 
 use super::{
@@ -33,6 +34,7 @@ const MAX_IMPORT_BYTES: usize = 256 << 20;
 pub const STATUS_PATH: &str = "/_local/status";
 pub const PLAN_PATH: &str = "/_local/plan";
 pub const REFRESH_PATH: &str = "/_local/refresh";
+pub const WARM_PATH: &str = "/_local/warm";
 pub const EXPORT_PATH: &str = "/_local/export";
 pub const IMPORT_PATH: &str = "/_local/import";
 
@@ -139,6 +141,13 @@ impl LocalRouter {
                 Some(refused) => refused,
                 None => self.refresh(req).await,
             },
+            WARM_PATH => match allowed("POST") {
+                Some(refused) => refused,
+                None => match parse_warm(&req.body) {
+                    Ok(warm) => self.run(&Trigger::Warm(warm)).await,
+                    Err(e) => self.reader.error(&e),
+                },
+            },
             EXPORT_PATH => match allowed("GET") {
                 Some(refused) => refused,
                 None => match portable::export(&*app.store, Timestamp::now()).await {
@@ -172,7 +181,12 @@ impl LocalRouter {
                 Err(e) => return self.reader.error(&e),
             }
         };
-        match self.app.refresh.run(&trigger).await {
+        self.run(&trigger).await
+    }
+
+    /// Runs `trigger` to its end; answers its summary.
+    async fn run(&self, trigger: &Trigger) -> ApiResponse {
+        match self.app.refresh.run(trigger).await {
             Ok(summary) => json_of(StatusCode::OK, &summary),
             Err(e) => failure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -185,6 +199,55 @@ impl LocalRouter {
 
 fn parse_invalidation(body: &Bytes) -> Result<Invalidation, ApiError> {
     crate::read::parse_invalidation(body)
+}
+
+/// `POST /_local/warm`'s body: `{"accountId": "...", "seconds": N}`, seconds
+/// optional (the warm window).
+fn parse_warm(body: &Bytes) -> Result<WarmRequest, ApiError> {
+    let text = String::from_utf8_lossy(body);
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|_| {
+            ApiError::invalid(
+                "body",
+                "must be a JSON object with accountId and optional seconds",
+                &text,
+            )
+        })?;
+    let account = match fields.get("accountId") {
+        Some(serde_json::Value::String(raw)) => {
+            AccountId::parse(raw).map_err(|e| ApiError::invalid("accountId", e.reason, raw))?
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "accountId",
+                "must be a string",
+                &other.to_string(),
+            ));
+        }
+        None => return Err(ApiError::MissingParameter { field: "accountId" }),
+    };
+    let max = crate::domain::demand::MAX_WINDOW.as_secs();
+    let window = match fields.get("seconds") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|s| (1..=max).contains(s)) {
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+            None => {
+                return Err(ApiError::invalid(
+                    "seconds",
+                    "must be a whole number from 1 to 604800 (7 days)",
+                    &v.to_string(),
+                ));
+            }
+        },
+    };
+    if let Some(name) = fields.keys().find(|k| *k != "accountId" && *k != "seconds") {
+        return Err(ApiError::invalid(
+            name,
+            "is not a field of a warm request (accountId, seconds)",
+            name,
+        ));
+    }
+    Ok(WarmRequest { account, window })
 }
 
 impl Handler for LocalRouter {

@@ -16,10 +16,16 @@ use crate::{
 
 use super::PlanConfig;
 
-/// How long a fleet capacity stays fresh: two ticks, so one late tick does
-/// not mark it stale, and a planner that stopped does within two.
+/// The shortest freshness of a fleet capacity, whatever the tick: with ticks
+/// a second apart (the local mode's fastest), a loaded machine's late tick
+/// would otherwise mark a just-summed capacity stale.
+const MIN_FRESHNESS: Duration = Duration::from_secs(30);
+
+/// How long a fleet capacity stays fresh: two ticks (at least
+/// [`MIN_FRESHNESS`]), so one late tick does not mark it stale, and a planner
+/// that stopped does within two.
 fn freshness(config: &PlanConfig) -> Duration {
-    config.schedule_interval * 2
+    (config.schedule_interval * 2).max(MIN_FRESHNESS)
 }
 
 /// Sums the fleet capacity from `stored` (the metadata of every kept type)
@@ -52,7 +58,7 @@ pub async fn keep(
 }
 
 /// The fleet capacity entry as of `now`: its data as old as its oldest input
-/// (so a read's `Age` is that input's age), fresh for two ticks from now.
+/// (so a read's `Age` is that input's age), fresh for two ticks (at least 30 s) from now.
 pub fn entry(
     key: CacheKey,
     clock: &dyn Clock,

@@ -3,6 +3,7 @@
 //! summary, and how fresh a scheduled tick finds the configured targets.
 
 mod capacity;
+pub mod due;
 pub mod freshness;
 pub mod lambda;
 mod planner;

@@ -11,11 +11,11 @@ use std::{
 use crate::{
     domain::capacity::QuotaThresholds,
     domain::{
-        AccountId, CacheKey, Clock, DataType, EntryMeta, EntryState, Kept, Ownership, Region,
-        Timestamp,
+        AccountId, CacheKey, Clock, DataType, Demand, EntryMeta, EntryState, Kept, Ownership,
+        RefreshAhead, Region, Timestamp,
     },
     ports::{
-        self, CacheListing, CacheWrites, ClaimId, ClaimRule, Invalidation, LeaseClaims,
+        self, CacheListing, CacheWrites, ClaimId, ClaimRule, DemandLog, Invalidation, LeaseClaims,
         RefreshReason, StoreError,
     },
     workflow,
@@ -23,6 +23,7 @@ use crate::{
 
 use super::{
     capacity,
+    due::DueRule,
     freshness::{self, TypeFreshness},
     trigger::Trigger,
 };
@@ -62,6 +63,8 @@ pub struct PlanConfig {
     /// Which deployment refreshes each region: this one plans only the
     /// targets of the regions it owns.
     pub ownership: Ownership,
+    /// Which keys ticks refresh ahead of expiry: all, or those in demand.
+    pub refresh_ahead: RefreshAhead,
 }
 
 impl PlanConfig {
@@ -124,6 +127,15 @@ pub enum DueWhy {
         in_seconds: u64,
         horizon_seconds: u64,
     },
+    /// Out of demand, and fetched the floor interval ago.
+    #[serde(rename_all = "camelCase")]
+    Floor {
+        fetched_seconds_ago: u64,
+        floor_seconds: u64,
+    },
+    /// Out of demand, and its stale window ends before the next tick.
+    #[serde(rename_all = "camelCase")]
+    StaleWindowEnds { in_seconds: u64 },
 }
 
 impl std::fmt::Display for DueWhy {
@@ -138,6 +150,17 @@ impl std::fmt::Display for DueWhy {
             } => write!(
                 f,
                 "expires in {in_seconds} s, within the next tick and margin ({horizon_seconds} s)"
+            ),
+            Self::Floor {
+                fetched_seconds_ago,
+                floor_seconds,
+            } => write!(
+                f,
+                "not read lately; fetched {fetched_seconds_ago} s ago, past the floor interval ({floor_seconds} s)"
+            ),
+            Self::StaleWindowEnds { in_seconds } => write!(
+                f,
+                "not read lately; its stale window ends in {in_seconds} s"
             ),
         }
     }
@@ -200,6 +223,10 @@ pub struct Planner {
     owned: Vec<Region>,
     /// Where scheduled ticks write the fleet capacity; `None`: nowhere.
     capacity: Option<Arc<dyn CacheWrites>>,
+    /// Where readers record demand and warm requests are kept; `None`: no
+    /// key is in demand (with `REFRESH_AHEAD=demand`, every key waits for its
+    /// floor or a read).
+    demand: Option<Arc<dyn DemandLog>>,
 }
 
 impl Planner {
@@ -217,7 +244,15 @@ impl Planner {
             owned: config.owned_regions(),
             config,
             capacity: None,
+            demand: None,
         }
+    }
+
+    /// This planner, reading demand from (and keeping warm requests in) `log`.
+    #[must_use]
+    pub fn with_demand(mut self, log: Arc<dyn DemandLog>) -> Self {
+        self.demand = Some(log);
+        self
     }
 
     /// This planner, with each scheduled tick also summing the fleet capacity
@@ -248,7 +283,8 @@ impl Planner {
                 {
                     capacity::keep(&**writes, &*self.clock, &self.config, &stored, now).await;
                 }
-                let mut due = self.due(&stored, now);
+                let demand = self.demand(now).await;
+                let mut due = self.due(&stored, demand.as_ref(), now);
                 deferred = due.len().saturating_sub(self.config.max_targets_per_run);
                 due.truncate(self.config.max_targets_per_run);
                 if deferred > 0 {
@@ -257,7 +293,19 @@ impl Planner {
                         "due targets past the per-run limit left to the next tick"
                     );
                 }
-                due
+                due.into_iter().map(|(key, _)| key).collect()
+            }
+            Trigger::Warm(warm) => self.warm(warm.account, warm.window, now).await?,
+            Trigger::Launched { account, .. } => {
+                // The launch's own data first; warming must not hold it up.
+                if let Err(e) = self.warm(*account, None, now).await {
+                    tracing::error!(
+                        account = %account,
+                        error = %crate::errors::chain(&e),
+                        "a launch's account not kept warm"
+                    );
+                }
+                self.changed(trigger)
             }
             Trigger::Change { .. } | Trigger::ProfilesChanged { .. } => self.changed(trigger),
             Trigger::Manual(invalidation) => self.invalidated(invalidation, now).await?,
@@ -322,6 +370,12 @@ impl Planner {
                 .iter()
                 .map(|t| CacheKey::new(*t, region.clone(), *account))
                 .collect(),
+            Trigger::Launched { account, region } => {
+                super::trigger::drs_changes(super::trigger::LAUNCH_RESULT)
+                    .iter()
+                    .map(|t| CacheKey::new(*t, region.clone(), *account))
+                    .collect()
+            }
             Trigger::ProfilesChanged { account } => self
                 .config
                 .regions
@@ -338,26 +392,13 @@ impl Planner {
     pub async fn preview(&self) -> Result<Preview, StoreError> {
         let now = self.clock.now();
         let stored = self.stored(&self.config.data_types).await?;
-        let mut due = self.due(&stored, now);
+        let demand = self.demand(now).await;
+        let mut due = self.due(&stored, demand.as_ref(), now);
         let deferred = due.len().saturating_sub(self.config.max_targets_per_run);
         due.truncate(self.config.max_targets_per_run);
-        let horizon = now.plus(self.config.schedule_interval + self.config.refresh_ahead_margin);
         let targets = due
             .into_iter()
-            .map(|key| {
-                let why = match stored.get(&key) {
-                    None => DueWhy::NeverCached,
-                    Some(m) if m.state == EntryState::NoData => DueWhy::NoData,
-                    Some(m) if m.expires_at <= now => DueWhy::Expired {
-                        for_seconds: now.secs_since(m.expires_at),
-                    },
-                    Some(m) => DueWhy::ExpiresSoon {
-                        in_seconds: m.expires_at.secs_since(now),
-                        horizon_seconds: horizon.secs_since(now),
-                    },
-                };
-                PreviewTarget { key, why }
-            })
+            .map(|(key, why)| PreviewTarget { key, why })
             .collect();
         Ok(Preview {
             configured: self.configured().count(),
@@ -453,29 +494,90 @@ impl Planner {
         self.kept.check(key).is_ok()
     }
 
-    /// Configured targets never cached, holding no data, or expiring before the
-    /// next tick plus the margin, oldest first: never cached, then by expiry;
-    /// a target whose last refresh failed waits out the failure backoff.
-    fn due(&self, stored: &HashMap<CacheKey, EntryMeta>, now: Timestamp) -> Vec<CacheKey> {
+    /// The demand readers recorded and the warm accounts, when refresh-ahead
+    /// follows demand. `None`: every key is refreshed ahead, as with
+    /// `REFRESH_AHEAD=always`; also when the demand cannot be read, so a
+    /// store that fails this read costs more refreshes, never staler data.
+    async fn demand(&self, now: Timestamp) -> Option<Demand> {
+        self.config.refresh_ahead.demand()?;
+        let Some(log) = &self.demand else {
+            return Some(Demand::default());
+        };
+        match log.demand(&self.config.data_types, now).await {
+            Ok(demand) => Some(demand),
+            Err(e) => {
+                tracing::warn!(
+                    error = %crate::errors::chain(&e),
+                    "demand not read; this tick refreshes every key ahead"
+                );
+                None
+            }
+        }
+    }
+
+    /// Keeps every key of `account` refreshed ahead for `window` (default:
+    /// the warm window), and answers those of its keys due now that it is
+    /// warm.
+    async fn warm(
+        &self,
+        account: AccountId,
+        window: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Vec<CacheKey>, StoreError> {
+        let policy = self
+            .config
+            .refresh_ahead
+            .demand()
+            .cloned()
+            .unwrap_or_default();
+        let until = now.plus(window.unwrap_or(policy.warm_window()));
+        if let (Some(log), Some(_)) = (&self.demand, self.config.refresh_ahead.demand()) {
+            log.warm(account, until).await?;
+            tracing::info!(account = %account, until = %until.rfc3339(), "account kept warm");
+        }
+        let stored = self.stored(&self.config.data_types).await?;
+        let mut demand = self.demand(now).await.unwrap_or_default();
+        demand.warm(account, until);
+        Ok(self
+            .due(&stored, Some(&demand), now)
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.scope().account().is_none_or(|a| a == account))
+            .collect())
+    }
+
+    /// Configured targets the due rule ([`DueRule`]) finds due, in the order a
+    /// tick takes them: never cached first, then by when each became due; a
+    /// target whose last refresh failed waits out the failure backoff.
+    /// `demand` `None`: every key counts as in demand.
+    fn due(
+        &self,
+        stored: &HashMap<CacheKey, EntryMeta>,
+        demand: Option<&Demand>,
+        now: Timestamp,
+    ) -> Vec<(CacheKey, DueWhy)> {
         let c = &self.config;
-        let horizon = now.plus(c.schedule_interval + c.refresh_ahead_margin);
-        // `None` (never cached) sorts before every expiry.
-        let mut due: Vec<(Option<Timestamp>, CacheKey)> =
-            self.configured()
-                .filter_map(|key| match stored.get(&key) {
-                    None => Some((None, key)),
-                    Some(meta) => {
-                        let failed_recently = meta.last_attempt.as_ref().is_some_and(|a| {
-                            a.failure.is_some() && a.at.plus(c.failure_backoff) > now
-                        });
-                        let due = !failed_recently
-                            && (meta.state == EntryState::NoData || meta.expires_at <= horizon);
-                        due.then_some((Some(meta.expires_at), key))
-                    }
-                })
-                .collect();
-        // Stable: targets of one expiry keep the configured order.
-        due.sort_by_key(|(expires, _)| *expires);
-        due.into_iter().map(|(_, key)| key).collect()
+        let empty = Demand::default();
+        let rule = DueRule {
+            now,
+            horizon: now.plus(c.schedule_interval + c.refresh_ahead_margin),
+            failure_backoff: c.failure_backoff,
+            ahead: match demand {
+                Some(_) => &c.refresh_ahead,
+                None => &RefreshAhead::Always,
+            },
+            demand: demand.unwrap_or(&empty),
+        };
+        let mut due: Vec<(Option<Timestamp>, CacheKey, DueWhy)> = self
+            .configured()
+            .filter_map(|key| {
+                rule.due(&key, stored.get(&key))
+                    .map(|due| (due.at, key, due.why))
+            })
+            .collect();
+        // Stable: targets due at one time keep the configured order; `None`
+        // (never cached) sorts first.
+        due.sort_by_key(|(at, _, _)| *at);
+        due.into_iter().map(|(_, key, why)| (key, why)).collect()
     }
 }

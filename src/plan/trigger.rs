@@ -7,13 +7,16 @@ use serde_json::Value;
 use crate::{
     domain::{AccountId, CacheKey, DataType, Region},
     ports::{Invalidation, RefreshReason},
-    workflow::{ExecutionInput, InputError},
+    workflow::{ExecutionInput, InputError, WarmRequest},
 };
+
+/// The DRS event of a recovery or drill launch: it warms its account.
+pub const LAUNCH_RESULT: &str = "DRS Source Server Launch Result";
 
 /// DRS event detail-types that change source servers or capacity.
 pub const DRS_DETAIL_TYPES: [&str; 6] = [
     "DRS Source Server Data Replication Stalled Change",
-    "DRS Source Server Launch Result",
+    LAUNCH_RESULT,
     "DRS PIT Snapshot Taken",
     "DRS Recovery Instance Failback State Change",
     "DRS Source Network Protection Status Change",
@@ -24,7 +27,7 @@ pub const DRS_DETAIL_TYPES: [&str; 6] = [
 /// their capacity; a launch also its jobs and recovery instances; a failback
 /// its recovery instances (and the servers, whose replication direction
 /// turns); a source-network event its source networks.
-fn drs_changes(detail_type: &str) -> &'static [DataType] {
+pub fn drs_changes(detail_type: &str) -> &'static [DataType] {
     use DataType::{DrsJobs, DrsQuotas, DrsRecoveryInstances, DrsSourceNetworks, DrsSourceServers};
     match detail_type {
         "DRS Source Server Launch Result" => {
@@ -74,8 +77,14 @@ pub enum Trigger {
         region: Region,
         data_types: Vec<DataType>,
     },
+    /// A recovery (or drill) launched in `account` and `region`: its launch
+    /// data types changed, and every key of the account is kept warm.
+    Launched { account: AccountId, region: Region },
     /// Instance profiles of an account changed (IAM is global: every region).
     ProfilesChanged { account: AccountId },
+    /// An operator's request to keep every key of an account refreshed ahead
+    /// (`drs-cache warm`).
+    Warm(WarmRequest),
     /// `POST /cache/invalidate`: every configured target matching the parts given.
     Manual(Invalidation),
     /// Exact targets, such as the reader's misses.
@@ -91,10 +100,11 @@ impl Trigger {
     pub fn reason(&self) -> RefreshReason {
         match self {
             Self::Schedule => RefreshReason::Schedule,
-            Self::Change { .. } | Self::ProfilesChanged { .. } | Self::Ignored { .. } => {
-                RefreshReason::Event
-            }
-            Self::Manual(_) => RefreshReason::Manual,
+            Self::Change { .. }
+            | Self::Launched { .. }
+            | Self::ProfilesChanged { .. }
+            | Self::Ignored { .. } => RefreshReason::Event,
+            Self::Manual(_) | Self::Warm(_) => RefreshReason::Manual,
             Self::Targets { reason, .. } => *reason,
         }
     }
@@ -104,9 +114,12 @@ impl Trigger {
 /// any other event is either one the workflow acts on or `Ignored`.
 pub fn parse(input: &Value, home: AccountId) -> Result<Trigger, InputError> {
     Ok(match ExecutionInput::parse(input)? {
-        Some(ExecutionInput::Trigger(trigger)) => match trigger.invalidation()? {
-            Some(invalidation) => Trigger::Manual(invalidation),
-            None => Trigger::Schedule,
+        Some(ExecutionInput::Trigger(trigger)) => match trigger.warm()? {
+            Some(warm) => Trigger::Warm(warm),
+            None => match trigger.invalidation()? {
+                Some(invalidation) => Trigger::Manual(invalidation),
+                None => Trigger::Schedule,
+            },
         },
         Some(ExecutionInput::Targets(batch)) => Trigger::Targets {
             reason: batch.reason,
@@ -132,6 +145,9 @@ fn event(input: &Value) -> Trigger {
                 .map(|(r, a)| (Some(r), Some(a)))
                 .unwrap_or((text(input, "/region"), text(input, "/account")));
             match located(region.as_deref(), account.as_deref()) {
+                Some((account, region)) if detail == LAUNCH_RESULT => {
+                    Trigger::Launched { account, region }
+                }
                 Some((account, region)) => Trigger::Change {
                     account,
                     region,
@@ -281,6 +297,7 @@ mod tests {
         let types =
             |detail_type: &str, arn: &str| match parse(&event(detail_type, arn), home()).unwrap() {
                 Trigger::Change { data_types, .. } => data_types,
+                Trigger::Launched { .. } => drs_changes(LAUNCH_RESULT).to_vec(),
                 other => panic!("{other:?}"),
             };
         let server = "arn:aws:drs:us-west-2:222233334444:source-server/s-1234567890abcdef0";
@@ -304,6 +321,49 @@ mod tests {
         assert_eq!(
             types("DRS PIT Snapshot Taken", server),
             [DrsSourceServers, DrsQuotas]
+        );
+    }
+
+    #[test]
+    fn a_launch_result_warms_its_account_and_a_warm_input_names_an_account() {
+        let launch = json!({
+            "source": "aws.drs", "detail-type": LAUNCH_RESULT,
+            "account": "111111111111", "region": "eu-west-1",
+            "resources": ["arn:aws:drs:us-west-2:222233334444:source-server/s-1234567890abcdef0"],
+            "detail": {"state": "LAUNCHED"}
+        });
+        assert_eq!(
+            parse(&launch, home()).unwrap(),
+            Trigger::Launched {
+                account: AccountId::parse("222233334444").unwrap(),
+                region: Region::parse("us-west-2").unwrap(),
+            }
+        );
+        let warm = json!({"trigger": "warm", "accountId": "222233334444", "seconds": 7200});
+        assert_eq!(
+            parse(&warm, home()).unwrap(),
+            Trigger::Warm(WarmRequest {
+                account: AccountId::parse("222233334444").unwrap(),
+                window: Some(std::time::Duration::from_secs(7200)),
+            })
+        );
+        assert_eq!(
+            parse(&warm, home()).unwrap().reason(),
+            RefreshReason::Manual
+        );
+        let refused = |input: Value| parse(&input, home()).unwrap_err().field;
+        assert_eq!(refused(json!({"trigger": "warm"})), "accountId");
+        assert_eq!(
+            refused(json!({"trigger": "warm", "accountId": "222233334444", "seconds": 0})),
+            "seconds"
+        );
+        assert_eq!(
+            refused(json!({"trigger": "warm", "accountId": "222233334444", "region": "us-east-1"})),
+            "trigger"
+        );
+        assert_eq!(
+            refused(json!({"trigger": "manual", "seconds": 60})),
+            "seconds"
         );
     }
 

@@ -202,6 +202,12 @@ impl Router {
         &self.service
     }
 
+    /// Where the service notes its reads (demand-aware refresh), for the
+    /// flushers that write the notes.
+    pub fn demand(&self) -> Option<Arc<super::demand::DemandRecorder>> {
+        self.service.demand().cloned()
+    }
+
     /// The answer to `error`.
     pub fn error(&self, error: &ApiError) -> ApiResponse {
         render_error(error, self.service.settings().retry_after)

@@ -62,6 +62,47 @@ struct DirectInvocation {
     query_params: BTreeMap<String, Value>,
 }
 
+/// Runs the reader function until the runtime stops it. When reads are
+/// noted (demand-aware refresh), an internal extension writes each
+/// invocation's notes after its answer has gone back and before the
+/// environment is frozen: the caller never waits for them, and no note waits
+/// in a frozen environment.
+pub async fn run(router: Router) -> Result<(), lambda_runtime::Error> {
+    let Some(recorder) = router.demand() else {
+        return lambda_runtime::run(lambda_runtime::service_fn(|event| handle(&router, event)))
+            .await;
+    };
+    let (answered, answers) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let answers = std::sync::Arc::new(tokio::sync::Mutex::new(answers));
+    let notes = lambda_extension::service_fn(move |_: lambda_extension::LambdaEvent| {
+        let (recorder, answers) = (recorder.clone(), answers.clone());
+        async move {
+            // The invocation's answer first: its notes are all taken then.
+            answers.lock().await.recv().await;
+            recorder.flush().await;
+            Ok::<(), lambda_extension::Error>(())
+        }
+    });
+    let extension = lambda_extension::Extension::new()
+        .with_events(&["INVOKE"])
+        .with_events_processor(notes)
+        .with_extension_name("drs-cache-demand-notes")
+        .register()
+        .await?;
+    let handler = lambda_runtime::service_fn(|event| {
+        let answered = answered.clone();
+        let router = &router;
+        async move {
+            let answer = handle(router, event).await;
+            // The extension outlives every invocation: a send cannot fail.
+            let _ = answered.send(());
+            answer
+        }
+    });
+    tokio::try_join!(lambda_runtime::run(handler), extension.run())?;
+    Ok(())
+}
+
 /// Handles one invocation of the reader function.
 pub async fn handle(
     router: &Router,

@@ -1,6 +1,7 @@
 //! The read side: serves cached data from a memory tier and the store, never
 //! from upstream.
 
+pub mod demand;
 mod encoding;
 mod error;
 mod filter;

@@ -7,17 +7,19 @@ use tracing::{instrument, warn};
 
 use crate::{
     domain::{
-        AccountId, CacheKey, Clock, ETag, EntryState, Freshness, Kept, NotKept, Ownership,
-        RefreshAttempt, RefreshErrorKind, Region, Timestamp,
+        AccountId, CacheKey, Clock, DemandPolicy, ETag, EntryState, Freshness, Kept, NotKept,
+        Ownership, RefreshAttempt, RefreshErrorKind, Region, Timestamp,
     },
     errors,
     ports::{
-        CacheReads, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, StoreError,
+        CacheReads, DemandNotes, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger,
+        StoreError,
     },
 };
 
 use super::{
     ReadRequest,
+    demand::DemandRecorder,
     encoding::Variants,
     memory::{Loaded, MemoryTier, Snapshot},
 };
@@ -51,6 +53,9 @@ pub struct ReaderSettings {
     /// Which deployment refreshes each region: refreshes are asked only for
     /// what this one owns.
     pub ownership: Ownership,
+    /// The demand windows, when refresh-ahead follows demand: reads are then
+    /// noted for the planner ([`ReadService::with_demand`]). `None`: none are.
+    pub demand: Option<DemandPolicy>,
 }
 
 impl Default for ReaderSettings {
@@ -67,6 +72,7 @@ impl Default for ReaderSettings {
             kept: None,
             capacity_key: None,
             ownership: Ownership::Sole,
+            demand: None,
         }
     }
 }
@@ -219,6 +225,8 @@ pub struct ReadService {
     /// taken.
     requested: Cache<CacheKey, bool>,
     settings: ReaderSettings,
+    /// Where reads are noted for demand-aware refresh; `None`: nowhere.
+    demand: Option<Arc<DemandRecorder>>,
 }
 
 impl ReadService {
@@ -242,7 +250,25 @@ impl ReadService {
                 .time_to_live(settings.refresh_request_interval)
                 .build(),
             settings,
+            demand: None,
         }
+    }
+
+    /// This service, noting its reads in `log` when the settings have demand
+    /// windows (else unchanged).
+    #[must_use]
+    pub fn with_demand(mut self, log: Arc<dyn DemandNotes>) -> Self {
+        self.demand = self
+            .settings
+            .demand
+            .clone()
+            .map(|policy| Arc::new(DemandRecorder::new(log, policy)));
+        self
+    }
+
+    /// Where this service notes its reads, for the flushers that write them.
+    pub fn demand(&self) -> Option<&Arc<DemandRecorder>> {
+        self.demand.as_ref()
     }
 
     pub fn settings(&self) -> &ReaderSettings {
@@ -261,6 +287,11 @@ impl ReadService {
             && !key.data_type().is_derived()
         {
             kept.check(key).map_err(ReadError::NotConfigured)?;
+        }
+        if let Some(demand) = &self.demand
+            && !key.data_type().is_derived()
+        {
+            demand.note(key, self.clock.now()).await;
         }
         let mut servable = self.servable(key).await?;
         if let Some(after) = &request.after

@@ -52,6 +52,9 @@ pub enum TriggerKind {
     Schedule,
     /// An invalidation: refresh every configured target matching the scope.
     Manual,
+    /// Keep every key of `accountId` refreshed ahead for `seconds` (default:
+    /// the warm window), read or not, and refresh what of it is due now.
+    Warm,
 }
 
 /// `{"trigger", "dataType"?, "region"?, "accountId"?, "time"?}`.
@@ -69,11 +72,28 @@ pub struct TriggerInput {
     /// `<aws.scheduler.scheduled-time>`), for the execution's history only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// How long a warm trigger keeps its account warm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+}
+
+/// What a warm trigger asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmRequest {
+    pub account: AccountId,
+    /// `None`: the deployment's warm window.
+    pub window: Option<std::time::Duration>,
 }
 
 impl TriggerInput {
     /// What a manual trigger invalidates; a scheduled one takes no scope.
     pub fn invalidation(&self) -> Result<Option<Invalidation>, InputError> {
+        if self.seconds.is_some() && self.trigger != TriggerKind::Warm {
+            return Err(InputError {
+                field: "seconds".into(),
+                reason: "is taken by the warm trigger only".into(),
+            });
+        }
         let invalidation = Invalidation {
             data_type: self.data_type,
             region: self.region.clone(),
@@ -86,7 +106,39 @@ impl TriggerInput {
                 field: "trigger".into(),
                 reason: "schedule takes no dataType, region or accountId; use manual".into(),
             }),
+            TriggerKind::Warm => Err(InputError {
+                field: "trigger".into(),
+                reason: "warm is read by TriggerInput::warm".into(),
+            }),
         }
+    }
+
+    /// What a warm trigger asks for; `Ok(None)` for another trigger.
+    pub fn warm(&self) -> Result<Option<WarmRequest>, InputError> {
+        if self.trigger != TriggerKind::Warm {
+            return Ok(None);
+        }
+        let refused = |field: &str, reason: &str| InputError {
+            field: field.into(),
+            reason: reason.into(),
+        };
+        if self.data_type.is_some() || self.region.is_some() {
+            return Err(refused(
+                "trigger",
+                "warm takes an accountId (and seconds), not a dataType or region: every key of the account is kept warm",
+            ));
+        }
+        let Some(account) = self.account_id else {
+            return Err(refused("accountId", "is required by the warm trigger"));
+        };
+        let window = match self.seconds {
+            None => None,
+            Some(s) if s == 0 || s > crate::domain::demand::MAX_WINDOW.as_secs() => {
+                return Err(refused("seconds", "must be between 1 and 604800 (7 days)"));
+            }
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+        };
+        Ok(Some(WarmRequest { account, window }))
     }
 }
 
@@ -104,6 +156,20 @@ impl ExecutionInput {
             region: invalidation.region.clone(),
             account_id: invalidation.account,
             time: None,
+            seconds: None,
+        })
+    }
+
+    /// A warm request for `account`, for `window` or the deployment's warm
+    /// window.
+    pub fn warm(account: AccountId, window: Option<std::time::Duration>) -> Self {
+        Self::Trigger(TriggerInput {
+            trigger: TriggerKind::Warm,
+            data_type: None,
+            region: None,
+            account_id: Some(account),
+            time: None,
+            seconds: window.map(|w| w.as_secs()),
         })
     }
 

@@ -15,7 +15,7 @@ mod target;
 
 pub use batch::{Batch, MAX_BATCH_TARGETS, RunRef, pack};
 pub use fetch::Fetch;
-pub use input::{ExecutionInput, InputError, TriggerInput, TriggerKind, from_json};
+pub use input::{ExecutionInput, InputError, TriggerInput, TriggerKind, WarmRequest, from_json};
 pub use result::{
     BatchResult, Counts, FailureRecord, PlanLocation, PlanOutput, SummarizeInput, SummarizeRequest,
 };

@@ -852,6 +852,7 @@ async fn every_route_reaches_a_path_the_reader_serves() {
         Arc::new(queue),
         settings,
         Arc::new(Recorded::default()),
+        None,
     );
     let status = |method: Method, path: &str, body: &'static str| {
         let request = ApiRequest {

@@ -54,6 +54,10 @@ fn refreshed_by(event: &Value) -> Vec<CacheKey> {
             .into_iter()
             .map(|t| CacheKey::new(t, region.clone(), account))
             .collect(),
+        Trigger::Launched { account, region } => trigger::drs_changes(trigger::LAUNCH_RESULT)
+            .iter()
+            .map(|t| CacheKey::new(*t, region.clone(), account))
+            .collect(),
         other => panic!("{event} planned as {other:?}"),
     }
 }

@@ -231,7 +231,9 @@ fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
         assert!(
             matches!(
                 parsed,
-                Ok(Trigger::Change { .. } | Trigger::ProfilesChanged { .. })
+                Ok(Trigger::Change { .. }
+                    | Trigger::Launched { .. }
+                    | Trigger::ProfilesChanged { .. })
             ),
             "{name}: the planner answers {parsed:?}"
         );

@@ -9,6 +9,7 @@ mod cfn_moto;
 mod cfn_template;
 mod change_feed;
 mod cli;
+mod demand;
 mod deploy;
 mod drill_data;
 mod event_rules;

@@ -1007,6 +1007,13 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
                     assert_eq!(changed_in, Region::parse(&region).unwrap(), "{name}");
                     assert!(!data_types.is_empty(), "{name}");
                 }
+                Trigger::Launched {
+                    account: changed,
+                    region: changed_in,
+                } => {
+                    assert_eq!(changed, account, "{name}");
+                    assert_eq!(changed_in, Region::parse(&region).unwrap(), "{name}");
+                }
                 Trigger::ProfilesChanged { account: changed } => {
                     assert_eq!(changed, account, "{name}");
                 }

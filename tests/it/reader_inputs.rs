@@ -69,7 +69,7 @@ proptest! {
         let response = rt.block_on(async {
             let store = Arc::new(EmbeddedStore::open(dir.path().join("c.redb")).unwrap());
             let (queue, _rx) = LocalRefreshQueue::new(16);
-            let router = reader_router(store, Arc::new(queue), ReaderSettings::default(), Arc::new(Recorded::default()));
+            let router = reader_router(store, Arc::new(queue), ReaderSettings::default(), Arc::new(Recorded::default()), None);
             let request = ApiRequest {
                 method: if post { Method::POST } else { Method::GET },
                 path,

@@ -202,6 +202,9 @@ impl Deployment {
             ("DATA_TYPES", TYPES.into()),
             ("DEPLOYMENT_REGION", deployment.into()),
             ("REGION_OWNERS", owners.into()),
+            // Ownership, not demand, is under test: every owned key is
+            // refreshed ahead.
+            ("REFRESH_AHEAD", "always".into()),
         ]);
         let env = Env(|name: &str| vars.get(name).cloned());
         let plan = PlannerConfig::from_vars(&env).unwrap().plan;

@@ -137,7 +137,10 @@ impl DynamoDbStore {
 
     /// Sends `requests` in groups that BatchWriteItem takes, until each group
     /// is processed.
-    async fn write_batches(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(super) async fn write_batches(
+        &self,
+        requests: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
             let group: Vec<WriteRequest> = requests.by_ref().take(WRITE_BATCH).collect();

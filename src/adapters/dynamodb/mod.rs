@@ -2,12 +2,14 @@
 //! methods. The table holds one head item per cache key with the metadata and a
 //! small payload inline (`item.rs`), immutable chunk items for larger payloads
 //! (`chunks.rs`), small lease items that collapse bursts of refresh requests
-//! (`lease.rs`), and the run ledger's batch results (`ledger.rs`). `docs/data-model.md` describes the items and why a reader never
+//! (`lease.rs`), the run ledger's batch results (`ledger.rs`), and the
+//! demand readers record and warm requests leave (`demand.rs`). `docs/data-model.md` describes the items and why a reader never
 //! mixes versions.
 
 mod batch;
 mod chunks;
 mod cursor;
+mod demand;
 mod item;
 mod lease;
 mod ledger;

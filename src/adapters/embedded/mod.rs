@@ -1,7 +1,7 @@
 //! The embedded, file-backed cache store for running on one machine: a
 //! [`CacheStore`] on a single [redb](https://docs.rs/redb) file.
 //!
-//! Four tables, all written in one redb write transaction per operation, so a
+//! Six tables, all written in one redb write transaction per operation, so a
 //! reader sees every change of an operation or none of it and never a body of
 //! one version under the metadata of another; no chunking is needed.
 //!
@@ -12,6 +12,9 @@
 //! - `by_created`: (dataType, createdAt, cacheKey) → (): an index that `list`
 //!   walks in order, so a page costs its own size instead of a scan of every
 //!   entry. Writes that change `createdAt` move the entry's index row.
+//! - `demand_reads` and `warm_accounts`: each key's latest recorded read and
+//!   each warm account's end ([`DemandLog`](crate::ports::DemandLog),
+//!   `demand.rs`).
 //! - `leases`: cache key → the end of its refresh lease in epoch seconds
 //!   ([`RefreshLeases`](crate::ports::RefreshLeases), `lease.rs`). Apart from
 //!   the entries, so a lease never shows in or changes one. A claim of many keys
@@ -22,6 +25,7 @@
 //! tokio's blocking pool.
 
 mod cursor;
+mod demand;
 mod lease;
 mod record;
 mod tables;

@@ -26,6 +26,8 @@ pub(super) fn create_tables(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(BODIES)?;
     txn.open_table(BY_CREATED)?;
     txn.open_table(LEASES)?;
+    txn.open_table(super::demand::READS)?;
+    txn.open_table(super::demand::WARM)?;
     txn.delete_table(OLD_LEASES)?;
     txn.commit()?;
     Ok(())

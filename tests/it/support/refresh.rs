@@ -155,6 +155,7 @@ pub fn reader(store: Arc<dyn CacheStorage>) -> drs_cache::read::Router {
             ..ReaderSettings::default()
         },
         Arc::new(Recorded::default()),
+        None,
     )
 }
 

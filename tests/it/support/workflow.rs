@@ -793,6 +793,7 @@ pub fn plan_config() -> PlanConfig {
         manual_min_age: Duration::from_secs(60),
         thresholds: Default::default(),
         ownership: Default::default(),
+        refresh_ahead: drs_cache::domain::RefreshAhead::Always,
     }
 }
 
