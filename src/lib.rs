@@ -11,6 +11,7 @@ pub mod app;
 #[cfg(feature = "local")]
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod domain;
 mod emf;
 mod errors;

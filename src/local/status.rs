@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::{
-    domain::{CacheKey, DataType, EntryMeta, EntryState, Freshness, Timestamp, TtlTable},
-    ports::{self, CacheListing, StoreError},
+    domain::{CacheKey, DataType, Demand, EntryMeta, EntryState, Freshness, Timestamp, TtlTable},
+    ports::{self, CacheStorage, StoreError},
 };
 
 use super::activity::ActivityReport;
@@ -62,10 +62,21 @@ pub struct KeyStatus {
     /// `ok`, `failed`, or `never` for a key never refreshed.
     pub last_outcome: &'static str,
     pub error_kind: Option<&'static str>,
+    /// Seconds since a reader last noted a read of the key; `None`: none
+    /// recorded (or readers note none, with `REFRESH_AHEAD=always`).
+    pub last_read_seconds_ago: Option<u64>,
+    /// When the warm mark of the key's account ends, if it has one.
+    pub warm_until: Option<String>,
 }
 
 impl KeyStatus {
-    fn of(key: &CacheKey, meta: Option<&EntryMeta>, ttl: &TtlTable, now: Timestamp) -> Self {
+    fn of(
+        key: &CacheKey,
+        meta: Option<&EntryMeta>,
+        demand: &Demand,
+        ttl: &TtlTable,
+        now: Timestamp,
+    ) -> Self {
         let policy = ttl.policy(key.data_type());
         let state = match meta {
             None => KeyState::Missing,
@@ -100,6 +111,12 @@ impl KeyStatus {
                 (Some(_), None) => "ok",
             },
             error_kind: failure.map(|f| f.kind.as_str()),
+            last_read_seconds_ago: demand.reads.get(key).map(|at| now.secs_since(*at)),
+            warm_until: key
+                .scope()
+                .account()
+                .and_then(|a| demand.warm.get(&a))
+                .map(|until| until.rfc3339()),
         }
     }
 
@@ -149,9 +166,9 @@ pub struct StatusReport {
 
 impl StatusReport {
     /// The state of each of `configured` (and of any other stored key of their
-    /// data types) at `now`, from `store`'s metadata.
+    /// data types) at `now`, from `store`'s metadata and demand records.
     pub async fn read(
-        store: &dyn CacheListing,
+        store: &dyn CacheStorage,
         configured: impl IntoIterator<Item = CacheKey>,
         ttl: &TtlTable,
         now: Timestamp,
@@ -161,9 +178,10 @@ impl StatusReport {
         types.sort();
         types.dedup();
         let stored = ports::list_all(store, &types, LIST_PAGE).await?;
+        let demand = store.demand(&types, now).await?;
         let mut keys: Vec<KeyStatus> = configured
             .iter()
-            .map(|k| KeyStatus::of(k, stored.get(k), ttl, now))
+            .map(|k| KeyStatus::of(k, stored.get(k), &demand, ttl, now))
             .collect();
         let mut others: Vec<&EntryMeta> = stored
             .values()
@@ -173,7 +191,7 @@ impl StatusReport {
         keys.extend(
             others
                 .into_iter()
-                .map(|m| KeyStatus::of(&m.key, Some(m), ttl, now)),
+                .map(|m| KeyStatus::of(&m.key, Some(m), &demand, ttl, now)),
         );
         let mut totals = Totals::default();
         for key in &keys {
