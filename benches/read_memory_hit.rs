@@ -11,7 +11,10 @@
 //!   and served from beside the snapshot (no compression in the timed loop);
 //! - `paged_limit_100`: `limit=100`, the cached view of the first page;
 //! - `paged_next_page`: `limit=100` with the first page's `nextToken`, the
-//!   cached view of the second page.
+//!   cached view of the second page;
+//! - `unfiltered_demand_noted`: `unfiltered` on a router that notes reads for
+//!   demand-aware refresh (`REFRESH_AHEAD=demand`): the key was noted within
+//!   its interval, so a read costs one lookup more and writes nothing.
 //!
 //! Run with `cargo bench --bench read_memory_hit`.
 
@@ -30,7 +33,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use drs_cache::{
     adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
-    domain::{CacheEntry, CacheKey, DataType, Region, SystemClock, Timestamp, TtlPolicy, Version},
+    domain::{
+        CacheEntry, CacheKey, DataType, DemandPolicy, Region, SystemClock, Timestamp, TtlPolicy,
+        Version,
+    },
     ports::{CacheWrites, PutOutcome},
     read::{
         ApiRequest, ApiResponse, ReaderSettings, Router,
@@ -243,6 +249,9 @@ fn instance_types_body(min_bytes: usize) -> (Bytes, usize) {
 struct Fixture {
     rt: Runtime,
     router: Router,
+    /// The same store and settings, noting reads for demand-aware refresh.
+    noted: Router,
+    _noted_queue: drs_cache::adapters::local_queue::LocalRefreshReceiver,
     body_len: usize,
     type_count: usize,
     etag: String,
@@ -286,12 +295,24 @@ fn fixture() -> Fixture {
         memory_ttl: Duration::from_secs(60 * 60),
         ..ReaderSettings::default()
     };
+    let store = Arc::new(store);
     let router = app::reader_router(
-        Arc::new(store),
+        store.clone(),
         Arc::new(queue),
-        settings,
+        settings.clone(),
         Arc::new(DiscardedEmf),
         None,
+    );
+    let (queue, noted_receiver) = LocalRefreshQueue::new(16);
+    let noted = app::reader_router(
+        store.clone(),
+        Arc::new(queue),
+        ReaderSettings {
+            demand: Some(DemandPolicy::default()),
+            ..settings
+        },
+        Arc::new(DiscardedEmf),
+        Some(store),
     );
 
     let first = rt.block_on(router.handle(&unfiltered()));
@@ -307,6 +328,8 @@ fn fixture() -> Fixture {
     Fixture {
         rt,
         router,
+        noted,
+        _noted_queue: noted_receiver,
         body_len,
         type_count,
         etag,
@@ -500,6 +523,23 @@ fn read_memory_hit(c: &mut Criterion) {
 
     let req = paged(Some(&next_token));
     group.bench_function("paged_next_page", |b| b.iter(|| black_box(handle(&req))));
+
+    let noted = |req: &ApiRequest| f.rt.block_on(f.noted.handle(req));
+    let req = unfiltered();
+    noted(&req);
+    let recorder = f.noted.demand().expect("the noting router notes reads");
+    assert_eq!(recorder.pending(), 1, "the first read is noted");
+    assert_eq!(f.rt.block_on(recorder.flush()), 1);
+    assert_eq!(cache_tier(&noted(&req)), "memory");
+    assert_eq!(recorder.pending(), 0, "noted within its interval: no note");
+    group.bench_function("unfiltered_demand_noted", |b| {
+        b.iter(|| black_box(noted(&req)))
+    });
+    assert_eq!(
+        recorder.pending(),
+        0,
+        "the timed reads wrote and queued nothing"
+    );
     group.finish();
 }
 

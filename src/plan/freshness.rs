@@ -2,7 +2,10 @@
 //! finds them: the figures the stack alarms on when the refresh side falls
 //! behind, whether or not anyone reads the data.
 
-use std::{collections::HashMap, time::SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use serde::Serialize;
 
@@ -11,9 +14,28 @@ use crate::{
     emf::{self, MetricDef},
 };
 
-/// A target is overdue once its data is older than this many times its
-/// freshness (the interval it was written to stay fresh for).
+/// A target is overdue once its data is older than this many times the
+/// interval the planner keeps it to: its freshness (the interval it was
+/// written to stay fresh for) when it is in demand or every key is refreshed
+/// ahead; the floor interval, or its stale window's end if sooner, when out
+/// of demand ([`promised_interval`]).
 pub const OVERDUE_FACTOR: u64 = 2;
+
+/// How old the planner lets `meta`'s data grow before refreshing it, in
+/// seconds (at least 1): its freshness when `in_demand`; else the floor
+/// `floor`, or the time to its stale window's end if that is sooner, and
+/// never less than its freshness.
+pub fn promised_interval(meta: &EntryMeta, in_demand: bool, floor: Option<Duration>) -> u64 {
+    // Freshness of at least a second: a zero TTL would divide by zero.
+    let freshness = meta.expires_at.secs_since(meta.fetched_at).max(1);
+    match floor {
+        Some(floor) if !in_demand => floor
+            .as_secs()
+            .min(meta.stale_until.secs_since(meta.fetched_at))
+            .max(freshness),
+        _ => freshness,
+    }
+}
 
 /// One data type's targets at one tick.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,9 +46,10 @@ pub struct TypeFreshness {
     pub configured_keys: u64,
     /// Configured targets never cached, or holding no data.
     pub missing_keys: u64,
-    /// Targets whose data is older than [`OVERDUE_FACTOR`] times its freshness.
+    /// Targets whose data is older than [`OVERDUE_FACTOR`] times the interval
+    /// the planner keeps it to ([`promised_interval`]).
     pub overdue_keys: u64,
-    /// The oldest data's age over its freshness (1.0: just expired); 0 when
+    /// The oldest data's age over that interval (1.0: due now); 0 when
     /// nothing of this type is cached.
     pub worst_age_ratio: f64,
 }
@@ -42,19 +65,23 @@ impl TypeFreshness {
         }
     }
 
-    fn count(&mut self, meta: Option<&EntryMeta>, now: Timestamp) {
+    fn count(
+        &mut self,
+        meta: Option<&EntryMeta>,
+        now: Timestamp,
+        promised: &impl Fn(&EntryMeta) -> u64,
+    ) {
         self.configured_keys += 1;
         let Some(meta) = meta.filter(|m| m.state != EntryState::NoData) else {
             self.missing_keys += 1;
             return;
         };
         let age = meta.age(now);
-        // Freshness of at least a second: a zero TTL would divide by zero.
-        let freshness = meta.expires_at.secs_since(meta.fetched_at).max(1);
-        if age > OVERDUE_FACTOR * freshness {
+        let interval = promised(meta).max(1);
+        if age > OVERDUE_FACTOR * interval {
             self.overdue_keys += 1;
         }
-        self.worst_age_ratio = self.worst_age_ratio.max(age as f64 / freshness as f64);
+        self.worst_age_ratio = self.worst_age_ratio.max(age as f64 / interval as f64);
     }
 
     /// The EMF document of this type, by data type and across types (the
@@ -73,12 +100,14 @@ impl TypeFreshness {
 /// The freshness of every configured target, one entry per data type of
 /// `types` (in that order, with zero counts for a type with no target: a
 /// deployment that owns no region still reports every tick), then one per
-/// other type in `configured`, in the order they first appear.
+/// other type in `configured`, in the order they first appear. `promised`
+/// gives each stored entry's interval in seconds ([`promised_interval`]).
 pub fn survey(
     types: &[DataType],
     configured: impl Iterator<Item = CacheKey>,
     stored: &HashMap<CacheKey, EntryMeta>,
     now: Timestamp,
+    promised: impl Fn(&EntryMeta) -> u64,
 ) -> Vec<TypeFreshness> {
     let mut by_type: Vec<TypeFreshness> = types.iter().map(|t| TypeFreshness::new(*t)).collect();
     for key in configured {
@@ -93,7 +122,7 @@ pub fn survey(
                 by_type.len() - 1
             }
         };
-        by_type[index].count(stored.get(&key), now);
+        by_type[index].count(stored.get(&key), now, &promised);
     }
     by_type
 }
@@ -154,6 +183,7 @@ mod tests {
             configured.iter().map(|raw| key(raw)),
             &stored,
             Timestamp::from_unix_secs(1_000),
+            |m| promised_interval(m, true, None),
         );
         assert_eq!(
             survey,
@@ -186,11 +216,38 @@ mod tests {
                 [key(raw)].into_iter(),
                 &stored,
                 Timestamp::from_unix_secs(secs),
+                |m| promised_interval(m, true, None),
             )
         };
         assert_eq!(at(1_002)[0].overdue_keys, 0);
         assert_eq!(at(1_003)[0].overdue_keys, 1);
         assert_eq!(at(1_003)[0].worst_age_ratio, 3.0);
+    }
+
+    #[test]
+    fn out_of_demand_data_is_overdue_only_past_twice_its_floor_or_stale_window() {
+        let raw = "drs-source-servers#us-east-1#123456789012";
+        // Fresh for 120 s, servable for an hour more (see `fetched`).
+        let stored = [fetched(raw, 0, 120)].into();
+        let hour = Duration::from_secs(3_600);
+        let at = |secs, in_demand, floor| {
+            survey(
+                &[],
+                [key(raw)].into_iter(),
+                &stored,
+                Timestamp::from_unix_secs(secs),
+                |m| promised_interval(m, in_demand, floor),
+            )[0]
+            .overdue_keys
+        };
+        assert_eq!(at(241, true, Some(hour)), 1, "in demand: twice 120 s");
+        assert_eq!(at(241, false, None), 1, "every key refreshed ahead");
+        // Out of demand, floor 30 min: overdue past an hour.
+        assert_eq!(at(3_600, false, Some(hour / 2)), 0);
+        assert_eq!(at(3_601, false, Some(hour / 2)), 1);
+        // A floor past the stale window's end (3,720 s): held to that end.
+        assert_eq!(at(2 * 3_720, false, Some(6 * hour)), 0);
+        assert_eq!(at(2 * 3_720 + 1, false, Some(6 * hour)), 1);
     }
 
     #[test]

@@ -276,14 +276,13 @@ impl Planner {
         let asked: Vec<CacheKey> = match trigger {
             Trigger::Schedule => {
                 let stored = self.stored(&self.config.data_types).await?;
-                freshness =
-                    freshness::survey(&self.config.data_types, self.configured(), &stored, now);
+                let demand = self.demand(now).await;
+                freshness = self.survey(&stored, demand.as_ref(), now);
                 if let Some(writes) = &self.capacity
                     && self.owns_capacity()
                 {
                     capacity::keep(&**writes, &*self.clock, &self.config, &stored, now).await;
                 }
-                let demand = self.demand(now).await;
                 let mut due = self.due(&stored, demand.as_ref(), now);
                 deferred = due.len().saturating_sub(self.config.max_targets_per_run);
                 due.truncate(self.config.max_targets_per_run);
@@ -513,6 +512,30 @@ impl Planner {
                 None
             }
         }
+    }
+
+    /// How fresh the configured targets are, each held to the interval the
+    /// due rule keeps it to under `demand` (`None`: every key in demand).
+    fn survey(
+        &self,
+        stored: &HashMap<CacheKey, EntryMeta>,
+        demand: Option<&Demand>,
+        now: Timestamp,
+    ) -> Vec<TypeFreshness> {
+        let policy = demand.and(self.config.refresh_ahead.demand());
+        freshness::survey(
+            &self.config.data_types,
+            self.configured(),
+            stored,
+            now,
+            |meta| {
+                let in_demand = match (policy, demand) {
+                    (Some(policy), Some(demand)) => demand.hot(&meta.key, policy, now).is_some(),
+                    _ => true,
+                };
+                freshness::promised_interval(meta, in_demand, policy.map(|p| p.floor()))
+            },
+        )
     }
 
     /// Keeps every key of `account` refreshed ahead for `window` (default:
