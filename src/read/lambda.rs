@@ -64,8 +64,9 @@ struct DirectInvocation {
 
 /// Runs the reader function until the runtime stops it. When reads are
 /// noted (demand-aware refresh), an internal extension writes each
-/// invocation's notes after its answer has gone back and before the
-/// environment is frozen: the caller never waits for them, and no note waits
+/// invocation's notes once its answer is made, while the runtime posts it,
+/// and before the environment is frozen (the extension asks for its next
+/// event only then): the caller never waits for the notes, and no note waits
 /// in a frozen environment.
 pub async fn run(router: Router) -> Result<(), lambda_runtime::Error> {
     let Some(recorder) = router.demand() else {

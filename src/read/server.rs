@@ -54,6 +54,11 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             () = &mut shutdown => return Ok(()),
         };
+        // As nginx's `tcp_nodelay on`: the tail of a large answer goes out at
+        // once instead of waiting for the ack of the segment before it.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
         let router = router.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {

@@ -22,6 +22,7 @@ mod monitoring;
 mod plan;
 mod reader;
 mod reader_encoding;
+mod reader_extension;
 mod reader_inputs;
 mod reader_lambda;
 mod refresh;

@@ -49,8 +49,7 @@ const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 const EXTENSION_ID: &str = "6a4fd7ab-1f3c-4a8e-9b62-0d4c5e7f8a91";
 const EXTENSION_NAME: &str = "drs-cache-demand-notes";
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:reader";
-const TRACE_ID: &str =
-    "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1";
+const TRACE_ID: &str = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1";
 /// A machine moto does not have: the reader's refresh request only logs a
 /// warning.
 const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:none";
@@ -194,7 +193,11 @@ async fn frozen() -> Response<Full<Bytes>> {
 }
 
 /// A JSON answer with `status` and `headers`.
-fn json_response(status: StatusCode, headers: &[(&str, &str)], body: &Value) -> Response<Full<Bytes>> {
+fn json_response(
+    status: StatusCode,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Response<Full<Bytes>> {
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -206,11 +209,11 @@ fn json_response(status: StatusCode, headers: &[(&str, &str)], body: &Value) -> 
         .expect("a valid response")
 }
 
-fn epoch_millis() -> u128 {
-    SystemTime::now()
+fn epoch_millis() -> u64 {
+    let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_millis()
+        .expect("after the epoch");
+    u64::try_from(since.as_millis()).expect("milliseconds fit in u64")
 }
 
 /// The Runtime API and the Extensions API, for one invocation.
@@ -232,7 +235,8 @@ async fn lambda_api(
             .map(str::to_owned)
     };
     let path = parts.uri.path();
-    let deadline_ms = (epoch_millis() + 300_000).to_string();
+    // Five minutes from now: the function's timeout.
+    let deadline_ms = epoch_millis() + 300_000;
     let response = match (parts.method.as_str(), path) {
         ("POST", "/2020-01-01/extension/register") => {
             shared.record(Call::Register {
@@ -267,7 +271,7 @@ async fn lambda_api(
             shared.until(Sandbox::initialized).await;
             let invoke = json!({
                 "eventType": "INVOKE",
-                "deadlineMs": deadline_ms.parse::<u64>().expect("a number"),
+                "deadlineMs": deadline_ms,
                 "requestId": REQUEST_ID,
                 "invokedFunctionArn": FUNCTION_ARN,
                 "tracing": {"type": "X-Amzn-Trace-Id", "value": TRACE_ID},
@@ -283,7 +287,7 @@ async fn lambda_api(
                 .status(StatusCode::OK)
                 .header("content-type", "application/json")
                 .header("lambda-runtime-aws-request-id", REQUEST_ID)
-                .header("lambda-runtime-deadline-ms", deadline_ms)
+                .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
                 .header("lambda-runtime-invoked-function-arn", FUNCTION_ARN)
                 .header("lambda-runtime-trace-id", TRACE_ID)
                 .body(Full::new(Bytes::from(shared.event.clone())))
@@ -422,11 +426,8 @@ impl FakeLambda {
     /// another process: how long it takes is not this test's to decide.
     async fn wait_for(&self, what: &str, reader: &Reader, reached: impl Fn(&Sandbox) -> bool) {
         let mut changes = self.shared.sandbox.subscribe();
-        let waited = tokio::time::timeout(
-            DEADLINE,
-            changes.wait_for(|s| reached(s) || s.exited()),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(DEADLINE, changes.wait_for(|s| reached(s) || s.exited())).await;
         let met = match waited {
             Ok(Ok(sandbox)) => reached(&sandbox),
             _ => false,
@@ -501,7 +502,10 @@ impl Reader {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/reader"),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", "2024/01/01/[$LATEST]0123456789abcdef"),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2024/01/01/[$LATEST]0123456789abcdef",
+            ),
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("CACHE_TABLE_NAME", table),
             ("REFRESH_STATE_MACHINE_ARN", STATE_MACHINE),
@@ -510,6 +514,8 @@ impl Reader {
             // The read waits for moto, however busy the other tests keep it.
             ("STORE_TIMEOUT_MS", "30000"),
             ("RUST_LOG", "info"),
+            // Plain log lines in the output a failure shows.
+            ("NO_COLOR", "1"),
         ];
         let env: Vec<(&str, &str)> = lambda.iter().chain(more).copied().collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_reader"))
@@ -524,8 +530,14 @@ impl Reader {
             .expect("the reader binary starts");
         let output = Arc::new(Mutex::new(String::new()));
         let streams: [(&str, Box<dyn Read + Send>); 2] = [
-            ("stdout", Box::new(child.stdout.take().expect("piped stdout"))),
-            ("stderr", Box::new(child.stderr.take().expect("piped stderr"))),
+            (
+                "stdout",
+                Box::new(child.stdout.take().expect("piped stdout")),
+            ),
+            (
+                "stderr",
+                Box::new(child.stderr.take().expect("piped stderr")),
+            ),
         ];
         for (name, stream) in streams {
             let (output, shared) = (output.clone(), fake.shared.clone());
@@ -584,6 +596,16 @@ fn assert_not_cached_posted(s: &Sandbox) {
     assert_eq!(body["error"], "NOT_CACHED", "{}", s.log());
 }
 
+/// The reader made no call the stand-in does not play: no init, invocation
+/// or extension error reports.
+fn assert_no_other_calls(s: &Sandbox) {
+    for logged in &s.calls {
+        if let Call::Other { method, path, body } = &logged.call {
+            panic!("unexpected call {method} {path}: {body}\n{}", s.log());
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_demand_extension_writes_an_invocations_note_after_its_answer_and_before_the_freeze() {
     let table = fresh_table().await;
@@ -618,6 +640,7 @@ async fn the_demand_extension_writes_an_invocations_note_after_its_answer_and_be
         }
     }
 
+    assert_no_other_calls(&s);
     assert_not_cached_posted(&s);
     let answer = s.positions(|c| matches!(c, Call::Response { .. }))[0];
     let written = s.positions(|c| matches!(c, Call::NotesWriteAnswered { .. }));
@@ -629,7 +652,10 @@ async fn the_demand_extension_writes_an_invocations_note_after_its_answer_and_be
         s.log()
     );
     assert!(
-        matches!(s.calls[written[0]].call, Call::NotesWriteAnswered { status: 200 }),
+        matches!(
+            s.calls[written[0]].call,
+            Call::NotesWriteAnswered { status: 200 }
+        ),
         "moto took the notes:\n{}",
         s.log()
     );
@@ -672,6 +698,7 @@ async fn with_refresh_ahead_always_no_extension_registers_and_the_answer_is_stil
 
     assert_eq!(s.registered(), 0, "no extension registers:\n{}", s.log());
     assert_eq!(s.extension_nexts(), 0, "{}", s.log());
+    assert_no_other_calls(&s);
     assert_not_cached_posted(&s);
     assert_eq!(
         s.count(|c| matches!(c, Call::NotesWriteArrived)),
