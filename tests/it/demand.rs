@@ -8,11 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use drs_cache::{
-    adapters::{
-        aws::{AccountAccess, Credentials, StaticKeys},
-        embedded::EmbeddedStore,
-        local_queue::LocalRefreshQueue,
-    },
+    adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
     domain::{AccountId, CacheKey, DataType, DemandPolicy, RefreshAhead, Region, Timestamp},
     plan::{DueWhy, PlanConfig, Planner, trigger::Trigger},
@@ -20,12 +16,10 @@ use drs_cache::{
     read::{ApiRequest, ReaderSettings, metrics::Recorded},
     workflow::{WarmRequest, run_in_process},
 };
-use drs_sim::{SimConfig, Simulator};
 
 use crate::support::{
-    InSim,
-    plan::ManualClock,
-    refresh::{Endpoints, Rig, dynamodb_table, home, sdk_config},
+    plan::{ManualClock, planner_rig},
+    refresh::{Rig, dynamodb_table, home},
     workflow::{other, plan_config, regions},
 };
 
@@ -196,29 +190,12 @@ async fn a_reader_notes_each_key_once_per_interval_and_writes_nothing_on_the_req
 /// A planner following demand over the workflow tests' fleet on moto, with a
 /// clock the test moves.
 async fn demand_rig() -> (Rig, Planner, Arc<ManualClock>) {
-    let key = "LOCALOTHER";
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            access_keys: [(key.to_owned(), other().sim())].into(),
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    let base = sdk_config(&sim.endpoint(), Endpoints::default()).await;
-    let access = AccountAccess {
-        own_account: Some(home()),
-        others: Credentials::Static(HashMap::from([(other(), StaticKeys::new(key, "x"))])),
-    };
-    let rig = Rig::over(sim, base, access).await;
-    let clock = Arc::new(ManualClock::at(Timestamp::now()));
     let config = PlanConfig {
         refresh_ahead: RefreshAhead::OnDemand(DemandPolicy::default()),
         ..plan_config()
     };
-    let planner = Planner::new(rig.store.clone(), rig.store.clone(), clock.clone(), config)
-        .with_demand(rig.store.clone());
+    let (rig, planner, clock) = planner_rig(config).await;
+    let planner = planner.with_demand(rig.store.clone());
     (rig, planner, clock)
 }
 

@@ -5,17 +5,13 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crate::support::{
-    InSim, moto,
-    plan::{ManualClock, RecordedRuns},
-    refresh::{Endpoints, HOME, Rig, dynamodb_table, home, sdk_config},
+    moto,
+    plan::{ManualClock, RecordedRuns, planner_rig},
+    refresh::{HOME, Rig, dynamodb_table, home},
     workflow::{COUNTED_TYPES, other, plan_config, regions},
 };
 use drs_cache::{
-    adapters::{
-        aws::{AccountAccess, Credentials, StaticKeys},
-        embedded::EmbeddedStore,
-        s3::S3PlanStore,
-    },
+    adapters::{embedded::EmbeddedStore, s3::S3PlanStore},
     domain::{AccountId, CacheKey, DataType, Region, Timestamp},
     plan::{
         PlanConfig, Planner,
@@ -26,7 +22,6 @@ use drs_cache::{
     ports::{Invalidation, RefreshReason, StoreError},
     workflow::{BatchResult, Counts, PlanLocation, RunRecords, RunRef, run_in_process},
 };
-use drs_sim::{SimConfig, Simulator};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -39,33 +34,9 @@ fn config() -> PlanConfig {
     }
 }
 
-/// The simulator with both accounts reachable, a refresher, and a planner on
-/// the same table with a clock the test moves.
+/// The plan tests' rig over [`config`].
 async fn rig() -> (Rig, Planner, Arc<ManualClock>) {
-    let key = "LOCALOTHER";
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            access_keys: [(key.to_owned(), other().sim())].into(),
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    let base = sdk_config(&sim.endpoint(), Endpoints::default()).await;
-    let access = AccountAccess {
-        own_account: Some(home()),
-        others: Credentials::Static(HashMap::from([(other(), StaticKeys::new(key, "x"))])),
-    };
-    let rig = Rig::over(sim, base, access).await;
-    let clock = Arc::new(ManualClock::at(Timestamp::now()));
-    let planner = Planner::new(
-        rig.store.clone(),
-        rig.store.clone(),
-        clock.clone(),
-        config(),
-    );
-    (rig, planner, clock)
+    planner_rig(config()).await
 }
 
 fn count(keys: &[CacheKey], data_type: DataType) -> usize {

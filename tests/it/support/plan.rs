@@ -1,17 +1,55 @@
-//! A clock the plan tests move by hand, and the run totals they keep.
+//! A clock the plan tests move by hand, the run totals they keep, and their
+//! rig: the simulator, a refresher and a planner on one table.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use drs_cache::{
+    adapters::aws::{AccountAccess, Credentials, StaticKeys},
     domain::{Clock, Timestamp},
     plan::{
+        PlanConfig, Planner,
         freshness::TypeFreshness,
         summary::{RunMetrics, RunSummary},
     },
 };
+use drs_sim::{SimConfig, Simulator};
+
+use super::{
+    InSim,
+    refresh::{Endpoints, Rig, home, sdk_config},
+    workflow::other,
+};
+
+/// The simulator with both accounts of the workflow tests reachable, a
+/// refresher, and a planner with `config` on the same table, with a clock the
+/// test moves.
+pub async fn planner_rig(config: PlanConfig) -> (Rig, Planner, Arc<ManualClock>) {
+    let key = "LOCALOTHER";
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            access_keys: [(key.to_owned(), other().sim())].into(),
+            ..SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = sdk_config(&sim.endpoint(), Endpoints::default()).await;
+    let access = AccountAccess {
+        own_account: Some(home()),
+        others: Credentials::Static(HashMap::from([(other(), StaticKeys::new(key, "x"))])),
+    };
+    let rig = Rig::over(sim, base, access).await;
+    let clock = Arc::new(ManualClock::at(Timestamp::now()));
+    let planner = Planner::new(rig.store.clone(), rig.store.clone(), clock.clone(), config);
+    (rig, planner, clock)
+}
 
 /// Keeps each run's totals, and each tick's freshness survey, instead of
 /// printing them.
