@@ -3,6 +3,7 @@
 //! process or a deployment.
 
 mod backend;
+mod cost;
 mod local;
 mod ops;
 mod output;
@@ -133,6 +134,10 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// What the deployment costs a month for a fleet and read rate, per line
+    /// item, and with --simulate a synthetic week of reads through the
+    /// planner's due rule for always-refresh, demand-aware and read-through.
+    Cost(cost::CostArgs),
     /// Create the cache table with its documented schema on the DynamoDB endpoint
     /// the environment names (AWS_ENDPOINT_URL for moto or DynamoDB Local).
     CreateTable {
@@ -288,6 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export { file, target } => ops::export(&target.open(false).await?, &file).await,
         Command::Import { file, target } => ops::import(&target.open(true).await?, &file).await,
+        Command::Cost(args) => cost::run(args),
         Command::CreateTable { table } => {
             let table = table_name(&Env::process(), table);
             let client = aws_sdk_dynamodb::Client::new(app::Aws::default().config().await);

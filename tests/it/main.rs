@@ -9,6 +9,7 @@ mod cfn_moto;
 mod cfn_template;
 mod change_feed;
 mod cli;
+mod cost;
 mod demand;
 mod deploy;
 mod drill_data;
