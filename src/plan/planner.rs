@@ -11,8 +11,8 @@ use std::{
 use crate::{
     domain::capacity::QuotaThresholds,
     domain::{
-        AccountId, CacheKey, Clock, DataType, Demand, EntryMeta, EntryState, Kept, Ownership,
-        RefreshAhead, Region, Timestamp,
+        AccountId, CacheKey, Clock, DataType, Demand, DemandPolicy, EntryMeta, EntryState, Kept,
+        Ownership, RefreshAhead, Region, Timestamp,
     },
     ports::{
         self, CacheListing, CacheWrites, ClaimId, ClaimRule, DemandLog, Invalidation, LeaseClaims,
@@ -296,8 +296,9 @@ impl Planner {
             }
             Trigger::Warm(warm) => self.warm(warm.account, warm.window, now).await?,
             Trigger::Launched { account, .. } => {
-                // The launch's own data first; warming must not hold it up.
-                if let Err(e) = self.warm(*account, None, now).await {
+                // The launch's own data is planned whatever becomes of the
+                // mark; the ticks refresh the rest of the account.
+                if let Err(e) = self.keep_warm(*account, None, now).await {
                     tracing::error!(
                         account = %account,
                         error = %crate::errors::chain(&e),
@@ -538,26 +539,33 @@ impl Planner {
         )
     }
 
-    /// Keeps every key of `account` refreshed ahead for `window` (default:
-    /// the warm window), and answers those of its keys due now that it is
-    /// warm.
+    /// Keeps every key of `account` in demand for `window` (default: the warm
+    /// window), when ticks follow demand; answers when that ends.
+    async fn keep_warm(
+        &self,
+        account: AccountId,
+        window: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
+        let policy = self.config.refresh_ahead.demand();
+        let default = policy.map_or(DemandPolicy::DEFAULT_WARM_WINDOW, DemandPolicy::warm_window);
+        let until = now.plus(window.unwrap_or(default));
+        if let (Some(log), Some(_)) = (&self.demand, policy) {
+            log.warm(account, until).await?;
+            tracing::info!(account = %account, until = %until.rfc3339(), "account kept warm");
+        }
+        Ok(until)
+    }
+
+    /// Keeps `account` warm ([`Self::keep_warm`]), and answers those of its
+    /// keys due now that it is.
     async fn warm(
         &self,
         account: AccountId,
         window: Option<Duration>,
         now: Timestamp,
     ) -> Result<Vec<CacheKey>, StoreError> {
-        let policy = self
-            .config
-            .refresh_ahead
-            .demand()
-            .cloned()
-            .unwrap_or_default();
-        let until = now.plus(window.unwrap_or(policy.warm_window()));
-        if let (Some(log), Some(_)) = (&self.demand, self.config.refresh_ahead.demand()) {
-            log.warm(account, until).await?;
-            tracing::info!(account = %account, until = %until.rfc3339(), "account kept warm");
-        }
+        let until = self.keep_warm(account, window, now).await?;
         let stored = self.stored(&self.config.data_types).await?;
         let mut demand = self.demand(now).await.unwrap_or_default();
         demand.warm(account, until);
