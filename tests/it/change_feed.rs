@@ -77,15 +77,7 @@ fn feed(bus: &str) -> (EventBridgeFeed, Arc<AtomicUsize>) {
 
 /// A new custom bus, named for this test.
 fn new_bus() -> String {
-    let bus = moto::unique_name("changes");
-    moto::aws_json(
-        moto::ACCOUNT,
-        REGION,
-        "events",
-        "AWSEvents.CreateEventBus",
-        &json!({"Name": bus}),
-    );
-    bus
+    moto::create_event_bus(moto::ACCOUNT, REGION, "changes")
 }
 
 /// A rule on `bus` with `pattern`, and the queue it delivers to.

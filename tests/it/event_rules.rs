@@ -256,14 +256,7 @@ fn every_event_a_rule_names_has_a_sample_and_the_planner_acts_on_each() {
 #[test]
 fn moto_routes_each_sample_event_to_its_rule_and_no_other() {
     let t = template();
-    let bus = moto::unique_name("bus");
-    moto::aws_json(
-        moto::ACCOUNT,
-        REGION,
-        "events",
-        "AWSEvents.CreateEventBus",
-        &json!({"Name": bus}),
-    );
+    let bus = moto::create_event_bus(moto::ACCOUNT, REGION, "bus");
     let mut queues = BTreeMap::new();
     for (id, rule) in rules(&t) {
         let name = moto::unique_name(&id.to_lowercase());

@@ -897,14 +897,7 @@ struct MainRules {
 
 impl MainRules {
     fn put(stack: &Stack, account: &str, region: &str) -> Self {
-        let bus = moto::unique_name("deployment-bus");
-        moto::aws_json(
-            account,
-            region,
-            "events",
-            "AWSEvents.CreateEventBus",
-            &json!({"Name": bus}),
-        );
+        let bus = moto::create_event_bus(account, region, "deployment-bus");
         let mut queues = BTreeMap::new();
         for (rule, _) in FORWARDED_BY {
             let name = moto::unique_name(&rule.to_lowercase());

@@ -373,6 +373,20 @@ pub fn aws_json(
     )
 }
 
+/// A new custom event bus of `account` in `region`, named from `prefix`
+/// (unique to the call); its name.
+pub fn create_event_bus(account: &str, region: &str, prefix: &str) -> String {
+    let bus = unique_name(prefix);
+    aws_json(
+        account,
+        region,
+        "events",
+        "AWSEvents.CreateEventBus",
+        &serde_json::json!({"Name": bus}),
+    );
+    bus
+}
+
 fn form_encode(value: &str) -> String {
     value
         .bytes()
