@@ -11,10 +11,12 @@ use crate::{
         aws::{AwsUpstream, CallTimeouts, SetupError, https_client},
         dynamodb::DynamoDbStore,
         eventbridge::EventBridgeFeed,
-        s3::S3PlanStore,
+        s3::{self, S3PlanStore},
         sfn::StepFunctionsTrigger,
     },
-    config::{PlannerConfig, REFRESH_REQUEST_WINDOW, ReaderConfig, RefresherConfig},
+    config::{
+        self, Env, EnvError, PlannerConfig, REFRESH_REQUEST_WINDOW, ReaderConfig, RefresherConfig,
+    },
     domain::{Region, SystemClock},
     plan::{
         Planner,
@@ -33,6 +35,9 @@ use crate::{
 
 #[cfg(feature = "local")]
 pub use local::{LocalRefresh, LocalSide, StartError, local_reader, open_store};
+
+/// The process environment as [`Aws::environment`] resolves it.
+pub type ProcessEnv = Env<Box<dyn Fn(&str) -> Option<String> + Send + Sync>>;
 
 /// The AWS configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL*` for local emulators), loaded on first use and shared by
@@ -68,6 +73,26 @@ impl Aws {
         Arc::new(
             DynamoDbStore::new(client, table.to_owned()).with_lease_scope(lease_scope.cloned()),
         )
+    }
+
+    /// The process environment, with the accounts of the S3 object
+    /// `ACCOUNT_LIST_URI` names, when it names one, in place of `ACCOUNT_IDS`:
+    /// read once, before the configuration is built.
+    pub async fn environment(&self) -> Result<ProcessEnv, EnvError> {
+        let env = Env::process();
+        let accounts = config::read_account_list(&env, |uri| async move {
+            let client = aws_sdk_s3::Client::new(self.config().await);
+            s3::read_text(
+                &client,
+                &uri.bucket,
+                &uri.key,
+                config::MAX_ACCOUNT_LIST_BYTES,
+            )
+            .await
+        })
+        .await?;
+        let env = env.with_accounts(accounts.as_deref());
+        Ok(Env(Box::new(env.0)))
     }
 
     /// Refresh requests as executions of the state machine `arn`.

@@ -54,3 +54,58 @@ impl PlanStore for S3PlanStore {
         })
     }
 }
+
+/// Why an object's text could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// S3 refused or could not be reached; the message is the SDK's whole
+    /// error chain (`NoSuchKey`, `AccessDenied`, ...).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{size} bytes, more than {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("not UTF-8 text")]
+    NotText,
+}
+
+/// The text of the object `key` in `bucket`, refused above `max` bytes (its
+/// size is checked before its body is read).
+pub async fn read_text(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    max: usize,
+) -> Result<String, ObjectError> {
+    let unavailable = |e: &dyn std::error::Error| {
+        ObjectError::Unavailable(
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+        )
+    };
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if let Some(size) = object
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        && size > max
+    {
+        return Err(ObjectError::TooLarge { size, max });
+    }
+    let body = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .into_bytes();
+    if body.len() > max {
+        return Err(ObjectError::TooLarge {
+            size: body.len(),
+            max,
+        });
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| ObjectError::NotText)
+}

@@ -7,7 +7,8 @@ use lambda_runtime::{Error, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = PlannerConfig::from_env()?;
-    let function = app::planner(&app::Aws::default(), &config).await;
+    let aws = app::Aws::default();
+    let config = PlannerConfig::from_vars(&aws.environment().await?)?;
+    let function = app::planner(&aws, &config).await;
     lambda_runtime::run(service_fn(|event| lambda::handle(&function, event))).await
 }

@@ -13,7 +13,8 @@ use lambda_runtime::Error;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = ReaderConfig::from_env()?;
-    let router = app::reader(&app::Aws::default(), &config, Arc::new(EmfStdout)).await;
+    let aws = app::Aws::default();
+    let config = ReaderConfig::from_vars(&aws.environment().await?)?;
+    let router = app::reader(&aws, &config, Arc::new(EmfStdout)).await;
     lambda::run(router).await
 }

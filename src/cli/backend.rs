@@ -108,9 +108,13 @@ impl TargetArgs {
             // A deployment's targets are configured as its refresher's are.
             aws: source == SourceKind::Aws || workflow.is_some(),
         };
-        let config = RefreshRunConfig::from_env(&args).map_err(|e| match e {
+        // A deployment's accounts may be in its account list object (read
+        // only when ACCOUNT_LIST_URI names one).
+        let aws = crate::app::Aws::default();
+        let env = aws.environment().await?;
+        let config = RefreshRunConfig::from_vars(&env, &args).map_err(|e| match e {
             LocalConfigError::Env(e) if workflow.is_some() => anyhow::anyhow!(
-                "{e} (a deployment's targets are read from DEPLOYMENT_ACCOUNT_ID, REGIONS and ACCOUNT_IDS, as its functions read them)"
+                "{e} (a deployment's targets are read from DEPLOYMENT_ACCOUNT_ID, REGIONS and ACCOUNT_IDS or ACCOUNT_LIST_URI, as its functions read them)"
             ),
             e => e.into(),
         })?;

@@ -3,6 +3,7 @@
 //! binary needs, or an error naming the variable at fault. Nothing else in the
 //! crate reads the environment (the log filter set-up aside).
 
+mod account_list;
 mod env;
 #[cfg(feature = "local")]
 mod local;
@@ -18,6 +19,9 @@ use crate::{
     refresh::RefreshSettings,
 };
 
+pub use account_list::{
+    ACCOUNT_LIST_URI, AccountListUri, MAX_ACCOUNT_LIST_BYTES, parse_account_list, read_account_list,
+};
 pub use env::{Env, EnvError};
 #[cfg(feature = "local")]
 pub use local::{

@@ -157,7 +157,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// The targets a deployment keeps: `ACCOUNT_IDS` (comma-separated; default
-    /// `home`, required without one), `REGIONS` (comma-separated; required
+    /// `home`, required without one; an account list object must have been
+    /// read into it, see [`super::read_account_list`]), `REGIONS` (comma-separated; required
     /// unless `defaults` gives them) and `DATA_TYPES` (default all), as the
     /// planner reads them.
     pub(super) fn targets(
@@ -165,6 +166,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         home: Option<AccountId>,
         defaults: Option<PlanDefaults>,
     ) -> Result<Targets, EnvError> {
+        if self.optional(super::ACCOUNT_LIST_URI).is_some() {
+            return Err(EnvError::new(
+                super::ACCOUNT_LIST_URI,
+                "names an S3 object of accounts, which only the functions read at start-up: set ACCOUNT_IDS here instead",
+            ));
+        }
         let accounts = match self.list("ACCOUNT_IDS", AccountId::parse)? {
             Some(accounts) => accounts,
             None => match (&defaults, home) {

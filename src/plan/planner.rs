@@ -295,10 +295,15 @@ impl Planner {
                 due.into_iter().map(|(key, _)| key).collect()
             }
             Trigger::Warm(warm) => self.warm(warm.account, warm.window, now).await?,
-            Trigger::Launched { account, .. } => {
+            Trigger::Launched { account, region } => {
                 // The launch's own data is planned whatever becomes of the
-                // mark; the ticks refresh the rest of the account.
-                if let Err(e) = self.keep_warm(*account, None, now).await {
+                // mark; the ticks refresh the rest of the account. A launch
+                // in a region this deployment does not refresh (not kept, or
+                // owned by another) is its owner's to mark.
+                let launch = CacheKey::new(DataType::DrsSourceServers, region.clone(), *account);
+                if !self.is_configured(&launch) {
+                    tracing::info!(account = %account, region = %region, "a launch outside this deployment's regions: not kept warm here");
+                } else if let Err(e) = self.keep_warm(*account, None, now).await {
                     tracing::error!(
                         account = %account,
                         error = %crate::errors::chain(&e),

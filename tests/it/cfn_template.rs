@@ -1414,7 +1414,7 @@ fn the_planner_role_reads_the_table_writes_leases_and_plans_and_calls_nothing_up
                 .collect();
             assert!(
                 keys.iter()
-                    .all(|k| ["lease#*", "run#*", "drs-capacity#*"].contains(k)),
+                    .all(|k| ["lease#*", "run#*", "warm#*", "drs-capacity#*"].contains(k)),
                 "{keys:?}"
             );
         }
@@ -1571,8 +1571,14 @@ fn schedules_and_rules_may_only_start_the_workflow() {
         // Scheduler also sends the ticks it could not deliver to the schedule's
         // dead-letter queue with its role (EventBridge rules need no role for
         // theirs: the queue's policy lets them).
+        // With a customer-managed key, the queue's key too.
         let expected: &[&str] = if role == "RefreshScheduleRole" {
-            &["sqs:SendMessage", "states:StartExecution"]
+            &[
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+                "sqs:SendMessage",
+                "states:StartExecution",
+            ]
         } else {
             &["states:StartExecution"]
         };
@@ -1583,6 +1589,11 @@ fn schedules_and_rules_may_only_start_the_workflow() {
                 .all(|r| is_ref(r, "RefreshStateMachine")),
             "{role}"
         );
+        for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+            if let Some(keys) = granted.get(action) {
+                assert!(keys.iter().all(|r| is_ref(r, "KmsKeyArn")), "{role}");
+            }
+        }
         if let Some(queues) = granted.get("sqs:SendMessage") {
             assert!(
                 queues
@@ -1722,7 +1733,8 @@ fn variables_read<T>(
 
 /// Each function's template environment sets every variable its configuration
 /// reads (all but the SDK's own `AWS_*`; those of a shared deployment,
-/// `DEPLOYMENT_REGION` and `REGION_OWNERS`, in a shared deployment's stack),
+/// `DEPLOYMENT_REGION` and `REGION_OWNERS`, in a shared deployment's stack,
+/// and `ACCOUNT_LIST_URI` in one with an account list object),
 /// each tuning variable from a parameter whose default gives the same
 /// configuration as the code's own default.
 #[test]
@@ -1737,6 +1749,12 @@ fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
             let environment = stack_in(&t, region, parameters).environment(function);
             set_somewhere.extend(environment.into_keys());
         }
+        // A large fleet's account list object.
+        let listed = [
+            ("AccountListObject", ACCOUNT_LIST),
+            ("OrganizationId", ORGANIZATION),
+        ];
+        set_somewhere.extend(stack_of(&t, &listed).environment(function).into_keys());
         let asked = variables_read(&environment, read);
         let unset: Vec<&String> = asked
             .iter()
@@ -1780,4 +1798,349 @@ fn every_variable_a_function_reads_is_set_and_each_default_is_the_codes() {
             );
         }
     }
+}
+
+// --- a fleet of a thousand accounts in every region ------------------------------------
+
+/// Lambda's limit on a function's environment: 4 KB of names and values.
+const LAMBDA_ENVIRONMENT_BYTES: usize = 4 * 1024;
+/// EventBridge's default limit on an event pattern.
+const EVENT_PATTERN_CHARACTERS: usize = 2_048;
+/// IAM's limit on a role's inline policies together, whitespace not counted.
+const ROLE_POLICY_CHARACTERS: usize = 10_240;
+/// EventBridge's limit on an event bus's resource policy.
+const BUS_POLICY_CHARACTERS: usize = 10_240;
+/// CloudFormation's limit on a parameter's value.
+const PARAMETER_BYTES: usize = 4_096;
+const ORGANIZATION: &str = "o-a1b2c3d4e5";
+const ACCOUNT_LIST: &str =
+    "s3://drs-cache-code-111122223333/prod/accounts/0123456789abcdef-accounts.txt";
+
+/// `n` account IDs.
+fn accounts(n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{:012}", 100_000_000_000 + i))
+        .collect()
+}
+
+/// The parameters of a deployment in `HOME` refreshing all 28 regions over a
+/// global table with a second deployment in us-west-2, which owns the other
+/// western regions, and `more`.
+fn every_region(more: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let regions = drs_cache::cost::simulate::REGIONS;
+    let owners: Vec<String> = regions
+        .iter()
+        .filter(|r| !["us-east-1", "us-west-2"].contains(r))
+        .map(|r| {
+            let owner = if r.starts_with("us-west") || r.starts_with("ap-") {
+                "us-west-2"
+            } else {
+                "us-east-1"
+            };
+            format!("{r}={owner}")
+        })
+        .collect();
+    let mut parameters = vec![
+        ("Regions", regions.join(",")),
+        ("ReplicaRegions", "us-west-2".to_owned()),
+        ("RegionOwners", owners.join(",")),
+    ];
+    parameters.extend(more.iter().cloned());
+    parameters
+}
+
+fn stack_with<'a>(template: &'a Value, parameters: &[(&'static str, String)]) -> Stack<'a> {
+    let pairs: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    stack_in(template, HOME, &pairs)
+}
+
+/// Characters of `json` as IAM counts them: whitespace outside strings is not.
+fn compact_len(json: &serde_json::Value) -> usize {
+    serde_json::to_string(json).unwrap().len()
+}
+
+/// Every size limit a deployment of `parameters` could reach: each function's
+/// environment, each rule's pattern, each role's inline policies, the bus
+/// policy and each parameter value, with what it measured.
+fn assert_within_limits(stack: &Stack, parameters: &[(&'static str, String)]) -> Vec<String> {
+    let mut measured = Vec::new();
+    for (name, value) in parameters {
+        assert!(
+            value.len() <= PARAMETER_BYTES,
+            "{name}: {} bytes",
+            value.len()
+        );
+    }
+    for (function, _) in FUNCTIONS {
+        let environment = stack.environment(function);
+        let bytes: usize = environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(
+            bytes <= LAMBDA_ENVIRONMENT_BYTES,
+            "{function}'s environment holds {bytes} bytes"
+        );
+        measured.push(format!("{function} environment {bytes} B"));
+    }
+    for (rule, properties) in stack.resources_of("AWS::Events::Rule") {
+        let Some(pattern) = properties.get("EventPattern") else {
+            continue;
+        };
+        let characters = compact_len(pattern);
+        assert!(
+            characters <= EVENT_PATTERN_CHARACTERS,
+            "{rule}'s pattern has {characters} characters"
+        );
+        measured.push(format!("{rule} pattern {characters}"));
+    }
+    for (role, properties) in stack.resources_of("AWS::IAM::Role") {
+        let characters: usize = properties
+            .get("Policies")
+            .and_then(serde_json::Value::as_array)
+            .map(|policies| policies.iter().map(compact_len).sum())
+            .unwrap_or_default();
+        assert!(
+            characters <= ROLE_POLICY_CHARACTERS,
+            "{role}'s inline policies have {characters} characters"
+        );
+        measured.push(format!("{role} policies {characters}"));
+    }
+    let bus = compact_len(&stack.properties("ForwardedEventsBusPolicy")["Statement"]);
+    assert!(
+        bus <= BUS_POLICY_CHARACTERS,
+        "the bus policy has {bus} characters"
+    );
+    measured.push(format!("bus policy {bus}"));
+    measured
+}
+
+/// A fleet of 1,000 accounts in all 28 regions deploys: its accounts are in
+/// an S3 object, which no limit of the stack sees, and everything the stack
+/// does list (regions, owners) fits Lambda's environment, EventBridge's
+/// patterns and policies, and IAM's policy size.
+#[test]
+fn a_thousand_accounts_in_every_region_fit_every_size_limit_of_the_stack() {
+    let t = template();
+    let parameters = every_region(&[
+        ("AccountListObject", ACCOUNT_LIST.to_owned()),
+        ("OrganizationId", ORGANIZATION.to_owned()),
+    ]);
+    let stack = stack_with(&t, &parameters);
+    assert!(
+        stack.broken_rules().is_empty(),
+        "{:?}",
+        stack.broken_rules()
+    );
+    let measured = assert_within_limits(&stack, &parameters);
+    assert!(!measured.is_empty());
+}
+
+/// The largest fleets `AccountIds` holds with no organization, 100 accounts
+/// in 4 regions and 70 in all 28 (the rules' account and region filters share
+/// one pattern): the list reaches the environments, the rules' account
+/// filters, the bus policy and the AssumeRole condition, all within limits.
+#[test]
+fn a_hundred_listed_accounts_in_four_regions_or_seventy_in_every_region_fit_the_stack() {
+    let t = template();
+    let four = [
+        ("AccountIds", accounts(100).join(",")),
+        ("Regions", drs_cache::cost::simulate::REGIONS[..4].join(",")),
+    ];
+    let stack = stack_with(&t, &four);
+    assert!(
+        stack.broken_rules().is_empty(),
+        "{:?}",
+        stack.broken_rules()
+    );
+    assert_within_limits(&stack, &four);
+    let parameters = every_region(&[("AccountIds", accounts(70).join(","))]);
+    let stack = stack_with(&t, &parameters);
+    assert!(
+        stack.broken_rules().is_empty(),
+        "{:?}",
+        stack.broken_rules()
+    );
+    assert_within_limits(&stack, &parameters);
+}
+
+/// With an account list object the reader and the planner read the object
+/// (and may read it, nothing else in its bucket), not `ACCOUNT_IDS`; the
+/// rules filter by region but not by account, which the organization's bus
+/// policy and the planner's own list do; the object needs an organization
+/// and excludes `AccountIds`.
+#[test]
+fn an_account_list_object_replaces_account_ids_for_the_reader_and_the_planner() {
+    let t = template();
+    let stack = stack_of(
+        &t,
+        &[
+            ("AccountListObject", ACCOUNT_LIST),
+            ("OrganizationId", ORGANIZATION),
+            ("Regions", "eu-west-1,eu-central-1"),
+        ],
+    );
+    for (function, role) in [
+        ("ReaderFunction", "ReaderRole"),
+        ("PlannerFunction", "PlannerRole"),
+    ] {
+        let environment = stack.environment(function);
+        assert_eq!(
+            environment.get("ACCOUNT_LIST_URI").map(String::as_str),
+            Some(ACCOUNT_LIST)
+        );
+        assert!(!environment.contains_key("ACCOUNT_IDS"), "{function}");
+        let grants = crate::support::cfn::granted(&stack.properties(role));
+        assert_eq!(
+            grants["s3:GetObject"],
+            BTreeSet::from([format!(
+                "arn:aws:s3:::{}",
+                ACCOUNT_LIST.trim_start_matches("s3://")
+            )]),
+            "{role}"
+        );
+    }
+    let refresher = stack.environment("RefresherFunction");
+    assert!(!refresher.contains_key("ACCOUNT_LIST_URI"));
+    for rule in [
+        "DrsEventRule",
+        "Ec2ChangeRule",
+        "IamInstanceProfileChangeRule",
+    ] {
+        let pattern = &stack.properties(rule)["EventPattern"];
+        assert!(pattern.get("account").is_none(), "{rule}: {pattern}");
+    }
+    for rule in ["DrsEventRule", "Ec2ChangeRule"] {
+        let pattern = &stack.properties(rule)["EventPattern"];
+        assert_eq!(
+            pattern["region"],
+            serde_json::json!(["eu-west-1", "eu-central-1"]),
+            "{rule}"
+        );
+    }
+    // IAM's events come from us-east-1, whichever regions are refreshed.
+    let iam = &stack.properties("IamInstanceProfileChangeRule")["EventPattern"];
+    assert!(iam.get("region").is_none(), "{iam}");
+    // Without the object each function names its accounts; the rules too.
+    let listed = stack_of(&t, &[("AccountIds", "111111111111,222222222222")]);
+    for function in ["ReaderFunction", "PlannerFunction"] {
+        let environment = listed.environment(function);
+        assert!(!environment.contains_key("ACCOUNT_LIST_URI"), "{function}");
+        assert_eq!(environment["ACCOUNT_IDS"], "111111111111,222222222222");
+    }
+    assert_eq!(
+        listed.properties("DrsEventRule")["EventPattern"]["region"],
+        serde_json::json!([STACK_REGION])
+    );
+    assert!(
+        !crate::support::cfn::granted(&listed.properties("ReaderRole"))
+            .contains_key("s3:GetObject")
+    );
+
+    let broken = |parameters: &[(&str, &str)]| stack_of(&t, parameters).broken_rules();
+    assert_eq!(
+        broken(&[("AccountListObject", ACCOUNT_LIST)]),
+        ["AccountListNeedsAnOrganization"]
+    );
+    assert_eq!(
+        broken(&[
+            ("AccountListObject", ACCOUNT_LIST),
+            ("OrganizationId", ORGANIZATION),
+            ("AccountIds", "111111111111"),
+        ]),
+        ["AccountListNeedsAnOrganization"]
+    );
+    let pattern = allowed_pattern(&t, "AccountListObject");
+    for good in ["", ACCOUNT_LIST, "s3://b.c-d/k"] {
+        assert!(pattern.is_match(good), "{good}");
+    }
+    for bad in [
+        "s3://bucket",
+        "s3://bucket/",
+        "https://bucket/key",
+        "s3://Bucket/key",
+        "s3://b/k k",
+    ] {
+        assert!(!pattern.is_match(bad), "{bad}");
+    }
+}
+
+/// The object the stack names, on moto's S3, gives the reader and the planner
+/// the thousand accounts it lists, through the same read the functions make
+/// at start-up; an object that is not there stops the function with an error
+/// naming `ACCOUNT_LIST_URI` and the object.
+#[tokio::test]
+async fn the_functions_read_a_thousand_accounts_from_the_account_list_object_on_s3() {
+    let s3 = moto::s3_client(moto::endpoint());
+    let bucket = moto::unique_name("accounts");
+    moto::ensure_bucket(&s3, &bucket).await;
+    let key = "prod/accounts/0123456789abcdef-accounts.txt";
+    let listed = accounts(1_000);
+    let text = format!("# the DR fleet\n{}\n", listed.join("\n"));
+    s3.put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(text.into_bytes().into())
+        .send()
+        .await
+        .expect("moto stores the account list");
+    let t = template();
+    let uri = format!("s3://{bucket}/{key}");
+    let stack = stack_of(
+        &t,
+        &[
+            ("AccountListObject", &uri),
+            ("OrganizationId", ORGANIZATION),
+        ],
+    );
+    let read = |uri: drs_cache::config::AccountListUri| {
+        let s3 = s3.clone();
+        async move {
+            drs_cache::adapters::s3::read_text(
+                &s3,
+                &uri.bucket,
+                &uri.key,
+                drs_cache::config::MAX_ACCOUNT_LIST_BYTES,
+            )
+            .await
+        }
+    };
+    let resolve = async |env: Env<_>| {
+        let accounts = drs_cache::config::read_account_list(&env, read).await?;
+        Ok::<_, drs_cache::config::EnvError>(env.with_accounts(accounts.as_deref()))
+    };
+    let planner = resolve(stack.env("PlannerFunction")).await.unwrap();
+    let plan = PlannerConfig::from_vars(&planner).unwrap().plan;
+    let planned: Vec<String> = plan.accounts.iter().map(|a| a.to_string()).collect();
+    assert_eq!(planned, listed);
+    let reader = resolve(stack.env("ReaderFunction")).await.unwrap();
+    let kept = ReaderConfig::from_vars(&reader)
+        .unwrap()
+        .settings
+        .kept
+        .unwrap();
+    assert!(
+        kept.check_parts(None, None, Some(account(&listed[999])))
+            .is_ok()
+    );
+    assert!(
+        kept.check_parts(None, None, Some(account("999999999999")))
+            .is_err()
+    );
+
+    let missing = stack_of(
+        &t,
+        &[
+            ("AccountListObject", &format!("s3://{bucket}/no-such-key")),
+            ("OrganizationId", ORGANIZATION),
+        ],
+    );
+    let err = resolve(missing.env("ReaderFunction"))
+        .await
+        .err()
+        .expect("a missing object is an error");
+    assert_eq!(err.var, "ACCOUNT_LIST_URI");
+    assert!(
+        err.reason
+            .contains(&format!("s3://{bucket}/no-such-key cannot be read"))
+            && err.reason.contains("NoSuchKey"),
+        "{err}"
+    );
 }

@@ -319,4 +319,21 @@ async fn a_warm_request_and_a_drs_launch_keep_every_key_of_their_account_refresh
         demand.warm.contains_key(&home()),
         "four hours by default: {demand:?}"
     );
+
+    // A launch in a region this deployment does not refresh is for the
+    // deployment that does: nothing planned here, and no mark.
+    let elsewhere = planner
+        .plan(&Trigger::Launched {
+            account: other(),
+            region: Region::parse("ap-south-1").unwrap(),
+        })
+        .await
+        .unwrap();
+    assert!(elsewhere.targets().is_empty(), "{elsewhere:?}");
+    let demand = rig
+        .store
+        .demand(&[DataType::DrsSourceServers], now_of(&clock))
+        .await
+        .unwrap();
+    assert!(!demand.warm.contains_key(&other()), "{demand:?}");
 }

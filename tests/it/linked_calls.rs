@@ -122,8 +122,12 @@ fn nm_finds_the_sdk_operations_a_binary_links() {
 #[test]
 fn each_function_role_grants_exactly_the_calls_its_binary_can_make() {
     let template: Yaml = serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML");
-    // With a customer-managed key, so that its statements are there too.
-    let stack = Stack::new(&template, "111122223333", "eu-west-1").with("KmsKeyArn", KEY);
+    // With a customer-managed key, so that its statements are there too, and
+    // with an account list object, so that its read is there too.
+    let stack = Stack::new(&template, "111122223333", "eu-west-1")
+        .with("KmsKeyArn", KEY)
+        .with("AccountListObject", "s3://code-bucket/accounts.txt")
+        .with("OrganizationId", "o-a1b2c3d4e5");
     for (function, binary, role) in FUNCTIONS {
         let mut allowed = granted(&stack.properties(role));
         // KMS is called by DynamoDB and S3 on the function's behalf, for the

@@ -589,3 +589,105 @@ fn as_one_regions_deployment_the_local_mode_refreshes_only_that_region() {
     assert_eq!(status["totals"]["keys"], DEMO_KEYS / 2, "{status:#}");
     local.stop();
 }
+
+/// The `lastAttemptAt` of `key` in a status report.
+fn last_attempt(status: &Value, key: &str) -> Option<String> {
+    status["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == key)
+        .and_then(|k| k["lastAttemptAt"].as_str().map(str::to_owned))
+}
+
+/// A regional outage on one machine: the us-east-1 deployment fills the data
+/// directory (standing in for the survivor's replica of the global table) and
+/// stops; the us-west-2 deployment started on it serves us-east-1's data,
+/// stale with its age and `OwnerUnavailable` once past freshness, and never
+/// refreshes it while its own keys are refreshed; once `REGION_OWNERS` moves
+/// us-east-1 to it, it refreshes us-east-1 too.
+#[test]
+fn with_its_owner_region_down_its_data_is_served_stale_and_refreshed_once_ownership_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    // At 600× a source-server listing is fresh for a fifth of a second.
+    let args = ["--time-scale", "600", "--change-every", "3600"];
+    let east_key = "drs-source-servers#us-east-1#333333333333";
+    let west_key = "drs-source-servers#us-west-2#333333333333";
+    let path = "/drs/source-servers?region=us-east-1&accountId=333333333333";
+    let region = |name: &'static str| [("REFRESH_AHEAD", "always"), ("DEPLOYMENT_REGION", name)];
+
+    let east = Local::start_with(dir.path(), &args, &region("us-east-1"));
+    let filled = east.wait_status(Duration::from_secs(30), |s| {
+        s["totals"]["keys"] == DEMO_KEYS / 2 && s["totals"]["missing"] == 0
+    });
+    assert!(last_attempt(&filled, east_key).is_some(), "{filled:#}");
+    let served_by_east = east.get(path);
+    assert_eq!(served_by_east.status, 200, "{}", served_by_east.body);
+    east.stop();
+
+    let west = Local::start_with(dir.path(), &args, &region("us-west-2"));
+    west.wait_printed("start-up refresh done", Duration::from_secs(60));
+    let east_attempt = last_attempt(&west.status(), east_key);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stale = loop {
+        let answer = west.get(path);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if answer.header("x-refresh-error") == Some("OwnerUnavailable") {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never marked: {:?}",
+            answer.headers
+        );
+        // Polling interval of the check.
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stale.header("x-cache-status"), Some("stale"));
+    assert_eq!(stale.header("x-owner-region"), Some("us-east-1"));
+    assert!(
+        stale
+            .header("age")
+            .is_some_and(|a| a.parse::<u64>().is_ok())
+    );
+    assert_eq!(
+        stale.header("etag"),
+        served_by_east.header("etag"),
+        "the last data east wrote"
+    );
+    // West keeps refreshing its own keys (two more attempts of one of them)
+    // and, all the while, never east's.
+    let mut seen = last_attempt(&west.status(), west_key);
+    for _ in 0..2 {
+        let previous = seen.clone();
+        let status = west.wait_status(Duration::from_secs(30), |s| {
+            last_attempt(s, west_key) != previous
+        });
+        seen = last_attempt(&status, west_key);
+    }
+    let status = west.status();
+    assert_eq!(last_attempt(&status, east_key), east_attempt, "{status:#}");
+    west.stop();
+
+    // Ownership moves: the survivor owns us-east-1 as well, and refreshes it.
+    let moved = [
+        ("REFRESH_AHEAD", "always"),
+        ("DEPLOYMENT_REGION", "us-west-2"),
+        ("REGION_OWNERS", "us-east-1=us-west-2"),
+    ];
+    let survivor = Local::start_with(dir.path(), &args, &moved);
+    let status = survivor.wait_status(Duration::from_secs(30), |s| {
+        last_attempt(s, east_key) != east_attempt
+    });
+    let refreshed = status["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == east_key)
+        .unwrap();
+    assert_eq!(refreshed["lastOutcome"], "ok", "{refreshed:#}");
+    let answer = survivor.get(path);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_ne!(answer.header("x-refresh-error"), Some("OwnerUnavailable"));
+    survivor.stop();
+}

@@ -423,12 +423,13 @@ fn the_forwarding_rules_take_exactly_what_the_main_rules_act_on() {
     let member = member_stack(&member, MEMBER, "us-east-1");
     for (theirs, ours) in FORWARDED_BY {
         let mut expected = event_pattern(&main, theirs);
-        // The member's bus carries the member's events only.
-        expected
-            .as_object_mut()
-            .unwrap()
+        // The member's bus carries the member's events only, of its own
+        // region (a stack instance in each region forwards that region's).
+        let filters = expected.as_object_mut().unwrap();
+        filters
             .remove("account")
             .unwrap_or_else(|| panic!("{theirs} has an account filter"));
+        filters.remove("region");
         assert_eq!(event_pattern(&member, ours), expected, "{ours}");
     }
     // And those are the events the planner acts on.
@@ -952,7 +953,8 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
         moto::unique_account(),
     );
     let stack = Stack::new(&main, &deployment, DEPLOYMENT_REGION)
-        .with("AccountIds", &format!("{member},{other_member}"));
+        .with("AccountIds", &format!("{member},{other_member}"))
+        .with("Regions", &format!("{DEPLOYMENT_REGION},eu-west-1"));
     let home = AccountId::parse(&deployment).unwrap();
     let mut rules = BTreeMap::new();
     let mut taken = 0;
@@ -1019,6 +1021,19 @@ fn moto_routes_forwarded_events_of_the_accounts_refreshed_to_their_rule_and_no_o
         .filter(|n| rule_for(n).is_some())
         .count();
     assert_eq!(taken, 2 * samples);
+
+    // A refreshed account's DRS and EC2 events of a region not refreshed start
+    // no run; its IAM events, always of us-east-1, still do.
+    for (name, sample) in events::fixtures() {
+        let event = happened_in(&sample, &member, "ap-south-1");
+        let region = event["region"].as_str().unwrap().to_owned();
+        let rules = rules
+            .entry((member.clone(), region.clone()))
+            .or_insert_with(|| MainRules::put(&stack, &member, &region));
+        let routed: Vec<&str> = rules.route(&event).iter().map(|(rule, _)| *rule).collect();
+        let expected = rule_for(&name).filter(|_| event["source"] == "aws.iam");
+        assert_eq!(routed, Vec::from_iter(expected), "{name} in {region}");
+    }
 }
 
 #[test]
