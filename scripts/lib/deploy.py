@@ -4,7 +4,8 @@
         Validate the environment file against the template's parameters and print
         one KEY=VALUE line per parameter override (the environment file's, then
         the ones given here, which scripts/deploy owns). Prints the deploy settings
-        first as '#setting NAME VALUE' lines.
+        first as '#setting NAME VALUE' lines; AccountListFile as the file's full
+        path, followed by '#setting AccountListCount N', its number of accounts.
     deploy.py package TEMPLATE OUT BUCKET PREFIX
         Write TEMPLATE to OUT with every local DefinitionS3Location replaced by
         its S3 location under PREFIX (content-addressed), and print
@@ -27,7 +28,13 @@ import zipfile
 import yaml
 
 # Deploy settings an environment file may hold beside its Parameters.
-SETTINGS = ("StackName", "Region", "CodeBucket", "CodePrefix")
+SETTINGS = ("StackName", "Region", "CodeBucket", "CodePrefix", "AccountListFile")
+# The most accounts Parameters.AccountIds may hold: the event rules' account
+# filter (EventBridge's limit on a pattern) holds about 100.
+MAX_ACCOUNT_IDS = 100
+# The most bytes an accounts file may hold (what the functions read at start-up).
+MAX_ACCOUNT_LIST_BYTES = 1 << 20
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
 
 
@@ -93,6 +100,68 @@ def check_value(name, spec, value, where):
         raise Refusal(f"{where}: {len(value.encode())} bytes, over CloudFormation's 4,096")
 
 
+def read_account_list(path, where):
+    """The accounts of an accounts file: 12-digit IDs, one a line (commas, spaces
+    and tabs also separate them), blank lines and '#' comments ignored. Refuses
+    anything else, a repeated ID or an empty list, naming the file and line."""
+    try:
+        with open(path, "rb") as f:
+            body = f.read()
+    except OSError as e:
+        raise Refusal(f"{where}: cannot be read: {e.strerror}") from None
+    if len(body) > MAX_ACCOUNT_LIST_BYTES:
+        raise Refusal(f"{where}: {len(body)} bytes, more than {MAX_ACCOUNT_LIST_BYTES}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refusal(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    first_line = {}
+    # Split as the functions do: lines at \n, items at commas, spaces and tabs.
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r").split("#", 1)[0]
+        for item in re.split(r"[, \t]+", line):
+            if not item:
+                continue
+            if not ACCOUNT_ID.fullmatch(item):
+                raise Refusal(f"{where}: line {number}: {item!r} is not a 12-digit account ID")
+            if item in first_line:
+                raise Refusal(
+                    f"{where}: line {number}: account {item} repeats line {first_line[item]}"
+                )
+            first_line[item] = number
+    if not first_line:
+        raise Refusal(f"{where}: names no account (one 12-digit ID a line)")
+    return list(first_line)
+
+
+def account_list_file(doc, env_file, given, params):
+    """The full path and account count of the environment's AccountListFile,
+    refusing a setting the template or the other parameters cannot take."""
+    where = f"{env_file}: AccountListFile"
+    name = doc["AccountListFile"]
+    if not isinstance(name, str) or not name.strip():
+        here = os.path.dirname(env_file) or "."
+        raise Refusal(f"{where}: a path to the accounts file, relative to {here}")
+    if "AccountIds" in given:
+        raise Refusal(
+            f"{where}: set together with Parameters.AccountIds: keep the accounts in one, "
+            "the AccountListFile for a large fleet, and leave Parameters.AccountIds out"
+        )
+    if not str(given.get("OrganizationId") or "").strip():
+        raise Refusal(
+            f"{where}: needs Parameters.OrganizationId: the event bus policy and the "
+            "sts:AssumeRole of a large fleet are scoped by organization, not by account"
+        )
+    path = os.path.join(os.path.dirname(os.path.abspath(env_file)), name)
+    if not os.path.isfile(path):
+        raise Refusal(f"{where}: {name} is not a file (looked for {path})")
+    path = os.path.normpath(path)
+    count = len(read_account_list(path, f"{where}: {path}"))
+    if "AccountListObject" not in params:
+        raise Refusal(f"{where}: the template has no AccountListObject parameter to take it")
+    return path, count
+
+
 def overrides(template, env_file, env, owned):
     params = template_parameters(template)
     try:
@@ -109,16 +178,35 @@ def overrides(template, env_file, env, owned):
     given = doc.get("Parameters", {})
     if not isinstance(given, dict):
         raise Refusal(f"{env_file}: Parameters must be an object of parameter values")
+    accounts = None
+    if "AccountListFile" in doc:
+        accounts = account_list_file(doc, env_file, given, params)
     values = {}
     for name, raw in given.items():
         where = f"{env_file}: Parameters.{name}"
         if name not in params:
             raise Refusal(f"{where}: the template has no such parameter")
+        if name == "AccountListObject":
+            raise Refusal(
+                f"{where}: set by scripts/deploy from AccountListFile: leave it out and "
+                "name the accounts file in AccountListFile (a path beside this file)"
+            )
         if name in owned:
             raise Refusal(f"{where}: set by scripts/deploy, leave it out")
         values[name] = _text(raw, where)
+        if name == "AccountIds":
+            count = len([a for a in values[name].split(",") if a.strip()])
+            if count > MAX_ACCOUNT_IDS:
+                raise Refusal(
+                    f"{where}: {count} accounts, more than the event rules' account filter "
+                    f"holds (about {MAX_ACCOUNT_IDS}): put the accounts in an AccountListFile, "
+                    "with Parameters.OrganizationId"
+                )
     values.setdefault("Environment", env)
     values.update(owned)
+    for name in owned:
+        if name not in params:
+            raise Refusal(f"{template}: has no parameter {name} for scripts/deploy to set")
     missing = [n for n, spec in params.items() if "Default" not in spec and n not in values]
     if missing:
         raise Refusal(f"{env_file}: required parameters missing: {', '.join(missing)}")
@@ -126,8 +214,10 @@ def overrides(template, env_file, env, owned):
         check_value(name, params[name], value, f"{env_file}: Parameters.{name}")
     settings = {}
     for key in SETTINGS:
-        if key in doc:
+        if key in doc and key != "AccountListFile":
             settings[key] = _text(doc[key], f"{env_file}: {key}")
+    if accounts:
+        settings["AccountListFile"], settings["AccountListCount"] = accounts[0], str(accounts[1])
     return settings, values
 
 
