@@ -23,8 +23,10 @@ impl MetricDef {
     }
 }
 
-#[derive(Serialize)]
-struct Directive<'a> {
+/// Metrics of a line and the dimension sets each is published under: one
+/// directive of its `CloudWatchMetrics`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Directive<'a> {
     #[serde(rename = "Namespace")]
     namespace: &'static str,
     #[serde(rename = "Dimensions")]
@@ -33,12 +35,23 @@ struct Directive<'a> {
     metrics: &'a [MetricDef],
 }
 
+impl<'a> Directive<'a> {
+    /// `metrics` under each of `dimensions`, in [`NAMESPACE`].
+    pub const fn new(dimensions: &'a [&'a [&'static str]], metrics: &'a [MetricDef]) -> Self {
+        Self {
+            namespace: NAMESPACE,
+            dimensions,
+            metrics,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Metadata<'a> {
     #[serde(rename = "Timestamp")]
     timestamp: u128,
     #[serde(rename = "CloudWatchMetrics")]
-    cloudwatch_metrics: [Directive<'a>; 1],
+    cloudwatch_metrics: &'a [Directive<'a>],
 }
 
 #[derive(Serialize)]
@@ -57,14 +70,16 @@ pub fn line<T: Serialize>(
     metrics: &[MetricDef],
     values: &T,
 ) -> Vec<u8> {
+    line_of(at, &[Directive::new(dimensions, metrics)], values)
+}
+
+/// One EMF line whose metrics are published under different dimension sets
+/// (each set of each directive is a metric of its own, and billed so).
+pub fn line_of<T: Serialize>(at: SystemTime, directives: &[Directive], values: &T) -> Vec<u8> {
     let document = Document {
         aws: Metadata {
             timestamp: at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()),
-            cloudwatch_metrics: [Directive {
-                namespace: NAMESPACE,
-                dimensions,
-                metrics,
-            }],
+            cloudwatch_metrics: directives,
         },
         values,
     };

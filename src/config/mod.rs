@@ -29,7 +29,7 @@ pub use local::{
     LocalRefreshConfig, RefreshRunConfig, RefreshSide, RefreshSource, StoreChoice, StoreKind,
     local_key, table_name,
 };
-pub use parts::{DEFAULT_LEASE, DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
+pub use parts::{DEFAULT_BATCH_SIZE, DEFAULT_LEASE, DEFAULT_REFRESH_CONCURRENCY, PlanDefaults};
 
 /// The role assumed in other accounts when `CROSS_ACCOUNT_ROLE_NAME` is unset.
 pub const DEFAULT_ROLE_NAME: &str = "drs-cache-reader";

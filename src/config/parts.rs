@@ -23,6 +23,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(360);
 const MIN_LEASE: Duration = Duration::from_secs(60);
 /// The most `REFRESH_ROUNDS`.
 const MAX_REFRESH_ROUNDS: u32 = 10;
+/// Targets of one refresh batch when `REFRESH_BATCH_SIZE` is unset: a tick's
+/// batches are child executions billed by their transitions, and 50 targets
+/// at `DEFAULT_REFRESH_CONCURRENCY` take a few seconds of the refresher's 300.
+pub const DEFAULT_BATCH_SIZE: usize = 50;
 /// Fetches of one refresh batch running at once when `REFRESH_CONCURRENCY` is unset.
 pub const DEFAULT_REFRESH_CONCURRENCY: usize = 8;
 
@@ -95,7 +99,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             capacity_key: None,
             ownership: self.ownership()?,
             demand: self.refresh_ahead()?.demand().cloned(),
+            ticks_keep: Some(self.schedule_interval()? + self.refresh_ahead_margin()?),
         })
+    }
+
+    /// `SCHEDULE_INTERVAL_SECONDS` (60): how often a scheduled tick runs.
+    fn schedule_interval(&self) -> Result<Duration, EnvError> {
+        self.seconds("SCHEDULE_INTERVAL_SECONDS", Duration::from_secs(60))
+    }
+
+    /// `REFRESH_AHEAD_MARGIN_SECONDS` (30): a tick refreshes what expires
+    /// before the next one and this margin.
+    fn refresh_ahead_margin(&self) -> Result<Duration, EnvError> {
+        self.seconds("REFRESH_AHEAD_MARGIN_SECONDS", Duration::from_secs(30))
     }
 
     /// How ticks refresh ahead: `REFRESH_AHEAD` (`demand`, the default, or
@@ -312,7 +328,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `defaults`), `REGIONS` (comma-separated; required unless `defaults`
     /// gives them), `DATA_TYPES` (default all), `SCHEDULE_INTERVAL_SECONDS`
     /// (60), `REFRESH_AHEAD_MARGIN_SECONDS` (30), `FAILURE_BACKOFF_SECONDS`
-    /// (300), `LEASE_SECONDS` (360), `REFRESH_BATCH_SIZE` (10, at most 500) and
+    /// (300), `LEASE_SECONDS` (360), `REFRESH_BATCH_SIZE` (50, at most 500) and
     /// `MAX_TARGETS_PER_RUN` (10,000) and `MANUAL_MIN_AGE_SECONDS` (60), and
     /// the DRS limits and status thresholds the fleet capacity rates rows by
     /// (those of the refresher, and `DRS_MAX_RECOVERY_INSTANCES` (4,000),
@@ -327,7 +343,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             regions,
             data_types,
         } = self.targets(Some(home), defaults)?;
-        let batch_size = self.number_at_least("REFRESH_BATCH_SIZE", 10usize, 1)?;
+        let batch_size = self.number_at_least("REFRESH_BATCH_SIZE", DEFAULT_BATCH_SIZE, 1)?;
         if batch_size > crate::workflow::MAX_BATCH_TARGETS {
             return Err(EnvError::new(
                 "REFRESH_BATCH_SIZE",
@@ -342,10 +358,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             accounts,
             regions,
             data_types,
-            schedule_interval: self
-                .seconds("SCHEDULE_INTERVAL_SECONDS", Duration::from_secs(60))?,
-            refresh_ahead_margin: self
-                .seconds("REFRESH_AHEAD_MARGIN_SECONDS", Duration::from_secs(30))?,
+            schedule_interval: self.schedule_interval()?,
+            refresh_ahead_margin: self.refresh_ahead_margin()?,
             failure_backoff: self.seconds("FAILURE_BACKOFF_SECONDS", Duration::from_secs(300))?,
             lease: self.lease()?,
             batch_size,
@@ -569,7 +583,7 @@ mod tests {
         assert_eq!(c.accounts.len(), 2);
         assert_eq!(c.regions.len(), 2);
         assert_eq!(c.data_types, [DataType::DrsQuotas]);
-        assert_eq!(c.batch_size, 10);
+        assert_eq!(c.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(c.max_targets_per_run, 10_000);
         assert_eq!(c.manual_min_age, Duration::from_secs(60));
         let err = env(&[]).plan_config(home(), None).unwrap_err();

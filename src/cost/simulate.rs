@@ -124,7 +124,7 @@ impl SimSettings {
             schedule_interval: Duration::from_secs(60),
             refresh_ahead_margin: Duration::from_secs(30),
             failure_backoff: Duration::from_secs(300),
-            batch_size: 10,
+            batch_size: crate::config::DEFAULT_BATCH_SIZE as u32,
             max_targets_per_run: 10_000,
             memory_ttl: assumptions.memory_ttl,
             pages: assumptions.pages,
@@ -488,6 +488,7 @@ impl Run<'_> {
         }
         self.c.w.ticks_with_targets += 1.0;
         self.c.w.targets += due.len() as f64;
+        // As `workflow::pack` packs them, accounts together.
         self.c.w.batches += (due.len() as f64 / f64::from(s.batch_size)).ceil();
         let mark = self.next_mark();
         for (_, i) in due {
@@ -528,7 +529,15 @@ impl Run<'_> {
             (_, Some((Freshness::Stale { .. }, age))) => {
                 self.c.stale += 1;
                 self.c.served(age);
-                self.refresh_on_read(i, at);
+                // As the reader does: stale within a tick and its margin is
+                // the next tick's to refresh (the read made it in demand).
+                let keep = self.settings.schedule_interval + self.settings.refresh_ahead_margin;
+                let kept = self.metas[i]
+                    .as_ref()
+                    .is_some_and(|m| now < m.expires_at.plus(keep));
+                if !kept {
+                    self.refresh_on_read(i, at);
+                }
             }
             (_, Some((Freshness::Expired, _)) | None) => {
                 self.c.misses += 1;

@@ -125,6 +125,8 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     reader.refresh_request_interval =
         (reader.refresh_request_interval / scale).max(Duration::from_secs(1));
     reader.demand = reader.demand.map(|policy| policy.scaled(scale));
+    let plan = &refresh_config.plan;
+    reader.ticks_keep = Some(plan.schedule_interval + plan.refresh_ahead_margin);
     let seed = match &refresh_config.source {
         RefreshSource::Simulator(fleet) => Some(fleet.seed),
         RefreshSource::Aws => None,

@@ -7,8 +7,8 @@ use tracing::{instrument, warn};
 
 use crate::{
     domain::{
-        AccountId, CacheKey, Clock, DemandPolicy, ETag, EntryState, Freshness, Kept, NotKept,
-        Ownership, RefreshAttempt, RefreshErrorKind, Region, Timestamp,
+        AccountId, CacheKey, Clock, DemandPolicy, ETag, EntryMeta, EntryState, Freshness, Kept,
+        NotKept, Ownership, RefreshAttempt, RefreshErrorKind, Region, Timestamp,
     },
     errors,
     ports::{
@@ -56,6 +56,13 @@ pub struct ReaderSettings {
     /// The demand windows, when refresh-ahead follows demand: reads are then
     /// noted for the planner ([`ReadService::with_demand`]). `None`: none are.
     pub demand: Option<DemandPolicy>,
+    /// How long past its freshness the scheduled ticks leave a key they keep
+    /// ahead (the planner's schedule interval plus its refresh-ahead margin):
+    /// a read that finds data stale by less leaves its refresh to the next
+    /// tick, which refreshes every key read (its note makes it in demand), and
+    /// asks for one at once only for data older than that, which no tick
+    /// kept. `None`: every stale read asks.
+    pub ticks_keep: Option<Duration>,
 }
 
 impl Default for ReaderSettings {
@@ -73,6 +80,7 @@ impl Default for ReaderSettings {
             capacity_key: None,
             ownership: Ownership::Sole,
             demand: None,
+            ticks_keep: None,
         }
     }
 }
@@ -401,7 +409,9 @@ impl ReadService {
                 fresh_for: Some(remaining),
             }),
             (EntryState::Ready, Freshness::Stale { .. }) => {
-                self.request_refresh(key).await;
+                if !self.left_to_ticks(&snapshot.meta, now) {
+                    self.request_refresh(key).await;
+                }
                 Ok(Servable {
                     age: snapshot.meta.age(now),
                     snapshot,
@@ -510,6 +520,14 @@ impl ReadService {
             Ok(result) => Ok(result?),
             Err(_) => Err(RequestNotTaken::TimedOut(timeout)),
         }
+    }
+
+    /// Whether stale data is still within the interval the ticks keep it to,
+    /// so that the next tick refreshes it ([`ReaderSettings::ticks_keep`]).
+    fn left_to_ticks(&self, meta: &EntryMeta, now: Timestamp) -> bool {
+        self.settings
+            .ticks_keep
+            .is_some_and(|keep| now < meta.expires_at.plus(keep))
     }
 
     /// Asks for a refresh of `key` unless this container asked within the

@@ -153,10 +153,15 @@ pub fn emf_line(reason: RefreshReason, summary: &KeySummary, at: SystemTime) -> 
         upstream_pages: summary.pages,
         error_message: summary.error.as_ref().map(|e| e.message.as_str()),
     };
-    emf::line(
+    // Every figure by data type; only the count by outcome as well (the
+    // failure alarms and the outcome widgets), since each dimension set of
+    // each metric is a custom metric of its own.
+    emf::line_of(
         at,
-        &[&["DataType"], &["DataType", "Outcome"]],
-        &METRICS,
+        &[
+            emf::Directive::new(&[&["DataType"]], &METRICS),
+            emf::Directive::new(&[&["DataType", "Outcome"]], &METRICS[..1]),
+        ],
         &line,
     )
 }
@@ -197,7 +202,18 @@ mod tests {
         .unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], emf::NAMESPACE);
-        assert_eq!(directive["Dimensions"][1][1], "Outcome");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["DataType"]]));
+        // By outcome, the count alone: 6 × T + 1 × T × outcomes metrics.
+        let by_outcome = &doc["_aws"]["CloudWatchMetrics"][1];
+        assert_eq!(by_outcome["Namespace"], emf::NAMESPACE);
+        assert_eq!(
+            by_outcome["Dimensions"],
+            serde_json::json!([["DataType", "Outcome"]])
+        );
+        assert_eq!(
+            by_outcome["Metrics"],
+            serde_json::json!([{"Name": "RefreshCount", "Unit": "Count"}])
+        );
         assert_eq!(doc["Outcome"], "AccessDenied");
         assert_eq!(doc["DataType"], "ec2-subnets");
         assert_eq!(doc["Reason"], "schedule");

@@ -110,11 +110,15 @@ impl Batch {
     }
 }
 
-/// Packs `targets` into batches of at most `size` targets, one account per
-/// batch (so an account that fails never fails another's batch), keeping the
-/// targets that share an upstream fetch (a source-server listing, an account's
+/// Packs `targets` into batches of at most `size` targets, keeping the targets
+/// that share an upstream fetch (a source-server listing, an account's
 /// instance profiles) together so the refresher fetches them once; such a group
-/// is never split, even when larger than `size`.
+/// is never split, even when larger than `size`. An account's targets are kept
+/// next to each other, so it spans as few batches as it can, but a batch holds
+/// several accounts: a tick of a large fleet refreshes a few keys of many
+/// accounts, and each batch is a child execution billed on its own
+/// (docs/cost.md). One account's failures stay its own: a denied or throttled
+/// target is an outcome of that target, not of its batch.
 pub fn pack(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<CacheKey>> {
     let mut groups: Vec<(Fetch, Vec<CacheKey>)> = Vec::new();
     let mut group_of: HashMap<Fetch, usize> = HashMap::new();
@@ -134,17 +138,14 @@ pub fn pack(targets: &[CacheKey], home: AccountId, size: usize) -> Vec<Vec<Cache
     // Stable: the order of first appearance within each account.
     groups.sort_by_key(|(fetch, _)| fetch.account());
     let size = size.max(1);
-    let mut out: Vec<(AccountId, Vec<CacheKey>)> = Vec::new();
-    for (fetch, keys) in groups {
-        let account = fetch.account();
+    let mut out: Vec<Vec<CacheKey>> = Vec::new();
+    for (_, keys) in groups {
         match out.last_mut() {
-            Some((a, batch)) if *a == account && batch.len() + keys.len() <= size => {
-                batch.extend(keys);
-            }
-            _ => out.push((account, keys)),
+            Some(batch) if batch.len() + keys.len() <= size => batch.extend(keys),
+            _ => out.push(keys),
         }
     }
-    out.into_iter().map(|(_, batch)| batch).collect()
+    out
 }
 
 #[cfg(test)]
@@ -181,20 +182,28 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_holds_one_account() {
+    fn a_batch_holds_several_accounts_each_kept_together() {
         let targets = [
             key("ec2-subnets#us-east-1#111122223333"),
             key("ec2-subnets#us-east-1#444455556666"),
             key("ec2-security-groups#us-east-1#111122223333"),
             key("ec2-instance-types#us-east-1#global"),
         ];
-        let out = pack(&targets, home(), 10);
+        // Instance types are fetched in the home account (999999999999).
         assert_eq!(
-            out,
+            pack(&targets, home(), 10),
+            [vec![
+                targets[0].clone(),
+                targets[2].clone(),
+                targets[1].clone(),
+                targets[3].clone(),
+            ]]
+        );
+        assert_eq!(
+            pack(&targets, home(), 2),
             [
                 vec![targets[0].clone(), targets[2].clone()],
-                vec![targets[1].clone()],
-                vec![targets[3].clone()],
+                vec![targets[1].clone(), targets[3].clone()],
             ]
         );
     }

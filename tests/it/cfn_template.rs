@@ -1069,7 +1069,7 @@ fn the_planner_gets_the_variables_it_reads() {
     );
     assert_eq!(config.data_types, DataType::ALL);
     assert_eq!(config.schedule_interval, Duration::from_secs(60));
-    assert_eq!(config.batch_size, 10);
+    assert_eq!(config.batch_size, 50);
     // Every parameter reaches it.
     let stack = stack_of(
         &t,

@@ -146,6 +146,44 @@ async fn expired_data_within_the_stale_window_is_served_marked_stale_and_refresh
     );
 }
 
+/// As deployed, scheduled ticks keep the keys read fresh ahead: data stale by
+/// less than a tick and its margin is left to the next tick (which refreshes
+/// it, now that it was read), and only older stale data, which no tick kept,
+/// is refreshed at once.
+#[tokio::test]
+async fn a_read_leaves_data_stale_within_a_tick_to_the_ticks_and_asks_at_once_for_older() {
+    let h = harness(ReaderSettings {
+        ticks_keep: Some(Duration::from_secs(90)),
+        ..settings()
+    })
+    .await;
+    let body = |region: &str| {
+        Bytes::from(format!(
+            r#"{{"servers":[],"region":"{region}","serverCount":0}}"#
+        ))
+    };
+    // Fresh for two minutes, fetched two and a half minutes ago.
+    let kept = key(DataType::DrsSourceServers, "eu-west-1");
+    h.cache(&kept, body("eu-west-1"), 150, policy(120, 86_400))
+        .await;
+    let r = h
+        .get("/drs/source-servers", &[("region", "eu-west-1")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "x-cache-status"), "stale");
+    assert_eq!(h.trigger.requests(), vec![]);
+
+    // Fetched twelve minutes ago: no tick kept it.
+    let cold = key(DataType::DrsSourceServers, "eu-west-2");
+    h.cache(&cold, body("eu-west-2"), 720, policy(120, 86_400))
+        .await;
+    let r = h
+        .get("/drs/source-servers", &[("region", "eu-west-2")])
+        .await;
+    assert_eq!(header(&r, "x-cache-status"), "stale");
+    assert_eq!(h.trigger.requests(), vec![(cold, RefreshReason::Miss)]);
+}
+
 /// Caches `drs-accounts` of us-east-1, fetched two hours ago: past its stale
 /// window.
 async fn cache_expired_accounts(h: &Harness) -> CacheKey {

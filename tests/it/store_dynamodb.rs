@@ -260,7 +260,7 @@ async fn a_chunked_head_and_its_chunks_have_exactly_the_documented_attributes() 
     let head = t.raw_get(&e.meta.key.to_string()).await.unwrap();
     assert_eq!(
         shape(&head),
-        expected_shape(&[("chunkSet", "S"), ("chunkCount", "N")])
+        expected_shape(&[("chunkSet", "S"), ("chunkCount", "N"), ("chunkTtl", "N")])
     );
     assert_eq!(text(&head, "encoding"), "zstd+json");
     let set = text(&head, "chunkSet");
@@ -389,6 +389,82 @@ async fn ttl_is_the_end_of_the_stale_window_and_chunks_outlive_their_head() {
     assert_eq!(number(&head, "ttl"), ext.stale_until.unix_secs());
     assert_eq!(number(&head, "lastAttemptAt"), ext.fetched_at.unix_secs());
     assert_chunks_outlive(&t, ext.stale_until).await;
+    assert_eq!(t.store.get(&k).await.unwrap().unwrap().body, e.body);
+}
+
+/// Bytes of `item` as DynamoDB bills them, rounded up: every attribute name,
+/// and each value's bytes (a number counted as its decimal text, which is
+/// never less than DynamoDB counts).
+fn billed_bytes(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::M(m) => billed_bytes(m) + 3,
+                    other => panic!("unexpected attribute {other:?}"),
+                }
+        })
+        .sum()
+}
+
+async fn chunk_ttls(t: &Table) -> Vec<i64> {
+    let mut ttls = Vec::new();
+    for chunk in t.chunk_keys().await {
+        ttls.push(number(&t.raw_get(&chunk).await.unwrap(), "ttl"));
+    }
+    ttls
+}
+
+/// The common write, a refresh that found the same body, updates a head of
+/// at most 1 KB (one write request unit) whatever the body's size, and leaves
+/// its chunks alone until the head's stale window would come within a day of
+/// their expiry; then it raises theirs a week past the head's and records it.
+#[tokio::test]
+async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_about_weekly() {
+    let t = new_table().await;
+    let k = servers_key();
+    let start = 1_700_000_000;
+    let e = entry(k.clone(), 1, incompressible_body(40_000, 1), start);
+    t.store.put(&e).await.unwrap();
+    let head = t.raw_get(&k.to_string()).await.unwrap();
+    assert!(!head.contains_key("data"), "a 40 KB body is in chunks");
+    let written = chunk_ttls(&t).await;
+    assert_eq!(number(&head, "chunkTtl"), written[0]);
+
+    let extend = |version: u64, at: i64| {
+        Extension::new(
+            Version::from_raw(version),
+            e.meta.etag.clone(),
+            Timestamp::from_unix_secs(at),
+            policy(),
+        )
+    };
+    // An hour on: the head moves, the chunks do not.
+    let hour = extend(2, start + 3_600);
+    assert_eq!(
+        t.store.extend(&k, &hour).await.unwrap(),
+        ExtendOutcome::Extended
+    );
+    let head = t.raw_get(&k.to_string()).await.unwrap();
+    let bytes = billed_bytes(&head);
+    assert!(bytes <= 1_024, "the head holds {bytes} bytes");
+    assert_eq!(number(&head, "ttl"), hour.stale_until.unix_secs());
+    assert_eq!(chunk_ttls(&t).await, written);
+    assert_chunks_outlive(&t, hour.stale_until).await;
+
+    // Six and a half days on, the chunks would expire within a day of the
+    // head's new stale window: raised to a week past it.
+    let later = extend(3, start + 13 * 43_200);
+    assert_eq!(
+        t.store.extend(&k, &later).await.unwrap(),
+        ExtendOutcome::Extended
+    );
+    let raised = later.stale_until.unix_secs() + 7 * 86_400;
+    assert!(chunk_ttls(&t).await.iter().all(|&ttl| ttl == raised));
+    let head = t.raw_get(&k.to_string()).await.unwrap();
+    assert_eq!(number(&head, "chunkTtl"), raised);
     assert_eq!(t.store.get(&k).await.unwrap().unwrap().body, e.body);
 }
 

@@ -36,6 +36,8 @@ pub(super) mod attr {
     pub const DATA: &str = "data";
     pub const CHUNK_COUNT: &str = "chunkCount";
     pub const CHUNK_SET: &str = "chunkSet";
+    /// On a chunked head: the `ttl` its chunks were last given.
+    pub const CHUNK_TTL: &str = "chunkTtl";
     pub const LEASE_UNTIL: &str = "leaseUntil";
     pub const CLAIM_ID: &str = "claimId";
     pub const STARTED_AT: &str = "startedAt";
@@ -45,16 +47,23 @@ pub(super) mod attr {
 }
 
 /// An encoded payload up to this size is stored inline in the head item, and a
-/// larger one in chunks of at most this size: well under the 400 KB item limit,
-/// with room for the other attributes.
-pub(super) const MAX_INLINE_BYTES: usize = 350_000;
+/// larger one in chunks. A head then stays within one write request unit
+/// (1 KB) with its other attributes, so that the common write, an unchanged
+/// refresh extending the head, costs one unit whatever the body's size
+/// (DynamoDB charges an update for the whole item): docs/data-model.md.
+pub(super) const MAX_INLINE_BYTES: usize = 400;
+/// Chunks hold at most this many bytes: well under the 400 KB item limit.
 pub(super) const CHUNK_BYTES: usize = 350_000;
 /// Error messages are cut to this many bytes so a head item always fits.
 const MAX_ERROR_MESSAGE_BYTES: usize = 4_096;
-/// Chunk items expire this long after their head's stale window ends, so that
-/// DynamoDB's TTL sweep (which may lag by days) never removes a chunk before its
-/// head.
+/// Chunk items expire this long after their head's stale window ends when
+/// written or raised, so that DynamoDB's TTL sweep never removes a chunk before
+/// its head...
 const CHUNK_TTL_MARGIN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// ...and an extension raises them again only once less than this is left
+/// past the head's new stale window: about once in six days, not at every
+/// refresh (each raise rewrites every chunk, billed at its size).
+const MIN_CHUNK_TTL_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
 /// A head names at most this many chunks: the largest body a decode accepts.
 const MAX_CHUNKS: u64 = MAX_BODY_BYTES / CHUNK_BYTES as u64 + 1;
 
@@ -249,6 +258,8 @@ pub(super) fn head_item(meta: &EntryMeta, encoding: Encoding, payload: &HeadPayl
         HeadPayload::Chunked { set, count } => {
             item.insert(attr::CHUNK_SET.into(), s(*set));
             item.insert(attr::CHUNK_COUNT.into(), n(*count));
+            let ttl = chunk_ttl(meta.stale_until);
+            item.insert(attr::CHUNK_TTL.into(), n(ttl.unix_secs()));
         }
     }
     item
@@ -280,6 +291,16 @@ pub(super) fn chunk_item(key: String, data: &[u8], ttl: Timestamp) -> Item {
 /// The `ttl` of the chunks of a head whose stale window ends at `stale_until`.
 pub(super) fn chunk_ttl(stale_until: Timestamp) -> Timestamp {
     stale_until.plus(CHUNK_TTL_MARGIN)
+}
+
+/// Whether the chunks of `head` must be kept longer before its stale window
+/// may move to `stale_until`: less than a day would be left past it (or the
+/// head, written before heads recorded it, does not say).
+pub(super) fn chunks_expire_too_soon(head: &Item, stale_until: Timestamp) -> bool {
+    match optional_number::<i64>(head, attr::CHUNK_TTL) {
+        Ok(Some(ttl)) => ttl < stale_until.plus(MIN_CHUNK_TTL_MARGIN).unix_secs(),
+        _ => true,
+    }
 }
 
 /// The bytes of a chunk item.

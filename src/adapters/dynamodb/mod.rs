@@ -247,11 +247,16 @@ impl CacheWrites for DynamoDbStore {
             if meta.state == EntryState::NoData || meta.etag != ext.etag {
                 return Ok(ExtendOutcome::Changed);
             }
-            // Chunks outlive their head: raise theirs before the head's.
-            if let Some(chunks) = &chunks {
-                self.extend_chunks(chunks, item::chunk_ttl(ext.stale_until))
-                    .await?;
-            }
+            // Chunks outlive their head: raise theirs before the head's, when
+            // the head's new stale window would come within a day of theirs.
+            let chunk_ttl = match &chunks {
+                Some(chunks) if item::chunks_expire_too_soon(&head, ext.stale_until) => {
+                    let ttl = item::chunk_ttl(ext.stale_until);
+                    self.extend_chunks(chunks, ttl).await?;
+                    Some(ttl)
+                }
+                _ => None,
+            };
             let version = n(ext.version.get());
             let fetched = n(ext.fetched_at.unix_secs());
             // Only the head whose chunks were just extended may be extended.
@@ -270,6 +275,10 @@ impl CacheWrites for DynamoDbStore {
             let update = match item::figures_value(&ext.figures) {
                 Some(figures) => update.set(attr::FIGURES, figures),
                 None => update.remove(attr::FIGURES),
+            };
+            let update = match chunk_ttl {
+                Some(ttl) => update.set(attr::CHUNK_TTL, n(ttl.unix_secs())),
+                None => update,
             };
             let update = update.condition_all([
                 Check::Exists(attr::CACHE_KEY),
