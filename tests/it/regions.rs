@@ -421,6 +421,16 @@ async fn a_stopped_regions_data_is_served_stale_with_its_age_and_owner_and_not_r
 async fn moving_ownership_to_the_survivor_makes_it_refresh_the_stopped_regions_targets() {
     let (sim, replicas, west, clock) = east_stopped().await;
     assert_eq!(keys_in(&west.tick().await, EAST), 0);
+    // East went down in the middle of a run: the leases of its claim stand,
+    // replicated, but they are east's (leases are per deployment region).
+    let east = Deployment::start(&sim, &replicas, EAST, "", clock.clone()).await;
+    let held = east.planner.plan(&Trigger::Schedule).await.unwrap();
+    assert!(
+        held.targets().iter().any(|k| k.region().as_str() == EAST),
+        "{held:?}"
+    );
+    drop(east);
+    replicas.sync().await;
 
     // The failover: one pair more in west's REGION_OWNERS.
     let west = Deployment::start(&sim, &replicas, WEST, "us-east-1=eu-west-1", clock.clone()).await;
