@@ -475,38 +475,6 @@ impl drs_cache::workflow::PlanStore for KeptPlans {
     }
 }
 
-/// The 28 regions of a large deployment.
-const ALL_REGIONS: [&str; 28] = [
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-    "ca-central-1",
-    "sa-east-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "eu-central-1",
-    "eu-central-2",
-    "eu-north-1",
-    "eu-south-1",
-    "eu-south-2",
-    "me-south-1",
-    "me-central-1",
-    "il-central-1",
-    "af-south-1",
-    "ap-south-1",
-    "ap-south-2",
-    "ap-east-1",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "ap-southeast-4",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_the_state_carries_stays_a_few_hundred_bytes_at_196_000_targets() {
     let dir = tempfile::tempdir().unwrap();
@@ -516,7 +484,9 @@ async fn the_plan_the_state_carries_stays_a_few_hundred_bytes_at_196_000_targets
         .collect();
     let config = PlanConfig {
         accounts,
-        regions: ALL_REGIONS.map(|r| Region::parse(r).unwrap()).to_vec(),
+        regions: drs_cache::cost::simulate::REGIONS
+            .map(|r| Region::parse(r).unwrap())
+            .to_vec(),
         max_targets_per_run: 200_000,
         ..config()
     };
