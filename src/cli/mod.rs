@@ -255,7 +255,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { store, listen } => {
-            serve::run(LocalConfig::from_env(&store.into())?, listen).await?;
+            // A deployment's accounts may be in its account list object (read
+            // only when ACCOUNT_LIST_URI names one).
+            let env = crate::app::Aws::default().environment().await?;
+            serve::run(LocalConfig::from_vars(&env, &store.into())?, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Get {

@@ -11,7 +11,7 @@ use drs_cache::{
     adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
     domain::{AccountId, CacheKey, DataType, DemandPolicy, RefreshAhead, Region, Timestamp},
-    plan::{DueWhy, PlanConfig, Planner, trigger::Trigger},
+    plan::{DueWhy, Plan, PlanConfig, Planner, trigger::Trigger},
     ports::{CacheStorage, DemandLog, DemandNotes, StoreError},
     read::{ApiRequest, ReaderSettings, metrics::Recorded},
     workflow::{WarmRequest, run_in_process},
@@ -246,6 +246,17 @@ async fn ticks_refresh_ahead_only_the_keys_read_within_their_window_and_the_rest
     );
 }
 
+/// The plan of a DRS launch in `account` and `region`.
+async fn launched(planner: &Planner, account: AccountId, region: &str) -> Plan {
+    planner
+        .plan(&Trigger::Launched {
+            account,
+            region: Region::parse(region).unwrap(),
+        })
+        .await
+        .unwrap()
+}
+
 fn now_of(clock: &ManualClock) -> Timestamp {
     use drs_cache::domain::Clock;
     clock.now()
@@ -286,13 +297,7 @@ async fn a_warm_request_and_a_drs_launch_keep_every_key_of_their_account_refresh
     assert!(due.iter().all(|k| k.scope().account() == Some(other())));
 
     // A launch in the home account refreshes its launch data and warms it.
-    let launch = planner
-        .plan(&Trigger::Launched {
-            account: home(),
-            region: Region::parse("us-east-1").unwrap(),
-        })
-        .await
-        .unwrap();
+    let launch = launched(&planner, home(), "us-east-1").await;
     assert!(
         launch
             .targets()
@@ -322,13 +327,7 @@ async fn a_warm_request_and_a_drs_launch_keep_every_key_of_their_account_refresh
 
     // A launch in a region this deployment does not refresh is for the
     // deployment that does: nothing planned here, and no mark.
-    let elsewhere = planner
-        .plan(&Trigger::Launched {
-            account: other(),
-            region: Region::parse("ap-south-1").unwrap(),
-        })
-        .await
-        .unwrap();
+    let elsewhere = launched(&planner, other(), "ap-south-1").await;
     assert!(elsewhere.targets().is_empty(), "{elsewhere:?}");
     let demand = rig
         .store
