@@ -52,8 +52,10 @@ impl fmt::Display for AccountListUri {
 }
 
 /// The accounts of an account list: 12-digit IDs separated by new lines,
-/// commas or spaces; blank lines and `#` comments ignored; repeats dropped.
-/// The reason names the line at fault.
+/// commas or spaces; blank lines and `#` comments ignored. A repeated ID is
+/// refused, as `scripts/deploy` refuses it (a list kept by hand that names an
+/// account twice has likely lost another). The reason names the line at
+/// fault.
 pub fn parse_account_list(text: &str) -> Result<Vec<AccountId>, String> {
     if text.len() > MAX_ACCOUNT_LIST_BYTES {
         return Err(format!(
@@ -61,16 +63,17 @@ pub fn parse_account_list(text: &str) -> Result<Vec<AccountId>, String> {
             text.len()
         ));
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut first_line = std::collections::HashMap::new();
     let mut accounts = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in (1..).zip(text.lines()) {
         let line = line.split('#').next().unwrap_or_default();
         for item in line.split([',', ' ', '\t']).filter(|i| !i.is_empty()) {
-            let account = AccountId::parse(item)
-                .map_err(|e| format!("line {}: {item:?} {}", n + 1, e.reason))?;
-            if seen.insert(account) {
-                accounts.push(account);
+            let account =
+                AccountId::parse(item).map_err(|e| format!("line {n}: {item:?} {}", e.reason))?;
+            if let Some(first) = first_line.insert(account, n) {
+                return Err(format!("line {n}: account {item} repeats line {first}"));
             }
+            accounts.push(account);
         }
     }
     if accounts.is_empty() {
@@ -151,10 +154,12 @@ mod tests {
 
     #[test]
     fn an_account_list_takes_lines_commas_and_comments_and_names_the_bad_line() {
-        let text = "# prod\n111111111111\n222222222222, 333333333333 # dr\n\n111111111111\n";
+        let text = "# prod\n111111111111\n222222222222, 333333333333 # dr\n\n";
         let accounts = parse_account_list(text).unwrap();
         let ids: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
         assert_eq!(ids, ["111111111111", "222222222222", "333333333333"]);
+        let twice = parse_account_list(&format!("{text}111111111111\n")).unwrap_err();
+        assert_eq!(twice, "line 5: account 111111111111 repeats line 2");
         let err = parse_account_list("111111111111\n12345\n").unwrap_err();
         assert!(err.starts_with("line 2: \"12345\""), "{err}");
         assert_eq!(

@@ -185,7 +185,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         if self.optional(super::ACCOUNT_LIST_URI).is_some() {
             return Err(EnvError::new(
                 super::ACCOUNT_LIST_URI,
-                "names an S3 object of accounts, which only the functions read at start-up: set ACCOUNT_IDS here instead",
+                "names an S3 object of accounts, which the functions, serve and the deployment commands read at start-up, but not this command: set ACCOUNT_IDS for it instead",
             ));
         }
         let accounts = match self.list("ACCOUNT_IDS", AccountId::parse)? {

@@ -180,7 +180,7 @@ impl Default for Assumptions {
         Self {
             item_bytes,
             chunked_head_bytes: 1_000,
-            chunk_ttl_raise_days: 6.0,
+            chunk_ttl_raise_days: 4.0,
             pages,
             meta_bytes: 300,
             demand_record_bytes: 150,

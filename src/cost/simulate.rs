@@ -534,7 +534,7 @@ impl Run<'_> {
                 let keep = self.settings.schedule_interval + self.settings.refresh_ahead_margin;
                 let kept = self.metas[i]
                     .as_ref()
-                    .is_some_and(|m| now < m.expires_at.plus(keep));
+                    .is_some_and(|m| m.expired_within(keep, now));
                 if !kept {
                     self.refresh_on_read(i, at);
                 }

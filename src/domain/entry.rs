@@ -1,4 +1,4 @@
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, time::Duration};
 
 use bytes::Bytes;
 
@@ -172,6 +172,13 @@ impl EntryMeta {
     /// Seconds since the data was fetched.
     pub fn age(&self, now: Timestamp) -> u64 {
         now.secs_since(self.fetched_at)
+    }
+
+    /// Whether at `now` the data expired less than `keep` ago: within the
+    /// interval past its freshness in which the scheduled ticks refresh a key
+    /// they keep ahead (`keep` = the schedule interval and its margin).
+    pub fn expired_within(&self, keep: Duration, now: Timestamp) -> bool {
+        now < self.expires_at.plus(keep)
     }
 }
 

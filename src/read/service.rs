@@ -527,7 +527,7 @@ impl ReadService {
     fn left_to_ticks(&self, meta: &EntryMeta, now: Timestamp) -> bool {
         self.settings
             .ticks_keep
-            .is_some_and(|keep| now < meta.expires_at.plus(keep))
+            .is_some_and(|keep| meta.expired_within(keep, now))
     }
 
     /// Asks for a refresh of `key` unless this container asked within the

@@ -419,10 +419,11 @@ async fn chunk_ttls(t: &Table) -> Vec<i64> {
 
 /// The common write, a refresh that found the same body, updates a head of
 /// at most 1 KB (one write request unit) whatever the body's size, and leaves
-/// its chunks alone until the head's stale window would come within a day of
-/// their expiry; then it raises theirs a week past the head's and records it.
+/// its chunks alone until the head's stale window would come within three
+/// days of their expiry; then it raises theirs a week past the head's and
+/// records it.
 #[tokio::test]
-async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_about_weekly() {
+async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_every_few_days() {
     let t = new_table().await;
     let k = servers_key();
     let start = 1_700_000_000;
@@ -454,8 +455,8 @@ async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_
     assert_eq!(chunk_ttls(&t).await, written);
     assert_chunks_outlive(&t, hour.stale_until).await;
 
-    // Six and a half days on, the chunks would expire within a day of the
-    // head's new stale window: raised to a week past it.
+    // Six and a half days on, the chunks would expire within three days of
+    // the head's new stale window: raised to a week past it.
     let later = extend(3, start + 13 * 43_200);
     assert_eq!(
         t.store.extend(&k, &later).await.unwrap(),
@@ -466,6 +467,61 @@ async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_
     let head = t.raw_get(&k.to_string()).await.unwrap();
     assert_eq!(number(&head, "chunkTtl"), raised);
     assert_eq!(t.store.get(&k).await.unwrap().unwrap().body, e.body);
+}
+
+/// An extension never leaves a head pointing at chunks that may be gone: a
+/// chunked head past its stale window (whose chunks the TTL sweep may have
+/// taken), or one whose chunks' raise finds one missing, answers `Changed`,
+/// so that the body is put again with chunks of its own.
+#[tokio::test]
+async fn an_extension_of_a_head_whose_chunks_may_be_gone_answers_changed() {
+    let t = new_table().await;
+    let k = servers_key();
+    let start = 1_700_000_000;
+    let e = entry(k.clone(), 1, incompressible_body(40_000, 1), start);
+    t.store.put(&e).await.unwrap();
+    let extend = |version: u64, at: i64| {
+        Extension::new(
+            Version::from_raw(version),
+            e.meta.etag.clone(),
+            Timestamp::from_unix_secs(at),
+            policy(),
+        )
+    };
+    // Past its stale window the head may still be read, and its chunks are
+    // there: it is extended. Once their ttl has passed, it is not.
+    let head = t.raw_get(&k.to_string()).await.unwrap();
+    let chunk_ttl = number(&head, "chunkTtl");
+    let late = extend(2, chunk_ttl);
+    assert_eq!(
+        t.store.extend(&k, &late).await.unwrap(),
+        ExtendOutcome::Changed
+    );
+
+    let chunk = t.chunk_keys().await[0].clone();
+    t.client
+        .delete_item()
+        .table_name(&t.name)
+        .key("cacheKey", AttributeValue::S(chunk))
+        .send()
+        .await
+        .unwrap();
+    let due = extend(3, start + 13 * 43_200);
+    assert_eq!(
+        t.store.extend(&k, &due).await.unwrap(),
+        ExtendOutcome::Changed
+    );
+    // The head was left as it was, and a put of the body mends it.
+    let head = t.raw_get(&k.to_string()).await.unwrap();
+    assert_eq!(number(&head, "version"), 1);
+    let again = entry(
+        k.clone(),
+        3,
+        incompressible_body(40_000, 1),
+        start + 13 * 43_200,
+    );
+    assert_eq!(t.store.put(&again).await.unwrap(), PutOutcome::Written);
+    assert_eq!(t.store.get(&k).await.unwrap().unwrap().body, again.body);
 }
 
 async fn assert_chunks_outlive(t: &Table, stale_until: Timestamp) {

@@ -112,27 +112,34 @@ impl DynamoDbStore {
         }
     }
 
-    /// Raises the `ttl` of the chunks a head points to, never lowering it.
-    /// Chunks that are gone are skipped: the head write that follows notices.
+    /// Raises the `ttl` of the chunks a head points to, never lowering it;
+    /// `false` when one of them is gone (swept by TTL, or removed by a newer
+    /// write), so that the head must not be kept pointing at them.
     pub(super) async fn extend_chunks(
         &self,
         keys: &[String],
         ttl: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let updates: Vec<_> = keys.iter().map(|key| self.extend_chunk(key, ttl)).collect();
-        futures::stream::iter(updates)
+        let found: Vec<bool> = futures::stream::iter(updates)
             .buffer_unordered(CONCURRENT_UPDATES)
-            .try_collect::<()>()
-            .await
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().all(|f| f))
     }
 
-    async fn extend_chunk(&self, key: &str, ttl: Timestamp) -> Result<(), StoreError> {
+    /// Whether the chunk `key` exists, its `ttl` raised to `ttl` if lower.
+    async fn extend_chunk(&self, key: &str, ttl: Timestamp) -> Result<bool, StoreError> {
         let ttl = n(ttl.unix_secs());
         let update = Update::new()
             .set(attr::TTL, ttl.clone())
             .condition_all([Check::Exists(attr::CACHE_KEY), Check::below(attr::TTL, ttl)]);
-        // Not applied: gone, or already kept longer.
-        self.update(key, update).await.map(|_| ())
+        if self.update(key, update).await? {
+            return Ok(true);
+        }
+        // Not applied: gone, or already kept longer (rare: raises are made
+        // only when due). Which one decides whether the head may stay.
+        Ok(self.get_head(key).await?.is_some())
     }
 
     /// Sends `requests` in groups that BatchWriteItem takes, until each group

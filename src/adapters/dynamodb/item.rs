@@ -61,9 +61,11 @@ const MAX_ERROR_MESSAGE_BYTES: usize = 4_096;
 /// its head...
 const CHUNK_TTL_MARGIN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// ...and an extension raises them again only once less than this is left
-/// past the head's new stale window: about once in six days, not at every
-/// refresh (each raise rewrites every chunk, billed at its size).
-const MIN_CHUNK_TTL_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// past the head's new stale window: about once in four days, not at every
+/// refresh (each raise rewrites every chunk, billed at its size). Three days
+/// is what the sweep may lag behind a head's own `ttl`, during which the head
+/// can still be read.
+const MIN_CHUNK_TTL_MARGIN: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 /// A head names at most this many chunks: the largest body a decode accepts.
 const MAX_CHUNKS: u64 = MAX_BODY_BYTES / CHUNK_BYTES as u64 + 1;
 
@@ -294,13 +296,23 @@ pub(super) fn chunk_ttl(stale_until: Timestamp) -> Timestamp {
 }
 
 /// Whether the chunks of `head` must be kept longer before its stale window
-/// may move to `stale_until`: less than a day would be left past it (or the
+/// may move to `stale_until`: less than three days would be left past it (or the
 /// head, written before heads recorded it, does not say).
 pub(super) fn chunks_expire_too_soon(head: &Item, stale_until: Timestamp) -> bool {
     match optional_number::<i64>(head, attr::CHUNK_TTL) {
         Ok(Some(ttl)) => ttl < stale_until.plus(MIN_CHUNK_TTL_MARGIN).unix_secs(),
         _ => true,
     }
+}
+
+/// Whether the chunks of `head` may have been swept by `now`: their `ttl` (as
+/// the head records it, else as it was written) has passed.
+pub(super) fn chunks_may_be_gone(head: &Item, stale_until: Timestamp, now: Timestamp) -> bool {
+    let ttl = match optional_number::<i64>(head, attr::CHUNK_TTL) {
+        Ok(Some(ttl)) => ttl,
+        _ => chunk_ttl(stale_until).unix_secs(),
+    };
+    ttl <= now.unix_secs()
 }
 
 /// The bytes of a chunk item.

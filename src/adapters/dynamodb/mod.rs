@@ -34,7 +34,7 @@ use self::{
 use crate::{
     domain::{
         CacheEntry, CacheKey, DataType, ETag, EntryState, Extension, RefreshAttempt, Region,
-        TtlPolicy,
+        Timestamp, TtlPolicy,
         payload::{self, Encoding},
     },
     ports::{
@@ -130,6 +130,10 @@ impl CacheReads for DynamoDbStore {
                 StoredPayload::Chunked { set, count } => {
                     match self.read_chunks(&raw_key, &set, count).await? {
                         Some(bytes) => bytes,
+                        // Past its stale window the head is no longer
+                        // servable and the TTL sweep may have taken its
+                        // chunks before it: nothing is cached.
+                        None if head.meta.stale_until <= Timestamp::now() => return Ok(None),
                         None => {
                             // A newer write replaced the head and removed these
                             // chunks after the head was read: read the new head.
@@ -247,12 +251,20 @@ impl CacheWrites for DynamoDbStore {
             if meta.state == EntryState::NoData || meta.etag != ext.etag {
                 return Ok(ExtendOutcome::Changed);
             }
+            // A chunked head whose chunks' ttl has passed may have lost them
+            // to the TTL sweep: the body is put again, with chunks of its own.
+            if chunks.is_some() && item::chunks_may_be_gone(&head, meta.stale_until, ext.fetched_at)
+            {
+                return Ok(ExtendOutcome::Changed);
+            }
             // Chunks outlive their head: raise theirs before the head's, when
-            // the head's new stale window would come within a day of theirs.
+            // the head's new stale window would come within days of theirs.
             let chunk_ttl = match &chunks {
                 Some(chunks) if item::chunks_expire_too_soon(&head, ext.stale_until) => {
                     let ttl = item::chunk_ttl(ext.stale_until);
-                    self.extend_chunks(chunks, ttl).await?;
+                    if !self.extend_chunks(chunks, ttl).await? {
+                        return Ok(ExtendOutcome::Changed);
+                    }
                     Some(ttl)
                 }
                 _ => None,
