@@ -225,37 +225,51 @@ pub struct Page {
     pub limit: usize,
 }
 
-/// Where the next page starts, in one version of the records: the tag of the
-/// snapshot it pages and the offset, as `{etag}-{offset}`. A token of another
-/// version is refused rather than served from a shifted list.
+/// Where the next page starts, in one version of the records and one
+/// selection of them: the tag of the snapshot it pages, the offset and the tag
+/// of the filters it was issued for, as `{etag}-{offset}-{filters}`. A token
+/// of another version is refused rather than served from a shifted list, and
+/// one given with other filters rather than counted into another list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken {
     pub source: Box<str>,
     pub offset: usize,
+    pub filters: Box<str>,
 }
 
 impl PageToken {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         const REASON: &str = "must be the nextToken of the previous page, unchanged";
-        let (source, offset) = raw.split_once('-').ok_or(REASON)?;
-        let hex = source.len() == 32
-            && source
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let mut parts = raw.split('-');
+        let (Some(source), Some(offset), Some(filters), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(REASON);
+        };
+        let hex = |text: &str, len: usize| {
+            text.len() == len
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         let offset = decimal(offset).ok_or(REASON)?;
-        if !hex || offset == 0 {
+        if !hex(source, 32) || !hex(filters, FILTERS_TAG_LEN) || offset == 0 {
             return Err(REASON);
         }
         Ok(Self {
             source: source.into(),
             offset,
+            filters: filters.into(),
         })
     }
 
-    fn text(source: &ETag, offset: usize) -> String {
-        format!("{source}-{offset}")
+    fn text(source: &ETag, offset: usize, filters: &str) -> String {
+        format!("{source}-{offset}-{filters}")
     }
 }
+
+/// Hex digits of a page token's filters tag.
+const FILTERS_TAG_LEN: usize = 8;
 
 /// `limit` as a page size: a whole number from 1 to [`MAX_PAGE`].
 pub fn page_limit(raw: &str) -> Result<usize, &'static str> {
@@ -317,6 +331,22 @@ impl Filter {
         self.0.is_empty() && self.1.is_none()
     }
 
+    /// The tag of the records this filter selects, whatever the page: the
+    /// first hex digits of a hash of its names and values, which are kept
+    /// sorted, so the same filters in any order give the same tag.
+    pub(super) fn selection_tag(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for (name, values) in &self.0 {
+            hasher.update(name.as_bytes());
+            for value in values {
+                hasher.update(b"\0");
+                hasher.update(value.as_bytes());
+            }
+            hasher.update(b"\n");
+        }
+        hasher.finalize().to_hex()[..FILTERS_TAG_LEN].to_owned()
+    }
+
     fn matches(&self, record: &Value) -> bool {
         self.0.iter().all(|(name, values)| {
             let Some(field) = field(name) else {
@@ -357,7 +387,8 @@ impl Filter {
             kept = kept.into_iter().skip(offset).take(limit).collect();
             let next = offset + kept.len();
             if next < total {
-                doc.insert("nextToken".into(), PageToken::text(source, next).into());
+                let token = PageToken::text(source, next, &self.selection_tag());
+                doc.insert("nextToken".into(), token.into());
             }
         }
         doc.insert(count.to_owned(), Value::from(kept.len()));

@@ -149,6 +149,15 @@ impl ReadRequest {
                 _ => return Err(invalid("is not a parameter of this endpoint")),
             }
         }
+        if let Some(token) = &after
+            && *token.filters != *filter.selection_tag()
+        {
+            return Err(ApiError::invalid(
+                "nextToken",
+                "was issued for other filters: send the first page's filters with it",
+                &format!("{}-{}-{}", token.source, token.offset, token.filters),
+            ));
+        }
         if limit.is_some() || after.is_some() {
             filter = filter.paged(Page {
                 offset: after.as_ref().map_or(0, |t: &PageToken| t.offset),

@@ -323,7 +323,7 @@ impl ReadService {
         {
             return Err(ReadError::StaleToken {
                 key: key.clone(),
-                token: format!("{}-{}", after.source, after.offset),
+                token: format!("{}-{}-{}", after.source, after.offset, after.filters),
             });
         }
         let (body, etag) = match &request.filter {

@@ -183,6 +183,44 @@ async fn a_list_is_read_a_page_at_a_time_within_one_version() {
             .all(|id| all.iter().position(|a| a == id).unwrap() % 2 == 1)
     );
 
+    // A token carries the filters it was issued for: given with others (or
+    // none), it is refused rather than counted into another list; the same
+    // filters in another order are the same filters.
+    let vpc = ("vpcId", "vpc-0000000a");
+    let filtered = json(&h.router.handle(&read(&[("limit", "5"), vpc], None)).await);
+    let token = filtered["nextToken"].as_str().unwrap().to_owned();
+    for other in [
+        vec![],
+        vec![("vpcId", "vpc-0000000b")],
+        vec![vpc, ("vpcId", "vpc-0000000b")],
+    ] {
+        let mut query = vec![("limit", "5"), ("nextToken", token.as_str())];
+        query.extend(other.iter().copied());
+        let refused = h.router.handle(&read(&query, None)).await;
+        assert_eq!(refused.status(), 400, "{other:?}");
+        let body = json(&refused);
+        assert_eq!(body["details"]["field"], "nextToken");
+        assert!(
+            body["message"].as_str().unwrap().contains("other filters"),
+            "{body}"
+        );
+    }
+    let two = [("vpcId", "vpc-0000000b"), vpc];
+    let first = json(
+        &h.router
+            .handle(&read(&[("limit", "5"), two[0], two[1]], None))
+            .await,
+    );
+    let next = first["nextToken"].as_str().unwrap().to_owned();
+    let reordered = h
+        .router
+        .handle(&read(
+            &[("limit", "5"), two[1], ("nextToken", &next), two[0]],
+            None,
+        ))
+        .await;
+    assert_eq!(reordered.status(), 200, "{:?}", reordered.body());
+
     // A token of the version read before a refresh is refused, naming it.
     let first = json(&h.router.handle(&read(&[("limit", "10")], None)).await);
     let token = first["nextToken"].as_str().unwrap().to_owned();
