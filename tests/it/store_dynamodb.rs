@@ -628,11 +628,18 @@ async fn unreadable_items_are_corrupt() {
     t.store.put(&e).await.unwrap();
     let good = t.raw_get(&raw_key).await.unwrap();
 
+    // Within its stale window (a day from now), so that its chunks must be
+    // there.
     let chunked_without_chunks = {
         let mut item = good.clone();
         item.remove("data");
         item.insert("chunkSet".into(), AttributeValue::S("v1-gone".into()));
         item.insert("chunkCount".into(), AttributeValue::N("2".into()));
+        let tomorrow = Timestamp::now().plus(std::time::Duration::from_secs(86_400));
+        item.insert(
+            "ttl".into(),
+            AttributeValue::N(tomorrow.unix_secs().to_string()),
+        );
         item
     };
     let cases: [(&str, Item); 5] = [
@@ -668,6 +675,14 @@ async fn unreadable_items_are_corrupt() {
             other => panic!("{case}: {other:?}"),
         }
     }
+    // Past its stale window, a head without its chunks is one the TTL sweep
+    // left behind them: nothing is cached.
+    let mut swept = good.clone();
+    swept.remove("data");
+    swept.insert("chunkSet".into(), AttributeValue::S("v1-swept".into()));
+    swept.insert("chunkCount".into(), AttributeValue::N("2".into()));
+    t.raw_put(swept).await;
+    assert_eq!(t.store.get(&k).await.unwrap(), None);
 
     // A listed item that cannot be read fails the listing, naming it.
     let mut item = good.clone();

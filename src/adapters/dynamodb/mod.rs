@@ -117,6 +117,8 @@ impl CacheReads for DynamoDbStore {
     #[tracing::instrument(skip_all, fields(cache_key = %key))]
     async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let raw_key = key.to_string();
+        // The chunk set found missing by the last attempt, if any.
+        let mut missing: Option<String> = None;
         for _ in 0..READ_ATTEMPTS {
             let Some(head) = self.get_head(&raw_key).await? else {
                 return Ok(None);
@@ -130,14 +132,19 @@ impl CacheReads for DynamoDbStore {
                 StoredPayload::Chunked { set, count } => {
                     match self.read_chunks(&raw_key, &set, count).await? {
                         Some(bytes) => bytes,
-                        // Past its stale window the head is no longer
-                        // servable and the TTL sweep may have taken its
-                        // chunks before it: nothing is cached.
-                        None if head.meta.stale_until <= Timestamp::now() => return Ok(None),
+                        // The same head past its stale window, read again
+                        // and still without its chunks: the TTL sweep took
+                        // them before it, and nothing servable is cached.
+                        None if missing.as_deref() == Some(set.as_str())
+                            && head.meta.stale_until <= Timestamp::now() =>
+                        {
+                            return Ok(None);
+                        }
                         None => {
                             // A newer write replaced the head and removed these
                             // chunks after the head was read: read the new head.
                             tracing::debug!(chunk_set = %set, "chunks replaced while reading");
+                            missing = Some(set);
                             continue;
                         }
                     }
