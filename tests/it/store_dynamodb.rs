@@ -417,6 +417,25 @@ async fn chunk_ttls(t: &Table) -> Vec<i64> {
     ttls
 }
 
+/// A table holding a 40 KB source-server body (in chunks) fetched at `at`.
+async fn chunked_entry(at: i64) -> (Table, CacheKey, CacheEntry) {
+    let t = new_table().await;
+    let k = servers_key();
+    let e = entry(k.clone(), 1, incompressible_body(40_000, 1), at);
+    t.store.put(&e).await.unwrap();
+    (t, k, e)
+}
+
+/// The extension of `e` by a refresh at `at` that found the same body.
+fn same_body(e: &CacheEntry, version: u64, at: i64) -> Extension {
+    Extension::new(
+        Version::from_raw(version),
+        e.meta.etag.clone(),
+        Timestamp::from_unix_secs(at),
+        policy(),
+    )
+}
+
 /// The common write, a refresh that found the same body, updates a head of
 /// at most 1 KB (one write request unit) whatever the body's size, and leaves
 /// its chunks alone until the head's stale window would come within three
@@ -424,24 +443,14 @@ async fn chunk_ttls(t: &Table) -> Vec<i64> {
 /// records it.
 #[tokio::test]
 async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_every_few_days() {
-    let t = new_table().await;
-    let k = servers_key();
     let start = 1_700_000_000;
-    let e = entry(k.clone(), 1, incompressible_body(40_000, 1), start);
-    t.store.put(&e).await.unwrap();
+    let (t, k, e) = chunked_entry(start).await;
     let head = t.raw_get(&k.to_string()).await.unwrap();
     assert!(!head.contains_key("data"), "a 40 KB body is in chunks");
     let written = chunk_ttls(&t).await;
     assert_eq!(number(&head, "chunkTtl"), written[0]);
 
-    let extend = |version: u64, at: i64| {
-        Extension::new(
-            Version::from_raw(version),
-            e.meta.etag.clone(),
-            Timestamp::from_unix_secs(at),
-            policy(),
-        )
-    };
+    let extend = |version: u64, at: i64| same_body(&e, version, at);
     // An hour on: the head moves, the chunks do not.
     let hour = extend(2, start + 3_600);
     assert_eq!(
@@ -475,19 +484,9 @@ async fn an_unchanged_refresh_updates_a_one_kilobyte_head_and_raises_its_chunks_
 /// so that the body is put again with chunks of its own.
 #[tokio::test]
 async fn an_extension_of_a_head_whose_chunks_may_be_gone_answers_changed() {
-    let t = new_table().await;
-    let k = servers_key();
     let start = 1_700_000_000;
-    let e = entry(k.clone(), 1, incompressible_body(40_000, 1), start);
-    t.store.put(&e).await.unwrap();
-    let extend = |version: u64, at: i64| {
-        Extension::new(
-            Version::from_raw(version),
-            e.meta.etag.clone(),
-            Timestamp::from_unix_secs(at),
-            policy(),
-        )
-    };
+    let (t, k, e) = chunked_entry(start).await;
+    let extend = |version: u64, at: i64| same_body(&e, version, at);
     // Past its stale window the head may still be read, and its chunks are
     // there: it is extended. Once their ttl has passed, it is not.
     let head = t.raw_get(&k.to_string()).await.unwrap();
