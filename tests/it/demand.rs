@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use drs_cache::{
     adapters::{embedded::EmbeddedStore, local_queue::LocalRefreshQueue},
     app,
-    domain::{AccountId, CacheKey, DataType, DemandPolicy, RefreshAhead, Region, Timestamp},
+    domain::{
+        AccountId, CacheKey, DataType, Demand, DemandPolicy, RefreshAhead, Region, Timestamp,
+    },
     plan::{DueWhy, Plan, PlanConfig, Planner, trigger::Trigger},
     ports::{CacheStorage, DemandLog, DemandNotes, StoreError},
     read::{ApiRequest, ReaderSettings, metrics::Recorded},
@@ -246,6 +248,14 @@ async fn ticks_refresh_ahead_only_the_keys_read_within_their_window_and_the_rest
     );
 }
 
+/// The demand the store holds for source servers at the clock's time.
+async fn servers_demand(rig: &Rig, clock: &ManualClock) -> Demand {
+    rig.store
+        .demand(&[DataType::DrsSourceServers], now_of(clock))
+        .await
+        .unwrap()
+}
+
 /// The plan of a DRS launch in `account` and `region`.
 async fn launched(planner: &Planner, account: AccountId, region: &str) -> Plan {
     planner
@@ -314,11 +324,7 @@ async fn a_warm_request_and_a_drs_launch_keep_every_key_of_their_account_refresh
 
     // Past the warm window, the other account is cold again.
     clock.advance(2 * 3_600);
-    let demand = rig
-        .store
-        .demand(&[DataType::DrsSourceServers], now_of(&clock))
-        .await
-        .unwrap();
+    let demand = servers_demand(&rig, &clock).await;
     assert!(!demand.warm.contains_key(&other()), "{demand:?}");
     assert!(
         demand.warm.contains_key(&home()),
@@ -329,10 +335,6 @@ async fn a_warm_request_and_a_drs_launch_keep_every_key_of_their_account_refresh
     // deployment that does: nothing planned here, and no mark.
     let elsewhere = launched(&planner, other(), "ap-south-1").await;
     assert!(elsewhere.targets().is_empty(), "{elsewhere:?}");
-    let demand = rig
-        .store
-        .demand(&[DataType::DrsSourceServers], now_of(&clock))
-        .await
-        .unwrap();
+    let demand = servers_demand(&rig, &clock).await;
     assert!(!demand.warm.contains_key(&other()), "{demand:?}");
 }
