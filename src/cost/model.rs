@@ -643,12 +643,21 @@ pub fn write_request_units(inputs: &CostInputs, w: &Workload) -> f64 {
 /// consistent), a ledger read per batch, and the fleet capacity's head.
 pub fn read_request_units(inputs: &CostInputs, w: &Workload) -> f64 {
     let a = &inputs.assumptions;
-    let size = |t: DataType| strong_read_units(a.item_bytes[t as usize]);
     let head = |t: DataType| strong_read_units(head_bytes(a, t));
+    // A chunked entry is read as its head, then its chunks (BatchGetItem).
+    let entry = |t: DataType| {
+        let chunks = a.item_bytes[t as usize].saturating_sub(head_bytes(a, t));
+        head(t)
+            + if chunks > 0 {
+                strong_read_units(chunks)
+            } else {
+                0.0
+            }
+    };
     let listing = query_read_units(inputs.keys() * a.meta_bytes as f64)
         + query_read_units(w.demand_records * a.demand_record_bytes as f64);
     w.writes.weighted(head)
-        + w.store_reads.weighted(size)
+        + w.store_reads.weighted(entry)
         + w.ticks * (listing + strong_read_units(capacity_bytes(inputs)))
         + w.batches
 }
