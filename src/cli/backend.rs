@@ -150,7 +150,7 @@ impl TargetArgs {
                 }
             }
             StoreChoice::DynamoDb { table } => {
-                let store = app::Aws::default()
+                let store = aws
                     .table(
                         table,
                         crate::adapters::aws::CallTimeouts::STORE,

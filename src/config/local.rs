@@ -171,12 +171,6 @@ fn fleet_account(account: &AccountId) -> Result<drs_sim::AccountId, LocalConfigE
 }
 
 impl LocalConfig {
-    /// The deployed workflow when `REFRESH_STATE_MACHINE_ARN` is set, else the
-    /// local refresher.
-    pub fn from_env(args: &LocalArgs) -> Result<Self, LocalConfigError> {
-        Self::from_vars(&Env::process(), args)
-    }
-
     /// `drs-cache local`: always the refresher in process, whatever
     /// `REFRESH_STATE_MACHINE_ARN` says.
     /// The store is in the same process, so a memory copy need not outlive a

@@ -1,6 +1,8 @@
 //! Typed configuration, read once at start-up from environment variables: one
-//! struct per binary, each built by its `from_env` and holding everything the
-//! binary needs, or an error naming the variable at fault. Nothing else in the
+//! struct per binary, each built by its `from_vars` (from the process
+//! environment, with its account list object read in where one is named:
+//! `app::Aws::environment`) and holding everything the binary needs, or an
+//! error naming the variable at fault. Nothing else in the
 //! crate reads the environment (the log filter set-up aside).
 
 mod account_list;
@@ -53,10 +55,6 @@ pub struct ReaderConfig {
 }
 
 impl ReaderConfig {
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Env::process())
-    }
-
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
         let table = env.required("CACHE_TABLE_NAME")?;
         let state_machine_arn = env.required("REFRESH_STATE_MACHINE_ARN")?;
@@ -86,10 +84,6 @@ pub struct PlannerConfig {
 }
 
 impl PlannerConfig {
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Env::process())
-    }
-
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,

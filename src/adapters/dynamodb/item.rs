@@ -299,20 +299,21 @@ pub(super) fn chunk_ttl(stale_until: Timestamp) -> Timestamp {
 /// may move to `stale_until`: less than three days would be left past it (or the
 /// head, written before heads recorded it, does not say).
 pub(super) fn chunks_expire_too_soon(head: &Item, stale_until: Timestamp) -> bool {
-    match optional_number::<i64>(head, attr::CHUNK_TTL) {
-        Ok(Some(ttl)) => ttl < stale_until.plus(MIN_CHUNK_TTL_MARGIN).unix_secs(),
-        _ => true,
-    }
+    recorded_chunk_ttl(head)
+        .is_none_or(|ttl| ttl < stale_until.plus(MIN_CHUNK_TTL_MARGIN).unix_secs())
 }
 
 /// Whether the chunks of `head` may have been swept by `now`: their `ttl` (as
 /// the head records it, else as it was written) has passed.
 pub(super) fn chunks_may_be_gone(head: &Item, stale_until: Timestamp, now: Timestamp) -> bool {
-    let ttl = match optional_number::<i64>(head, attr::CHUNK_TTL) {
-        Ok(Some(ttl)) => ttl,
-        _ => chunk_ttl(stale_until).unix_secs(),
-    };
+    let ttl = recorded_chunk_ttl(head).unwrap_or_else(|| chunk_ttl(stale_until).unix_secs());
     ttl <= now.unix_secs()
+}
+
+/// The `ttl` a head records its chunks were given (`chunkTtl`); `None` for a
+/// head written before heads recorded it.
+fn recorded_chunk_ttl(head: &Item) -> Option<i64> {
+    optional_number(head, attr::CHUNK_TTL).ok().flatten()
 }
 
 /// The bytes of a chunk item.
