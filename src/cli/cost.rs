@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::{
     config::{LocalArgs, RefreshRunConfig, StoreKind},
     cost::{
-        CostEstimate, CostInputs, Strategy, model, price,
+        BatchExecution, CostEstimate, CostInputs, Strategy, model, price,
         simulate::{self, REGIONS, SimSettings},
     },
     domain::{DemandPolicy, RefreshAhead},
@@ -29,6 +29,13 @@ pub enum StrategyName {
     AlwaysRefresh,
     DemandAware,
     ReadThrough,
+}
+
+/// `--batch-execution-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchType {
+    Express,
+    Standard,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +65,9 @@ pub struct CostArgs {
     /// shape) through the planner's due rule for all three strategies.
     #[arg(long)]
     simulate: bool,
+    /// The Map's child executions, as the stack's `BatchExecutionType`.
+    #[arg(long, value_enum, value_name = "TYPE", default_value_t = BatchType::Express)]
+    batch_execution_type: BatchType,
     /// Days the simulation measures, after a day of warm-up.
     #[arg(
         long,
@@ -164,6 +174,10 @@ pub fn run(args: CostArgs) -> anyhow::Result<ExitCode> {
         schedule_interval: plan.schedule_interval,
         refresh_ahead_margin: plan.refresh_ahead_margin,
         batch_size: u32::try_from(plan.batch_size).unwrap_or(u32::MAX),
+        batch_execution: match args.batch_execution_type {
+            BatchType::Express => BatchExecution::Express,
+            BatchType::Standard => BatchExecution::Standard,
+        },
         ..CostInputs::new(accounts, regions, args.reads_per_minute, strategy)
     };
     let estimate = model::estimate(&inputs);

@@ -8,5 +8,7 @@ pub mod model;
 pub mod prices;
 pub mod simulate;
 
-pub use model::{CostEstimate, CostInputs, CostLine, Strategy, Workload, estimate, price};
+pub use model::{
+    BatchExecution, CostEstimate, CostInputs, CostLine, Strategy, Workload, estimate, price,
+};
 pub use simulate::{SimReport, SimSettings, simulate};

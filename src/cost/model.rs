@@ -251,6 +251,18 @@ pub fn query_read_units(bytes: f64) -> f64 {
     (bytes / prices::READ_UNIT_BYTES as f64).ceil() * 0.5
 }
 
+/// The type of the Distributed Map's child executions, one a batch
+/// (`BatchExecutionType` in `cfn/drs-cache.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchExecution {
+    /// Billed per execution and its duration.
+    #[default]
+    Express,
+    /// Billed per state transition: three a round.
+    Standard,
+}
+
 /// Everything the estimate depends on.
 #[derive(Debug, Clone)]
 pub struct CostInputs {
@@ -267,6 +279,8 @@ pub struct CostInputs {
     pub refresh_ahead_margin: Duration,
     /// `REFRESH_BATCH_SIZE` (50).
     pub batch_size: u32,
+    /// The Map's child executions (`BatchExecutionType`, EXPRESS).
+    pub batch_execution: BatchExecution,
     /// The exponent of the Zipf distribution reads follow over keys.
     pub zipf_exponent: f64,
     pub assumptions: Assumptions,
@@ -286,6 +300,7 @@ impl CostInputs {
             schedule_interval: Duration::from_secs(60),
             refresh_ahead_margin: Duration::from_secs(30),
             batch_size: crate::config::DEFAULT_BATCH_SIZE as u32,
+            batch_execution: BatchExecution::Express,
             zipf_exponent: ZIPF_EXPONENT,
             assumptions: Assumptions::default(),
         }
@@ -542,14 +557,29 @@ pub struct CostEstimate {
     pub workload: Workload,
 }
 
-/// State transitions a day: a run with nothing to refresh enters 3 states
-/// (*Plan refresh*, *Any targets?*, *Nothing to refresh*), one with targets
-/// 4 (*Plan refresh*, *Any targets?*, *Refresh targets*, *Summarize*), and
-/// each batch's child execution 3 (*Refresh batch*, *More rounds?*, *Batch
-/// done*); `statemachine/refresh.asl.json`.
-pub fn state_transitions(w: &Workload) -> f64 {
+/// Standard state transitions a day: a run with nothing to refresh enters 3
+/// states (*Plan refresh*, *Any targets?*, *Nothing to refresh*), one with
+/// targets 4 (*Plan refresh*, *Any targets?*, *Refresh targets*,
+/// *Summarize*), and each batch's STANDARD child execution 3 (*Refresh
+/// batch*, *More rounds?*, *Batch done*); an EXPRESS child is billed as an
+/// execution instead ([`express_seconds`]); `statemachine/refresh.asl.json`.
+pub fn state_transitions(w: &Workload, batches: BatchExecution) -> f64 {
     let runs_with_targets = w.ticks_with_targets + w.read_runs;
-    (w.ticks - w.ticks_with_targets) * 3.0 + runs_with_targets * 4.0 + w.batches * 3.0
+    let children = match batches {
+        BatchExecution::Standard => w.batches * 3.0,
+        BatchExecution::Express => 0.0,
+    };
+    (w.ticks - w.ticks_with_targets) * 3.0 + runs_with_targets * 4.0 + children
+}
+
+/// Seconds a day of EXPRESS child executions: each lasts its refresher
+/// invocation and the Lambda round trip (100 ms), billed in 100 ms steps.
+pub fn express_seconds(w: &Workload, a: &Assumptions) -> f64 {
+    if w.batches == 0.0 {
+        return 0.0;
+    }
+    let each = refresher_seconds(w, a) / w.batches + 0.1;
+    w.batches * (each * 10.0).ceil() / 10.0
 }
 
 /// Planner invocations a day: a plan per run, and a summary per run with
@@ -607,11 +637,31 @@ pub fn changed_writes(inputs: &CostInputs, w: &Workload, t: DataType) -> f64 {
         .min(inputs.keys_of(t) * inputs.assumptions.changes_per_key_per_day)
 }
 
+/// Write request units a day of the `dataType-createdAt-index`: its items
+/// are at most 1 KB (the key and the projected metadata), so each index write
+/// is one unit. A changed body's put moves the entry's `createdAt`, the index
+/// range key, which DynamoDB bills as two index writes (the old index item
+/// deleted, the new one put); an extension changes projected attributes
+/// (`fetchedAt`, `expiresAt`, `ttl`) under the same key, one; a demand note
+/// moves its record's `createdAt`, two; the fleet capacity each tick, two.
+/// Leases, chunks and ledger items have no `dataType` and are not in the index.
+pub fn index_write_units(inputs: &CostInputs, w: &Workload) -> f64 {
+    let entries: f64 = inputs
+        .data_types
+        .iter()
+        .map(|&t| {
+            let changed = changed_writes(inputs, w, t);
+            2.0 * changed + (w.writes.get(t) - changed)
+        })
+        .sum();
+    entries + 2.0 * w.demand_notes + 2.0 * w.ticks
+}
+
 /// Write request units a day: a changed body put at its entry's size, an
 /// unchanged one extending its head at the head's size, the chunks' expiry
 /// raised every `chunk_ttl_raise_days` at their size, three lease writes per
-/// target, a ledger item per batch, a demand record per note, and the fleet
-/// capacity each tick.
+/// target, a ledger item per batch, a demand record per note, the fleet
+/// capacity each tick, and the index's writes ([`index_write_units`]).
 pub fn write_request_units(inputs: &CostInputs, w: &Workload) -> f64 {
     let a = &inputs.assumptions;
     let entries: f64 = inputs
@@ -634,6 +684,7 @@ pub fn write_request_units(inputs: &CostInputs, w: &Workload) -> f64 {
         + w.batches
         + w.demand_notes
         + w.ticks * write_units(capacity_bytes(inputs))
+        + index_write_units(inputs, w)
 }
 
 /// Read request units a day: the strongly consistent read of the head before
@@ -738,9 +789,28 @@ pub fn price(inputs: &CostInputs, workload: &Workload) -> CostEstimate {
     line(
         "Step Functions",
         "state transitions",
-        state_transitions(w) * m,
+        state_transitions(w, inputs.batch_execution) * m,
         "transitions",
         prices::SFN_PER_TRANSITION,
+    );
+    let express = inputs.batch_execution == BatchExecution::Express;
+    line(
+        "Step Functions",
+        "Express child executions",
+        if express { w.batches * m } else { 0.0 },
+        "executions",
+        prices::SFN_EXPRESS_PER_REQUEST,
+    );
+    line(
+        "Step Functions",
+        "Express child duration",
+        if express {
+            gb_s(express_seconds(w, a), prices::SFN_EXPRESS_MIN_MB) * m
+        } else {
+            0.0
+        },
+        "GB-s",
+        prices::SFN_EXPRESS_PER_GB_SECOND,
     );
     let functions = [
         ("reader", w.reads, reader_seconds(w, a), a.reader_mb),
@@ -935,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_costs_three_transitions_empty_four_with_targets_and_three_per_batch() {
+    fn a_run_costs_three_transitions_empty_four_with_targets_and_three_per_standard_batch() {
         let w = Workload {
             ticks: 1_440.0,
             ticks_with_targets: 1_000.0,
@@ -944,10 +1014,75 @@ mod tests {
             ..Workload::default()
         };
         assert_eq!(
-            state_transitions(&w),
+            state_transitions(&w, BatchExecution::Standard),
             440.0 * 3.0 + 1_010.0 * 4.0 + 2_000.0 * 3.0
         );
+        // EXPRESS children are billed as executions, not transitions.
+        assert_eq!(
+            state_transitions(&w, BatchExecution::Express),
+            440.0 * 3.0 + 1_010.0 * 4.0
+        );
         assert_eq!(planner_invocations(&w), 1_440.0 + 1_000.0 + 20.0);
+    }
+
+    #[test]
+    fn an_express_child_bills_its_refresher_time_and_round_trip_in_100_ms_steps() {
+        let a = Assumptions::default();
+        let w = Workload {
+            batches: 10.0,
+            fetches: 10.0,
+            upstream_calls: 10.0,
+            ..Workload::default()
+        };
+        // One fetch a batch: 150 ms base + 450 ms call, and 100 ms round trip.
+        assert!((refresher_seconds(&w, &a) - 6.0).abs() < 1e-9);
+        assert!((express_seconds(&w, &a) - 7.0).abs() < 1e-9);
+        assert_eq!(express_seconds(&Workload::default(), &a), 0.0);
+    }
+
+    #[test]
+    fn only_express_children_have_execution_lines_and_only_standard_ones_transitions() {
+        let line = |e: &CostEstimate, item: &str| {
+            e.lines
+                .iter()
+                .find(|l| l.item == item)
+                .map(|l| l.usd)
+                .unwrap()
+        };
+        let express = estimate(&CostInputs::new(100, 4, 1_000.0, Strategy::AlwaysRefresh));
+        let standard = estimate(&CostInputs {
+            batch_execution: BatchExecution::Standard,
+            ..CostInputs::new(100, 4, 1_000.0, Strategy::AlwaysRefresh)
+        });
+        assert!(line(&express, "Express child executions") > 0.0);
+        assert!(line(&express, "Express child duration") > 0.0);
+        assert_eq!(line(&standard, "Express child executions"), 0.0);
+        assert_eq!(line(&standard, "Express child duration"), 0.0);
+        let batches = express.workload.batches * DAYS_PER_MONTH;
+        assert!(
+            (line(&standard, "state transitions")
+                - line(&express, "state transitions")
+                - batches * 3.0 * prices::SFN_PER_TRANSITION)
+                .abs()
+                < 1e-6
+        );
+    }
+
+    #[test]
+    fn an_extension_writes_the_index_once_and_a_changed_put_or_a_note_twice() {
+        let inputs = CostInputs {
+            data_types: vec![DataType::Ec2Subnets],
+            ..CostInputs::new(1, 1, 0.0, Strategy::AlwaysRefresh)
+        };
+        let mut w = Workload::default();
+        // 10 writes of one key a day: at most 4 found a changed body.
+        w.writes.add(DataType::Ec2Subnets, 10.0);
+        w.demand_notes = 3.0;
+        w.ticks = 5.0;
+        assert_eq!(
+            index_write_units(&inputs, &w),
+            4.0 * 2.0 + 6.0 + 3.0 * 2.0 + 5.0 * 2.0
+        );
     }
 
     #[test]

@@ -9,6 +9,19 @@
 /// transitions (retries count as transitions).
 pub const SFN_PER_TRANSITION: f64 = 0.025 / 1_000.0;
 
+/// AWS Step Functions pricing, Express Workflows: $1.00 per million requests
+/// (executions started, a Distributed Map's Express children included).
+pub const SFN_EXPRESS_PER_REQUEST: f64 = 1.00 / 1_000_000.0;
+
+/// AWS Step Functions pricing, Express Workflows: $0.00001667 per GB-second of
+/// duration (the first 1,000 GB-hours), billed in 100 ms steps and 64 MB of
+/// memory.
+pub const SFN_EXPRESS_PER_GB_SECOND: f64 = 0.000_016_67;
+
+/// The memory an Express execution is billed for at least: 64 MB, which a
+/// batch's state (a batch of targets and its next round) stays well inside.
+pub const SFN_EXPRESS_MIN_MB: f64 = 64.0;
+
 /// AWS Lambda pricing, Arm: $0.0000133334 per GB-second of duration (the first
 /// tier, 7.5 billion GB-seconds a month).
 pub const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;

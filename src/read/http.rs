@@ -101,6 +101,17 @@ impl Router {
 
     /// Answers one request. Never fails: every problem is an error response.
     pub async fn handle(&self, req: &ApiRequest) -> ApiResponse {
+        self.handle_within(req, |_| Ok(())).await
+    }
+
+    /// [`Self::handle`], where `fits` may still refuse a read's answer (the
+    /// Lambda adapter's response limit): a refused answer is replaced by the
+    /// error, and the read is counted as an error served, never as a hit.
+    pub async fn handle_within(
+        &self,
+        req: &ApiRequest,
+        fits: impl FnOnce(&ApiResponse) -> Result<(), ApiError>,
+    ) -> ApiResponse {
         if req.method == Method::GET && req.path == HEALTH_PATH {
             return json_response(StatusCode::OK, &health());
         }
@@ -111,12 +122,17 @@ impl Router {
             return super::inventory::answer(self, req).await;
         }
         let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        match self.read(&req.method, &req.path, query).await {
-            Ok(served) => render(
-                &served,
-                req.if_none_match.as_deref(),
-                Coding::negotiate(req.accept_encoding.as_deref()),
-            ),
+        let (if_none_match, coding) = (
+            req.if_none_match.as_deref(),
+            Coding::negotiate(req.accept_encoding.as_deref()),
+        );
+        let mut answer = None;
+        let read = self.read_checked(&req.method, &req.path, query, |served| {
+            let response = answer.insert(render(served, if_none_match, coding));
+            fits(response)
+        });
+        match read.await {
+            Ok(served) => answer.unwrap_or_else(|| render(&served, if_none_match, coding)),
             Err(e) => self.error(&e),
         }
     }
@@ -128,6 +144,19 @@ impl Router {
         method: &Method,
         path: &str,
         query: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Served, ApiError> {
+        self.read_checked(method, path, query, |_| Ok(())).await
+    }
+
+    /// [`Self::read`], where `check` may still refuse what was served (an
+    /// answer over a response limit): the read is then counted as an error
+    /// served, and its error is the answer.
+    pub async fn read_checked<'a>(
+        &self,
+        method: &Method,
+        path: &str,
+        query: impl IntoIterator<Item = (&'a str, &'a str)>,
+        check: impl FnOnce(&Served) -> Result<(), ApiError>,
     ) -> Result<Served, ApiError> {
         let started = Instant::now();
         if path.strip_suffix('/').unwrap_or(path) == INVALIDATE_PATH {
@@ -160,8 +189,17 @@ impl Router {
             ReadRequest::parse(data_type, query, settings.default_account)?
         };
         let served = self.service.read(&read).await;
-        self.record(data_type, &served, started);
-        Ok(served?)
+        let refused = served.as_ref().ok().and_then(|s| check(s).err());
+        match refused {
+            Some(error) => {
+                self.record_outcome(data_type, ReadResult::Other, None, started);
+                Err(error)
+            }
+            None => {
+                self.record(data_type, &served, started);
+                Ok(served?)
+            }
+        }
     }
 
     /// Records the metrics of one read of `data_type` begun at `started`.
@@ -190,6 +228,16 @@ impl Router {
                 | ReadError::StaleToken { .. },
             ) => (ReadResult::Other, None),
         };
+        self.record_outcome(data_type, result, data_age, started);
+    }
+
+    fn record_outcome(
+        &self,
+        data_type: crate::domain::DataType,
+        result: ReadResult,
+        data_age: Option<u64>,
+        started: Instant,
+    ) {
         self.metrics.record(&ReadOutcome {
             data_type,
             result,

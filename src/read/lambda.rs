@@ -17,7 +17,7 @@ use serde_json::{Value, value::RawValue};
 use crate::invocation::{ErrorType, InvocationError};
 
 use super::{
-    ApiError, ApiRequest, ApiResponse, Router,
+    ApiError, ApiRequest, ApiResponse, Router, Served,
     http::{HEALTH_PATH, health},
 };
 
@@ -136,20 +136,28 @@ pub async fn handle(
     let body = Bytes::copy_from_slice(http_request.body());
     let mut api = ApiRequest::from_http(&http_request, body);
     api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
-    let response = router.handle(&api).await;
+    // A read's answer is checked before its metrics are recorded; the other
+    // answers (the inventory's merge above all) here.
+    let response = router.handle_within(&api, fits_lambda).await;
+    let response = match fits_lambda(&response) {
+        Ok(()) => response,
+        Err(too_large) => router.error(&too_large),
+    };
     let binary = is_binary(&response);
-    let carried = carried_bytes(&response, binary);
-    let response = if carried > MAX_RESPONSE_BYTES {
-        router.error(&ApiError::ResponseTooLarge {
+    Ok(gateway_response(&origin, response, binary))
+}
+
+/// `RESPONSE_TOO_LARGE` for an answer whose proxy response would be over
+/// Lambda's limit.
+fn fits_lambda(response: &ApiResponse) -> Result<(), ApiError> {
+    let carried = carried_bytes(response, is_binary(response));
+    if carried > MAX_RESPONSE_BYTES {
+        return Err(ApiError::ResponseTooLarge {
             bytes: carried,
             limit: MAX_RESPONSE_BYTES,
-        })
-    } else {
-        response
-    };
-    // An error answer is JSON text.
-    let binary = binary && carried <= MAX_RESPONSE_BYTES;
-    Ok(gateway_response(&origin, response, binary))
+        });
+    }
+    Ok(())
 }
 
 /// Lambda's limit on the response of a synchronous invocation, the proxy
@@ -187,7 +195,12 @@ fn within_response_limit(response: DirectResponse) -> Result<DirectResponse, Inv
     if bytes <= MAX_RESPONSE_BYTES {
         return Ok(response);
     }
-    Err(InvocationError::api(
+    Err(direct_too_large(bytes))
+}
+
+/// The typed error of a direct answer of `bytes`, over Lambda's limit.
+fn direct_too_large(bytes: usize) -> InvocationError {
+    InvocationError::api(
         ApiError::ResponseTooLarge {
             bytes,
             limit: MAX_RESPONSE_BYTES,
@@ -196,7 +209,7 @@ fn within_response_limit(response: DirectResponse) -> Result<DirectResponse, Inv
         format!(
             "the answer is {bytes} bytes, over Lambda's {MAX_RESPONSE_BYTES}-byte response limit: read it a page at a time (queryParams limit and nextToken)"
         ),
-    ))
+    )
 }
 
 /// A body with a `Content-Encoding` is bytes, never text.
@@ -249,10 +262,25 @@ async fn direct(router: &Router, raw: &str) -> Result<DirectResponse, Invocation
     if path.strip_suffix('/').unwrap_or(&path) == super::inventory::INVENTORY_PATH {
         return direct_inventory(router, &path, &query).await;
     }
+    // An answer over the limit is refused before the read's metrics are
+    // recorded, so that it counts as an error served.
+    let fits = |served: &Served| {
+        let bytes = served.body.identity().len() + ENVELOPE_BYTES;
+        match bytes > MAX_RESPONSE_BYTES {
+            true => Err(ApiError::ResponseTooLarge {
+                bytes,
+                limit: MAX_RESPONSE_BYTES,
+            }),
+            false => Ok(()),
+        }
+    };
     let served = router
-        .read(&Method::GET, &path, query)
+        .read_checked(&Method::GET, &path, query, fits)
         .await
-        .map_err(|e| InvocationError::api(e.code(), e.to_string()))?;
+        .map_err(|e| match e {
+            ApiError::ResponseTooLarge { bytes, .. } => direct_too_large(bytes),
+            e => InvocationError::api(e.code(), e.to_string()),
+        })?;
     let body =
         String::from_utf8(served.body.identity().to_vec()).map_err(|_| unreadable("UTF-8"))?;
     let data = RawValue::from_string(body).map_err(|_| unreadable("JSON"))?;

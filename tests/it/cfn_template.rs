@@ -1511,19 +1511,26 @@ fn the_workflow_role_invokes_both_functions_reads_plans_and_runs_its_own_child_e
     let machine = format!(
         "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"
     );
-    let executions = format!(
-        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}/*"
-    );
+    // Its children's executions, STANDARD or EXPRESS (`BatchExecutionType`).
+    let executions = |kind: &str| {
+        format!(
+            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{kind}:{name}/*"
+        )
+    };
     assert!(
         granted["states:StartExecution"]
             .iter()
             .all(|r| is_sub(r, &machine))
     );
     for action in ["states:DescribeExecution", "states:StopExecution"] {
-        assert!(
-            granted[action].iter().all(|r| is_sub(r, &executions)),
-            "{action}"
-        );
+        let resources = &granted[action];
+        assert_eq!(resources.len(), 2, "{action}: {resources:?}");
+        for kind in ["execution", "express"] {
+            assert!(
+                resources.iter().any(|r| is_sub(r, &executions(kind))),
+                "{action} on {kind} executions"
+            );
+        }
     }
     // With a customer-managed key, the plans and results are under that key.
     for action in ["kms:Decrypt", "kms:GenerateDataKey"] {

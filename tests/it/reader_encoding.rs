@@ -8,6 +8,7 @@ use drs_cache::{
     read::{
         ApiRequest, ApiResponse,
         lambda::{MAX_RESPONSE_BYTES, handle},
+        metrics::ReadResult,
     },
 };
 use lambda_runtime::{Context, LambdaEvent};
@@ -359,6 +360,11 @@ async fn through_lambda_a_body_over_six_mb_is_413_unless_asked_compressed_or_a_p
     assert_eq!(error["error"], "RESPONSE_TOO_LARGE");
     assert_eq!(error["details"]["limit"], MAX_RESPONSE_BYTES);
     assert!(error["details"]["bytes"].as_u64().unwrap() > MAX_RESPONSE_BYTES as u64);
+    // The read served an error: it is not counted as a hit.
+    h.metrics.take();
+    let _ = invoke(&h, &query, None).await;
+    let counted: Vec<ReadResult> = h.metrics.take().iter().map(|o| o.result).collect();
+    assert_eq!(counted, [ReadResult::Other]);
 
     // Compressed, it fits: base64 in the proxy response, as Lambda requires.
     let compressed = invoke(&h, &query, Some("gzip")).await;
@@ -386,6 +392,7 @@ async fn through_lambda_a_body_over_six_mb_is_413_unless_asked_compressed_or_a_p
             Context::default(),
         )
     };
+    h.metrics.take();
     let refused = handle(&h.router, direct(json!({"region": REGION})))
         .await
         .unwrap_err();
@@ -395,6 +402,12 @@ async fn through_lambda_a_body_over_six_mb_is_413_unless_asked_compressed_or_a_p
         refused.message
     );
     assert!(refused.message.contains("nextToken"), "{}", refused.message);
+    let counted: Vec<ReadResult> = h.metrics.take().iter().map(|o| o.result).collect();
+    assert_eq!(
+        counted,
+        [ReadResult::Other],
+        "a refused direct read is no hit"
+    );
     let paged = handle(
         &h.router,
         direct(json!({"region": REGION, "limit": "5000"})),

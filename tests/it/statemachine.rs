@@ -165,11 +165,20 @@ fn the_map_limits_are_numbers_within_range() {
         map["ItemProcessor"]["ProcessorConfig"]["Mode"],
         "DISTRIBUTED"
     );
-    // moto rejects EXPRESS children; STANDARD children also keep their history.
+    // The children's type is the stack's: EXPRESS by default, or STANDARD.
     assert_eq!(
         map["ItemProcessor"]["ProcessorConfig"]["ExecutionType"],
-        "STANDARD"
+        "${BatchExecutionType}"
     );
+    let parameter = &t["Parameters"]["BatchExecutionType"];
+    assert_eq!(parameter["Default"].as_str(), Some("EXPRESS"));
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(allowed, ["EXPRESS", "STANDARD"]);
     assert_eq!(map["MaxConcurrencyPath"], "$.limits.maxConcurrency");
     assert_eq!(
         map["ToleratedFailurePercentagePath"],
@@ -296,11 +305,21 @@ fn scripts_test_pins_the_same_asl_validator() {
 
 #[test]
 fn asl_validator_accepts_the_definition_as_written_and_as_deployed() {
-    validate(DEFINITION).unwrap_or_else(|report| panic!("{DEFINITION_PATH}: {report}"));
+    // asl-validator checks `ExecutionType` against its values, so the file is
+    // checked with each value `BatchExecutionType` allows, and the rest of its
+    // placeholders as written.
+    for execution_type in ["EXPRESS", "STANDARD"] {
+        let written = DEFINITION.replace("${BatchExecutionType}", execution_type);
+        validate(&written).unwrap_or_else(|report| panic!("{DEFINITION_PATH}: {report}"));
+    }
     let deployed = filled_definition(&substitutions(&[]));
+    assert!(
+        deployed.contains(r#""ExecutionType": "EXPRESS""#),
+        "EXPRESS children by default"
+    );
     validate(&deployed).unwrap_or_else(|report| panic!("substituted: {report}"));
     // It does check: a transition to a state that does not exist is refused.
-    let mut broken = definition();
+    let mut broken: Value = serde_json::from_str(&deployed).unwrap();
     broken["States"]["Any targets?"]["Default"] = json!("No such state");
     let report = validate(&broken.to_string()).expect_err("a broken definition");
     assert!(report.contains("No such state"), "{report}");

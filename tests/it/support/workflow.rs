@@ -683,11 +683,14 @@ pub fn filled_definition(substitutions: &BTreeMap<String, String>) -> String {
     text
 }
 
-/// The filled definition with every retrier's interval and longest delay cut
-/// to 1 s (moto sleeps for real).
+/// The filled definition as moto runs it: every retrier's interval and
+/// longest delay cut to 1 s (moto sleeps for real), and the Map's children
+/// STANDARD (`BatchExecutionType`), since moto's engine refuses EXPRESS ones.
 pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
+    let mut substitutions = substitutions.clone();
+    substitutions.insert("BatchExecutionType".into(), "STANDARD".into());
     let mut definition: Value =
-        serde_json::from_str(&filled_definition(substitutions)).expect("the definition is JSON");
+        serde_json::from_str(&filled_definition(&substitutions)).expect("the definition is JSON");
     fn shorten(machine: &mut Value) {
         let Some(states) = machine.get_mut("States").and_then(Value::as_object_mut) else {
             return;
