@@ -86,6 +86,9 @@ pub fn line_of<T: Serialize>(at: SystemTime, directives: &[Directive], values: &
     serde_json::to_vec(&document).unwrap_or_default()
 }
 
+/// The most values one EMF metric holds (CloudWatch's limit on an array).
+pub const MAX_VALUES: usize = 100;
+
 /// Writes a line to standard output, where Lambda sends it to CloudWatch Logs.
 /// A lost metric line never fails the work it describes.
 pub fn emit(mut line: Vec<u8>) {

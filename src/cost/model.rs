@@ -149,7 +149,9 @@ pub struct Assumptions {
     pub memory_ttl: Duration,
     /// Log bytes per reader request (its EMF line).
     pub reader_log_bytes: f64,
-    /// Log bytes per key a refresh writes (its EMF line and log line).
+    /// Log bytes per key a refresh writes: its share of its batch's EMF
+    /// document for its data type and outcome (803 bytes for five keys, and
+    /// CloudWatch's 26 bytes an event).
     pub refresh_log_bytes_per_key: f64,
     /// Log bytes Lambda itself writes per invocation: none, with its system
     /// log level at WARN (`cfn/drs-cache.yaml`), but for errors.
@@ -199,7 +201,7 @@ impl Default for Assumptions {
             refresher_mb: 512.0,
             memory_ttl: Duration::from_secs(30),
             reader_log_bytes: 700.0,
-            refresh_log_bytes_per_key: 1_100.0,
+            refresh_log_bytes_per_key: 170.0,
             invocation_log_bytes: 0.0,
             planner_log_bytes: 800.0,
             freshness_line_bytes: 450.0,

@@ -262,30 +262,27 @@ impl ChangeFeed for Activity {
 }
 
 impl RefreshMetrics for Activity {
-    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
-        let now = SystemTime::now();
-        self.emit(refresh_metrics::emf_line(reason, summary, now));
-        if let Some(line) = refresh_metrics::event_lag_line(summary, now) {
-            self.emit(line);
-        }
-        if let Some(line) = refresh_metrics::change_events_line(summary, now) {
+    fn record(&self, reason: RefreshReason, summaries: &[KeySummary]) {
+        for line in refresh_metrics::emf_lines(reason, summaries, SystemTime::now()) {
             self.emit(line);
         }
         let mut state = lock(&self.state);
-        state.keys_done += 1;
-        *state.by_reason.entry(reason.as_str()).or_default() += 1;
-        let record = RefreshRecord {
-            at: Timestamp::now().rfc3339(),
-            key: summary.cache_key.to_string(),
-            reason: reason.as_str(),
-            status: summary
-                .error
-                .as_ref()
-                .map_or(summary.status.into(), |e| e.kind.as_str()),
-            duration_ms: summary.duration_ms,
-            event_to_cache_ms: summary.event_to_cache_ms,
-        };
-        push(&mut state.refreshes, record, RECENT);
+        for summary in summaries {
+            state.keys_done += 1;
+            *state.by_reason.entry(reason.as_str()).or_default() += 1;
+            let record = RefreshRecord {
+                at: Timestamp::now().rfc3339(),
+                key: summary.cache_key.to_string(),
+                reason: reason.as_str(),
+                status: summary
+                    .error
+                    .as_ref()
+                    .map_or(summary.status.into(), |e| e.kind.as_str()),
+                duration_ms: summary.duration_ms,
+                event_to_cache_ms: summary.event_to_cache_ms,
+            };
+            push(&mut state.refreshes, record, RECENT);
+        }
     }
 }
 
@@ -350,8 +347,8 @@ mod tests {
     fn every_refresh_is_one_emf_document_and_reads_are_samples_of_a_batch() {
         let sink = Sink::default();
         let activity = Activity::new(EmfOutput::To(Box::new(sink.clone())));
-        RefreshMetrics::record(&activity, RefreshReason::Schedule, &summary(None));
-        RefreshMetrics::record(&activity, RefreshReason::Event, &summary(Some(900)));
+        RefreshMetrics::record(&activity, RefreshReason::Schedule, &[summary(None)]);
+        RefreshMetrics::record(&activity, RefreshReason::Event, &[summary(Some(900))]);
         for result in [
             ReadResult::MemoryHit { stale: false },
             ReadResult::MemoryHit { stale: true },

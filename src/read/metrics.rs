@@ -144,7 +144,7 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
 }
 
 /// The most values one EMF metric holds (CloudWatch's limit on an array).
-pub const MAX_SAMPLES: usize = 100;
+pub const MAX_SAMPLES: usize = emf::MAX_VALUES;
 
 /// Reads gathered per data type until a batch is full or flushed.
 #[derive(Debug, Default)]

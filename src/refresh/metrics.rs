@@ -1,4 +1,9 @@
-//! Refresh metrics as CloudWatch Embedded Metric Format: one line per key.
+//! Refresh metrics as CloudWatch Embedded Metric Format: one document per
+//! data type and outcome of a batch, each key's figures a value in the
+//! document's arrays (at most [`emf::MAX_VALUES`] a document), so that every
+//! statistic stays what one document per key would give while the bytes logged
+//! fall about fivefold. A failed key is a document of its own, naming the key
+//! and the error.
 
 use std::time::SystemTime;
 
@@ -13,7 +18,8 @@ use super::summary::KeySummary;
 
 /// Where refresh outcomes go.
 pub trait RefreshMetrics: Send + Sync {
-    fn record(&self, reason: RefreshReason, summary: &KeySummary);
+    /// Records the outcomes of one batch's keys, in the batch's order.
+    fn record(&self, reason: RefreshReason, summaries: &[KeySummary]);
 }
 
 /// Writes EMF lines to standard output, where Lambda sends them to CloudWatch Logs.
@@ -21,15 +27,10 @@ pub trait RefreshMetrics: Send + Sync {
 pub struct EmfRefreshMetrics;
 
 impl RefreshMetrics for EmfRefreshMetrics {
-    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
-        let now = SystemTime::now();
-        emf::emit(emf_line(reason, summary, now));
-        if let Some(line) = event_lag_line(summary, now) {
-            emf::emit(line);
-        }
-        if let Some(line) = change_events_line(summary, now) {
-            emf::emit(line);
-        }
+    fn record(&self, reason: RefreshReason, summaries: &[KeySummary]) {
+        emf_lines(reason, summaries, SystemTime::now())
+            .into_iter()
+            .for_each(emf::emit);
     }
 }
 
@@ -39,19 +40,32 @@ impl RefreshMetrics for EmfRefreshMetrics {
 pub struct LoggedRefreshMetrics;
 
 impl RefreshMetrics for LoggedRefreshMetrics {
-    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
-        tracing::debug!(
-            cache_key = %summary.cache_key,
-            reason = reason.as_str(),
-            status = ?summary.status,
-            items = summary.items,
-            bytes = summary.bytes,
-            pages = summary.pages,
-            duration_ms = summary.duration_ms,
-            error = summary.error.as_ref().map(|e| e.kind.as_str()),
-            "key refreshed"
-        );
+    fn record(&self, reason: RefreshReason, summaries: &[KeySummary]) {
+        for summary in summaries {
+            tracing::debug!(
+                cache_key = %summary.cache_key,
+                reason = reason.as_str(),
+                status = ?summary.status,
+                items = summary.items,
+                bytes = summary.bytes,
+                pages = summary.pages,
+                duration_ms = summary.duration_ms,
+                error = summary.error.as_ref().map(|e| e.kind.as_str()),
+                "key refreshed"
+            );
+        }
     }
+}
+
+/// Every EMF document of a batch's outcomes: its refresh documents
+/// ([`emf_groups`]), then each key's event latency and change events.
+pub fn emf_lines(reason: RefreshReason, summaries: &[KeySummary], at: SystemTime) -> Vec<Vec<u8>> {
+    let mut lines = emf_groups(reason, summaries, at);
+    for summary in summaries {
+        lines.extend(event_lag_line(summary, at));
+        lines.extend(change_events_line(summary, at));
+    }
+    lines
 }
 
 const METRICS: [MetricDef; 6] = [
@@ -63,6 +77,8 @@ const METRICS: [MetricDef; 6] = [
     MetricDef::new("UpstreamPages", "Count"),
 ];
 
+/// One refresh document: keys of one data type and outcome, each a value of
+/// every metric's array. A failure's document holds its one key, named.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Line<'a> {
@@ -70,15 +86,61 @@ struct Line<'a> {
     /// The status, or the failure kind for a failed refresh.
     outcome: &'static str,
     reason: &'static str,
-    cache_key: String,
-    refresh_count: u8,
-    refresh_changed: u8,
-    refresh_duration: u64,
-    refresh_items: u64,
-    refresh_bytes: u64,
-    upstream_pages: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_key: Option<String>,
+    refresh_count: Vec<u8>,
+    refresh_changed: Vec<u8>,
+    refresh_duration: Vec<u64>,
+    refresh_items: Vec<u64>,
+    refresh_bytes: Vec<u64>,
+    upstream_pages: Vec<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_message: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    fn new(reason: RefreshReason, first: &'a KeySummary) -> Self {
+        let failure = first.error.as_ref();
+        Self {
+            data_type: first.cache_key.data_type().as_str(),
+            outcome: outcome(first),
+            reason: reason.as_str(),
+            cache_key: failure.map(|_| first.cache_key.to_string()),
+            refresh_count: Vec::new(),
+            refresh_changed: Vec::new(),
+            refresh_duration: Vec::new(),
+            refresh_items: Vec::new(),
+            refresh_bytes: Vec::new(),
+            upstream_pages: Vec::new(),
+            error_message: failure.map(|e| e.message.as_str()),
+        }
+    }
+
+    /// Whether `summary` belongs in this document, which has room for it.
+    fn takes(&self, summary: &KeySummary) -> bool {
+        self.cache_key.is_none()
+            && summary.error.is_none()
+            && self.refresh_count.len() < emf::MAX_VALUES
+            && self.data_type == summary.cache_key.data_type().as_str()
+            && self.outcome == outcome(summary)
+    }
+
+    fn push(&mut self, summary: &KeySummary) {
+        self.refresh_count.push(1);
+        self.refresh_changed.push(u8::from(summary.changed));
+        self.refresh_duration.push(summary.duration_ms);
+        self.refresh_items.push(summary.items);
+        self.refresh_bytes.push(summary.bytes);
+        self.upstream_pages.push(summary.pages);
+    }
+}
+
+/// The status of a refresh, or its failure kind.
+fn outcome(summary: &KeySummary) -> &'static str {
+    match &summary.error {
+        Some(failure) => failure.kind.as_str(),
+        None => summary.status.into(),
+    }
 }
 
 /// How long a change took from its event to the cache, per data type and
@@ -134,36 +196,32 @@ pub fn change_events_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8
     Some(emf::line(at, &[&["DataType"], &[]], &CHANGE_EVENTS, &line))
 }
 
-/// The EMF document of one key's refresh, by data type and by outcome.
-pub fn emf_line(reason: RefreshReason, summary: &KeySummary, at: SystemTime) -> Vec<u8> {
-    let outcome = match &summary.error {
-        Some(failure) => failure.kind.as_str(),
-        None => summary.status.into(),
-    };
-    let line = Line {
-        data_type: summary.cache_key.data_type().as_str(),
-        outcome,
-        reason: reason.as_str(),
-        cache_key: summary.cache_key.to_string(),
-        refresh_count: 1,
-        refresh_changed: u8::from(summary.changed),
-        refresh_duration: summary.duration_ms,
-        refresh_items: summary.items,
-        refresh_bytes: summary.bytes,
-        upstream_pages: summary.pages,
-        error_message: summary.error.as_ref().map(|e| e.message.as_str()),
-    };
-    // Every figure by data type; only the count by outcome as well (the
-    // failure alarms and the outcome widgets), since each dimension set of
-    // each metric is a custom metric of its own.
-    emf::line_of(
-        at,
-        &[
-            emf::Directive::new(&[&["DataType"]], &METRICS),
-            emf::Directive::new(&[&["DataType", "Outcome"]], &METRICS[..1]),
-        ],
-        &line,
-    )
+/// The refresh documents of a batch: the keys that did not fail grouped by
+/// data type and outcome, in order of first appearance, at most
+/// [`emf::MAX_VALUES`] a document; each failed key a document of its own.
+/// Every figure is by data type; only the count by outcome as well (the
+/// failure alarms and the outcome widgets), since each dimension set of each
+/// metric is a custom metric of its own.
+pub fn emf_groups(reason: RefreshReason, summaries: &[KeySummary], at: SystemTime) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Line> = Vec::new();
+    for summary in summaries {
+        let at = match groups.iter().position(|g| g.takes(summary)) {
+            Some(at) => at,
+            None => {
+                groups.push(Line::new(reason, summary));
+                groups.len() - 1
+            }
+        };
+        groups[at].push(summary);
+    }
+    let directives = [
+        emf::Directive::new(&[&["DataType"]], &METRICS),
+        emf::Directive::new(&[&["DataType", "Outcome"]], &METRICS[..1]),
+    ];
+    groups
+        .iter()
+        .map(|line| emf::line_of(at, &directives, line))
+        .collect()
 }
 
 #[cfg(test)]
@@ -194,12 +252,9 @@ mod tests {
             events_published: 0,
             events_failed: 0,
         };
-        let doc: Value = serde_json::from_slice(&emf_line(
-            RefreshReason::Schedule,
-            &summary,
-            SystemTime::now(),
-        ))
-        .unwrap();
+        let lines = emf_groups(RefreshReason::Schedule, &[summary], SystemTime::now());
+        assert_eq!(lines.len(), 1);
+        let doc: Value = serde_json::from_slice(&lines[0]).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], emf::NAMESPACE);
         assert_eq!(directive["Dimensions"], serde_json::json!([["DataType"]]));
@@ -217,7 +272,10 @@ mod tests {
         assert_eq!(doc["Outcome"], "AccessDenied");
         assert_eq!(doc["DataType"], "ec2-subnets");
         assert_eq!(doc["Reason"], "schedule");
-        assert_eq!(doc["UpstreamPages"], 2);
+        assert_eq!(doc["UpstreamPages"], serde_json::json!([2]));
+        // A failure names its key and its error.
+        assert_eq!(doc["CacheKey"], "ec2-subnets#us-east-1#111122223333");
+        assert_eq!(doc["ErrorMessage"], "denied");
         for m in directive["Metrics"].as_array().unwrap() {
             assert!(doc.get(m["Name"].as_str().unwrap()).is_some(), "{m}");
         }
@@ -273,9 +331,82 @@ mod tests {
                 events_published: 0,
                 events_failed: 0,
             };
-            let line = emf_line(RefreshReason::Event, &summary, SystemTime::now());
-            let doc: Value = serde_json::from_slice(&line).unwrap();
+            let lines = emf_groups(RefreshReason::Event, &[summary], SystemTime::now());
+            let doc: Value = serde_json::from_slice(&lines[0]).unwrap();
             assert_eq!(doc["Outcome"], outcome);
+            assert!(
+                doc.get("CacheKey").is_none(),
+                "only a failure names its key"
+            );
         }
+    }
+
+    fn unchanged(key: &str, duration_ms: u64) -> KeySummary {
+        KeySummary {
+            cache_key: CacheKey::parse(key).unwrap(),
+            status: Status::Unchanged,
+            changed: false,
+            items: 2,
+            bytes: 100,
+            pages: 1,
+            duration_ms,
+            error: None,
+            event_to_cache_ms: None,
+            events_published: 0,
+            events_failed: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_document_per_data_type_and_outcome_whose_arrays_count_every_key() {
+        let accounts = 1..=250u64;
+        let mut batch: Vec<KeySummary> = accounts
+            .clone()
+            .flat_map(|a| {
+                [
+                    unchanged(&format!("ec2-subnets#us-east-1#{:012}", a), a),
+                    unchanged(&format!("drs-jobs#us-east-1#{:012}", a), a),
+                ]
+            })
+            .collect();
+        let mut failed = unchanged("drs-jobs#us-east-1#999999999999", 7);
+        failed.status = Status::Failed;
+        failed.error = Some(FailureSummary::new(
+            FailureKind::Upstream(RefreshErrorKind::Throttled),
+            "slow down",
+        ));
+        batch.insert(3, failed);
+        let docs: Vec<Value> = emf_groups(RefreshReason::Schedule, &batch, SystemTime::now())
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        // 250 keys of each type: three documents each (100, 100, 50), and the
+        // failure's own.
+        assert_eq!(docs.len(), 7);
+        let count = |doc: &Value| doc["RefreshCount"].as_array().unwrap().len();
+        let total: usize = docs.iter().map(count).sum();
+        assert_eq!(total, batch.len(), "every key is counted once");
+        for doc in &docs {
+            assert!(count(doc) <= emf::MAX_VALUES);
+            for metric in METRICS {
+                let values = doc[metric.name].as_array().unwrap();
+                assert_eq!(values.len(), count(doc), "{}", metric.name);
+            }
+        }
+        let throttled: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["Outcome"] == "Throttled")
+            .collect();
+        assert_eq!(throttled.len(), 1);
+        assert_eq!(throttled[0]["CacheKey"], "drs-jobs#us-east-1#999999999999");
+        // The durations of one type's keys are their values, in order.
+        let subnets: Vec<u64> = docs
+            .iter()
+            .filter(|d| d["DataType"] == "ec2-subnets")
+            .flat_map(|d| d["RefreshDuration"].as_array().unwrap().clone())
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(subnets, accounts.collect::<Vec<_>>());
+        assert!(emf_groups(RefreshReason::Schedule, &[], SystemTime::now()).is_empty());
     }
 }

@@ -160,9 +160,7 @@ impl Refresher {
             .await;
         results.sort_unstable_by_key(|(at, _)| *at);
         let results: Vec<KeySummary> = results.into_iter().flat_map(|(_, r)| r).collect();
-        for summary in &results {
-            self.metrics.record(reason, summary);
-        }
+        self.metrics.record(reason, &results);
         BatchReport::new(results)
     }
 

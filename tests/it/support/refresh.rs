@@ -178,8 +178,9 @@ impl RecordedRefreshes {
 }
 
 impl RefreshMetrics for RecordedRefreshes {
-    fn record(&self, reason: RefreshReason, summary: &KeySummary) {
-        self.0.lock().unwrap().push((reason, summary.clone()));
+    fn record(&self, reason: RefreshReason, summaries: &[KeySummary]) {
+        let mut kept = self.0.lock().unwrap();
+        kept.extend(summaries.iter().map(|s| (reason, s.clone())));
     }
 }
 
