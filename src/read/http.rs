@@ -104,22 +104,29 @@ impl Router {
         self.handle_within(req, |_| Ok(())).await
     }
 
-    /// [`Self::handle`], where `fits` may still refuse a read's answer (the
-    /// Lambda adapter's response limit): a refused answer is replaced by the
-    /// error, and the read is counted as an error served, never as a hit.
+    /// [`Self::handle`], where `fits` may still refuse the answer (the Lambda
+    /// adapter's response limit): a refused answer is replaced by the error,
+    /// and a read refused so is counted as an error served, never as a hit.
     pub async fn handle_within(
         &self,
         req: &ApiRequest,
         fits: impl FnOnce(&ApiResponse) -> Result<(), ApiError>,
     ) -> ApiResponse {
-        if req.method == Method::GET && req.path == HEALTH_PATH {
-            return json_response(StatusCode::OK, &health());
-        }
-        if req.path.strip_suffix('/').unwrap_or(&req.path) == INVALIDATE_PATH {
-            return self.invalidate(req).await;
-        }
-        if req.path.strip_suffix('/').unwrap_or(&req.path) == super::inventory::INVENTORY_PATH {
-            return super::inventory::answer(self, req).await;
+        let path = req.path.strip_suffix('/').unwrap_or(&req.path);
+        let other = if req.method == Method::GET && req.path == HEALTH_PATH {
+            Some(json_response(StatusCode::OK, &health()))
+        } else if path == INVALIDATE_PATH {
+            Some(self.invalidate(req).await)
+        } else if path == super::inventory::INVENTORY_PATH {
+            Some(super::inventory::answer(self, req).await)
+        } else {
+            None
+        };
+        if let Some(response) = other {
+            return match fits(&response) {
+                Ok(()) => response,
+                Err(e) => self.error(&e),
+            };
         }
         let query = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let (if_none_match, coding) = (

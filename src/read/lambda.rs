@@ -136,13 +136,9 @@ pub async fn handle(
     let body = Bytes::copy_from_slice(http_request.body());
     let mut api = ApiRequest::from_http(&http_request, body);
     api.path = route_path(http_request.raw_http_path(), stage.as_deref()).to_owned();
-    // A read's answer is checked before its metrics are recorded; the other
-    // answers (the inventory's merge above all) here.
+    // Every answer is checked against Lambda's limit, a read's before its
+    // metrics are recorded.
     let response = router.handle_within(&api, fits_lambda).await;
-    let response = match fits_lambda(&response) {
-        Ok(()) => response,
-        Err(too_large) => router.error(&too_large),
-    };
     let binary = is_binary(&response);
     Ok(gateway_response(&origin, response, binary))
 }
