@@ -31,13 +31,6 @@ pub enum StrategyName {
     ReadThrough,
 }
 
-/// `--batch-execution-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BatchType {
-    Express,
-    Standard,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct CostArgs {
     /// Accounts in the fleet [default: the configured fleet, as `drs-cache
@@ -66,8 +59,8 @@ pub struct CostArgs {
     #[arg(long)]
     simulate: bool,
     /// The Map's child executions, as the stack's `BatchExecutionType`.
-    #[arg(long, value_enum, value_name = "TYPE", default_value_t = BatchType::Express)]
-    batch_execution_type: BatchType,
+    #[arg(long, value_enum, value_name = "TYPE", default_value_t = BatchExecution::Express)]
+    batch_execution_type: BatchExecution,
     /// Days the simulation measures, after a day of warm-up.
     #[arg(
         long,
@@ -174,10 +167,7 @@ pub fn run(args: CostArgs) -> anyhow::Result<ExitCode> {
         schedule_interval: plan.schedule_interval,
         refresh_ahead_margin: plan.refresh_ahead_margin,
         batch_size: u32::try_from(plan.batch_size).unwrap_or(u32::MAX),
-        batch_execution: match args.batch_execution_type {
-            BatchType::Express => BatchExecution::Express,
-            BatchType::Standard => BatchExecution::Standard,
-        },
+        batch_execution: args.batch_execution_type,
         ..CostInputs::new(accounts, regions, args.reads_per_minute, strategy)
     };
     let estimate = model::estimate(&inputs);

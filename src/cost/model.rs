@@ -256,6 +256,7 @@ pub fn query_read_units(bytes: f64) -> f64 {
 /// The type of the Distributed Map's child executions, one a batch
 /// (`BatchExecutionType` in `cfn/drs-cache.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "local", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BatchExecution {
     /// Billed per execution and its duration.

@@ -267,9 +267,10 @@ impl RefreshMetrics for Activity {
             self.emit(line);
         }
         let mut state = lock(&self.state);
+        let keys = summaries.len() as u64;
+        state.keys_done += keys;
+        *state.by_reason.entry(reason.as_str()).or_default() += keys;
         for summary in summaries {
-            state.keys_done += 1;
-            *state.by_reason.entry(reason.as_str()).or_default() += 1;
             let record = RefreshRecord {
                 at: Timestamp::now().rfc3339(),
                 key: summary.cache_key.to_string(),
