@@ -95,14 +95,18 @@ impl Aws {
         Ok(Env(Box::new(env.0)))
     }
 
-    /// Refresh requests as executions of the state machine `arn`.
-    pub async fn workflow_trigger(&self, arn: &str) -> Arc<StepFunctionsTrigger> {
+    /// Refresh requests as executions of the state machine `arn`, exact
+    /// targets of the targets workflow `targets` where there is one.
+    pub async fn workflow_trigger(
+        &self,
+        arn: &str,
+        targets: Option<&str>,
+    ) -> Arc<StepFunctionsTrigger> {
         let client = aws_sdk_sfn::Client::new(self.config().await);
-        Arc::new(StepFunctionsTrigger::new(
-            client,
-            arn,
-            REFRESH_REQUEST_WINDOW,
-        ))
+        Arc::new(
+            StepFunctionsTrigger::new(client, arn, REFRESH_REQUEST_WINDOW)
+                .with_targets_machine(targets.map(str::to_owned)),
+        )
     }
 }
 
@@ -111,7 +115,10 @@ impl Aws {
 pub async fn reader(aws: &Aws, config: &ReaderConfig, metrics: Arc<dyn MetricsSink>) -> Router {
     let (store, trigger) = tokio::join!(
         aws.table(&config.table, config.store_timeouts, None),
-        aws.workflow_trigger(&config.state_machine_arn)
+        aws.workflow_trigger(
+            &config.state_machine_arn,
+            config.targets_state_machine_arn.as_deref()
+        )
     );
     reader_router(
         store.clone(),
@@ -140,7 +147,10 @@ pub async fn refresher(
             config.store_timeouts,
             config.ownership.deployment()
         ),
-        aws.workflow_trigger(&config.state_machine_arn)
+        aws.workflow_trigger(
+            &config.state_machine_arn,
+            config.targets_state_machine_arn.as_deref()
+        )
     );
     let mut refresher = refresher_over(
         store.clone(),
@@ -300,9 +310,14 @@ mod local {
         metrics: Arc<dyn MetricsSink>,
     ) -> Result<(Router, Option<LocalSide>), StartError> {
         let (trigger, local): (Arc<dyn RefreshTrigger>, _) = match &config.refresh {
-            RefreshSide::Workflow { state_machine_arn } => {
-                (aws.workflow_trigger(state_machine_arn).await, None)
-            }
+            RefreshSide::Workflow {
+                state_machine_arn,
+                targets_state_machine_arn,
+            } => (
+                aws.workflow_trigger(state_machine_arn, targets_state_machine_arn.as_deref())
+                    .await,
+                None,
+            ),
             RefreshSide::InProcess(local) => {
                 let (queue, requests) = LocalRefreshQueue::new(LOCAL_QUEUE_CAPACITY);
                 let refresh =

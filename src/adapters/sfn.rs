@@ -1,8 +1,14 @@
-//! Refresh requests as Step Functions executions of the refresh workflow.
+//! Refresh requests as Step Functions executions: of the refresh workflow, or,
+//! for exact targets where the deployment has it, of the EXPRESS targets
+//! workflow.
 //!
-//! Executions are named from the target and a time window, so a burst of
-//! requests for one target within the window starts one execution: Step
-//! Functions refuses a second execution with the same name.
+//! Refresh workflow executions are named from the target and a time window,
+//! so a burst of requests for one target within the window starts one
+//! execution: Step Functions refuses a second STANDARD execution with the same
+//! name. EXPRESS executions are not deduplicated by name (a second one with the
+//! same name runs beside the first), so each gets a name of its own; the
+//! reader's own request window and the planner's leases keep a burst to one
+//! fetch.
 
 use std::time::Duration;
 
@@ -13,7 +19,7 @@ use crate::{
         BoxError, Invalidation, RefreshReason, RefreshRequestError, RefreshTrigger, RunRequests,
     },
     text::prefix,
-    workflow::ExecutionInput,
+    workflow::{ExecutionInput, MAX_INLINE_TARGETS},
 };
 use async_trait::async_trait;
 use aws_sdk_sfn::{
@@ -27,6 +33,8 @@ const MAX_NAME: usize = 80;
 pub struct StepFunctionsTrigger {
     client: Client,
     state_machine_arn: String,
+    /// The EXPRESS targets workflow, where exact targets run when it is set.
+    targets_machine_arn: Option<String>,
     window: Duration,
 }
 
@@ -36,8 +44,16 @@ impl StepFunctionsTrigger {
         Self {
             client,
             state_machine_arn: state_machine_arn.into(),
+            targets_machine_arn: None,
             window,
         }
+    }
+
+    /// Exact targets (a read's key, a follow-up's targets) run on the
+    /// targets workflow `arn`; `None` keeps them on the refresh workflow.
+    pub fn with_targets_machine(mut self, arn: Option<String>) -> Self {
+        self.targets_machine_arn = arn;
+        self
     }
 }
 
@@ -49,8 +65,21 @@ pub fn execution_name(
     now: Timestamp,
     window: Duration,
 ) -> String {
-    let parts = format!("{}-{}-{}", key.data_type(), key.region(), key.scope());
-    bounded_name(reason.as_str(), &parts, slot(now, window))
+    bounded_name(
+        reason.as_str(),
+        &key_parts(key),
+        &slot(now, window).to_string(),
+    )
+}
+
+/// `{reason}-{dataType}-{region}-{account}-{unique id}`: an EXPRESS targets
+/// run's own name.
+pub fn targets_run_name(key: &CacheKey, reason: RefreshReason) -> String {
+    bounded_name(reason.as_str(), &key_parts(key), &unique_id())
+}
+
+fn key_parts(key: &CacheKey) -> String {
+    format!("{}-{}-{}", key.data_type(), key.region(), key.scope())
 }
 
 /// `manual-{dataType}-{region}-{account}-{window number}` (`all` for a part not
@@ -63,7 +92,11 @@ pub fn invalidation_name(invalidation: &Invalidation, now: Timestamp, window: Du
         part(invalidation.region.as_ref().map(|r| r.as_str())),
         part(invalidation.account.as_ref().map(|a| a.as_str())),
     );
-    bounded_name(RefreshReason::Manual.as_str(), &parts, slot(now, window))
+    bounded_name(
+        RefreshReason::Manual.as_str(),
+        &parts,
+        &slot(now, window).to_string(),
+    )
 }
 
 /// The number of the `window` that `now` falls in.
@@ -72,15 +105,15 @@ fn slot(now: Timestamp, window: Duration) -> i64 {
     now.unix_secs().div_euclid(window_secs)
 }
 
-/// `{prefix}-{parts}-{slot}`, or with `parts` replaced by a hash of the whole
-/// name where that would be longer than Step Functions allows.
-fn bounded_name(prefix: &str, parts: &str, slot: i64) -> String {
-    let name = format!("{prefix}-{parts}-{slot}");
+/// `{prefix}-{parts}-{suffix}`, or with `parts` replaced by a hash of the
+/// whole name where that would be longer than Step Functions allows.
+fn bounded_name(prefix: &str, parts: &str, suffix: &str) -> String {
+    let name = format!("{prefix}-{parts}-{suffix}");
     if name.len() <= MAX_NAME {
         name
     } else {
         let hash = blake3::hash(name.as_bytes()).to_hex();
-        format!("{prefix}-{}-{slot}", &hash[..32])
+        format!("{prefix}-{}-{suffix}", &hash[..32])
     }
 }
 
@@ -100,7 +133,10 @@ impl StepFunctionsTrigger {
             key: asked.clone(),
             source,
         };
-        match self.start_named(&name, &input).await {
+        match self
+            .start_named(&self.state_machine_arn, &name, &input)
+            .await
+        {
             Ok(Started::New) => return Ok(()),
             Ok(Started::Exists) => {}
             Err(e) => return Err(refused(e)),
@@ -113,18 +149,26 @@ impl StepFunctionsTrigger {
             prefix(&name, MAX_NAME - 12),
             Timestamp::now().unix_secs()
         );
-        match self.start_named(&again, &input).await {
+        match self
+            .start_named(&self.state_machine_arn, &again, &input)
+            .await
+        {
             // Exists: another request started it within this second.
             Ok(_) => Ok(()),
             Err(e) => Err(refused(e)),
         }
     }
 
-    async fn start_named(&self, name: &str, input: &str) -> Result<Started, BoxError> {
+    async fn start_named(
+        &self,
+        machine: &str,
+        name: &str,
+        input: &str,
+    ) -> Result<Started, BoxError> {
         let result = self
             .client
             .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
+            .state_machine_arn(machine)
             .name(name)
             .input(input)
             .send()
@@ -233,8 +277,19 @@ impl RefreshTrigger for StepFunctionsTrigger {
         key: &CacheKey,
         reason: RefreshReason,
     ) -> Result<(), RefreshRequestError> {
-        let name = execution_name(key, reason, Timestamp::now(), self.window);
         let input = ExecutionInput::targets(reason, std::slice::from_ref(key));
+        if let Some(machine) = &self.targets_machine_arn {
+            let name = targets_run_name(key, reason);
+            return self
+                .start_named(machine, &name, &input.to_json())
+                .await
+                .map(|_| ())
+                .map_err(|source| RefreshRequestError {
+                    key: key.to_string(),
+                    source,
+                });
+        }
+        let name = execution_name(key, reason, Timestamp::now(), self.window);
         self.start(name, input.to_json(), key.to_string()).await
     }
 
@@ -252,7 +307,8 @@ impl RefreshTrigger for StepFunctionsTrigger {
 
 #[async_trait]
 impl RunRequests for StepFunctionsTrigger {
-    /// An execution of its own, `{reason}-targets-{unix seconds}-{unique id}`.
+    /// An execution of its own, `{reason}-targets-{unix seconds}-{unique id}`,
+    /// on the targets workflow where there is one.
     #[tracing::instrument(skip_all, fields(keys = keys.len()))]
     async fn request_targets(
         &self,
@@ -266,7 +322,11 @@ impl RunRequests for StepFunctionsTrigger {
             unique_id()
         );
         let input = ExecutionInput::targets(reason, keys);
-        self.start_named(&name, &input.to_json())
+        let machine = match &self.targets_machine_arn {
+            Some(targets) if keys.len() <= MAX_INLINE_TARGETS => targets,
+            _ => &self.state_machine_arn,
+        };
+        self.start_named(machine, &name, &input.to_json())
             .await
             .map(|_| ())
             .map_err(|source| RefreshRequestError { key: name, source })

@@ -204,7 +204,7 @@ impl Opened {
     /// The deployment's workflow, when one is named.
     pub async fn workflow_trigger(&self) -> Option<Arc<StepFunctionsTrigger>> {
         match &self.workflow {
-            Some(arn) => Some(app::Aws::default().workflow_trigger(arn).await),
+            Some(arn) => Some(app::Aws::default().workflow_trigger(arn, None).await),
             None => None,
         }
     }

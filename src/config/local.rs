@@ -15,7 +15,7 @@ use crate::{
     refresh::RefreshSettings,
 };
 
-use super::{Env, EnvError, PlanDefaults};
+use super::{Env, EnvError, PlanDefaults, TARGETS_STATE_MACHINE_ARN};
 
 /// The cache table name when `CACHE_TABLE_NAME` is unset.
 pub const DEFAULT_TABLE: &str = "drs-cache";
@@ -46,7 +46,12 @@ pub enum StoreChoice {
 #[derive(Debug, Clone)]
 pub enum RefreshSide {
     /// Reads ask the deployed workflow.
-    Workflow { state_machine_arn: String },
+    Workflow {
+        state_machine_arn: String,
+        /// `REFRESH_TARGETS_STATE_MACHINE_ARN`: where a read's refresh runs,
+        /// when the deployment has the targets workflow.
+        targets_state_machine_arn: Option<String>,
+    },
     /// The workflow's steps run in this process.
     InProcess(Box<LocalRefreshConfig>),
 }
@@ -210,7 +215,10 @@ impl LocalConfig {
                     reader.kept = Some(targets.kept());
                     reader.capacity_key = targets.capacity_key();
                 }
-                RefreshSide::Workflow { state_machine_arn }
+                RefreshSide::Workflow {
+                    state_machine_arn,
+                    targets_state_machine_arn: env.optional(TARGETS_STATE_MACHINE_ARN),
+                }
             }
             None => {
                 let local = LocalRefreshConfig::from_vars(env, args)?;

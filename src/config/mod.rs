@@ -40,9 +40,14 @@ pub const SESSION_NAME: &str = "drs-cache-refresher";
 /// Requests for one target within this window start one workflow execution.
 pub const REFRESH_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 
+/// The EXPRESS targets workflow a read's or a follow-up's exact targets run
+/// on; without it they run on the refresh workflow.
+pub const TARGETS_STATE_MACHINE_ARN: &str = "REFRESH_TARGETS_STATE_MACHINE_ARN";
+
 /// The `reader` function: `CACHE_TABLE_NAME`, `REFRESH_STATE_MACHINE_ARN` and
-/// `REGIONS` (all required), the targets kept (`ACCOUNT_IDS`, `DATA_TYPES`, as
-/// the planner reads them) and the reader's settings.
+/// `REGIONS` (all required), `REFRESH_TARGETS_STATE_MACHINE_ARN`, the targets
+/// kept (`ACCOUNT_IDS`, `DATA_TYPES`, as the planner reads them) and the
+/// reader's settings.
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
     pub table: String,
@@ -51,6 +56,9 @@ pub struct ReaderConfig {
     /// `STORE_TIMEOUT_MS`.
     pub store_timeouts: CallTimeouts,
     pub state_machine_arn: String,
+    /// Where a read's refresh runs, when the deployment has the targets
+    /// workflow.
+    pub targets_state_machine_arn: Option<String>,
     pub settings: ReaderSettings,
 }
 
@@ -66,6 +74,7 @@ impl ReaderConfig {
             table,
             store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             state_machine_arn,
+            targets_state_machine_arn: env.optional(TARGETS_STATE_MACHINE_ARN),
             settings,
         })
     }
@@ -95,13 +104,17 @@ impl PlannerConfig {
 }
 
 /// The `refresher` function: `CACHE_TABLE_NAME`, `REFRESH_STATE_MACHINE_ARN`
-/// (where follow-up runs start) and `DEPLOYMENT_ACCOUNT_ID` (all required),
+/// (where follow-up runs start, or `REFRESH_TARGETS_STATE_MACHINE_ARN` where
+/// set) and `DEPLOYMENT_ACCOUNT_ID` (all required),
 /// its settings, how it reaches other accounts and how it pages and retries
 /// upstream.
 #[derive(Debug, Clone)]
 pub struct RefresherConfig {
     pub table: String,
     pub state_machine_arn: String,
+    /// Where follow-up runs start, when the deployment has the targets
+    /// workflow.
+    pub targets_state_machine_arn: Option<String>,
     /// Each cache table call (`STORE_ATTEMPT_TIMEOUT_MS`, `STORE_OPERATION_TIMEOUT_MS`).
     pub store_timeouts: CallTimeouts,
     pub settings: RefreshSettings,
@@ -124,6 +137,7 @@ impl RefresherConfig {
         Ok(Self {
             table: env.required("CACHE_TABLE_NAME")?,
             state_machine_arn: env.required("REFRESH_STATE_MACHINE_ARN")?,
+            targets_state_machine_arn: env.optional(TARGETS_STATE_MACHINE_ARN),
             store_timeouts: env.call_timeouts("STORE", CallTimeouts::STORE)?,
             settings: env.refresh_settings(home)?,
             access: env.account_access(home)?,

@@ -560,29 +560,63 @@ pub struct CostEstimate {
     pub workload: Workload,
 }
 
-/// Standard state transitions a day: a run with nothing to refresh enters 3
+/// Standard state transitions a day, of the refresh workflow's ticks
+/// (`statemachine/refresh.asl.json`): a tick with nothing to refresh enters 3
 /// states (*Plan refresh*, *Any targets?*, *Nothing to refresh*), one with
 /// targets 4 (*Plan refresh*, *Any targets?*, *Refresh targets*,
-/// *Summarize*), and each batch's STANDARD child execution 3 (*Refresh
-/// batch*, *More rounds?*, *Batch done*); an EXPRESS child is billed as an
-/// execution instead ([`express_seconds`]); `statemachine/refresh.asl.json`.
+/// *Summarize*), and each of its batches' STANDARD child executions 3
+/// (*Refresh batch*, *More rounds?*, *Batch done*); an EXPRESS child is billed
+/// as an execution instead ([`express_seconds`]). A read's run is an EXPRESS
+/// execution of the targets workflow ([`targets_run_seconds`]), no transitions.
 pub fn state_transitions(w: &Workload, batches: BatchExecution) -> f64 {
-    let runs_with_targets = w.ticks_with_targets + w.read_runs;
     let children = match batches {
-        BatchExecution::Standard => w.batches * 3.0,
+        BatchExecution::Standard => scheduled_batches(w) * 3.0,
         BatchExecution::Express => 0.0,
     };
-    (w.ticks - w.ticks_with_targets) * 3.0 + runs_with_targets * 4.0 + children
+    (w.ticks - w.ticks_with_targets) * 3.0 + w.ticks_with_targets * 4.0 + children
 }
 
-/// Seconds a day of EXPRESS child executions: each lasts its refresher
-/// invocation and the Lambda round trip (100 ms), billed in 100 ms steps.
-pub fn express_seconds(w: &Workload, a: &Assumptions) -> f64 {
-    if w.batches == 0.0 {
+/// Batches a day of the ticks' runs: every batch but the one of each read's
+/// run.
+pub fn scheduled_batches(w: &Workload) -> f64 {
+    (w.batches - w.read_runs).max(0.0)
+}
+
+/// Seconds the refresher takes for a read's run's batch: its base time and
+/// one fetch's calls and writes.
+pub fn read_batch_seconds(w: &Workload, a: &Assumptions) -> f64 {
+    if w.fetches == 0.0 {
         return 0.0;
     }
-    let each = refresher_seconds(w, a) / w.batches + 0.1;
-    w.batches * (each * 10.0).ceil() / 10.0
+    let calls = w.upstream_calls / w.fetches;
+    let writes = w.writes.total() / w.fetches;
+    (a.refresher_base_ms + calls * a.upstream_ms + writes * a.write_ms) / 1_000.0
+}
+
+/// `seconds` billed in Step Functions' 100 ms steps.
+fn in_express_steps(seconds: f64) -> f64 {
+    (seconds * 10.0).ceil() / 10.0
+}
+
+/// Seconds a day of the ticks' EXPRESS child executions: each lasts its
+/// refresher invocation and the Lambda round trip (100 ms), billed in 100 ms
+/// steps.
+pub fn express_seconds(w: &Workload, a: &Assumptions) -> f64 {
+    let batches = scheduled_batches(w);
+    if batches == 0.0 {
+        return 0.0;
+    }
+    let refreshing = (refresher_seconds(w, a) - w.read_runs * read_batch_seconds(w, a)).max(0.0);
+    batches * in_express_steps(refreshing / batches + 0.1)
+}
+
+/// Seconds a day of the targets workflow's EXPRESS executions, one per read's
+/// run: its plan and summary (two small planner invocations), its batch's
+/// refresher invocation, and three Lambda round trips (100 ms each), billed in
+/// 100 ms steps (`statemachine/refresh-targets.asl.json`).
+pub fn targets_run_seconds(w: &Workload, a: &Assumptions) -> f64 {
+    let each = 2.0 * a.planner_small_ms / 1_000.0 + read_batch_seconds(w, a) + 0.3;
+    w.read_runs * in_express_steps(each)
 }
 
 /// Planner invocations a day: a plan per run, and a summary per run with
@@ -800,7 +834,11 @@ pub fn price(inputs: &CostInputs, workload: &Workload) -> CostEstimate {
     line(
         "Step Functions",
         "Express child executions",
-        if express { w.batches * m } else { 0.0 },
+        if express {
+            scheduled_batches(w) * m
+        } else {
+            0.0
+        },
         "executions",
         prices::SFN_EXPRESS_PER_REQUEST,
     );
@@ -812,6 +850,20 @@ pub fn price(inputs: &CostInputs, workload: &Workload) -> CostEstimate {
         } else {
             0.0
         },
+        "GB-s",
+        prices::SFN_EXPRESS_PER_GB_SECOND,
+    );
+    line(
+        "Step Functions",
+        "Express targets runs (reads)",
+        w.read_runs * m,
+        "executions",
+        prices::SFN_EXPRESS_PER_REQUEST,
+    );
+    line(
+        "Step Functions",
+        "Express targets run duration",
+        gb_s(targets_run_seconds(w, a), prices::SFN_EXPRESS_MIN_MB) * m,
         "GB-s",
         prices::SFN_EXPRESS_PER_GB_SECOND,
     );
@@ -872,7 +924,8 @@ pub fn price(inputs: &CostInputs, workload: &Workload) -> CostEstimate {
         "GB-month",
         prices::DYNAMODB_PER_GB_MONTH,
     );
-    let runs = w.ticks_with_targets + w.read_runs;
+    // Only the ticks' runs have a plan object; a read's is answered inline.
+    let runs = w.ticks_with_targets;
     line(
         "S3",
         "PUT (plan, Map results)",
@@ -1008,22 +1061,23 @@ mod tests {
     }
 
     #[test]
-    fn a_run_costs_three_transitions_empty_four_with_targets_and_three_per_standard_batch() {
+    fn a_tick_costs_three_transitions_empty_four_with_targets_and_three_per_standard_batch() {
+        // Ten reads' runs, each with its batch, on the targets workflow.
         let w = Workload {
             ticks: 1_440.0,
             ticks_with_targets: 1_000.0,
             read_runs: 10.0,
-            batches: 2_000.0,
+            batches: 2_010.0,
             ..Workload::default()
         };
         assert_eq!(
             state_transitions(&w, BatchExecution::Standard),
-            440.0 * 3.0 + 1_010.0 * 4.0 + 2_000.0 * 3.0
+            440.0 * 3.0 + 1_000.0 * 4.0 + 2_000.0 * 3.0
         );
         // EXPRESS children are billed as executions, not transitions.
         assert_eq!(
             state_transitions(&w, BatchExecution::Express),
-            440.0 * 3.0 + 1_010.0 * 4.0
+            440.0 * 3.0 + 1_000.0 * 4.0
         );
         assert_eq!(planner_invocations(&w), 1_440.0 + 1_000.0 + 20.0);
     }
@@ -1044,6 +1098,40 @@ mod tests {
     }
 
     #[test]
+    fn a_read_s_run_is_one_express_targets_execution_without_transitions_or_plan_objects() {
+        let a = Assumptions::default();
+        let ticks = Workload {
+            ticks: 1_440.0,
+            ticks_with_targets: 1_440.0,
+            batches: 2_880.0,
+            fetches: 2_880.0,
+            upstream_calls: 2_880.0,
+            ..Workload::default()
+        };
+        let with_reads = Workload {
+            read_runs: 1_000.0,
+            batches: ticks.batches + 1_000.0,
+            fetches: ticks.fetches + 1_000.0,
+            upstream_calls: ticks.upstream_calls + 1_000.0,
+            ..ticks.clone()
+        };
+        for batches in [BatchExecution::Express, BatchExecution::Standard] {
+            assert_eq!(
+                state_transitions(&with_reads, batches),
+                state_transitions(&ticks, batches),
+                "{batches:?}"
+            );
+        }
+        assert_eq!(scheduled_batches(&with_reads), ticks.batches);
+        // The ticks' children last as long with the reads' runs beside them.
+        assert!((express_seconds(&with_reads, &a) - express_seconds(&ticks, &a)).abs() < 1e-6);
+        // 2 × 60 ms planning and totals, 150 ms + 450 ms for the batch, 300 ms
+        // of round trips: 1,020 ms, billed as 1.1 s.
+        assert!((targets_run_seconds(&with_reads, &a) - 1_100.0).abs() < 1e-6);
+        assert_eq!(targets_run_seconds(&ticks, &a), 0.0);
+    }
+
+    #[test]
     fn only_express_children_have_execution_lines_and_only_standard_ones_transitions() {
         let line = |e: &CostEstimate, item: &str| {
             e.lines
@@ -1061,7 +1149,7 @@ mod tests {
         assert!(line(&express, "Express child duration") > 0.0);
         assert_eq!(line(&standard, "Express child executions"), 0.0);
         assert_eq!(line(&standard, "Express child duration"), 0.0);
-        let batches = express.workload.batches * DAYS_PER_MONTH;
+        let batches = scheduled_batches(&express.workload) * DAYS_PER_MONTH;
         assert!(
             (line(&standard, "state transitions")
                 - line(&express, "state transitions")

@@ -1,6 +1,7 @@
-//! The planner as a Lambda function, used three ways by the workflow: first
+//! The planner as a Lambda function, used three ways by the workflows: first
 //! with the execution input (a trigger) to plan the run, writing the batches to
-//! a plan object; with `{"recordFailure": ...}` for a batch whose refresher
+//! a plan object (or, with `{"planInline": ...}` from the targets workflow,
+//! answering them); with `{"recordFailure": ...}` for a batch whose refresher
 //! failed for good; and last with `{"summarize": ...}` to total the run from
 //! the results its batches recorded.
 
@@ -15,13 +16,13 @@ use crate::{
     invocation::{ErrorType, InvocationError},
     ports::StoreError,
     workflow::{
-        self, Batch, BatchResult, FailureRecord, PlanOutput, PlanStore, RunLedger, SummarizeInput,
-        SummarizeRequest,
+        self, Batch, BatchResult, FailureRecord, MAX_INLINE_TARGETS, PlanOutput, PlanStore,
+        RunLedger, SummarizeInput, SummarizeRequest,
     },
 };
 
 use super::{
-    Planner,
+    Planner, Trigger,
     summary::{RunMetrics, RunSummary},
     trigger,
 };
@@ -73,16 +74,33 @@ pub async fn handle(
             .map_err(|e| unavailable("recording a failed batch", &e))?;
         return Ok(PlannerOutput::Recorded { recorded: true });
     }
-    plan(function, payload).await
+    if let Some(input) = payload.get("planInline") {
+        return plan(function, input, Delivery::Inline).await;
+    }
+    plan(function, payload, Delivery::Object).await
+}
+
+/// Where a plan's batches go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A plan object in the bucket, for the refresh workflow's Distributed Map.
+    Object,
+    /// The answer's `items`, for the targets workflow's inline Map: exact
+    /// targets only, at most [`MAX_INLINE_TARGETS`].
+    Inline,
 }
 
 async fn plan(
     function: &PlannerFunction,
     payload: &Value,
+    delivery: Delivery,
 ) -> Result<PlannerOutput, InvocationError> {
     let planner = &function.planner;
     let trigger = trigger::parse(payload, planner.config().home)
         .map_err(|e| InvocationError::new(ErrorType::InvalidInput, &e))?;
+    if delivery == Delivery::Inline {
+        inline_plan_fits(&trigger)?;
+    }
     let plan = planner
         .plan(&trigger)
         .await
@@ -91,18 +109,20 @@ async fn plan(
         function.metrics.record_freshness(&plan.freshness);
     }
     let batches = plan.batch_inputs(trigger::event_time(payload));
-    let location = if batches.is_empty() {
-        None
-    } else {
-        // Keys, enums and strings only: serializing cannot fail.
-        let items: Vec<serde_json::Value> = batches.iter().map(Batch::plan_item).collect();
-        let body = serde_json::to_vec(&items).unwrap_or_default();
-        let location = function
-            .plans
-            .put(body)
-            .await
-            .map_err(|e| unavailable("writing the plan", &e))?;
-        Some(location)
+    let items: Vec<Value> = batches.iter().map(Batch::plan_item).collect();
+    let (location, items) = match delivery {
+        Delivery::Inline => (None, Some(items)),
+        Delivery::Object if items.is_empty() => (None, None),
+        Delivery::Object => {
+            // Keys, enums and strings only: serializing cannot fail.
+            let body = serde_json::to_vec(&items).unwrap_or_default();
+            let location = function
+                .plans
+                .put(body)
+                .await
+                .map_err(|e| unavailable("writing the plan", &e))?;
+            (Some(location), None)
+        }
     };
     let output = PlanOutput {
         reason: plan.reason,
@@ -111,6 +131,7 @@ async fn plan(
         deferred: plan.deferred,
         batches: batches.len(),
         plan: location,
+        items,
         ignored: plan.ignored,
     };
     tracing::info!(
@@ -122,6 +143,31 @@ async fn plan(
         "run planned"
     );
     Ok(PlannerOutput::Plan(output))
+}
+
+/// An inline plan takes exact targets, few enough for its answer; anything
+/// else is refused before a lease is claimed.
+fn inline_plan_fits(trigger: &Trigger) -> Result<(), InvocationError> {
+    let refused = |reason: String| {
+        let e = workflow::InputError {
+            field: "planInline".into(),
+            reason,
+        };
+        InvocationError::new(ErrorType::InvalidInput, &e)
+    };
+    match trigger {
+        Trigger::Targets { keys, .. } if keys.len() <= MAX_INLINE_TARGETS => Ok(()),
+        Trigger::Targets { keys, .. } => Err(refused(format!(
+            "holds {} targets, more than the {MAX_INLINE_TARGETS} an inline plan takes; \
+             start the refresh workflow instead",
+            keys.len()
+        ))),
+        _ => Err(refused(
+            "takes exact targets ({\"reason\", \"targets\"}) only; \
+             start the refresh workflow for any other trigger"
+                .into(),
+        )),
+    }
 }
 
 async fn summarize(

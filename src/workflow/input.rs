@@ -37,6 +37,10 @@ pub fn from_json<T: DeserializeOwned>(value: &Value) -> Result<T, InputError> {
     })
 }
 
+/// The most targets the targets workflow's inline plan takes: about 90 bytes
+/// each in the planner's answer, well inside the 256 KiB a task may return.
+pub const MAX_INLINE_TARGETS: usize = 1_000;
+
 /// The execution input of one of our own runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

@@ -15,7 +15,10 @@ mod target;
 
 pub use batch::{Batch, MAX_BATCH_TARGETS, RunRef, pack};
 pub use fetch::Fetch;
-pub use input::{ExecutionInput, InputError, TriggerInput, TriggerKind, WarmRequest, from_json};
+pub use input::{
+    ExecutionInput, InputError, MAX_INLINE_TARGETS, TriggerInput, TriggerKind, WarmRequest,
+    from_json,
+};
 pub use result::{
     BatchResult, Counts, FailureRecord, PlanLocation, PlanOutput, SummarizeInput, SummarizeRequest,
 };

@@ -32,8 +32,13 @@ pub struct PlanOutput {
     pub ignored: Option<String>,
     /// Number of batches in the plan object.
     pub batches: usize,
-    /// The plan object; `null` when nothing was planned.
+    /// The plan object; `null` when nothing was planned or the plan is
+    /// answered inline.
     pub plan: Option<PlanLocation>,
+    /// The batches themselves, as the plan object would hold them, when the
+    /// plan was asked for inline (`[]` for none); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<serde_json::Value>>,
 }
 
 /// The keys of a batch by outcome, as the refresher reports them and the Map's

@@ -1007,6 +1007,11 @@ fn the_reader_gets_every_variable_it_requires() {
         config.state_machine_arn,
         "physical-id-of-RefreshStateMachine"
     );
+    // A read's refresh runs on the targets workflow.
+    assert_eq!(
+        config.targets_state_machine_arn.as_deref(),
+        Some("physical-id-of-RefreshTargetsStateMachine")
+    );
     // Reader settings keep the code's defaults, and the default account is the
     // stack's own.
     let settings = config.settings;
@@ -1139,6 +1144,16 @@ fn the_refresher_gets_the_variables_it_reads() {
     assert_eq!(
         config.state_machine_arn,
         format!("arn:aws:states:{STACK_REGION}:{STACK_ACCOUNT}:stateMachine:{name}")
+    );
+    let targets = stack.properties("RefreshTargetsStateMachine")["StateMachineName"]
+        .as_str()
+        .expect("a state machine name")
+        .to_owned();
+    assert_eq!(
+        config.targets_state_machine_arn,
+        Some(format!(
+            "arn:aws:states:{STACK_REGION}:{STACK_ACCOUNT}:stateMachine:{targets}"
+        ))
     );
     let settings = config.settings;
     assert_eq!(settings.home_account, account(STACK_ACCOUNT));
@@ -1342,11 +1357,13 @@ fn the_reader_role_allows_reads_and_refresh_requests_only() {
     for action in ["dynamodb:GetItem", "dynamodb:BatchGetItem"] {
         assert!(granted[action].iter().all(|r| is_table(r)), "{action}");
     }
-    assert!(
-        granted["states:StartExecution"]
-            .iter()
-            .all(|r| is_ref(r, "RefreshStateMachine"))
-    );
+    // Invalidations start the refresh workflow, a read's refresh the targets
+    // workflow; nothing else.
+    let started = &granted["states:StartExecution"];
+    assert_eq!(started.len(), 2, "{started:?}");
+    for machine in ["RefreshStateMachine", "RefreshTargetsStateMachine"] {
+        assert!(started.iter().any(|r| is_ref(r, machine)), "{machine}");
+    }
 }
 
 #[test]
@@ -1428,11 +1445,12 @@ fn the_refresher_role_writes_the_table_reads_upstream_and_assumes_the_cross_acco
     // Which actions: tests/it/linked_calls.rs, from the binary. On what:
     for (action, resources) in &granted {
         if action.starts_with("states:") {
-            // Follow-up runs, of this stack's state machine only.
+            // Follow-up runs, of this stack's two state machines only.
             assert_eq!(
                 resources,
                 &[
-                    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${ProjectName}-refresh-${Environment}"
+                    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${ProjectName}-refresh-${Environment}",
+                    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${ProjectName}-refresh-targets-${Environment}"
                 ],
                 "{action}"
             );

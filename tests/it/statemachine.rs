@@ -2,7 +2,9 @@
 //! (asl-validator), filled completely by the template's substitutions, retrying
 //! and catching only errors the functions really raise, keeping only counts of
 //! the refresher's report, and running end to end on moto's ASL engine with
-//! stand-ins for the two functions that answer in their real shapes.
+//! stand-ins for the two functions that answer in their real shapes. The
+//! targets workflow's, `statemachine/refresh-targets.asl.json`: valid, filled,
+//! EXPRESS, and refreshing a batch with the refresh workflow's own states.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -36,12 +38,14 @@ use crate::support::{
     moto,
     workflow::{
         PLAN_BUCKET, PLANNER, REFRESHER, StandInTurn, deployed_definition, filled_definition,
-        substitutions,
+        filled_targets_definition, substitutions, targets_substitutions,
     },
 };
 
 const DEFINITION: &str = include_str!("../../statemachine/refresh.asl.json");
 const DEFINITION_PATH: &str = "statemachine/refresh.asl.json";
+const TARGETS_DEFINITION: &str = include_str!("../../statemachine/refresh-targets.asl.json");
+const TARGETS_DEFINITION_PATH: &str = "statemachine/refresh-targets.asl.json";
 const TEMPLATE: &str = include_str!("../../cfn/drs-cache.yaml");
 const TEST_SCRIPT: &str = include_str!("../../scripts/test");
 
@@ -140,20 +144,74 @@ fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
     assert!(placeholders(&filled_definition(&substitutions(&[]))).is_empty());
 }
 
+/// The definition file `machine` deploys, as a path relative to the
+/// template, which `aws cloudformation package` uploads.
+fn deployed_file(props: &Yaml) -> PathBuf {
+    let location = props["DefinitionS3Location"]
+        .as_str()
+        .expect("DefinitionS3Location is the local definition file");
+    std::fs::canonicalize(repo_root().join("cfn").join(location)).unwrap()
+}
+
 #[test]
 fn the_template_deploys_this_definition_as_a_standard_workflow() {
     let t = template();
     let props = state_machine_properties(&t);
     assert_eq!(props["StateMachineType"].as_str(), Some("STANDARD"));
-    // A path relative to the template, which `aws cloudformation package` uploads.
-    let location = props["DefinitionS3Location"]
-        .as_str()
-        .expect("DefinitionS3Location is the local definition file");
-    let file = repo_root().join("cfn").join(location);
     assert_eq!(
-        std::fs::canonicalize(&file).unwrap(),
+        deployed_file(props),
         std::fs::canonicalize(repo_root().join(DEFINITION_PATH)).unwrap()
     );
+}
+
+#[test]
+fn the_template_deploys_the_targets_definition_as_an_express_workflow_filling_every_placeholder() {
+    let t = template();
+    let props = &t["Resources"]["RefreshTargetsStateMachine"]["Properties"];
+    assert_eq!(props["StateMachineType"].as_str(), Some("EXPRESS"));
+    assert_eq!(
+        deployed_file(props),
+        std::fs::canonicalize(repo_root().join(TARGETS_DEFINITION_PATH)).unwrap()
+    );
+    let given: BTreeSet<String> = targets_substitutions(&[]).into_keys().collect();
+    assert_eq!(placeholders(TARGETS_DEFINITION), given);
+    assert!(placeholders(&filled_targets_definition(&targets_substitutions(&[]))).is_empty());
+}
+
+#[test]
+fn the_targets_workflow_refreshes_a_batch_with_the_refresh_workflow_s_own_states() {
+    let refresh = definition();
+    let targets: Value = serde_json::from_str(TARGETS_DEFINITION).expect("JSON");
+    let (r, t) = (&refresh["States"], &targets["States"]);
+    // Each batch: the same rounds, retries, catches and failure record.
+    let (r_map, t_map) = (&r["Refresh targets"], &t["Refresh targets"]);
+    for field in ["ItemSelector", "MaxConcurrencyPath"] {
+        assert_eq!(t_map[field], r_map[field], "{field}");
+    }
+    for field in ["StartAt", "States"] {
+        assert_eq!(
+            t_map["ItemProcessor"][field], r_map["ItemProcessor"][field],
+            "ItemProcessor.{field}"
+        );
+    }
+    // Inline over the planner's answer, not a plan object.
+    assert_eq!(
+        t_map["ItemProcessor"]["ProcessorConfig"],
+        json!({"Mode": "INLINE"})
+    );
+    assert_eq!(t_map["ItemsPath"], "$.items");
+    assert!(t_map.get("ItemReader").is_none() && t_map.get("ResultWriter").is_none());
+    // The same choice and totals.
+    for state in ["Any targets?", "Nothing to refresh", "Summarize"] {
+        assert_eq!(t[state], r[state], "{state}");
+    }
+    // The plan: the planner asked for its batches inline, retried as the
+    // refresh workflow's plan is.
+    let plan = &t["Plan targets"];
+    assert_eq!(targets["StartAt"], "Plan targets");
+    assert_eq!(plan["Parameters"]["Payload"], json!({"planInline.$": "$"}));
+    assert_eq!(plan["ResultSelector"]["items.$"], "$.Payload.items");
+    assert_eq!(plan["Retry"], r["Plan refresh"]["Retry"]);
 }
 
 #[test]
@@ -318,6 +376,10 @@ fn asl_validator_accepts_the_definition_as_written_and_as_deployed() {
         "EXPRESS children by default"
     );
     validate(&deployed).unwrap_or_else(|report| panic!("substituted: {report}"));
+    validate(TARGETS_DEFINITION)
+        .unwrap_or_else(|report| panic!("{TARGETS_DEFINITION_PATH}: {report}"));
+    validate(&filled_targets_definition(&targets_substitutions(&[])))
+        .unwrap_or_else(|report| panic!("targets, substituted: {report}"));
     // It does check: a transition to a state that does not exist is refused.
     let mut broken: Value = serde_json::from_str(&deployed).unwrap();
     broken["States"]["Any targets?"]["Default"] = json!("No such state");
@@ -733,6 +795,7 @@ impl Functions {
                 ignored: None,
                 batches,
                 plan,
+                items: None,
             })
             .unwrap()
         };

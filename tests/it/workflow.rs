@@ -12,7 +12,10 @@ use crate::support::workflow::{
 };
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use drs_cache::{
+    adapters::sfn::StepFunctionsTrigger,
+    config::REFRESH_REQUEST_WINDOW,
     domain::{CacheKey, EntryMeta, EntryState, RefreshErrorKind},
+    ports::{RefreshReason, RefreshTrigger},
     read::ApiResponse,
 };
 use drs_sim::{Faults, Service, SimConfig};
@@ -508,18 +511,13 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
     // began makes its refresher ask for one follow-up run. Which of the two
     // happened depends on how moto ran the 50: either way the burst costs one
     // fetch in flight and at most one after it.
-    let executions = rig
-        .sfn
-        .list_executions()
-        .state_machine_arn(&rig.machine)
-        .send()
+    // Follow-ups run on the targets workflow.
+    let follow_ups: Vec<String> = rig
+        .executions(&rig.targets_machine)
         .await
-        .unwrap();
-    let follow_ups: Vec<String> = executions
-        .executions()
-        .iter()
-        .filter(|e| e.name().starts_with("event-targets-"))
-        .map(|e| e.execution_arn().to_owned())
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("event-targets-"))
+        .map(|(_, arn)| arn)
         .collect();
     assert!(follow_ups.len() <= 1, "{follow_ups:?}");
     for arn in &follow_ups {
@@ -545,6 +543,82 @@ async fn a_burst_of_fifty_executions_for_one_target_refreshes_it_once() {
     assert_eq!(rig.invocations_of(REFRESHER).len(), 1 + follow_ups.len());
     let subnets = key(&format!("ec2-subnets#us-east-1#{HOME}"));
     assert_eq!(rig.read(&subnets).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_s_refresh_is_one_targets_run_that_plans_inline_and_fills_the_key() {
+    let rig = Rig::start(Options::default()).await;
+    let servers = key(&format!("drs-source-servers#us-east-1#{HOME}"));
+    let trigger = StepFunctionsTrigger::new(rig.sfn.clone(), &rig.machine, REFRESH_REQUEST_WINDOW)
+        .with_targets_machine(Some(rig.targets_machine.clone()));
+    trigger
+        .request_refresh(&servers, RefreshReason::Miss)
+        .await
+        .expect("the targets run starts");
+
+    // One execution, of the targets workflow; none of the refresh workflow.
+    let runs = rig.executions(&rig.targets_machine).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let (name, arn) = runs.into_iter().next().unwrap();
+    assert!(
+        name.starts_with(&format!("miss-drs-source-servers-us-east-1-{HOME}-")),
+        "{name}"
+    );
+    assert!(rig.executions(&rig.machine).await.is_empty());
+    let run = rig.wait(&arn).await;
+    assert_eq!(
+        run.status,
+        ExecutionStatus::Succeeded,
+        "{run:?}\n{}",
+        rig.history_text(&arn).await
+    );
+    // The summary counts the key and `drs-quotas`, which the same fetch
+    // writes.
+    assert_eq!(run.output["reason"], "miss", "{}", run.output);
+    assert_eq!(run.output["batches"], 1, "{}", run.output);
+    assert_eq!(run.output["refreshed"], 2, "{}", run.output);
+    assert_eq!(run.output["failedBatches"], 0, "{}", run.output);
+
+    // The planner answered the batch inline and wrote no plan object.
+    let planned = plans(&rig).await;
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert!(planned[0]["plan"].is_null(), "{}", planned[0]);
+    assert_eq!(
+        planned[0]["items"][0]["targets"],
+        json!([{"dataType": "drs-source-servers", "region": "us-east-1", "accountId": HOME}]),
+        "{}",
+        planned[0]
+    );
+    assert_eq!(rig.invocations_of(REFRESHER).len(), 1);
+    assert_eq!(rig.read(&servers).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_targets_workflow_refuses_a_trigger_other_than_exact_targets_and_refreshes_nothing() {
+    let rig = Rig::start(Options::default()).await;
+    let arn = rig
+        .sfn
+        .start_execution()
+        .state_machine_arn(&rig.targets_machine)
+        .name("tick-on-targets")
+        .input(TICK)
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_owned();
+    let run = rig.wait(&arn).await;
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    assert_eq!(run.error.as_deref(), Some("InvalidInput"), "{run:?}");
+    let cause = run.cause.unwrap_or_default();
+    assert!(
+        cause.contains("planInline") && cause.contains("exact targets"),
+        "{cause}"
+    );
+    assert!(rig.invocations_of(REFRESHER).is_empty());
+    for key in rig.configured() {
+        assert!(rig.entry(&key).await.is_none(), "{key}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -84,6 +84,7 @@ pub const PLANNER: &str = "planner";
 pub const REFRESHER: &str = "refresher";
 
 const DEFINITION: &str = include_str!("../../../statemachine/refresh.asl.json");
+const TARGETS_DEFINITION: &str = include_str!("../../../statemachine/refresh-targets.asl.json");
 const TEMPLATE: &str = include_str!("../../../cfn/drs-cache.yaml");
 
 pub fn other() -> AccountId {
@@ -621,15 +622,25 @@ fn function_of(logical_id: &str) -> &'static str {
     }
 }
 
-/// The values of the template's `DefinitionSubstitutions`, as CloudFormation
-/// fills them in account `HOME` with the parameter defaults; function ARNs name
-/// the router's functions, and `overrides` replace parameter values.
+/// The values of the refresh workflow's `DefinitionSubstitutions`, as
+/// CloudFormation fills them in account `HOME` with the parameter defaults;
+/// function ARNs name the router's functions, and `overrides` replace
+/// parameter values.
 pub fn substitutions(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    substitutions_of("RefreshStateMachine", overrides)
+}
+
+/// The same for the targets workflow.
+pub fn targets_substitutions(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    substitutions_of("RefreshTargetsStateMachine", overrides)
+}
+
+fn substitutions_of(machine: &str, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
     let template: Yaml = serde_norway::from_str(TEMPLATE).expect("cfn/drs-cache.yaml is YAML");
-    let properties = &template["Resources"]["RefreshStateMachine"]["Properties"];
+    let properties = &template["Resources"][machine]["Properties"];
     let given = properties["DefinitionSubstitutions"]
         .as_mapping()
-        .expect("RefreshStateMachine has DefinitionSubstitutions");
+        .unwrap_or_else(|| panic!("{machine} has DefinitionSubstitutions"));
     let mut values = BTreeMap::new();
     for (name, value) in given {
         let name = name.as_str().expect("substitution names").to_owned();
@@ -668,9 +679,19 @@ pub fn substitutions(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// `statemachine/refresh.asl.json` as CloudFormation hands it to Step
 /// Functions: every placeholder filled.
 pub fn filled_definition(substitutions: &BTreeMap<String, String>) -> String {
+    fill(DEFINITION, substitutions)
+}
+
+/// `statemachine/refresh-targets.asl.json` as CloudFormation hands it to Step
+/// Functions.
+pub fn filled_targets_definition(substitutions: &BTreeMap<String, String>) -> String {
+    fill(TARGETS_DEFINITION, substitutions)
+}
+
+fn fill(definition: &str, substitutions: &BTreeMap<String, String>) -> String {
     let text = substitutions
         .iter()
-        .fold(DEFINITION.to_owned(), |text, (name, value)| {
+        .fold(definition.to_owned(), |text, (name, value)| {
             text.replace(&format!("${{{name}}}"), value)
         });
     if let Some(at) = text.find("${") {
@@ -689,8 +710,17 @@ pub fn filled_definition(substitutions: &BTreeMap<String, String>) -> String {
 pub fn deployed_definition(substitutions: &BTreeMap<String, String>) -> String {
     let mut substitutions = substitutions.clone();
     substitutions.insert("BatchExecutionType".into(), "STANDARD".into());
-    let mut definition: Value =
-        serde_json::from_str(&filled_definition(&substitutions)).expect("the definition is JSON");
+    shortened(&filled_definition(&substitutions))
+}
+
+/// The filled targets definition as moto runs it: every retrier's interval
+/// and longest delay cut to 1 s.
+pub fn deployed_targets_definition(substitutions: &BTreeMap<String, String>) -> String {
+    shortened(&filled_targets_definition(substitutions))
+}
+
+fn shortened(filled: &str) -> String {
+    let mut definition: Value = serde_json::from_str(filled).expect("the definition is JSON");
     fn shorten(machine: &mut Value) {
         let Some(states) = machine.get_mut("States").and_then(Value::as_object_mut) else {
             return;
@@ -823,6 +853,8 @@ pub struct Rig {
     pub clock: Arc<ManualClock>,
     pub sfn: aws_sdk_sfn::Client,
     pub machine: String,
+    /// The targets workflow, where the refresher's follow-up runs start.
+    pub targets_machine: String,
     /// The cache table, on moto.
     pub table: String,
     execution_deadline: Duration,
@@ -966,15 +998,31 @@ impl Rig {
             .expect("moto accepts the definition")
             .state_machine_arn()
             .to_owned();
-        // Follow-up runs start on this machine, as the deployed refresher's do.
+        // moto runs an EXPRESS machine's executions as STANDARD ones, with a
+        // history the tests can read.
+        let targets_machine = sfn
+            .create_state_machine()
+            .name(moto::unique_name("refresh-targets"))
+            .definition(deployed_targets_definition(&targets_substitutions(&[(
+                "RefreshMaxConcurrency",
+                &concurrency,
+            )])))
+            .role_arn(format!("arn:aws:iam::{HOME}:role/drs-cache-refresh"))
+            .r#type(StateMachineType::Express)
+            .send()
+            .await
+            .expect("moto accepts the targets definition")
+            .state_machine_arn()
+            .to_owned();
+        // Follow-up runs start on the targets machine, as the deployed
+        // refresher's do.
         let refresher = Arc::new(RefresherFunction {
             refresher,
             ledger: store.clone(),
-            trigger: Arc::new(StepFunctionsTrigger::new(
-                sfn.clone(),
-                &machine,
-                REFRESH_REQUEST_WINDOW,
-            )),
+            trigger: Arc::new(
+                StepFunctionsTrigger::new(sfn.clone(), &machine, REFRESH_REQUEST_WINDOW)
+                    .with_targets_machine(Some(targets_machine.clone())),
+            ),
         });
         *lock(&harness.state.dispatch) = Some(Dispatch::Handlers {
             runtime: tokio::runtime::Handle::current(),
@@ -992,6 +1040,7 @@ impl Rig {
             clock,
             sfn,
             machine,
+            targets_machine,
             table,
             execution_deadline: options.execution_deadline,
             reader,
@@ -1059,6 +1108,20 @@ impl Rig {
             .unwrap_or_else(|e| panic!("start {name}: {e:?}"))
             .execution_arn()
             .to_owned()
+    }
+
+    /// The ARNs of the executions of `machine`, by name.
+    pub async fn executions(&self, machine: &str) -> BTreeMap<String, String> {
+        self.sfn
+            .list_executions()
+            .state_machine_arn(machine)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("list executions of {machine}: {e:?}"))
+            .executions()
+            .iter()
+            .map(|e| (e.name().to_owned(), e.execution_arn().to_owned()))
+            .collect()
     }
 
     /// Waits for the execution `arn` to end, up to a deadline.
