@@ -528,8 +528,13 @@ mod tests {
             Duration::from_secs(600)
         );
         assert_eq!(
-            policy.window(DataType::DrsSourceServers),
+            policy.window(DataType::Ec2SecurityGroups),
             Duration::from_secs(1_800)
+        );
+        // A type with a window of its own by default keeps it unless named.
+        assert_eq!(
+            policy.window(DataType::DrsSourceServers),
+            Duration::from_secs(900)
         );
         assert_eq!(policy.floor(), Duration::from_secs(7_200));
         assert_eq!(policy.warm_window(), Duration::from_secs(3_600));

@@ -775,11 +775,12 @@ pub fn log_bytes(inputs: &CostInputs, w: &Workload) -> f64 {
 }
 
 /// Custom metrics (each metric name with one set of dimension values):
-/// the reader's 8 by `DataType` (T + 1, the fleet capacity too); the
-/// refresher's 6 by `DataType`, and its count by `DataType` and `Outcome`; its
-/// `EventToCacheLatency` and its 2 change-event counts by `DataType` and over
-/// all; the planner's 7 run counts by `Reason` and 4 freshness figures by
-/// `DataType` and over all (none for read-through, which has no planner).
+/// the reader's 8 over all, and 3 of them (`CacheHit`, `StaleServe`,
+/// `DataAge`) by `DataType` (T + 1, the fleet capacity too); the refresher's 6
+/// over all, and its count by `DataType` and `Outcome`; its
+/// `EventToCacheLatency` and its 2 change-event counts over all; the planner's
+/// 7 run counts by `Reason` and 4 freshness figures by `DataType` and over all
+/// (none for read-through, which has no planner).
 pub fn custom_metrics(inputs: &CostInputs) -> f64 {
     let a = &inputs.assumptions;
     let t = inputs.data_types.len() as f64;
@@ -787,8 +788,8 @@ pub fn custom_metrics(inputs: &CostInputs) -> f64 {
         .iter()
         .filter(|&&e| inputs.configured(e))
         .count() as f64;
-    let reader = 8.0 * (t + 1.0);
-    let refresher = 6.0 * t + t * a.refresh_outcomes + (t + 1.0) + 2.0 * (events + 1.0);
+    let reader = 8.0 + 3.0 * (t + 1.0);
+    let refresher = 6.0 + t * a.refresh_outcomes + 1.0 + if events > 0.0 { 2.0 } else { 0.0 };
     let planner = 7.0 * a.run_reasons + 4.0 * (t + 1.0);
     match inputs.strategy {
         Strategy::ReadThrough => reader + refresher,
@@ -1177,11 +1178,12 @@ mod tests {
     }
 
     #[test]
-    fn every_data_type_makes_256_custom_metrics_and_read_through_drops_the_planners() {
+    fn every_data_type_makes_135_custom_metrics_and_read_through_drops_the_planners() {
+        // Reader 8 + 3 × 11, refresher 6 + 10 × 2 + 1 + 2, planner 7 × 3 + 4 × 11.
         let refresh = CostInputs::new(10, 2, 100.0, Strategy::AlwaysRefresh);
-        assert_eq!(custom_metrics(&refresh), 256.0);
+        assert_eq!(custom_metrics(&refresh), 135.0);
         let read_through = CostInputs::new(10, 2, 100.0, Strategy::ReadThrough);
-        assert_eq!(custom_metrics(&read_through), 256.0 - 21.0 - 44.0);
+        assert_eq!(custom_metrics(&read_through), 135.0 - 21.0 - 44.0);
     }
 
     #[test]
@@ -1204,9 +1206,10 @@ mod tests {
         let [always, demand, read_through] = [0, 1, 2].map(|i| &estimates[i]);
         assert!(demand.upstream_calls_per_day < always.upstream_calls_per_day);
         assert!(read_through.upstream_calls_per_day < demand.upstream_calls_per_day);
-        // With nearly every key read, demand-aware's refreshes on a read of a
-        // key out of demand (a run each) cost about what it saves.
-        assert!((demand.total_usd / always.total_usd - 1.0).abs() < 0.1);
+        // Even with nearly every key read within the hour, the fast types'
+        // short windows save more than the targets runs of reads out of
+        // demand cost.
+        assert!(demand.total_usd < always.total_usd);
     }
 
     #[test]

@@ -63,13 +63,27 @@ pub struct DemandPolicy {
 
 impl DemandPolicy {
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+    /// The windows of the types that change fastest, shorter than
+    /// [`Self::DEFAULT_WINDOW`]: a key of one is refreshed ahead at every tick
+    /// while in demand (1,440 times a day), so an hour in demand after one
+    /// read costs 60 refreshes, where a read after the window finds it stale
+    /// and refreshes it once. A recovery's keys are kept ahead by its warm
+    /// window whatever these say. `DEMAND_WINDOWS` sets others per type.
+    pub const DEFAULT_TYPE_WINDOWS: [(DataType, Duration); 4] = [
+        (DataType::DrsJobs, Duration::from_secs(300)),
+        (DataType::DrsRecoveryInstances, Duration::from_secs(300)),
+        (DataType::DrsSourceServers, Duration::from_secs(900)),
+        (DataType::DrsQuotas, Duration::from_secs(900)),
+    ];
     pub const DEFAULT_FLOOR: Duration = Duration::from_secs(6 * 3600);
     pub const DEFAULT_WARM_WINDOW: Duration = Duration::from_secs(4 * 3600);
     /// The shortest demand window: a reader notes a key at most every quarter
     /// of it, and a shorter note interval costs writes for little.
     pub const MIN_WINDOW: Duration = Duration::from_secs(60);
 
-    /// A policy with `window` for every type, `floor` and `warm_window`.
+    /// A policy with `window` for every type but those of
+    /// [`Self::DEFAULT_TYPE_WINDOWS`] (which [`Self::with_window`] changes),
+    /// `floor` and `warm_window`.
     pub fn new(
         window: Duration,
         floor: Duration,
@@ -87,7 +101,7 @@ impl DemandPolicy {
             });
         }
         Ok(Self {
-            windows: HashMap::new(),
+            windows: HashMap::from(Self::DEFAULT_TYPE_WINDOWS),
             default_window: window,
             floor,
             warm_window,
@@ -144,7 +158,7 @@ impl DemandPolicy {
 impl Default for DemandPolicy {
     fn default() -> Self {
         Self {
-            windows: HashMap::new(),
+            windows: HashMap::from(Self::DEFAULT_TYPE_WINDOWS),
             default_window: Self::DEFAULT_WINDOW,
             floor: Self::DEFAULT_FLOOR,
             warm_window: Self::DEFAULT_WARM_WINDOW,
@@ -229,23 +243,32 @@ mod tests {
         let policy = DemandPolicy::default()
             .with_window(DataType::Ec2Subnets, Duration::from_secs(600))
             .unwrap();
-        let servers = key(DataType::DrsSourceServers, "111111111111");
+        let groups = key(DataType::Ec2SecurityGroups, "111111111111");
         let subnets = key(DataType::Ec2Subnets, "111111111111");
+        let jobs = key(DataType::DrsJobs, "111111111111");
         let mut demand = Demand::default();
-        demand.note_read(servers.clone(), at(1_000));
-        demand.note_read(servers.clone(), at(900));
+        demand.note_read(groups.clone(), at(1_000));
+        demand.note_read(groups.clone(), at(900));
         demand.note_read(subnets.clone(), at(1_000));
+        demand.note_read(jobs.clone(), at(1_000));
         assert_eq!(
-            demand.hot(&servers, &policy, at(1_000 + 3_599)),
+            demand.hot(&groups, &policy, at(1_000 + 3_599)),
             Some(Hot::Read {
                 ago: Duration::from_secs(3_599)
             })
         );
-        assert_eq!(demand.hot(&servers, &policy, at(1_000 + 3_600)), None);
+        assert_eq!(demand.hot(&groups, &policy, at(1_000 + 3_600)), None);
+        // Jobs change fastest: five minutes in demand by default.
+        assert!(demand.hot(&jobs, &policy, at(1_000 + 299)).is_some());
+        assert_eq!(demand.hot(&jobs, &policy, at(1_000 + 300)), None);
         assert!(demand.hot(&subnets, &policy, at(1_000 + 599)).is_some());
         assert_eq!(demand.hot(&subnets, &policy, at(1_000 + 600)), None);
         assert_eq!(
-            demand.hot(&key(DataType::DrsJobs, "111111111111"), &policy, at(1_000)),
+            demand.hot(
+                &key(DataType::DrsRecoveryInstances, "111111111111"),
+                &policy,
+                at(1_000)
+            ),
             None
         );
     }
@@ -282,8 +305,14 @@ mod tests {
         assert!(DemandPolicy::new(hour, hour, Duration::ZERO).is_err());
         let policy = DemandPolicy::new(hour, hour, hour).unwrap();
         assert_eq!(
-            policy.note_interval(DataType::DrsSourceServers),
+            policy.note_interval(DataType::Ec2Subnets),
             Duration::from_secs(900)
         );
+        // The fast types keep their own windows under any default window.
+        assert_eq!(
+            policy.note_interval(DataType::DrsSourceServers),
+            Duration::from_secs(225)
+        );
+        assert_eq!(policy.window(DataType::DrsJobs), Duration::from_secs(300));
     }
 }

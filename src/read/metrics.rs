@@ -94,6 +94,33 @@ struct Line {
     cache_latency: f64,
 }
 
+/// The metrics also published by `DataType`: the hit rate, the stale share
+/// and the data's age, which differ by type. Every metric is published without
+/// dimensions too (the totals the stack alarms on and charts). Each dimension
+/// set of each metric is a custom metric of its own, billed monthly: the other
+/// five by type would be 50 more, for a breakdown Logs Insights gives from the
+/// documents' `DataType` property.
+const BY_TYPE: [&str; 3] = ["CacheHit", "StaleServe", "DataAge"];
+
+/// A read document of `values`: every metric without dimensions, and
+/// [`BY_TYPE`] by `DataType`; `DataAge` only when it has one.
+fn document<T: Serialize>(at: SystemTime, with_age: bool, values: &T) -> Vec<u8> {
+    let all = metric_defs(with_age);
+    let typed: Vec<MetricDef> = all
+        .iter()
+        .copied()
+        .filter(|m| BY_TYPE.contains(&m.name))
+        .collect();
+    emf::line_of(
+        at,
+        &[
+            emf::Directive::new(&[&[]], &all),
+            emf::Directive::new(&[&["DataType"]], &typed),
+        ],
+        values,
+    )
+}
+
 /// The metrics a read document declares; `DataAge` only when it has one.
 fn metric_defs(with_age: bool) -> Vec<MetricDef> {
     let metric = MetricDef::new;
@@ -126,7 +153,6 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         ReadResult::Unavailable => "unavailable",
         _ => "error",
     };
-    let metrics = metric_defs(outcome.data_age.is_some());
     let line = Line {
         data_type: outcome.data_type.as_str(),
         tier,
@@ -140,7 +166,7 @@ pub fn emf_line(outcome: &ReadOutcome, at: SystemTime) -> Vec<u8> {
         data_age: outcome.data_age,
         cache_latency: outcome.latency.as_secs_f64() * 1000.0,
     };
-    emf::line(at, &[&["DataType"]], &metrics, &line)
+    document(at, outcome.data_age.is_some(), &line)
 }
 
 /// The most values one EMF metric holds (CloudWatch's limit on an array).
@@ -250,8 +276,7 @@ pub fn emf_batch(reads: &[ReadOutcome], at: SystemTime) -> Vec<u8> {
             .map(|r| r.latency.as_secs_f64() * 1000.0)
             .collect(),
     };
-    let metrics = metric_defs(!line.data_age.is_empty());
-    emf::line(at, &[&["DataType"]], &metrics, &line)
+    document(at, !line.data_age.is_empty(), &line)
 }
 
 #[cfg(test)]
@@ -277,7 +302,18 @@ mod tests {
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(directive["Namespace"], NAMESPACE);
-        assert_eq!(directive["Dimensions"][0][0], "DataType");
+        // Every metric without dimensions; three of them by type as well.
+        assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 8);
+        let by_type = &doc["_aws"]["CloudWatchMetrics"][1];
+        assert_eq!(by_type["Dimensions"], serde_json::json!([["DataType"]]));
+        let names: Vec<&str> = by_type["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["CacheHit", "StaleServe", "DataAge"]);
         assert_eq!(doc["DataType"], "ec2-subnets");
         assert_eq!(doc["CacheHit"], 1);
         assert_eq!(doc["MemoryHit"], 1);

@@ -143,8 +143,9 @@ fn outcome(summary: &KeySummary) -> &'static str {
     }
 }
 
-/// How long a change took from its event to the cache, per data type and
-/// over all (which the stack alarms on at p99).
+/// How long a change took from its event to the cache, over all data types
+/// (which the stack alarms on at p99); by type in Logs Insights, from the
+/// document's `DataType`.
 const EVENT_LAG: [MetricDef; 1] = [MetricDef::new("EventToCacheLatency", "Milliseconds")];
 
 #[derive(Serialize)]
@@ -163,11 +164,10 @@ pub fn event_lag_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8>> {
         cache_key: summary.cache_key.to_string(),
         event_to_cache_latency: lag,
     };
-    Some(emf::line(at, &[&["DataType"], &[]], &EVENT_LAG, &line))
+    Some(emf::line(at, &[&[]], &EVENT_LAG, &line))
 }
 
-/// Change events a write published and gave up on, per data type and over
-/// all.
+/// Change events a write published and gave up on, over all data types.
 const CHANGE_EVENTS: [MetricDef; 2] = [
     MetricDef::new("ChangeEventsPublished", "Count"),
     MetricDef::new("ChangeEventsFailed", "Count"),
@@ -193,15 +193,16 @@ pub fn change_events_line(summary: &KeySummary, at: SystemTime) -> Option<Vec<u8
         change_events_published: summary.events_published,
         change_events_failed: summary.events_failed,
     };
-    Some(emf::line(at, &[&["DataType"], &[]], &CHANGE_EVENTS, &line))
+    Some(emf::line(at, &[&[]], &CHANGE_EVENTS, &line))
 }
 
 /// The refresh documents of a batch: the keys that did not fail grouped by
 /// data type and outcome, in order of first appearance, at most
 /// [`emf::MAX_VALUES`] a document; each failed key a document of its own.
-/// Every figure is by data type; only the count by outcome as well (the
-/// failure alarms and the outcome widgets), since each dimension set of each
-/// metric is a custom metric of its own.
+/// Every figure is published without dimensions, and only the count by data
+/// type and outcome as well (the failure alarms and the outcome widgets):
+/// each dimension set of each metric is a custom metric of its own, and a
+/// figure by type is a Logs Insights query on the documents' `DataType`.
 pub fn emf_groups(reason: RefreshReason, summaries: &[KeySummary], at: SystemTime) -> Vec<Vec<u8>> {
     let mut groups: Vec<Line> = Vec::new();
     for summary in summaries {
@@ -215,7 +216,7 @@ pub fn emf_groups(reason: RefreshReason, summaries: &[KeySummary], at: SystemTim
         groups[at].push(summary);
     }
     let directives = [
-        emf::Directive::new(&[&["DataType"]], &METRICS),
+        emf::Directive::new(&[&[]], &METRICS),
         emf::Directive::new(&[&["DataType", "Outcome"]], &METRICS[..1]),
     ];
     groups
@@ -257,8 +258,8 @@ mod tests {
         let doc: Value = serde_json::from_slice(&lines[0]).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], emf::NAMESPACE);
-        assert_eq!(directive["Dimensions"], serde_json::json!([["DataType"]]));
-        // By outcome, the count alone: 6 × T + 1 × T × outcomes metrics.
+        assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
+        // By type and outcome, the count alone: 6 + T × outcomes metrics.
         let by_outcome = &doc["_aws"]["CloudWatchMetrics"][1];
         assert_eq!(by_outcome["Namespace"], emf::NAMESPACE);
         assert_eq!(
@@ -303,9 +304,9 @@ mod tests {
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Metrics"][0]["Name"], "EventToCacheLatency");
         assert_eq!(directive["Metrics"][0]["Unit"], "Milliseconds");
-        assert_eq!(directive["Dimensions"][0][0], "DataType");
-        // And without dimensions, which the stack's alarm reads.
-        assert_eq!(directive["Dimensions"][1], serde_json::json!([]));
+        // Without dimensions only, which the stack's alarm reads; the type
+        // is a property.
+        assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
         assert_eq!(doc["EventToCacheLatency"], 1_250);
         assert_eq!(doc["DataType"], "drs-source-servers");
     }

@@ -51,12 +51,12 @@ fn demand_aware_refresh_of_500_accounts_in_3_regions_at_1000_reads_a_minute_cost
 }
 
 #[test]
-fn the_custom_metrics_alone_cost_77_dollars_a_month_whatever_the_fleet() {
+fn the_custom_metrics_alone_cost_40_dollars_a_month_whatever_the_fleet() {
     for (accounts, regions) in [(1, 1), (10, 2), (500, 3)] {
         let e = estimate(&CostInputs::new(accounts, regions, 0.0, demand()));
         let metrics = e.lines.iter().find(|l| l.item == "custom metrics").unwrap();
-        assert_eq!(metrics.quantity, 256.0);
-        assert!((metrics.usd - 76.8).abs() < 1e-9, "{}", metrics.usd);
+        assert_eq!(metrics.quantity, 135.0);
+        assert!((metrics.usd - 40.5).abs() < 1e-9, "{}", metrics.usd);
     }
 }
 
@@ -84,10 +84,11 @@ fn on_a_simulated_week_demand_aware_calls_upstream_less_than_always_refresh_but_
     assert!(demand.upstream_calls_per_day < 0.7 * always.upstream_calls_per_day);
     assert!(demand.store_writes_per_day < always.store_writes_per_day);
     // What the simulation shows (docs/cost.md): demand-aware serves fresh
-    // about 90% of reads here (92% at 500 × 3), always-refresh 93% (95%);
+    // about 84% of reads here (85.5% at 500 × 3: the fast types are in demand
+    // for minutes, not an hour), always-refresh more (91% at 500 × 3);
     // neither holds 95% with 30-second data refreshed by a 60-second tick.
     assert!(demand.fresh_hit_ratio < always.fresh_hit_ratio);
-    assert!(demand.fresh_hit_ratio > 0.85, "{}", demand.fresh_hit_ratio);
+    assert!(demand.fresh_hit_ratio > 0.8, "{}", demand.fresh_hit_ratio);
     assert_eq!(demand.misses, 0, "every key is cached before it is read");
     assert!(demand.p99_age_seconds > always.p99_age_seconds);
 }

@@ -1,11 +1,26 @@
 //! The stack's monitoring agrees with the code and the docs: every alarm
 //! notifies the alarm topic and links a runbook entry of docs/operations.md,
 //! every metric of the project's namespace that an alarm or the dashboard reads
-//! is one the code writes, the dashboard is valid JSON, and every function logs
-//! to a group of the stack with the retention parameter.
+//! is one the code writes, under a dimension set the code publishes it with,
+//! the dashboard is valid JSON, and every function logs to a group of the
+//! stack with the retention parameter.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    time::{Duration, SystemTime},
+};
 
+use drs_cache::{
+    domain::{CacheKey, DataType, RefreshErrorKind},
+    plan::{freshness::TypeFreshness, summary::RunSummary},
+    ports::RefreshReason,
+    read::metrics::{ReadOutcome, ReadResult, emf_batch, emf_line},
+    refresh::{
+        metrics::{change_events_line, emf_groups, event_lag_line},
+        summary::{FailureKind, FailureSummary, KeySummary, Status},
+    },
+    workflow::{BatchResult, Counts, SummarizeInput},
+};
 use serde_json::Value as Json;
 
 use crate::support::cfn::{intrinsic, resources_of};
@@ -125,6 +140,168 @@ fn every_alarm_notifies_the_alarm_topic_and_links_a_runbook_entry() {
             "{id}: docs/operations.md has no heading #{anchor}"
         );
     }
+}
+
+/// A metric as CloudWatch keeps it: its name and its dimension names, sorted.
+type Published = (String, Vec<String>);
+
+/// Every (metric, dimension set) the code's EMF documents publish, from real
+/// documents of each writer: a read (with an age) and a batch of reads, a
+/// batch's refreshes (one failed), an event's lag and a write's change events,
+/// a run's summary, a tick's freshness.
+fn published() -> BTreeSet<Published> {
+    let at = SystemTime::now();
+    let key = CacheKey::parse("ec2-subnets#us-east-1#111122223333").unwrap();
+    let read = ReadOutcome {
+        data_type: DataType::Ec2Subnets,
+        result: ReadResult::StoreHit { stale: true },
+        data_age: Some(90),
+        latency: Duration::from_millis(3),
+    };
+    let refreshed = KeySummary {
+        cache_key: key.clone(),
+        status: Status::Refreshed,
+        changed: true,
+        items: 3,
+        bytes: 900,
+        pages: 1,
+        duration_ms: 420,
+        error: None,
+        event_to_cache_ms: Some(1_500),
+        events_published: 1,
+        events_failed: 0,
+    };
+    let failed = KeySummary {
+        status: Status::Failed,
+        error: Some(FailureSummary::new(
+            FailureKind::Upstream(RefreshErrorKind::Throttled),
+            "slow down",
+        )),
+        ..refreshed.clone()
+    };
+    let summary = RunSummary::of(SummarizeInput {
+        reason: RefreshReason::Schedule,
+        results: vec![Some(BatchResult::Counts(Counts::default()))],
+    });
+    let freshness = TypeFreshness {
+        data_type: DataType::Ec2Subnets.as_str(),
+        configured_keys: 1,
+        missing_keys: 0,
+        overdue_keys: 0,
+        worst_age_ratio: 0.5,
+    };
+    let mut documents = vec![emf_line(&read, at), emf_batch(&[read], at)];
+    documents.extend(emf_groups(
+        RefreshReason::Schedule,
+        &[refreshed.clone(), failed],
+        at,
+    ));
+    documents.extend(event_lag_line(&refreshed, at));
+    documents.extend(change_events_line(&refreshed, at));
+    documents.push(summary.emf_line(at));
+    documents.push(freshness.emf_line(at));
+    let mut published = BTreeSet::new();
+    for document in documents {
+        let doc: Json = serde_json::from_slice(&document).unwrap();
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], NAMESPACE);
+            for dimensions in directive["Dimensions"].as_array().unwrap() {
+                let mut dimensions: Vec<String> = dimensions
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap().to_owned())
+                    .collect();
+                dimensions.sort();
+                for metric in directive["Metrics"].as_array().unwrap() {
+                    let name = metric["Name"].as_str().unwrap().to_owned();
+                    published.insert((name, dimensions.clone()));
+                }
+            }
+        }
+    }
+    published
+}
+
+/// The (metric, dimension set) pairs `text` reads: `FUNC(Name) FROM
+/// SCHEMA("ns", A, B)` queries and `SEARCH('{ns,A} MetricName="Name"')`
+/// searches (the dashboard's `${Ns}` standing for the namespace).
+fn read_in(text: &str) -> BTreeSet<Published> {
+    let text = text.replace("${Ns}", NAMESPACE).replace("\\\"", "\"");
+    let mut read = BTreeSet::new();
+    for (at, _) in text.match_indices("SELECT ") {
+        let query = &text[at..];
+        let open = query.find('(').unwrap();
+        let name = &query[open + 1..open + query[open..].find(')').unwrap()];
+        let schema = &query[query.find("SCHEMA(").unwrap() + "SCHEMA(".len()..];
+        let schema = &schema[..schema.find(')').unwrap()];
+        let mut dimensions: Vec<String> = schema
+            .split(',')
+            .skip(1)
+            .map(|d| d.trim().to_owned())
+            .collect();
+        dimensions.sort();
+        read.insert((name.to_owned(), dimensions));
+    }
+    for (at, _) in text.match_indices("SEARCH('{") {
+        let search = &text[at + "SEARCH('{".len()..];
+        let braces = &search[..search.find('}').unwrap()];
+        let mut dimensions: Vec<String> = braces
+            .split(',')
+            .skip(1)
+            .map(|d| d.trim().to_owned())
+            .collect();
+        dimensions.sort();
+        let named = &search[search.find("MetricName=\"").unwrap() + "MetricName=\"".len()..];
+        read.insert((named[..named.find('"').unwrap()].to_owned(), dimensions));
+    }
+    read
+}
+
+#[test]
+fn alarms_and_the_dashboard_read_each_metric_under_a_dimension_set_the_code_publishes() {
+    let template = template();
+    let published = published();
+    let mut read = BTreeSet::new();
+    for (_, alarm) in properties_of(&template, "AWS::CloudWatch::Alarm") {
+        if alarm["Namespace"].as_str() == Some(NAMESPACE) {
+            let mut dimensions: Vec<String> = alarm["Dimensions"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|d| d["Name"].as_str().unwrap().to_owned())
+                .collect();
+            dimensions.sort();
+            read.insert((alarm["MetricName"].as_str().unwrap().to_owned(), dimensions));
+        }
+        for query in alarm["Metrics"].as_sequence().into_iter().flatten() {
+            if let Some(expression) = query["Expression"].as_str() {
+                read.extend(read_in(expression));
+            }
+        }
+    }
+    let dashboard = &properties_of(&template, "AWS::CloudWatch::Dashboard")[0].1;
+    let (_, sub) = intrinsic(&dashboard["DashboardBody"]).unwrap();
+    read.extend(read_in(sub[0].as_str().unwrap()));
+    // The totals the hit-rate alarm and the tier widgets read, and the
+    // refresh outcomes the failure alarms read.
+    for expected in [
+        ("CacheHit", vec![]),
+        ("MemoryHit", vec![]),
+        ("RefreshCount", vec!["DataType", "Outcome"]),
+        ("WorstAgeRatio", vec!["DataType"]),
+    ] {
+        let expected = (
+            expected.0.to_owned(),
+            expected.1.into_iter().map(str::to_owned).collect(),
+        );
+        assert!(read.contains(&expected), "{expected:?} is not read");
+    }
+    let unpublished: Vec<&Published> = read.difference(&published).collect();
+    assert!(
+        unpublished.is_empty(),
+        "read under a dimension set never published: {unpublished:?}"
+    );
 }
 
 #[test]
