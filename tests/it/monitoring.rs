@@ -206,13 +206,13 @@ fn published() -> BTreeSet<Published> {
         for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
             assert_eq!(directive["Namespace"], NAMESPACE);
             for dimensions in directive["Dimensions"].as_array().unwrap() {
-                let mut dimensions: Vec<String> = dimensions
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_str().unwrap().to_owned())
-                    .collect();
-                dimensions.sort();
+                let dimensions = dimension_set(
+                    dimensions
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_str().unwrap()),
+                );
                 for metric in directive["Metrics"].as_array().unwrap() {
                     let name = metric["Name"].as_str().unwrap().to_owned();
                     published.insert((name, dimensions.clone()));
@@ -221,6 +221,13 @@ fn published() -> BTreeSet<Published> {
         }
     }
     published
+}
+
+/// A dimension set as compared here: the names trimmed, in order.
+fn dimension_set<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut set: Vec<String> = names.into_iter().map(|d| d.trim().to_owned()).collect();
+    set.sort();
+    set
 }
 
 /// The (metric, dimension set) pairs `text` reads: `FUNC(Name) FROM
@@ -235,23 +242,13 @@ fn read_in(text: &str) -> BTreeSet<Published> {
         let name = &query[open + 1..open + query[open..].find(')').unwrap()];
         let schema = &query[query.find("SCHEMA(").unwrap() + "SCHEMA(".len()..];
         let schema = &schema[..schema.find(')').unwrap()];
-        let mut dimensions: Vec<String> = schema
-            .split(',')
-            .skip(1)
-            .map(|d| d.trim().to_owned())
-            .collect();
-        dimensions.sort();
+        let dimensions = dimension_set(schema.split(',').skip(1));
         read.insert((name.to_owned(), dimensions));
     }
     for (at, _) in text.match_indices("SEARCH('{") {
         let search = &text[at + "SEARCH('{".len()..];
         let braces = &search[..search.find('}').unwrap()];
-        let mut dimensions: Vec<String> = braces
-            .split(',')
-            .skip(1)
-            .map(|d| d.trim().to_owned())
-            .collect();
-        dimensions.sort();
+        let dimensions = dimension_set(braces.split(',').skip(1));
         let named = &search[search.find("MetricName=\"").unwrap() + "MetricName=\"".len()..];
         read.insert((named[..named.find('"').unwrap()].to_owned(), dimensions));
     }
@@ -265,13 +262,13 @@ fn alarms_and_the_dashboard_read_each_metric_under_a_dimension_set_the_code_publ
     let mut read = BTreeSet::new();
     for (_, alarm) in properties_of(&template, "AWS::CloudWatch::Alarm") {
         if alarm["Namespace"].as_str() == Some(NAMESPACE) {
-            let mut dimensions: Vec<String> = alarm["Dimensions"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-                .map(|d| d["Name"].as_str().unwrap().to_owned())
-                .collect();
-            dimensions.sort();
+            let dimensions = dimension_set(
+                alarm["Dimensions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d["Name"].as_str().unwrap()),
+            );
             read.insert((alarm["MetricName"].as_str().unwrap().to_owned(), dimensions));
         }
         for query in alarm["Metrics"].as_sequence().into_iter().flatten() {

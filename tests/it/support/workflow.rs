@@ -903,6 +903,25 @@ impl StandInTurn {
     }
 }
 
+/// A state machine of `definition` on moto, under a unique name from `name`.
+async fn create_machine(
+    sfn: &aws_sdk_sfn::Client,
+    name: &str,
+    definition: String,
+    kind: StateMachineType,
+) -> String {
+    sfn.create_state_machine()
+        .name(moto::unique_name(name))
+        .definition(definition)
+        .role_arn(format!("arn:aws:iam::{HOME}:role/drs-cache-refresh"))
+        .r#type(kind)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto accepts the {name} definition: {e:?}"))
+        .state_machine_arn()
+        .to_owned()
+}
+
 impl Rig {
     /// moto's own endpoint, where the state machine and the table are.
     pub fn moto_endpoint(&self) -> &str {
@@ -987,33 +1006,19 @@ impl Rig {
         let concurrency = options.map_concurrency.to_string();
         let definition =
             deployed_definition(&substitutions(&[("RefreshMaxConcurrency", &concurrency)]));
-        let machine = sfn
-            .create_state_machine()
-            .name(moto::unique_name("refresh"))
-            .definition(definition)
-            .role_arn(format!("arn:aws:iam::{HOME}:role/drs-cache-refresh"))
-            .r#type(StateMachineType::Standard)
-            .send()
-            .await
-            .expect("moto accepts the definition")
-            .state_machine_arn()
-            .to_owned();
+        let machine = create_machine(&sfn, "refresh", definition, StateMachineType::Standard).await;
         // moto runs an EXPRESS machine's executions as STANDARD ones, with a
         // history the tests can read.
-        let targets_machine = sfn
-            .create_state_machine()
-            .name(moto::unique_name("refresh-targets"))
-            .definition(deployed_targets_definition(&targets_substitutions(&[(
+        let targets_machine = create_machine(
+            &sfn,
+            "refresh-targets",
+            deployed_targets_definition(&targets_substitutions(&[(
                 "RefreshMaxConcurrency",
                 &concurrency,
-            )])))
-            .role_arn(format!("arn:aws:iam::{HOME}:role/drs-cache-refresh"))
-            .r#type(StateMachineType::Express)
-            .send()
-            .await
-            .expect("moto accepts the targets definition")
-            .state_machine_arn()
-            .to_owned();
+            )])),
+            StateMachineType::Express,
+        )
+        .await;
         // Follow-up runs start on the targets machine, as the deployed
         // refresher's do.
         let refresher = Arc::new(RefresherFunction {
